@@ -1,0 +1,1 @@
+"""Switchboard's process: configuration, storage, the runtime, the scheduler and the CLI."""

@@ -1,0 +1,75 @@
+"""Configuration: one pydantic-settings class, built once at start and passed down."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import BadInput
+from engine.activities.base import LlmSettings
+
+PREFIX = "SWITCHBOARD_"
+
+
+class Settings(BaseSettings):
+    """Every setting, read from the environment (standard names where the ecosystem has them)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./switchboard.db",
+        validation_alias=AliasChoices("DATABASE_URL", "SWITCHBOARD_DATABASE_URL"),
+    )
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "SWITCHBOARD_REDIS_URL"))
+    workflows_dir: Path = Path("./workflows")
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = 60.0
+    max_parallel_steps: int = Field(default=64, ge=1, le=10_000)
+    lease_seconds: float = Field(default=30.0, ge=2.0)
+    poll_interval: float = Field(default=1.0, gt=0.0)
+    kill_grace: float = Field(default=5.0, ge=0.0)
+    timer_horizon: float = Field(default=300.0, ge=5.0)
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, validation_alias=AliasChoices("PORT", "SWITCHBOARD_PORT"))
+
+    def llm(self) -> LlmSettings | None:
+        """The LLM connection, or None when no API key is set."""
+        if self.openai_api_key is None:
+            return None
+        return LlmSettings(
+            api_key=self.openai_api_key.get_secret_value(),
+            base_url=self.openai_base_url,
+            model=self.llm_model,
+            timeout=self.llm_timeout,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def known_names() -> set[str]:
+    """Every SWITCHBOARD_* variable Settings reads."""
+    return {PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment, refusing misspelt SWITCHBOARD_* variables."""
+    known = known_names()
+    for name in sorted(os.environ):
+        if name.startswith(PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else f"; valid settings: {', '.join(sorted(known))}"
+            raise BadInput(f"unknown setting {name}{hint}")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise BadInput(f"invalid configuration: {problems}") from None

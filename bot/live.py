@@ -1,0 +1,59 @@
+"""A run loaded in this process: its core, its activity tasks and the signals waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from engine.core import Core
+from engine.signals import Decision, Signal
+
+
+@dataclass
+class LiveRun:
+    """One run this process holds the lease on; signals are applied one batch at a time."""
+
+    core: Core
+    digest: str
+    seq: int  # the last event sequence number stored
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    cancelling: set[str] = field(default_factory=set)
+    signals: list[Signal] = field(default_factory=list)
+    mail: bool = True  # the inbox may hold signals for this run
+    inbox_seen: int = 0
+    consumed: list[int] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    driver: asyncio.Task[None] | None = None
+    lost: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.core.state.run_id
+
+    def push(self, signal: Signal) -> None:
+        """Queue a signal from this process (an activity's result, a resume)."""
+        self.signals.append(signal)
+        self.wake.set()
+
+    def poke(self) -> None:
+        """Tell the run to read its inbox."""
+        self.mail = True
+        self.wake.set()
+
+    def take(self) -> list[Signal]:
+        """Every queued signal, in arrival order."""
+        taken, self.signals = self.signals, []
+        return taken
+
+    @property
+    def parked(self) -> bool:
+        """Nothing is running and nothing is queued: the run waits on a timer, an approval or a child."""
+        return not self.tasks and not self.signals and not self.mail
+
+
+def merge(into: Decision, more: Decision) -> None:
+    """Fold a later decision into an earlier one (a wave stored in one commit)."""
+    into.events.extend(more.events)
+    into.effects.extend(more.effects)
+    into.dirty |= more.dirty
+    into.run_changed = into.run_changed or more.run_changed

@@ -1,0 +1,102 @@
+"""The database connection: SQLite (WAL, synchronous=NORMAL) by default, PostgreSQL via asyncpg."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.errors import BadInput, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for ``url``; SQLite gets WAL, synchronous=NORMAL and immediate write locks."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise BadInput(f"DATABASE_URL {url!r} is not a database URL, e.g. sqlite+aiosqlite:///./switchboard.db") from None
+    driver = parsed.drivername
+    if driver in ("sqlite", "sqlite+pysqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif driver in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername == "sqlite+aiosqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(parsed, connect_args={"timeout": 30}, json_serializer=_dumps)
+        _sqlite_pragmas(engine)
+        return engine
+    if parsed.drivername != "postgresql+asyncpg":
+        raise BadInput(f"DATABASE_URL uses {driver!r}; Switchboard supports sqlite+aiosqlite and postgresql+asyncpg")
+    return create_async_engine(parsed, pool_size=pool_size, max_overflow=pool_size, json_serializer=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    # Results may hold values JSON has no type for (datetimes, decimals); store their text.
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # WAL + NORMAL survives kill -9 (only power loss can drop the last commits).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+        # another process wrote meanwhile; taking the write lock up front lets busy_timeout wait.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply Alembic migrations up to head (a quick version check skips Alembic when current)."""
+    from bot.migrations.versions import HEAD
+
+    try:
+        async with engine.connect() as conn:
+            if await _current_revision(conn) == HEAD:
+                return
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+    except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise UpstreamUnavailable(f"cannot reach the database at {_safe(engine)}: {exc}") from None
+
+
+async def _current_revision(conn: AsyncConnection) -> str | None:
+    try:
+        result = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+    except sa.exc.DBAPIError:
+        await conn.rollback()
+        return None
+    row = result.first()
+    return row[0] if row else None
+
+
+def _upgrade(sync_conn: sa.Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = sync_conn
+    log.info("applying database migrations")
+    command.upgrade(cfg, "head")
+
+
+def _safe(engine: AsyncEngine) -> str:
+    return engine.url.render_as_string(hide_password=True)

@@ -1,0 +1,1 @@
+"""Activities: the step kinds that touch the world (processes, HTTP, Python actions, LLMs)."""

@@ -1,0 +1,59 @@
+"""What every activity receives and how it reports failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from engine.spec import ErrorKind
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    """How to reach an OpenAI-compatible server; None in ActivityContext means no LLM is configured."""
+
+    api_key: str
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    timeout: float = 60.0
+    max_retries: int = 2
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One attempt of one step (or one fan-out item), with every expression already rendered."""
+
+    run_id: str
+    step_key: str  # "build", or "shard[3]" for a fan-out item
+    step_id: str
+    attempt: int
+    idempotency_key: str  # the same on every attempt of this step key in this run
+    kind: str
+    params: dict[str, Any]
+    inputs: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+
+
+@dataclass
+class ActivityContext:
+    """Shared resources for activities, owned by the runtime."""
+
+    workflows_dir: Path = Path("workflows")
+    llm: LlmSettings | None = None
+    http_session: aiohttp.ClientSession | None = None
+    kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL
+    output_cap: int = 64 * 1024  # bytes kept of stdout and of stderr (the tail)
+
+
+class StepFailure(Exception):
+    """A step attempt that failed; ``kind`` decides whether a retry policy applies."""
+
+    def __init__(self, kind: ErrorKind, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.result = result or {}

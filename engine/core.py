@@ -1,0 +1,597 @@
+"""The decision core: ``Core(state).advance(signal, now)`` returns what to store and what to do.
+
+No I/O and no clock: the time comes in as ``now`` and every effect goes out as data, so a run can be
+replayed, tested and resumed from its stored state alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from engine.expressions import ExpressionError, render, truthy
+from engine.params import render_params, wait_until
+from engine.rules import mask, retry_delay, should_retry, trigger_allows
+from engine.saga import Saga
+from engine.signals import (
+    ApprovalDecided,
+    Cancel,
+    CancelStep,
+    Decision,
+    Event,
+    Notify,
+    RequestApproval,
+    Resume,
+    Rollback,
+    SetTimer,
+    Signal,
+    Start,
+    StartStep,
+    StepCompleted,
+    StepFailed,
+    TimerFired,
+)
+from engine.spec import MAX_EVENTS_PER_RUN, MAX_FANOUT, MAX_OUTPUT_BYTES, Step
+from engine.state import RunState, RunStatus, StepState, StepStatus
+
+ACTIVITY_KINDS = frozenset({"run", "http", "action", "llm"})
+PREVIEW_BYTES = 4096
+
+
+class Core:
+    """Decides what one run does next; it owns the run's state while the run is loaded."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self.spec = state.workflow
+        self.dependents: dict[str, list[str]] = {sid: [] for sid in self.spec.steps}
+        for sid, step in self.spec.steps.items():
+            for need in step.needs:
+                self.dependents[need].append(sid)
+        self.queue: deque[str] = deque()  # activity keys ready to start, waiting for a slot
+        self.running: set[str] = set()
+        self.view: dict[str, dict[str, Any]] = {}
+        for sid in self.spec.steps:
+            self._refresh_view(sid)
+        self.saga = Saga(self)
+        self.event_count = 0
+        self._d = Decision()
+        self._now = 0.0
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def advance(self, signal: Signal, now: float) -> Decision:
+        """Apply one signal; return the events, changed steps and effects it causes."""
+        self._d, self._now = Decision(), now
+        match signal:
+            case Start():
+                self._start()
+            case Resume():
+                self._resume()
+            case StepCompleted(compensation=True) | StepFailed(compensation=True):
+                self.saga.finished(signal)
+            case StepCompleted():
+                self._completed(signal)
+            case StepFailed():
+                self._failed(signal)
+            case TimerFired():
+                self._timer(signal)
+            case ApprovalDecided():
+                self._approval(signal)
+            case Cancel():
+                self._cancel(signal.by, signal.reason)
+            case Rollback():
+                self.saga.rollback(signal)
+        self._pump()
+        self._settle()
+        return self._d
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        st = self.state
+        st.status = RunStatus.RUNNING
+        self._d.run_changed = True
+        self.emit("run_started", None, workflow=self.spec.name, inputs=st.inputs, started_by=st.started_by)
+        if self.spec.timeout:
+            self._d.effects.append(SetTimer("", "run_timeout", self._now + self.spec.timeout))
+        self._schedule(list(self.spec.steps))
+
+    def _resume(self) -> None:
+        st = self.state
+        self.emit("run_resumed", None, status=str(st.status))
+        for key, step in list(st.steps.items()):
+            if step.status == StepStatus.RUNNING and step.items is None:
+                # At-least-once: a step in flight when the process died runs again, same idempotency key.
+                self.emit("step_interrupted", key, attempt=step.attempt)
+                step.status = StepStatus.PENDING
+                self.queue.append(key)
+            elif step.status == StepStatus.PENDING and "[" in key:
+                self.queue.append(key)
+            elif step.status == StepStatus.WAITING and step.waiting_on == "child":
+                # The child may not exist yet if the process died right after this step started.
+                params = render_params(self.spec.steps[step.step_id], self.context(step))
+                self._d.effects.append(StartStep(key, step.step_id, "workflow", step.attempt, params))
+        if st.status == RunStatus.COMPENSATING:
+            self.saga.resume()
+            return
+        if st.cancel_requested:
+            self._cancel("resume", "")
+        self._schedule(list(self.spec.steps))
+
+    def _completed(self, sig: StepCompleted) -> None:
+        step = self.state.steps.get(sig.key)
+        if step is None or step.status != StepStatus.RUNNING or step.attempt != sig.attempt:
+            return  # a stale report from an attempt that was already settled
+        self.running.discard(sig.key)
+        spec = self.spec.steps[step.step_id]
+        try:
+            outputs = self._outputs(spec, step, sig.result)
+        except ValueError as exc:
+            self._fail(step, "expression", str(exc), sig.result)
+            return
+        self._succeed(step, outputs)
+
+    def _failed(self, sig: StepFailed) -> None:
+        step = self.state.steps.get(sig.key)
+        if (
+            step is None
+            or step.attempt != sig.attempt
+            or step.status
+            not in (
+                StepStatus.RUNNING,
+                StepStatus.WAITING,
+            )
+        ):
+            return
+        self.running.discard(sig.key)
+        spec = self.spec.steps[step.step_id]
+        stopping = self.state.cancel_requested or self.state.failed_step is not None
+        if not stopping and should_retry(spec.retry, step.attempt, sig.kind):
+            assert spec.retry is not None
+            delay = retry_delay(spec.retry, step.attempt)
+            step.status, step.waiting_on, step.wake_at = StepStatus.WAITING, "retry", self._now + delay
+            step.error, step.error_kind = sig.message, sig.kind
+            self._d.dirty.add(step.key)
+            self._d.effects.append(SetTimer(step.key, "retry", step.wake_at))
+            self.emit("step_retrying", step.key, attempt=step.attempt, error=sig.message, delay=delay)
+            return
+        if sig.kind == "cancelled":
+            self._finish(step, StepStatus.CANCELLED, error=sig.message or "cancelled")
+            self.emit("step_cancelled", step.key, attempt=step.attempt)
+            self._after(step)
+            return
+        self._fail(step, sig.kind, sig.message, sig.result)
+
+    def _timer(self, sig: TimerFired) -> None:
+        if sig.kind == "run_timeout":
+            if not self.state.status.finished and self.state.status != RunStatus.COMPENSATING:
+                limit = self.spec.timeout or 0
+                self._stop_on_failure("", f"the run timed out after {limit:g}s (workflow timeout)")
+                self._cancel_running("run timed out")
+            return
+        step = self.state.steps.get(sig.key)
+        if step is None or step.status != StepStatus.WAITING or step.waiting_on != sig.kind:
+            return  # the timer outlived what it was for
+        step.waiting_on, step.wake_at = None, None
+        if sig.kind == "wait":
+            self._succeed(step, {"waited_until": self._now})
+        else:
+            step.status = StepStatus.PENDING
+            self._d.dirty.add(step.key)
+            self.queue.append(step.key)
+
+    def _approval(self, sig: ApprovalDecided) -> None:
+        step = self.state.steps.get(sig.key)
+        if step is None or step.status != StepStatus.WAITING or step.waiting_on != "approval":
+            return
+        step.waiting_on = None
+        outputs = {"decision": sig.outcome, **sig.outputs}
+        self.emit("approval_decided", step.key, outcome=sig.outcome, reason=sig.reason)
+        if sig.outcome == "approved":
+            self._succeed(step, outputs)
+        elif sig.outcome == "cancel":
+            step.outputs = outputs
+            self._finish(step, StepStatus.CANCELLED, error=sig.reason or "approval timed out")
+            self._cancel("approval", sig.reason or "the approval timed out")
+        else:
+            self._fail(step, "approval", sig.reason or "the approval was rejected", {}, outputs=outputs)
+
+    def _cancel(self, by: str, reason: str) -> None:
+        st = self.state
+        if st.status.finished:
+            return
+        if not st.cancel_requested:
+            st.cancel_requested = True
+            self._d.run_changed = True
+            self.emit("run_cancel_requested", None, by=by, reason=reason)
+        self._cancel_running(reason or f"cancelled by {by}")
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    def _schedule(self, candidates: list[str]) -> None:
+        """Start or skip every candidate whose needs have all finished, and follow the skips."""
+        work = deque(candidates)
+        while work:
+            sid = work.popleft()
+            step = self.state.step(sid)
+            if step.status != StepStatus.PENDING or sid in self.queue:
+                continue
+            spec = self.spec.steps[sid]
+            needs = [self.state.step(n) for n in spec.needs]
+            if any(not n.status.finished for n in needs):
+                continue
+            reason = self._skip_reason(spec, needs)
+            if reason is None:
+                reason = self._begin(step, spec)
+            if reason is not None:
+                self._finish(step, StepStatus.SKIPPED, error=reason)
+                self.emit("step_skipped", sid, reason=reason)
+                work.extend(self.dependents[sid])
+
+    def _skip_reason(self, spec: Step, needs: list[StepState]) -> str | None:
+        st = self.state
+        if st.cancel_requested:
+            return "the run was cancelled"
+        if st.failed_step is not None and spec.trigger not in ("all_done", "one_failed"):
+            return f"the run failed at step '{st.failed_step}'" if st.failed_step else st.error
+        if not trigger_allows(spec.trigger, needs):
+            return f"trigger '{spec.trigger}' not met by {', '.join(n.key for n in needs)}"
+        if spec.if_ is not None:
+            try:
+                if not truthy(render(spec.if_, self.context())):
+                    return "its 'if' condition was false"
+            except ExpressionError as exc:
+                return f"its 'if' condition could not be evaluated: {exc}"
+        return None
+
+    def _begin(self, step: StepState, spec: Step) -> str | None:
+        """Start a ready step by kind; a returned text means the step was skipped instead."""
+        if spec.for_each is not None and step.index is None:
+            return self._fan_out(step, spec)
+        kind = spec.kind
+        if kind in ACTIVITY_KINDS:
+            self.queue.append(step.key)
+            return None
+        ctx = self.context(step)
+        try:
+            if kind == "notify":
+                params = render_params(spec, ctx)
+                self._start_record(step)
+                self._d.effects.append(Notify(step.key, params["text"], params["channel"]))
+                self.emit("notification", step.key, text=params["text"], channel=params["channel"])
+                self._succeed(step, {"text": params["text"]})
+            elif kind == "wait":
+                assert spec.wait is not None
+                due = (
+                    self._now + spec.wait.duration
+                    if spec.wait.duration is not None
+                    else wait_until(render(spec.wait.until, ctx), self._now)
+                )
+                self._start_record(step)
+                if due <= self._now:
+                    self._succeed(step, {"waited_until": self._now})
+                else:
+                    self._wait(step, "wait", due)
+            elif kind == "approval":
+                self._request_approval(step, spec, ctx)
+            elif kind == "workflow":
+                params = render_params(spec, ctx)
+                self._start_record(step)
+                step.status, step.waiting_on = StepStatus.WAITING, "child"
+                self._d.effects.append(StartStep(step.key, step.step_id, "workflow", step.attempt, params))
+        except (ExpressionError, ValueError) as exc:
+            self._start_record(step)
+            self._fail(step, "expression", str(exc), {})
+        return None
+
+    def _fan_out(self, step: StepState, spec: Step) -> str | None:
+        self._start_record(step)
+        try:
+            items = render(spec.for_each, self.context(step))
+            if not isinstance(items, list):
+                raise ValueError(f"'for_each' must give a list, got {type(items).__name__}: {items!r:.80}")
+            if len(items) > MAX_FANOUT:
+                raise ValueError(f"'for_each' gave {len(items)} items; the limit is {MAX_FANOUT}")
+        except (ExpressionError, ValueError) as exc:
+            self._fail(step, "expression", str(exc), {})
+            return None
+        step.items = items
+        self.emit("fan_out", step.key, count=len(items))
+        if not items:
+            self._succeed(step, {"items": []})
+        for i in range(len(items)):
+            self.queue.append(f"{step.key}[{i}]")
+            self.state.step(f"{step.key}[{i}]")
+        return None
+
+    def _pump(self) -> None:
+        """Start queued activities while the run has free slots."""
+        limit = self.spec.concurrency
+        while self.queue and len(self.running) < limit:
+            key = self.queue.popleft()
+            step = self.state.step(key)
+            if step.status != StepStatus.PENDING:
+                continue
+            if self.state.cancel_requested or (self.state.failed_step is not None and step.index is not None):
+                self._finish(step, StepStatus.CANCELLED, error="not started: the run is stopping")
+                self._item_done(step)
+                continue
+            spec = self.spec.steps[step.step_id]
+            try:
+                params = render_params(spec, self.context(step))
+            except (ExpressionError, ValueError) as exc:
+                self._start_record(step)
+                self._fail(step, "expression", str(exc), {})
+                continue
+            if spec.kind == "action" and step.index is not None:
+                params["item"], params["index"] = self._item(step), step.index
+            self._start_record(step)
+            self.running.add(key)
+            timeout = spec.timeout or (spec.http.timeout if spec.http else None)
+            self._d.effects.append(StartStep(key, step.step_id, spec.kind, step.attempt, params, timeout))
+
+    def _settle(self) -> None:
+        """Work out the run's status once the signal's consequences are applied."""
+        st = self.state
+        if st.status.finished or self.saga.active:
+            return
+        if self.running or self.queue:
+            new = RunStatus.RUNNING
+        elif any(s.status == StepStatus.WAITING for s in st.steps.values()):
+            new = RunStatus.WAITING
+        else:
+            self._finish_run()
+            return
+        if new != st.status:
+            st.status = new
+            self._d.run_changed = True
+
+    def _finish_run(self) -> None:
+        st = self.state
+        if st.cancel_requested and st.failed_step is None:
+            self.end_run(RunStatus.CANCELLED)
+        elif st.failed_step is not None:
+            if self.spec.on_failure == "compensate" and self.saga.begin(None):
+                return
+            self.end_run(RunStatus.FAILED)
+        else:
+            try:
+                st.outputs = self._workflow_outputs()
+            except ValueError as exc:
+                st.error = str(exc)
+                self.end_run(RunStatus.FAILED)
+                return
+            self.end_run(RunStatus.SUCCEEDED)
+
+    def end_run(self, status: RunStatus) -> None:
+        """Record the run's final status and its closing event."""
+        st = self.state
+        st.status = status
+        self._d.run_changed = True
+        self.emit("run_finished", None, status=str(status), error=st.error, outputs=st.outputs)
+
+    # -- step outcomes -----------------------------------------------------------------------
+
+    def _succeed(self, step: StepState, outputs: Any) -> None:
+        size = len(json.dumps(outputs, default=str))
+        if size > MAX_OUTPUT_BYTES:
+            self._fail(
+                step,
+                "outputs",
+                f"the outputs of step '{step.key}' are {size:,} bytes; the limit is {MAX_OUTPUT_BYTES:,}. "
+                "Return less, or write the data to a file and pass its path",
+                {},
+            )
+            return
+        step.outputs = mask(outputs, self.state.secrets.values())
+        self._finish(step, StepStatus.SUCCEEDED)
+        self.emit(
+            "step_succeeded",
+            step.key,
+            attempt=step.attempt,
+            duration=self._duration(step),
+            outputs=_preview(step.outputs),
+        )
+        self._after(step)
+
+    def _fail(
+        self, step: StepState, kind: str, message: str, result: dict[str, Any], outputs: Any = None
+    ) -> None:
+        self.running.discard(step.key)
+        spec = self.spec.steps[step.step_id]
+        step.outputs = outputs
+        step.error_kind = kind
+        step.tolerated = spec.continue_on_error
+        self._finish(step, StepStatus.FAILED, error=message)
+        detail = {k: result[k] for k in ("exit_code", "status", "stderr") if k in result}
+        self.emit(
+            "step_failed",
+            step.key,
+            attempt=step.attempt,
+            kind=kind,
+            error=message,
+            duration=self._duration(step),
+            tolerated=step.tolerated,
+            **detail,
+        )
+        if not step.tolerated and step.index is None:
+            self._stop_on_failure(step.key, f"step '{step.key}' failed: {message}")
+        self._after(step)
+
+    def _after(self, step: StepState) -> None:
+        if step.index is not None:
+            self._item_done(step)
+        else:
+            self._schedule(self.dependents[step.step_id])
+
+    def _item_done(self, item: StepState) -> None:
+        parent = self.state.step(item.step_id)
+        if item.status == StepStatus.FAILED and not item.tolerated and parent.error is None:
+            parent.error = f"item {item.index} failed: {item.error}"
+            self._d.dirty.add(parent.key)
+        keys = self.state.item_keys(item.step_id)
+        if parent.status.finished or any(not self.state.step(k).status.finished for k in keys):
+            return
+        items = [self.state.step(k) for k in keys]
+        outputs = {"items": [i.outputs for i in items]}
+        if all(i.ok for i in items):
+            self._succeed(parent, outputs)
+        else:
+            self._fail(parent, "fan_out", parent.error or "an item did not finish", {}, outputs=outputs)
+
+    def _stop_on_failure(self, key: str, error: str) -> None:
+        st = self.state
+        if st.failed_step is None:
+            st.failed_step, st.error = key, error
+            self._d.run_changed = True
+        for step in st.steps.values():
+            if step.status == StepStatus.WAITING and step.waiting_on in ("retry", "wait", "approval"):
+                self._finish(step, StepStatus.CANCELLED, error="the run failed")
+                self.emit("step_cancelled", step.key, reason="the run failed")
+                self._after(step)
+
+    def _cancel_running(self, reason: str) -> None:
+        for key in sorted(self.running):
+            self._d.effects.append(CancelStep(key))
+        for step in list(self.state.steps.values()):
+            if step.status == StepStatus.WAITING:
+                if step.waiting_on == "child":
+                    self._d.effects.append(CancelStep(step.key))
+                    continue
+                self._finish(step, StepStatus.CANCELLED, error=reason)
+                self.emit("step_cancelled", step.key, reason=reason)
+                self._after(step)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _request_approval(self, step: StepState, spec: Step, ctx: dict[str, Any]) -> None:
+        assert spec.approval is not None
+        a = spec.approval
+        title = str(render(a.title, ctx))
+        effect = RequestApproval(
+            step.key,
+            title,
+            render(a.description, ctx),
+            {k: str(render(v, ctx)) for k, v in a.context.items()},
+            list(a.approvers),
+            a.required,
+            a.allow_self_approval,
+            a.timeout,
+            a.on_timeout,
+        )
+        self._start_record(step)
+        step.status, step.waiting_on = StepStatus.WAITING, "approval"
+        self._d.effects.append(effect)
+        self.emit("approval_requested", step.key, title=title, approvers=a.approvers, required=a.required)
+
+    def _wait(self, step: StepState, kind: str, due: float) -> None:
+        step.status, step.waiting_on, step.wake_at = StepStatus.WAITING, kind, due
+        self._d.dirty.add(step.key)
+        self._d.effects.append(SetTimer(step.key, kind, due))
+        self.emit("step_waiting", step.key, until=due)
+
+    def _start_record(self, step: StepState) -> None:
+        step.attempt += 1
+        step.status, step.started_at, step.error = StepStatus.RUNNING, self._now, None
+        self._d.dirty.add(step.key)
+        self._refresh_view(step.step_id)
+        self.emit("step_started", step.key, attempt=step.attempt, kind=self.spec.steps[step.step_id].kind)
+
+    def _finish(self, step: StepState, status: StepStatus, error: str | None = None) -> None:
+        step.status, step.finished_at, step.waiting_on, step.wake_at = status, self._now, None, None
+        if error is not None:
+            step.error = mask(error, self.state.secrets.values())
+        self.state.finish_counter += 1
+        step.finish_seq = self.state.finish_counter
+        self._d.dirty.add(step.key)
+        if step.index is None:
+            self._refresh_view(step.step_id)
+
+    def _outputs(self, spec: Step, step: StepState, result: dict[str, Any]) -> Any:
+        if not spec.outputs:
+            return result
+        ctx = self.context(step)
+        ctx["result"] = result
+        return {name: render(expr, ctx) for name, expr in spec.outputs.items()}
+
+    def _workflow_outputs(self) -> dict[str, Any]:
+        if not self.spec.outputs:
+            return {sid: v["outputs"] for sid, v in self.view.items() if v["status"] == "succeeded"}
+        ctx = self.context()
+        return {
+            name: mask(render(expr, ctx), self.state.secrets.values())
+            for name, expr in self.spec.outputs.items()
+        }
+
+    def _item(self, step: StepState) -> Any:
+        parent = self.state.steps[step.step_id]
+        assert parent.items is not None and step.index is not None
+        return parent.items[step.index]
+
+    def _duration(self, step: StepState) -> float:
+        return round(self._now - (step.started_at or self._now), 6)
+
+    def _refresh_view(self, step_id: str) -> None:
+        step = self.state.steps.get(step_id)
+        self.view[step_id] = {
+            "status": str(step.status) if step else "pending",
+            "outputs": (step.outputs if step and step.outputs is not None else {}),
+        }
+
+    def outcome(self) -> str:
+        """The run's outcome so far, as ``run.status`` reads in expressions."""
+        st = self.state
+        if st.status.finished:
+            return str(st.status)
+        if st.failed_step is not None:
+            return "failed"
+        return "cancelled" if st.cancel_requested else "succeeded"
+
+    def context(self, step: StepState | None = None) -> dict[str, Any]:
+        """The names an expression can read while deciding ``step``."""
+        st = self.state
+        ctx: dict[str, Any] = {
+            "inputs": st.inputs,
+            "steps": self.view,
+            "secrets": st.secrets,
+            "run": {
+                "id": st.run_id,
+                "status": self.outcome(),
+                "workflow": self.spec.name,
+                "started_by": st.started_by,
+                "error": st.error,
+            },
+        }
+        if step is not None and step.index is not None:
+            ctx["item"], ctx["index"] = self._item(step), step.index
+        return ctx
+
+    def emit(self, type_: str, key: str | None, **data: Any) -> None:
+        """Append an event to the timeline, secrets masked."""
+        self.event_count += 1
+        if self.event_count == MAX_EVENTS_PER_RUN and not self.state.cancel_requested:
+            self._stop_on_failure(
+                "", f"the run wrote {MAX_EVENTS_PER_RUN:,} events, the limit; it was stopped"
+            )
+            self._cancel("limits", "too many events")
+        clean = {k: v for k, v in data.items() if v is not None}
+        self._d.events.append(Event(type_, key, mask(clean, self.state.secrets.values())))
+
+    @property
+    def decision(self) -> Decision:
+        """The decision being built by the current ``advance``."""
+        return self._d
+
+    @property
+    def now(self) -> float:
+        """The time of the signal being applied."""
+        return self._now
+
+
+def _preview(outputs: Any) -> Any:
+    text = json.dumps(outputs, default=str)
+    if len(text) <= PREVIEW_BYTES:
+        return outputs
+    return {"preview": text[:PREVIEW_BYTES] + "…", "bytes": len(text)}

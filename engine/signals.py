@@ -1,0 +1,130 @@
+"""What happens to a run (signals in) and what the core asks the runtime to do (effects out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Start:
+    """A new run begins."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A run is loaded after a restart or crash; steps found running are run again."""
+
+
+@dataclass(frozen=True)
+class StepCompleted:
+    key: str
+    attempt: int
+    result: dict[str, Any]
+    compensation: bool = False
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    key: str
+    attempt: int
+    kind: str  # timeout | command | http | connection | action | llm | cancelled | child
+    message: str
+    result: dict[str, Any] = field(default_factory=dict)
+    compensation: bool = False
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    key: str  # a step key, or "" for the run's own timeout
+    kind: str  # retry | wait | run_timeout
+
+
+@dataclass(frozen=True)
+class ApprovalDecided:
+    key: str
+    outcome: str  # approved | rejected | cancel
+    outputs: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    by: str
+    to: str | None = None
+
+
+Signal = Start | Resume | StepCompleted | StepFailed | TimerFired | ApprovalDecided | Cancel | Rollback
+
+
+@dataclass(frozen=True)
+class StartStep:
+    """Run one attempt of an activity (run, http, action, llm) or start a sub-workflow."""
+
+    key: str
+    step_id: str
+    kind: str
+    attempt: int
+    params: dict[str, Any]
+    timeout: float | None = None
+    compensation: bool = False
+
+
+@dataclass(frozen=True)
+class CancelStep:
+    key: str
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    key: str
+    kind: str
+    due_at: float
+
+
+@dataclass(frozen=True)
+class RequestApproval:
+    key: str
+    title: str
+    description: str | None
+    context: dict[str, str]
+    approvers: list[str]
+    required: int
+    allow_self_approval: bool
+    timeout: float | None
+    on_timeout: str
+
+
+@dataclass(frozen=True)
+class Notify:
+    key: str
+    text: str
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A line of the run's timeline."""
+
+    type: str
+    key: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Effect = StartStep | CancelStep | SetTimer | RequestApproval | Notify
+
+
+@dataclass
+class Decision:
+    """The outcome of one ``advance``: what to store, then what to do."""
+
+    events: list[Event] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)  # step keys whose state changed
+    run_changed: bool = False

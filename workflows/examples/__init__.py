@@ -1,0 +1,1 @@
+"""Python actions used by the example workflows."""
