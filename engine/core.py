@@ -122,7 +122,7 @@ class Core:
 
     def _completed(self, sig: StepCompleted) -> None:
         step = self.state.steps.get(sig.key)
-        if step is None or step.status != StepStatus.RUNNING or step.attempt != sig.attempt:
+        if step is None or step.attempt != sig.attempt or not _in_flight(step):
             return  # a stale report from an attempt that was already settled
         self.running.discard(sig.key)
         spec = self.spec.steps[step.step_id]
@@ -588,6 +588,10 @@ class Core:
     def now(self) -> float:
         """The time of the signal being applied."""
         return self._now
+
+
+def _in_flight(step: StepState) -> bool:
+    return step.status == StepStatus.RUNNING or (step.status == StepStatus.WAITING and step.waiting_on == "child")
 
 
 def _preview(outputs: Any) -> Any:

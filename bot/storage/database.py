@@ -37,7 +37,15 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         return engine
     if parsed.drivername != "postgresql+asyncpg":
         raise BadInput(f"DATABASE_URL uses {driver!r}; Switchboard supports sqlite+aiosqlite and postgresql+asyncpg")
-    return create_async_engine(parsed, pool_size=pool_size, max_overflow=pool_size, json_serializer=_dumps)
+    connect_args: dict[str, Any] = {}
+    schema = parsed.query.get("schema")
+    if isinstance(schema, str):
+        # ?schema=NAME keeps Switchboard's tables in their own schema of a shared database.
+        parsed = parsed.difference_update_query(["schema"])
+        connect_args["server_settings"] = {"search_path": schema}
+    return create_async_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size, json_serializer=_dumps, connect_args=connect_args
+    )
 
 
 def _dumps(value: Any) -> str:
