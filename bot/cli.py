@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = wf.add_parser("resume", help="continue unfinished runs after a crash or restart")
     p.add_argument("runs", nargs="*", help="run ids (or use --all)")
     p.add_argument("--all", action="store_true", help="every unfinished run")
+    p.add_argument("--no-wait", action="store_true",
+                   help="return once the runs only wait (for a timer or an approval) instead of following them")
     p.set_defaults(handler=commands.resume)
     p = wf.add_parser("status", help="show a run (or the latest runs)")
     p.add_argument("run", nargs="?", help="a run id or unique prefix")

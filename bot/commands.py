@@ -26,6 +26,7 @@ from engine.schema import json_schema
 
 log = logging.getLogger(__name__)
 SUCCESS = ("succeeded", "compensated")
+FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 
 
 async def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -113,23 +114,33 @@ async def run_workflow(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def resume(settings: Settings, args: argparse.Namespace) -> int:
-    """``workflow resume``: continue unfinished runs here, following each to its end or next wait."""
+    """``workflow resume``: continue unfinished runs here and follow each to its end, as ``run`` does."""
     if not args.all and not args.runs:
         raise BadInput("name the runs to resume, or pass --all")
+    settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
     async with open_runtime(settings, resume=args.all) as runtime:
+        await runtime.fire_due()
         if args.runs:
-            for run_id in args.runs:
-                row = await _row(runtime.store, run_id)
-                if row.status in ("succeeded", "failed", "cancelled", "compensated"):
+            rows = [await _row(runtime.store, run_id) for run_id in args.runs]
+            for row in rows:
+                if row.status in FINISHED:
                     raise Conflict(f"run {row.id} already {row.status}; nothing to resume")
-                if not await runtime._load(row.id):
+                if row.status != "waiting" and not await runtime.load(row.id):
                     raise Conflict(f"run {row.id} is being run by another live process ({row.lease_owner})")
-        ids = list(runtime.live)
+            ids = [row.id for row in rows]
+        else:
+            waiting = [r.id for r in await runtime.store.list_runs(limit=10_000, status="waiting")]
+            ids = list(dict.fromkeys([*runtime.live, *waiting]))
         if not ids:
             print("no unfinished runs to resume")
             return 0
         progress = Progress()
-        codes = await asyncio.gather(*(_follow(runtime, i, progress, stop_when_parked=True) for i in ids))
+        for run_id in ids:
+            if run_id not in runtime.live:
+                print(f"run {run_id} is waiting (a timer or an approval); following it")
+        codes = await asyncio.gather(
+            *(_follow(runtime, i, progress, stop_when_parked=args.no_wait) for i in ids)
+        )
         return max(codes)
 
 
@@ -176,7 +187,7 @@ async def cancel(settings: Settings, args: argparse.Namespace) -> int:
     """``workflow cancel``: stop a run wherever it is running."""
     async with open_runtime(settings, resume=False) as runtime:
         row = await _row(runtime.store, args.run)
-        if row.status in ("succeeded", "failed", "cancelled", "compensated"):
+        if row.status in FINISHED:
             raise Conflict(f"run {row.id} already {row.status}")
         await runtime.cancel(row.id, by=args.user)
         print(f"cancelling run {row.id}")

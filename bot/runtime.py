@@ -139,7 +139,7 @@ class Runtime:
         batch = Batch()
         self.store.new_run(batch, state, loaded.digest, now, self.owner, now + self.settings.lease_seconds)
         await self.store.journal.write(batch)
-        await self._load(run_id)
+        await self.load(run_id)
         return Started(run_id, loaded.digest)
 
     async def cancel(self, run_id: str, by: str, reason: str = "") -> None:
@@ -161,14 +161,14 @@ class Runtime:
         if live is not None:
             live.poke()
         elif not self._stopping:
-            await self._load(run_id)
+            await self.load(run_id)
 
     async def resume_all(self) -> list[str]:
         """Load every active run that no live process is working on."""
         dead = await self._dead_owners()
         resumed = []
         for run_id in await self.store.runs_to_resume(self.owner, self.clock(), dead):
-            if await self._load(run_id, dead):
+            if await self.load(run_id, dead):
                 resumed.append(run_id)
         return resumed
 
@@ -184,7 +184,8 @@ class Runtime:
 
     # -- loading ---------------------------------------------------------------------------------
 
-    async def _load(self, run_id: str, dead: list[str] | None = None) -> bool:
+    async def load(self, run_id: str, dead: list[str] | None = None) -> bool:
+        """Claim a run and drive it here; False when another live process holds it."""
         if run_id in self.live:
             self.live[run_id].poke()
             return True
@@ -277,7 +278,7 @@ class Runtime:
                 task.cancel()
             self.live.pop(run_id, None)
         if not live.lost and not self._stopping and await self.store.inbox_for(run_id):
-            await self._load(run_id)  # a signal slipped in while the lease was being released
+            await self.load(run_id)  # a signal slipped in while the lease was being released
 
     async def _read_inbox(self, live: LiveRun) -> None:
         for inbox_id, kind, payload in await self.store.inbox_for(live.run_id, live.inbox_seen):

@@ -7,6 +7,7 @@ runs cost rows rather than jobs, and a deadline that passed while the process wa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime, timezone
@@ -61,5 +62,7 @@ class AlarmClock:
     async def _ring(self) -> None:
         try:
             await self.runtime.fire_due()
+        except asyncio.CancelledError:
+            return  # the process is stopping; the timer stays stored and fires at the next start
         except Exception:
             log.exception("firing due timers failed; will retry at the next refresh")

@@ -1,0 +1,123 @@
+"""The ``llm`` step kind: one chat completion from an OpenAI-compatible server, optionally structured JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+
+from engine.activities.base import ActivityContext, LlmSettings, StepCall, StepFailure
+
+NO_LLM = (
+    "No LLM is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible server) "
+    "to run llm steps"
+)
+
+# One client per settings, reused for its connection pool. The pool belongs to the event loop that
+# opened it, and every asyncio.run() (a CLI command, a test) brings a new loop, so the loop is kept too.
+_clients: dict[LlmSettings, tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI]] = {}
+
+
+async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
+    """Ask the configured LLM and return its reply text, parsed JSON when a schema is given, and usage."""
+    if ctx.llm is None:
+        raise StepFailure("llm", NO_LLM)
+    params = call.params
+    schema: dict[str, Any] | None = params.get("json_schema")
+    messages: list[ChatCompletionMessageParam] = []
+    if params.get("system"):
+        messages.append({"role": "system", "content": str(params["system"])})
+    messages.append({"role": "user", "content": str(params["prompt"])})
+    temperature, max_tokens = params.get("temperature"), params.get("max_tokens")
+    try:
+        response = await _client(ctx.llm).chat.completions.create(
+            model=str(params.get("model") or ctx.llm.model),
+            messages=messages,
+            temperature=openai.omit if temperature is None else float(temperature),
+            max_tokens=openai.omit if max_tokens is None else int(max_tokens),
+            response_format=(
+                {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
+                if schema
+                else openai.omit
+            ),
+        )
+    # Subclasses before their bases: APITimeoutError is an APIConnectionError, and
+    # AuthenticationError is an APIStatusError.
+    except openai.APITimeoutError:
+        raise StepFailure("timeout", f"the LLM server did not answer within {ctx.llm.timeout:g}s") from None
+    except openai.APIConnectionError as exc:
+        reason = f"cannot reach the LLM server at {_where(ctx.llm)}: {exc.__cause__ or exc}"
+        raise StepFailure("connection", reason) from None
+    except openai.AuthenticationError as exc:
+        raise StepFailure("llm", f"the LLM server refused the API key (401): {_reason(exc)}") from None
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+        what = "is rate limiting requests" if status == 429 else f"answered {status}"
+        message = f"the LLM server {what}: {_reason(exc)}"
+        raise StepFailure("llm", message, {"status": status, "error": exc.body}) from None
+    return _result(response, schema is not None)
+
+
+async def close_clients() -> None:
+    """Close the cached clients of the running event loop (call at shutdown)."""
+    loop = asyncio.get_running_loop()
+    for settings, (owner, client) in list(_clients.items()):
+        if owner is loop:
+            del _clients[settings]
+            await client.close()
+
+
+def _client(settings: LlmSettings) -> openai.AsyncOpenAI:
+    loop = asyncio.get_running_loop()
+    cached = _clients.get(settings)
+    if cached is not None and cached[0] is loop:
+        return cached[1]
+    client = openai.AsyncOpenAI(
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,  # the client retries 408/409/429/5xx, honouring Retry-After
+    )
+    _clients[settings] = (loop, client)
+    return client
+
+
+def _result(response: ChatCompletion, structured: bool) -> dict[str, Any]:
+    if not response.choices:
+        raise StepFailure("llm", "the LLM server answered with no choices")
+    choice = response.choices[0]
+    if choice.message.refusal:
+        raise StepFailure("llm", f"the model refused: {choice.message.refusal}")
+    usage = response.usage
+    result: dict[str, Any] = {
+        "text": choice.message.content or "",
+        "json": None,
+        "model": response.model,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+            "total_tokens": usage.total_tokens if usage else None,
+        },
+        "finish_reason": choice.finish_reason,
+    }
+    if structured:
+        try:
+            result["json"] = json.loads(result["text"])
+        except ValueError as exc:
+            hint = " (the reply was cut off: raise max_tokens)" if choice.finish_reason == "length" else ""
+            raise StepFailure("llm", f"the model's reply is not valid JSON{hint}: {exc}", result) from None
+    return result
+
+
+def _reason(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return exc.message
+
+
+def _where(settings: LlmSettings) -> str:
+    return settings.base_url or "the default OpenAI address"

@@ -1,0 +1,96 @@
+"""The JSON Schema of the workflow format, for editors (``# yaml-language-server: $schema=...``).
+
+Generated from the pydantic models, then widened where the models accept more than their types say:
+durations as text, the ``notify`` and ``wait`` shorthands, ``depends_on`` for ``needs``, one value
+where a list is expected. The loader remains the judge; the schema gives completion and early hints.
+It declares draft 2020-12 but keeps to keywords draft-07 tools read the same way, because the YAML
+language server validates with draft-07 semantics (redhat-developer/yaml-language-server#856).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine import spec
+from engine.fields import field_is_duration
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+DURATION_PATTERN = r"^ *(\d+(\.\d+)? *|(\d+(\.\d+)? *(ms|s|m|h|d) *)+)$"
+_DURATION: list[dict[str, Any]] = [
+    {"type": "number", "minimum": 0},
+    {"type": "string", "pattern": DURATION_PATTERN},
+]
+_DOCS = {
+    "needs": "Steps that must finish before this one starts.",
+    "depends_on": "Another name for 'needs'.",
+    "if": "Run the step only when this expression is true, e.g. ${{ inputs.env == 'prod' }}.",
+    "trigger": "Which outcomes of the needed steps let this step run.",
+    "for_each": "A list, or an expression giving a list: the step runs once per item (item, index).",
+    "outputs": "Values this step exposes to later steps as steps.<id>.outputs.<name>.",
+    "compensate": "What undoes this step when a later step fails and on_failure is 'compensate'.",
+    "run": "A program and its arguments, as a list (never a shell string).",
+    "action": "A Python function as module:function.",
+    "workflow": "The name of a workflow to run as a sub-workflow.",
+    "with": "Arguments passed to the action or sub-workflow.",
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The workflow format as a JSON Schema (draft 2020-12) an editor or jsonschema can use."""
+    schema = copy.deepcopy(spec.Workflow.model_json_schema(by_alias=True, mode="validation"))
+    defs: dict[str, Any] = schema["$defs"]
+    for name, definition in [("Workflow", schema), *defs.items()]:
+        model = getattr(spec, name)
+        _durations(model, definition["properties"])
+    step, compensate = defs["Step"], defs["CompensateSpec"]
+    _shorthands(step["properties"])
+    _shorthands(compensate["properties"])
+    needs = step["properties"]["needs"]
+    needs.update(anyOf=[{"type": "string"}, {"type": "array", "items": {"type": "string"}}])
+    del needs["type"], needs["items"]
+    step["properties"]["depends_on"] = {**copy.deepcopy(needs), "title": "Depends On"}
+    step["not"] = {"required": ["needs", "depends_on"]}
+    for key, doc in _DOCS.items():
+        step["properties"][key]["description"] = doc
+    step["oneOf"] = [{"required": [kind]} for kind in spec.STEP_KINDS]
+    compensate["oneOf"] = [{"required": [kind]} for kind in spec.COMPENSATE_KINDS]
+    http = defs["HttpSpec"]["properties"]
+    http["method"]["enum"] += [m.lower() for m in http["method"]["enum"]]
+    status = http["expect_status"]["anyOf"]
+    status.insert(0, {"type": "integer"})
+    retry = defs["RetrySpec"]["properties"]
+    retry["jitter"] = {"anyOf": [{"type": "boolean"}, _without(retry["jitter"], "default", "title")]}
+    steps = schema["properties"]["steps"]
+    steps["propertyNames"] = {"pattern": spec.STEP_ID.pattern}
+    steps["description"] = "The steps, by id; each has exactly one kind: " + ", ".join(spec.STEP_KINDS)
+    return {
+        "$schema": DRAFT,
+        "title": "Switchboard workflow",
+        "description": "A durable workflow run by Switchboard from Slack, Discord or the console.",
+        **{k: v for k, v in schema.items() if k not in ("title", "$id")},
+    }
+
+
+def _durations(model: type[BaseModel], properties: dict[str, Any]) -> None:
+    for name, field in model.model_fields.items():
+        if not field_is_duration(field):
+            continue
+        prop = properties[field.alias or name]
+        nullable = [m for m in prop.pop("anyOf", []) if m.get("type") == "null"]
+        prop.pop("type", None)
+        prop["anyOf"] = copy.deepcopy(_DURATION) + nullable
+        prop["description"] = "Seconds, or text like 30s, 10m, 2h or 1h30m."
+
+
+def _shorthands(properties: dict[str, Any]) -> None:
+    # `notify: text` means {text: ...}; `wait: 10m` means {for: 10m} (see _wrap_text, _wrap_wait in spec).
+    properties["notify"]["anyOf"].insert(0, {"type": "string"})
+    if "wait" in properties:
+        properties["wait"]["anyOf"][:0] = copy.deepcopy(_DURATION)
+
+
+def _without(schema: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k not in keys}

@@ -1,0 +1,1 @@
+"""Localhost fakes of vendor APIs, driven by the real client libraries in tests (one module per vendor)."""

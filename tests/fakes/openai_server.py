@@ -1,0 +1,227 @@
+"""A fake OpenAI-compatible server on localhost, for driving the real ``openai`` client in tests.
+
+    async with FakeOpenAI() as fake:
+        fake.script(Error(429, retry_after=0.01), Text("hello"))
+        client = openai.AsyncOpenAI(api_key="k", base_url=fake.base_url)
+        ...
+        assert len(fake.completions) == 2
+
+It serves POST /v1/chat/completions and GET /v1/models, records every request, and answers chat
+completions from a queue of scripted replies: ``Text``, ``ToolCalls``, ``Error`` (any status, with
+Retry-After), each optionally delayed, or a callable that builds a reply from the request body. When
+the queue is empty it answers ``fake.default``, which by default echoes the last user message.
+Streaming is not supported: a request with ``stream: true`` gets a 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Text:
+    """An assistant message with text content."""
+
+    content: str
+    finish_reason: str = "stop"
+    delay: float = 0.0  # seconds to wait before answering, for timeout tests
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call the model asks for; ``arguments`` are sent JSON-encoded, like OpenAI does."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """An assistant message that calls tools instead of answering (content null, finish_reason tool_calls)."""
+
+    calls: tuple[ToolCall, ...]
+    delay: float = 0.0
+
+    @classmethod
+    def one(cls, name: str, arguments: dict[str, Any] | None = None) -> ToolCalls:
+        """A reply with a single tool call."""
+        return cls((ToolCall(name, arguments or {}),))
+
+
+@dataclass(frozen=True)
+class Error:
+    """An HTTP error with OpenAI's error body; ``retry_after`` (seconds, may be 0.01) sets Retry-After."""
+
+    status: int
+    message: str = "scripted error"
+    retry_after: float | None = None
+    delay: float = 0.0
+
+
+Reply = Text | ToolCalls | Error
+Script = Reply | Callable[[dict[str, Any]], Reply]
+
+# (type, code) as the real API sends them.
+_ERRORS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "unknown_url"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None
+
+
+def echo(body: dict[str, Any]) -> Reply:
+    """The default reply: the content of the last user message."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    content = users[-1].get("content", "") if users else ""
+    return Text(content if isinstance(content, str) else json.dumps(content))
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible server on 127.0.0.1 and a free port; use it as an async context manager."""
+
+    def __init__(
+        self, *, api_key: str | None = None, models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o")
+    ) -> None:
+        self.api_key = api_key  # when set, other keys get a 401 like the real API's
+        self.models = models
+        self.requests: list[RecordedRequest] = []
+        self.default: Script = echo
+        self._queue: deque[Script] = deque()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        """The value for ``base_url`` / ``OPENAI_BASE_URL``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def completions(self) -> list[dict[str, Any]]:
+        """The JSON bodies of every chat completion request, oldest first."""
+        return [r.body for r in self.requests if r.path == "/v1/chat/completions" and r.method == "POST"]
+
+    def script(self, *replies: Script) -> None:
+        """Queue replies for the next chat completion requests, in order."""
+        self._queue.extend(replies)
+
+    async def __aenter__(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        app.middlewares.append(self._record)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closing.set()  # wakes delayed answers, so shutdown does not wait for them
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = self.requests[-1].body
+        if not isinstance(body, dict) or "messages" not in body or "model" not in body:
+            return _error(400, "'model' and 'messages' are required")
+        if body.get("stream"):
+            return _error(400, "the fake OpenAI server does not stream")
+        entry = self._queue.popleft() if self._queue else self.default
+        reply = entry(body) if callable(entry) else entry
+        if reply.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), reply.delay)
+        if isinstance(reply, Error):
+            headers = {} if reply.retry_after is None else {"Retry-After": f"{reply.retry_after:g}"}
+            return _error(reply.status, reply.message, headers)
+        return _json(_completion(body, reply))
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]
+        return _json({"object": "list", "data": data})
+
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        return _error(404, f"Unknown request URL: {request.method} {request.path}")
+
+
+def _completion(body: dict[str, Any], reply: Text | ToolCalls) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+    if isinstance(reply, Text):
+        message["content"], finish, produced = reply.content, reply.finish_reason, reply.content
+    else:
+        message["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in reply.calls
+        ]
+        finish, produced = "tool_calls", json.dumps(message["tool_calls"])
+    # Words stand in for tokens: deterministic, and growing with the text like real usage does.
+    prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
+    completion_tokens = len(produced.split())
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body["model"],
+        "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _json(payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(payload, status=status, headers=headers)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    kind, code = _ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+    error = {"message": message, "type": kind, "param": None, "code": code}
+    return _json({"error": error}, status, headers)
