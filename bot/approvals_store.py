@@ -103,7 +103,9 @@ class ApprovalStore:
     async def _decide(self, conn: Any, approval_id: str, actor: str, decision: str, comment: str | None,
                       groups: tuple[str, ...], source: str) -> Outcome | Exception:
         now = self.clock()
-        row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id).with_for_update())).one()
+        # A write first: it takes SQLite's write lock (PostgreSQL's row lock) before anything is read.
+        await conn.execute(approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version))
+        row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).one()
         started_by = (await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == row.run_id))).scalar_one()
         if row.status != "pending":
             await conn.execute(approval_audit.insert(), _audit(row.id, row.run_id, actor, "late",
@@ -143,16 +145,18 @@ class ApprovalStore:
         """Close a request whose time ran out (unless a decision got there first)."""
         now = self.clock()
         async with self.engine.begin() as conn:
-            row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
-            if row is None or row.status != "pending":
-                return None
-            won = await conn.execute(approvals.update().where(
-                approvals.c.id == row.id, approvals.c.status == "pending").values(
-                status="expired", decided_at=now, version=row.version + 1))
+            won = await conn.execute(
+                approvals.update()
+                .where(approvals.c.id == approval_id, approvals.c.status == "pending")
+                .values(status="expired", decided_at=now, version=approvals.c.version + 1)
+            )
             if won.rowcount != 1:
-                return None
-            await conn.execute(approval_audit.insert(), _audit(row.id, row.run_id, "timer", "expired",
-                                                               {"on_timeout": row.on_timeout}, "engine", now))
+                return None  # decided (or expired by another process) first
+            row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).one()
+            await conn.execute(
+                approval_audit.insert(),
+                _audit(row.id, row.run_id, "timer", "expired", {"on_timeout": row.on_timeout}, "engine", now),
+            )
         outcome = OUTCOME_ON_TIMEOUT[row.on_timeout]
         return ApprovalDecided(row.step_key, outcome, {"timed_out": True},
                                f"no decision before the deadline; on_timeout is {row.on_timeout}")

@@ -134,12 +134,14 @@ class Runtime:
         now = self.clock()
         run_id = run_id or new_run_id()
         self._specs[loaded.digest] = loaded.spec
-        await self.store.save_version(loaded.digest, loaded.spec.name, loaded.path, loaded.source, now)
-        state = RunState(run_id, loaded.spec, inputs, started_by=started_by, created_at=now, meta=dict(meta or {}))
+        state = RunState(run_id, loaded.spec, inputs, started_by=started_by, created_at=now, meta=dict(meta or {}),
+                         secrets=_secrets(loaded.spec))
         batch = Batch()
+        batch.add(self.store.insert_version, {"digest": loaded.digest, "name": loaded.spec.name,
+                                              "path": loaded.path, "source": loaded.source, "created_at": now})
         self.store.new_run(batch, state, loaded.digest, now, self.owner, now + self.settings.lease_seconds)
         await self.store.journal.write(batch)
-        await self.load(run_id)
+        self._adopt(state, loaded.digest, seq=0, mail=False)
         return Started(run_id, loaded.digest)
 
     async def cancel(self, run_id: str, by: str, reason: str = "") -> None:
@@ -190,9 +192,7 @@ class Runtime:
             self.live[run_id].poke()
             return True
         now = self.clock()
-        if dead is None:
-            dead = await self._dead_owners()
-        if not await self.store.claim(run_id, self.owner, now, now + self.settings.lease_seconds, dead):
+        if not await self.store.claim(run_id, self.owner, now, now + self.settings.lease_seconds, dead or []):
             return False
         row = await self.store.run_row(run_id)
         if row is None or run_id in self.live:
@@ -200,26 +200,31 @@ class Runtime:
         spec = await self._spec(row.digest)
         state = RunState(
             run_id, spec, row.inputs, status=RunStatus(row.status), started_by=row.started_by,
-            created_at=row.created_at, meta=row.meta, outputs=row.outputs, error=row.error,
-            secrets={name: os.environ.get(name, "") for name in spec.secrets},
+            created_at=row.created_at, meta=row.meta, outputs=row.outputs, error=row.error, secrets=_secrets(spec),
+            cancel_requested=row.cancel_requested, rollback_to=row.rollback_to,
+            finish_counter=row.finish_counter, failed_step=row.failed_step,
         )
         for step in await self.store.step_rows(run_id):
             state.steps[step.key] = step
-        state.cancel_requested, state.rollback_to = row.cancel_requested, row.rollback_to
-        state.finish_counter, state.failed_step = row.finish_counter, row.failed_step
         for parent in [s for s in state.steps.values() if s.items is not None]:
             for key in state.item_keys(parent.step_id):
                 state.step(key)
+        self._adopt(state, row.digest, seq=row.event_seq, mail=True)
+        return True
+
+    def _adopt(self, state: RunState, digest: str, seq: int, mail: bool) -> None:
+        """Drive a run we hold the lease on: a new one starts, a stored one resumes."""
         core = Core(state)
-        core.event_count = row.event_seq
-        live = LiveRun(core, row.digest, seq=row.event_seq)
-        self.live[run_id] = live
+        core.event_count = seq
+        live = LiveRun(core, digest, seq=seq, mail=mail)
+        self.live[state.run_id] = live
         if state.status == RunStatus.PENDING:
             live.push(Start())
         elif not state.status.finished:
             live.push(Resume())
-        live.driver = asyncio.create_task(self._drive(live), name=f"run-{run_id}")
-        return True
+        else:
+            live.wake.set()
+        live.driver = asyncio.create_task(self._drive(live), name=f"run-{state.run_id}")
 
     async def _spec(self, digest: str) -> Workflow:
         spec = self._specs.get(digest)
@@ -429,6 +434,10 @@ class Runtime:
                     log.error("lost the lease on run %s to another process; stopping work on it here", run_id)
                     live.lost = True
                     live.wake.set()
+
+
+def _secrets(spec: Workflow) -> dict[str, str]:
+    return {name: os.environ.get(name, "") for name in spec.secrets}
 
 
 def _starts_work(d: Decision) -> bool:

@@ -55,6 +55,11 @@ class Core:
         for sid in self.spec.steps:
             self._refresh_view(sid)
         self.saga = Saga(self)
+        # Finished fan-out items per step, so each item's end costs O(1), not a scan of its siblings.
+        self.items_done: dict[str, set[int]] = {}
+        for step in state.steps.values():
+            if step.index is not None and step.status.finished:
+                self.items_done.setdefault(step.step_id, set()).add(step.index)
         self.event_count = 0
         self._d = Decision()
         self._now = 0.0
@@ -156,6 +161,12 @@ class Core:
             self._d.dirty.add(step.key)
             self._d.effects.append(SetTimer(step.key, "retry", step.wake_at))
             self.emit("step_retrying", step.key, attempt=step.attempt, error=sig.message, delay=delay)
+            return
+        if sig.kind == "unavailable":
+            # The step needs something this installation lacks (an LLM): skip it, saying what to set.
+            self._finish(step, StepStatus.SKIPPED, error=sig.message)
+            self.emit("step_skipped", step.key, reason=sig.message)
+            self._after(step)
             return
         if sig.kind == "cancelled":
             self._finish(step, StepStatus.CANCELLED, error=sig.message or "cancelled")
@@ -375,7 +386,8 @@ class Core:
     # -- step outcomes -----------------------------------------------------------------------
 
     def _succeed(self, step: StepState, outputs: Any) -> None:
-        size = len(json.dumps(outputs, default=str))
+        text = json.dumps(outputs, default=str)
+        size = len(text)
         if size > MAX_OUTPUT_BYTES:
             self._fail(
                 step,
@@ -392,7 +404,7 @@ class Core:
             step.key,
             attempt=step.attempt,
             duration=self._duration(step),
-            outputs=_preview(step.outputs),
+            outputs=step.outputs if size <= PREVIEW_BYTES else _preview(step.outputs),
         )
         self._after(step)
 
@@ -431,10 +443,11 @@ class Core:
         if item.status == StepStatus.FAILED and not item.tolerated and parent.error is None:
             parent.error = f"item {item.index} failed: {item.error}"
             self._d.dirty.add(parent.key)
-        keys = self.state.item_keys(item.step_id)
-        if parent.status.finished or any(not self.state.step(k).status.finished for k in keys):
+        done = self.items_done.setdefault(item.step_id, set())
+        done.add(item.index or 0)
+        if parent.status.finished or parent.items is None or len(done) < len(parent.items):
             return
-        items = [self.state.step(k) for k in keys]
+        items = [self.state.step(k) for k in self.state.item_keys(item.step_id)]
         outputs = {"items": [i.outputs for i in items]}
         if all(i.ok for i in items):
             self._succeed(parent, outputs)
@@ -594,8 +607,6 @@ def _in_flight(step: StepState) -> bool:
     return step.status == StepStatus.RUNNING or (step.status == StepStatus.WAITING and step.waiting_on == "child")
 
 
-def _preview(outputs: Any) -> Any:
+def _preview(outputs: Any) -> dict[str, Any]:
     text = json.dumps(outputs, default=str)
-    if len(text) <= PREVIEW_BYTES:
-        return outputs
     return {"preview": text[:PREVIEW_BYTES] + "…", "bytes": len(text)}

@@ -34,6 +34,15 @@ class _Env(ImmutableSandboxedEnvironment):
         super().__init__(undefined=StrictUndefined, autoescape=False)
         self.globals.clear()
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Keys before attributes: `inputs.items` or `outputs.items` must read the key, not dict.items.
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
 
 _ENV = _Env()
 _CACHE: dict[str, Any] = {}

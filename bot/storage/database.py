@@ -48,13 +48,32 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+def create_sync_writer(engine: AsyncEngine) -> sa.Engine | None:
+    """For SQLite, a synchronous engine on the same file for the journal's writer thread.
+
+    aiosqlite hops to its thread once per statement; a commit of three statements costs five hops.
+    The journal instead runs a whole commit in one call on its own thread. PostgreSQL needs none.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    url = engine.url.set(drivername="sqlite+pysqlite")
+    if url.database in (None, "", ":memory:"):
+        return None
+    writer = sa.create_engine(url, json_serializer=_dumps, poolclass=sa.pool.NullPool,
+                              connect_args={"timeout": 30, "check_same_thread": False})
+    _sqlite_pragmas(writer)
+    return writer
+
+
 def _dumps(value: Any) -> str:
     # Results may hold values JSON has no type for (datetimes, decimals); store their text.
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_pragmas(engine: AsyncEngine | sa.Engine) -> None:
+    target = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+    @event.listens_for(target, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # WAL + NORMAL survives kill -9 (only power loss can drop the last commits).
         dbapi_conn.isolation_level = None
@@ -64,11 +83,12 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(target, "begin")
     def _begin(conn: sa.Connection) -> None:
-        # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
-        # another process wrote meanwhile; taking the write lock up front lets busy_timeout wait.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # With the driver's own transaction handling off (above), SQLAlchemy's BEGIN is ours to send.
+        # It stays deferred so readers never take the write lock; every write transaction starts with a
+        # write, so it waits on busy_timeout instead of failing with SQLITE_BUSY_SNAPSHOT.
+        conn.exec_driver_sql("BEGIN")
 
 
 async def migrate(engine: AsyncEngine) -> None:

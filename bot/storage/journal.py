@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
+
+from bot.storage.database import create_sync_writer
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +44,14 @@ class Journal:
 
     def __init__(self, engine: AsyncEngine, max_batches: int = 512) -> None:
         self.engine = engine
+        self._writer = create_sync_writer(engine)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="journal") if self._writer else None
+        self._sync_conn: sa.Connection | None = None
         self.max_batches = max_batches
         self._pending: list[tuple[Batch, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
         self.commits = 0
 
     def start(self) -> None:
@@ -59,6 +67,11 @@ class Journal:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        if self._thread is not None and self._writer is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._close_sync)
 
     async def write(self, batch: Batch) -> None:
         """Commit ``batch`` (together with whatever else is queued); raises if the commit failed."""
@@ -102,10 +115,46 @@ class Journal:
 
     async def _commit(self, batches: Sequence[Batch]) -> None:
         merged = _merge(batches)
-        async with self.engine.begin() as conn:
-            for stmt, params in merged:
-                await conn.execute(stmt, params)
+        if self._task is None:  # not started: a one-off write on a pooled connection
+            async with self.engine.begin() as conn:
+                for stmt, params in merged:
+                    await conn.execute(stmt, params)
+            return
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_sync, merged)
+            self.commits += 1
+            return
+        # The writer keeps one connection: a pool checkout and its reset cost more than a small commit.
+        if self._conn is None:
+            self._conn = await self.engine.connect()
+        conn = self._conn
+        try:
+            async with conn.begin():
+                for stmt, params in merged:
+                    await conn.execute(stmt, params)
+        except Exception:
+            await conn.close()
+            self._conn = None
+            raise
         self.commits += 1
+
+    def _commit_sync(self, merged: list[tuple[Executable, Any]]) -> None:
+        assert self._writer is not None
+        if self._sync_conn is None:
+            self._sync_conn = self._writer.connect()
+        conn = self._sync_conn
+        try:
+            with conn.begin():
+                for stmt, params in merged:
+                    conn.execute(stmt, params)
+        except Exception:
+            self._close_sync()
+            raise
+
+    def _close_sync(self) -> None:
+        if self._sync_conn is not None:
+            self._sync_conn.close()
+            self._sync_conn = None
 
 
 def _merge(batches: Sequence[Batch]) -> list[tuple[Executable, Any]]:

@@ -34,9 +34,13 @@ class ActionRefError(ValueError):
 
 def resolve_action(ref: str, workflows_dir: Path | str) -> ActionFn:
     """Return the ``@action`` function that ``module:function`` names, or raise ActionRefError."""
+    cached = _cache.get((ref, str(workflows_dir)))
+    if cached is not None:
+        return cached
     root = str(Path(workflows_dir).resolve())
     cached = _cache.get((ref, root))
     if cached is not None:
+        _cache[(ref, str(workflows_dir))] = cached
         return cached
     if not ACTION_REF.match(ref):
         raise ActionRefError(f"'{ref}' is not a 'module:function' reference, e.g. examples.actions:lint")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import aiohttp
 
     from engine.spec import ErrorKind
+
+    FailureKind = ErrorKind | Literal["unavailable"]  # unavailable: skip the step, don't fail it
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ class ActivityContext:
 class StepFailure(Exception):
     """A step attempt that failed; ``kind`` decides whether a retry policy applies."""
 
-    def __init__(self, kind: ErrorKind, message: str, result: dict[str, Any] | None = None) -> None:
+    def __init__(self, kind: FailureKind, message: str, result: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.kind: ErrorKind = kind
+        self.kind: FailureKind = kind
         self.message = message
         self.result = result or {}

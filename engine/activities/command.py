@@ -15,25 +15,32 @@ from typing import Any
 
 from engine.activities.base import ActivityContext, StepCall, StepFailure
 
-_POLL = 0.05  # seconds between checks of a process group that asyncio cannot wait on
-_EXIT_POLL = 0.25  # how often to check for an exited program whose pipes are still open
+_POLL = 0.05  # seconds between checks of a process group, which nothing in asyncio can wait on
 _ORPHAN_WAIT = 1.0  # how long a background child may hold stdout/stderr after the program exited
 _cleanups: set[asyncio.Task[None]] = set()  # strong references, so a shielded cleanup is not collected
 
 
-class _Tail:
-    """The last ``cap`` bytes of a stream, in bounded memory."""
+class _Tail(asyncio.Protocol):
+    """Reads one pipe, keeping the last ``cap`` bytes in bounded memory."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.data = bytearray()
         self.truncated = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def add(self, chunk: bytes) -> None:
+    def data_received(self, chunk: bytes) -> None:
         self.data += chunk
         if len(self.data) > self.cap:
             del self.data[: len(self.data) - self.cap]
             self.truncated = True
+
+    def eof_received(self) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def text(self) -> str:
         data = bytes(self.data)
@@ -57,22 +64,33 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
         SWITCHBOARD_IDEMPOTENCY_KEY=call.idempotency_key,
     )
     started = time.monotonic()
-    proc = await _start(argv, env, cwd)
-    out, err = _Tail(ctx.output_cap), _Tail(ctx.output_cap)
-    assert proc.stdout is not None and proc.stderr is not None
-    reading = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
+    # Our own pipes rather than asyncio's PIPE: with PIPE, Process.wait() also waits until every
+    # holder of the pipes is gone, so a background child (`cmd &`) would hang the step.
+    transports: list[asyncio.BaseTransport] = []
+    write_fds: list[int] = []  # the child's ends, closed here once it has its own copies
     try:
-        code = await _finish(proc, reading, ctx.kill_grace)
-    except BaseException:
-        # Cancel, the runtime's timeout, or a bug: stop the whole group before letting it through.
-        # Shielded, so a second cancel during the grace period cannot leave the group running. The
-        # pipes are drained meanwhile: a program blocked writing to a full pipe could not exit.
-        cleanup = asyncio.ensure_future(_stop_group(proc, ctx.kill_grace))
-        _cleanups.add(cleanup)
-        cleanup.add_done_callback(_cleanups.discard)
-        cleanup.add_done_callback(lambda _: reading.cancel())
-        await asyncio.shield(cleanup)
-        raise
+        out = await _open_pipe(ctx.output_cap, transports, write_fds)
+        err = await _open_pipe(ctx.output_cap, transports, write_fds)
+        try:
+            proc = await _start(argv, env, cwd, *write_fds)
+        finally:
+            while write_fds:  # ours would keep the pipes open after the child's are gone
+                os.close(write_fds.pop())
+        try:
+            code = await _finish(proc, [out, err], ctx.kill_grace)
+        except BaseException:
+            # Cancel, the runtime's timeout, or a bug: stop the whole group before letting it through.
+            # Shielded, so a second cancel during the grace period cannot leave the group running.
+            cleanup = asyncio.ensure_future(_stop_group(proc, ctx.kill_grace))
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
+            await asyncio.shield(cleanup)
+            raise
+    finally:
+        for fd in write_fds:
+            os.close(fd)
+        for transport in transports:
+            transport.close()
     stderr = err.text()
     result: dict[str, Any] = {
         "stdout": out.text(),
@@ -90,14 +108,29 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
     return result
 
 
-async def _start(argv: list[str], env: dict[str, str], cwd: str | None) -> asyncio.subprocess.Process:
+async def _open_pipe(cap: int, transports: list[asyncio.BaseTransport], write_fds: list[int]) -> _Tail:
+    read_fd, write_fd = os.pipe()
+    write_fds.append(write_fd)
+    pipe = os.fdopen(read_fd, "rb", buffering=0)
+    try:
+        transport, tail = await asyncio.get_running_loop().connect_read_pipe(lambda: _Tail(cap), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    transports.append(transport)  # from here on the transport owns the read end
+    return tail
+
+
+async def _start(
+    argv: list[str], env: dict[str, str], cwd: str | None, stdout: int, stderr: int
+) -> asyncio.subprocess.Process:
     program = argv[0]
     try:
         return await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,  # a program that reads stdin must not wait on the bot's
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
             env=env,
             cwd=cwd,
             start_new_session=True,  # its own process group, so cancel can signal its children too
@@ -113,31 +146,17 @@ async def _start(argv: list[str], env: dict[str, str], cwd: str | None) -> async
         raise StepFailure("command", f"could not start '{program}': {exc.strerror or exc}") from None
 
 
-async def _pump(stream: asyncio.StreamReader, sink: _Tail) -> None:
-    while chunk := await stream.read(64 * 1024):
-        sink.add(chunk)
-
-
-async def _finish(proc: asyncio.subprocess.Process, reading: asyncio.Future[Any], grace: float) -> int:
-    """Wait for end of output and for the exit; stop background children that keep the pipes open."""
-    loop = asyncio.get_running_loop()
-    exited_at: float | None = None
-    while not reading.done():
-        await asyncio.wait([reading], timeout=_EXIT_POLL)  # returns at once when output ends
-        if reading.done() or proc.returncode is None:
-            continue
-        exited_at = exited_at or loop.time()
-        if loop.time() - exited_at >= _ORPHAN_WAIT:
-            # `cmd &` without redirection: the program is gone but a child still holds its
-            # stdout. asyncio's wait() would wait for that child, so stop the group instead.
-            await _stop_group(proc, grace)
-            await asyncio.wait([reading], timeout=_POLL)  # the pipes close once their holders die
-            reading.cancel()  # unless the holder left the group (setsid): stop reading anyway
-            break
-    if reading.done() and not reading.cancelled():
-        reading.result()  # surfaces a read error instead of hiding it
-    # Once the pipes are closed or the program was reaped, wait() returns promptly.
-    return await proc.wait()
+async def _finish(proc: asyncio.subprocess.Process, tails: list[_Tail], grace: float) -> int:
+    """Wait for the program to exit and its output to end; stop background children keeping it open."""
+    code = await proc.wait()
+    ends = [tail.closed for tail in tails]
+    _, open_ = await asyncio.wait(ends, timeout=_ORPHAN_WAIT)
+    if open_:
+        # `cmd &` without redirection: the program is gone but a child still writes to its output.
+        # Stop the group; a child that left it (setsid) loses its pipes when they are closed.
+        await _stop_group(proc, grace)
+        await asyncio.wait(ends, timeout=_POLL)
+    return code
 
 
 async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
