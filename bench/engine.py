@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import signal
 import statistics
@@ -86,8 +87,10 @@ async def bench_chain(url: str) -> str:
     try:
         await run_to_end(runtime, chain_yaml(20))  # warm up imports and caches
         run_id = await run_to_end(runtime, chain_yaml(200))
-        starts = [e.at for e in await runtime.store.events_after(run_id, 0, 10_000) if e.type == "step_started"]
-        gaps = sorted(b - a for a, b in zip(starts, starts[1:], strict=False))
+        starts = [
+            e.at for e in await runtime.store.events_after(run_id, 0, 10_000) if e.type == "step_started"
+        ]
+        gaps = sorted(b - a for a, b in itertools.pairwise(starts))
         p50 = statistics.median(gaps) * 1000
         p95 = gaps[int(len(gaps) * 0.95)] * 1000
         total = (starts[-1] - starts[0]) * 1000 / (len(starts) - 1)
@@ -142,8 +145,12 @@ steps:
     run: ["python3", "-c", "import time,os; open({str(log)!r},'a').write(f'slow {{time.time()}} {{os.environ[\\"SWITCHBOARD_ATTEMPT\\"]}}\\n'); time.sleep(60 if os.environ['SWITCHBOARD_ATTEMPT']=='1' else 0)"]
 """)
     env = {**os.environ, "DATABASE_URL": url, "SWITCHBOARD_WORKFLOWS_DIR": str(work), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "workflow", "run", "crash"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "workflow", "run", "crash"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 30
     while not (log.exists() and "slow" in log.read_text()):
         if time.time() > deadline:
@@ -152,8 +159,13 @@ steps:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     t0 = time.time()
-    resumed = subprocess.run([sys.executable, "-m", "bot.cli", "workflow", "resume", "--all"], env=env,
-                             capture_output=True, text=True, timeout=60)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "workflow", "resume", "--all"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     second = [ln for ln in log.read_text().splitlines() if ln.startswith("slow") and ln.endswith(" 2")]
     first_step_at = float(second[0].split()[1])
@@ -182,8 +194,13 @@ async def seed_waiting(url: str, count: int) -> None:
 def bench_waiting(url: str, count: int = 10_000) -> str:
     asyncio.run(seed_waiting(url, count))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    probe = subprocess.run([sys.executable, str(Path(__file__)), "_load_probe", "--url", url], env=env,
-                           capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [sys.executable, str(Path(__file__)), "_load_probe", "--url", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return f"{count:,} runs waiting on approvals: {probe.stdout.strip()}"
 
 
@@ -203,7 +220,9 @@ def load_probe(url: str) -> None:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             rss = int(line.split()[1]) // 1024
-    print(f"process start to ready {ready:.2f} s (imports included), peak RSS {rss} MB, {pending:,} pending approvals")
+    print(
+        f"process start to ready {ready:.2f} s (imports included), peak RSS {rss} MB, {pending:,} pending approvals"
+    )
 
 
 def fresh_url(kind: str) -> str:
@@ -223,7 +242,9 @@ def fresh_url(kind: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("figures", nargs="*", default=["chain", "fanout", "runs", "resume", "waiting"])
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"])
     parser.add_argument("--url")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,18 +59,43 @@ class ApprovalStore:
         """Add a new request (and its timeout timer) to the run's batch; returns its id."""
         approval_id = secrets.token_hex(5)
         expires = now + req.timeout if req.timeout else None
-        batch.add(approvals.insert(), {
-            "id": approval_id, "run_id": state.run_id, "step_key": req.key, "status": "pending",
-            "title": req.title, "description": req.description, "context": req.context,
-            "approvers": req.approvers, "required": req.required, "allow_self_approval": req.allow_self_approval,
-            "requested_by": state.started_by, "on_timeout": req.on_timeout, "created_at": now,
-            "expires_at": expires, "version": 0,
-        })
+        batch.add(
+            approvals.insert(),
+            {
+                "id": approval_id,
+                "run_id": state.run_id,
+                "step_key": req.key,
+                "status": "pending",
+                "title": req.title,
+                "description": req.description,
+                "context": req.context,
+                "approvers": req.approvers,
+                "required": req.required,
+                "allow_self_approval": req.allow_self_approval,
+                "requested_by": state.started_by,
+                "on_timeout": req.on_timeout,
+                "created_at": now,
+                "expires_at": expires,
+                "version": 0,
+            },
+        )
         if expires is not None:
-            batch.add(timers.insert(), {"run_id": state.run_id, "step_key": req.key, "kind": "approval_timeout",
-                                        "ref": approval_id, "due_at": expires})
-        batch.add(approval_audit.insert(), _audit(approval_id, state.run_id, state.started_by, "requested",
-                                                  {"title": req.title}, "engine", now))
+            batch.add(
+                timers.insert(),
+                {
+                    "run_id": state.run_id,
+                    "step_key": req.key,
+                    "kind": "approval_timeout",
+                    "ref": approval_id,
+                    "due_at": expires,
+                },
+            )
+        batch.add(
+            approval_audit.insert(),
+            _audit(
+                approval_id, state.run_id, state.started_by, "requested", {"title": req.title}, "engine", now
+            ),
+        )
         return approval_id
 
     async def pending(self) -> list[Approval]:
@@ -82,15 +107,28 @@ class ApprovalStore:
     async def get(self, approval_id: str) -> Approval:
         """One request by id (or unique prefix)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                sa.select(approvals).where(approvals.c.id.startswith(approval_id, autoescape=True)).limit(2)
-            )).all()
+            rows = (
+                await conn.execute(
+                    sa.select(approvals)
+                    .where(approvals.c.id.startswith(approval_id, autoescape=True))
+                    .limit(2)
+                )
+            ).all()
         if len(rows) != 1:
-            raise NotFound(f"No approval request {approval_id!r}; `switchboard approvals list` shows those waiting")
+            raise NotFound(
+                f"No approval request {approval_id!r}; `switchboard approvals list` shows those waiting"
+            )
         return _approval(rows[0])
 
-    async def decide(self, approval_id: str, actor: str, decision: str, comment: str | None,
-                     groups: tuple[str, ...] = (), source: str = "cli") -> Outcome:
+    async def decide(
+        self,
+        approval_id: str,
+        actor: str,
+        decision: str,
+        comment: str | None,
+        groups: tuple[str, ...] = (),
+        source: str = "cli",
+    ) -> Outcome:
         """Record ``actor``'s vote; when it settles the request, signal the run (all in one transaction)."""
         request = await self.get(approval_id)
         async with self.engine.begin() as conn:
@@ -100,44 +138,100 @@ class ApprovalStore:
             raise result
         return result
 
-    async def _decide(self, conn: Any, approval_id: str, actor: str, decision: str, comment: str | None,
-                      groups: tuple[str, ...], source: str) -> Outcome | Exception:
+    async def _decide(
+        self,
+        conn: Any,
+        approval_id: str,
+        actor: str,
+        decision: str,
+        comment: str | None,
+        groups: tuple[str, ...],
+        source: str,
+    ) -> Outcome | Exception:
         now = self.clock()
         # A write first: it takes SQLite's write lock (PostgreSQL's row lock) before anything is read.
-        await conn.execute(approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version))
+        await conn.execute(
+            approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
+        )
         row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).one()
-        started_by = (await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == row.run_id))).scalar_one()
+        started_by = (
+            await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == row.run_id))
+        ).scalar_one()
         if row.status != "pending":
-            await conn.execute(approval_audit.insert(), _audit(row.id, row.run_id, actor, "late",
-                                                               {"decision": decision}, source, now))
+            await conn.execute(
+                approval_audit.insert(),
+                _audit(row.id, row.run_id, actor, "late", {"decision": decision}, source, now),
+            )
             return Conflict(await _already(conn, row))
         refusal = _refusal(row, actor, groups, started_by)
         if refusal:
-            await conn.execute(approval_audit.insert(), _audit(row.id, row.run_id, actor, "denied",
-                                                               {"decision": decision, "why": refusal}, source, now))
+            await conn.execute(
+                approval_audit.insert(),
+                _audit(
+                    row.id, row.run_id, actor, "denied", {"decision": decision, "why": refusal}, source, now
+                ),
+            )
             return NotPermitted(refusal)
-        vote = (await conn.execute(sa.select(approval_votes).where(
-            approval_votes.c.approval_id == row.id, approval_votes.c.actor == actor))).first()
+        vote = (
+            await conn.execute(
+                sa.select(approval_votes).where(
+                    approval_votes.c.approval_id == row.id, approval_votes.c.actor == actor
+                )
+            )
+        ).first()
         if vote is not None:
             return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
-        await conn.execute(approval_votes.insert(), {"approval_id": row.id, "actor": actor, "decision": decision,
-                                                     "comment": comment, "source": source, "at": now})
-        await conn.execute(approval_audit.insert(), _audit(row.id, row.run_id, actor, decision,
-                                                           {"comment": comment}, source, now))
-        approved = (await conn.execute(sa.select(approval_votes.c.actor).where(
-            approval_votes.c.approval_id == row.id, approval_votes.c.decision == "approve"))).scalars().all()
-        final = "rejected" if decision == "reject" else ("approved" if len(approved) >= row.required else None)
+        await conn.execute(
+            approval_votes.insert(),
+            {
+                "approval_id": row.id,
+                "actor": actor,
+                "decision": decision,
+                "comment": comment,
+                "source": source,
+                "at": now,
+            },
+        )
+        await conn.execute(
+            approval_audit.insert(),
+            _audit(row.id, row.run_id, actor, decision, {"comment": comment}, source, now),
+        )
+        approved = (
+            (
+                await conn.execute(
+                    sa.select(approval_votes.c.actor).where(
+                        approval_votes.c.approval_id == row.id, approval_votes.c.decision == "approve"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        final = (
+            "rejected" if decision == "reject" else ("approved" if len(approved) >= row.required else None)
+        )
         if final is None:
             return Outcome(f"Approved by {actor}, {len(approved)} of {row.required}", row.run_id, False)
-        won = await conn.execute(approvals.update().where(
-            approvals.c.id == row.id, approvals.c.status == "pending", approvals.c.version == row.version,
-        ).values(status=final, decided_at=now, version=row.version + 1))
+        won = await conn.execute(
+            approvals.update()
+            .where(
+                approvals.c.id == row.id,
+                approvals.c.status == "pending",
+                approvals.c.version == row.version,
+            )
+            .values(status=final, decided_at=now, version=row.version + 1)
+        )
         if won.rowcount != 1:
             return Conflict(await _already(conn, row))
-        payload = {"key": row.step_key, "outcome": final, "reason": comment or f"{final} by {actor}",
-                   "outputs": {"approvers": list(approved), "decided_by": actor, "comment": comment}}
-        await conn.execute(inbox.insert(), {"run_id": row.run_id, "kind": "approval", "payload": payload,
-                                            "created_at": now})
+        payload = {
+            "key": row.step_key,
+            "outcome": final,
+            "reason": comment or f"{final} by {actor}",
+            "outputs": {"approvers": list(approved), "decided_by": actor, "comment": comment},
+        }
+        await conn.execute(
+            inbox.insert(), {"run_id": row.run_id, "kind": "approval", "payload": payload, "created_at": now}
+        )
         verb = "Approved" if final == "approved" else "Rejected"
         return Outcome(f"{verb} by {actor}; the run continues", row.run_id, True)
 
@@ -158,13 +252,19 @@ class ApprovalStore:
                 _audit(row.id, row.run_id, "timer", "expired", {"on_timeout": row.on_timeout}, "engine", now),
             )
         outcome = OUTCOME_ON_TIMEOUT[row.on_timeout]
-        return ApprovalDecided(row.step_key, outcome, {"timed_out": True},
-                               f"no decision before the deadline; on_timeout is {row.on_timeout}")
+        return ApprovalDecided(
+            row.step_key,
+            outcome,
+            {"timed_out": True},
+            f"no decision before the deadline; on_timeout is {row.on_timeout}",
+        )
 
 
 def _refusal(row: Any, actor: str, groups: tuple[str, ...], started_by: str) -> str | None:
     if not row.allow_self_approval and actor == started_by:
-        return "You started this run, so you cannot approve it; someone else must (allow_self_approval is off)"
+        return (
+            "You started this run, so you cannot approve it; someone else must (allow_self_approval is off)"
+        )
     approvers: list[str] = row.approvers
     if not approvers:
         return None
@@ -175,12 +275,23 @@ def _refusal(row: Any, actor: str, groups: tuple[str, ...], started_by: str) -> 
 
 
 async def _already(conn: Any, row: Any) -> str:
-    votes = (await conn.execute(sa.select(approval_votes).where(approval_votes.c.approval_id == row.id)
-                                .order_by(approval_votes.c.at))).all()
-    current = (await conn.execute(sa.select(approvals.c.status, approvals.c.decided_at)
-                                  .where(approvals.c.id == row.id))).one()
-    who = ", ".join(v.actor for v in votes if v.decision != "reject") if current.status == "approved" else ", ".join(
-        v.actor for v in votes if v.decision == "reject")
+    votes = (
+        await conn.execute(
+            sa.select(approval_votes)
+            .where(approval_votes.c.approval_id == row.id)
+            .order_by(approval_votes.c.at)
+        )
+    ).all()
+    current = (
+        await conn.execute(
+            sa.select(approvals.c.status, approvals.c.decided_at).where(approvals.c.id == row.id)
+        )
+    ).one()
+    who = (
+        ", ".join(v.actor for v in votes if v.decision != "reject")
+        if current.status == "approved"
+        else ", ".join(v.actor for v in votes if v.decision == "reject")
+    )
     when = _hhmm(current.decided_at) if current.decided_at else "?"
     if current.status == "expired":
         return f"This request expired at {when}"
@@ -188,15 +299,36 @@ async def _already(conn: Any, row: Any) -> str:
 
 
 def _hhmm(moment: float) -> str:
-    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%H:%M UTC")
+    return datetime.fromtimestamp(moment, tz=UTC).strftime("%H:%M UTC")
 
 
-def _audit(approval_id: str, run_id: str, actor: str, action: str, detail: dict[str, Any], source: str,
-           at: float) -> dict[str, Any]:
-    return {"approval_id": approval_id, "run_id": run_id, "actor": actor, "action": action, "detail": detail,
-            "source": source, "at": at}
+def _audit(
+    approval_id: str, run_id: str, actor: str, action: str, detail: dict[str, Any], source: str, at: float
+) -> dict[str, Any]:
+    return {
+        "approval_id": approval_id,
+        "run_id": run_id,
+        "actor": actor,
+        "action": action,
+        "detail": detail,
+        "source": source,
+        "at": at,
+    }
 
 
 def _approval(r: Any) -> Approval:
-    return Approval(r.id, r.run_id, r.step_key, r.status, r.title, r.description, r.context, r.approvers,
-                    r.required, r.allow_self_approval, r.requested_by, r.created_at, r.expires_at)
+    return Approval(
+        r.id,
+        r.run_id,
+        r.step_key,
+        r.status,
+        r.title,
+        r.description,
+        r.context,
+        r.approvers,
+        r.required,
+        r.allow_self_approval,
+        r.requested_by,
+        r.created_at,
+        r.expires_at,
+    )

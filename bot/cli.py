@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=commands.serve)
 
     wf = sub.add_parser("workflow", help="validate, run and manage workflows").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     p = wf.add_parser("validate", help="check workflow files (default: the workflows folder)")
     p.add_argument("paths", nargs="*", type=Path)
     p.set_defaults(handler=commands.validate)
@@ -43,15 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.schema)
     p = wf.add_parser("run", help="run a workflow by name or path, showing live progress")
     p.add_argument("target", help="a workflow name (found in the workflows folder) or a file path")
-    p.add_argument("-i", "--input", action="append", default=[], metavar="NAME=VALUE", help="an input (repeatable)")
+    p.add_argument(
+        "-i", "--input", action="append", default=[], metavar="NAME=VALUE", help="an input (repeatable)"
+    )
     p.add_argument("--as", dest="user", default=me, help=f"who starts the run (default: {me})")
     p.add_argument("--detach", action="store_true", help="start the run and return at once")
     p.set_defaults(handler=commands.run_workflow)
     p = wf.add_parser("resume", help="continue unfinished runs after a crash or restart")
     p.add_argument("runs", nargs="*", help="run ids (or use --all)")
     p.add_argument("--all", action="store_true", help="every unfinished run")
-    p.add_argument("--no-wait", action="store_true",
-                   help="return once the runs only wait (for a timer or an approval) instead of following them")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once the runs only wait (for a timer or an approval) instead of following them",
+    )
     p.set_defaults(handler=commands.resume)
     p = wf.add_parser("status", help="show a run (or the latest runs)")
     p.add_argument("run", nargs="?", help="a run id or unique prefix")
@@ -69,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.rollback)
 
     ap = sub.add_parser("approvals", help="list and decide approval requests").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     p = ap.add_parser("list", help="requests waiting for a decision")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=commands.approvals_list)
@@ -81,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", action="append", default=[], help="a group the decider belongs to (repeatable)")
     p.set_defaults(handler=commands.decide)
 
-    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="action", required=True,
-                                                                          metavar="ACTION")
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
     p = db.add_parser("upgrade", help="apply database migrations")
     p.set_defaults(handler=commands.db_upgrade)
     return parser
@@ -101,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_guarded(handler, settings, args))
     except KeyboardInterrupt:
-        print("\ninterrupted: unfinished runs are stored; `switchboard workflow resume --all` continues them",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: unfinished runs are stored; `switchboard workflow resume --all` continues them",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.app import open_database, open_runtime
@@ -108,7 +108,9 @@ async def run_workflow(settings: Settings, args: argparse.Namespace) -> int:
         assert row is not None
         progress.header(loaded.spec.name, started.run_id, row.inputs)
         if args.detach:
-            print(f"started run {started.run_id}; follow it with `switchboard workflow status {started.run_id}`")
+            print(
+                f"started run {started.run_id}; follow it with `switchboard workflow status {started.run_id}`"
+            )
             return 0
         return await _follow(runtime, started.run_id, progress, stop_when_parked=False)
 
@@ -161,14 +163,25 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
         steps = sorted(await store.step_rows(row.id), key=lambda s: (s.started_at or 0, s.key))
         waiting = [a for a in await ApprovalStore(engine, lambda: 0.0).pending() if a.run_id == row.id]
         if args.json:
-            _dump({"run": row.__dict__, "steps": [s.__dict__ for s in steps],
-                   "approvals": [a.__dict__ for a in waiting]})
+            _dump(
+                {
+                    "run": row.__dict__,
+                    "steps": [s.__dict__ for s in steps],
+                    "approvals": [a.__dict__ for a in waiting],
+                }
+            )
             return 0
-        print(f"run {row.id}  {row.workflow}  {row.status}  started {_when(row.created_at)} by {row.started_by}")
+        print(
+            f"run {row.id}  {row.workflow}  {row.status}  started {_when(row.created_at)} by {row.started_by}"
+        )
         if row.inputs:
             print("  inputs: " + ", ".join(f"{k}={v}" for k, v in row.inputs.items()))
         for s in steps:
-            took = format_duration((s.finished_at or s.started_at or 0) - (s.started_at or 0)) if s.started_at else ""
+            took = (
+                format_duration((s.finished_at or s.started_at or 0) - (s.started_at or 0))
+                if s.started_at
+                else ""
+            )
             extra = f"  attempt {s.attempt}" if s.attempt > 1 else ""
             print(f"  {s.key:<20} {s.status:<10} {took:>8}{extra}" + (f"  {s.error}" if s.error else ""))
         for a in waiting:
@@ -179,7 +192,8 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             print("  outputs: " + json.dumps(row.outputs, default=str))
         if args.events:
             for ev in await store.events_after(row.id, 0, limit=100_000):
-                print(f"  {ev.seq:>5} {_when(ev.at)} {ev.type:<24} {ev.step_key or '':<16} {json.dumps(ev.data)}")
+                key = ev.step_key or ""
+                print(f"  {ev.seq:>5} {_when(ev.at)} {ev.type:<24} {key:<16} {json.dumps(ev.data)}")
     return 0
 
 
@@ -191,7 +205,9 @@ async def cancel(settings: Settings, args: argparse.Namespace) -> int:
             raise Conflict(f"run {row.id} already {row.status}")
         await runtime.cancel(row.id, by=args.user)
         print(f"cancelling run {row.id}")
-        return await _follow(runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq, expect=("cancelled",))
+        return await _follow(
+            runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq, expect=("cancelled",)
+        )
 
 
 async def rollback(settings: Settings, args: argparse.Namespace) -> int:
@@ -230,8 +246,9 @@ async def decide(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings, resume=False) as runtime:
         request = await runtime.approvals.get(args.id)
         row = await _row(runtime.store, request.run_id)
-        outcome = await runtime.approvals.decide(request.id, args.user, args.decision, args.comment,
-                                                 tuple(args.group))
+        outcome = await runtime.approvals.decide(
+            request.id, args.user, args.decision, args.comment, tuple(args.group)
+        )
         print(outcome.message)
         if not outcome.resolved:
             return 0
@@ -247,25 +264,41 @@ async def db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _follow(runtime: Runtime, run_id: str, progress: Progress, stop_when_parked: bool, after: int = 0,
-                  expect: tuple[str, ...] = SUCCESS) -> int:
+async def _follow(
+    runtime: Runtime,
+    run_id: str,
+    progress: Progress,
+    stop_when_parked: bool,
+    after: int = 0,
+    expect: tuple[str, ...] = SUCCESS,
+) -> int:
     async def parked() -> bool:
         if run_id in runtime.live:
             return False
         row = await runtime.store.run_row(run_id)
-        return row is not None and (row.status == "waiting" or (stop_when_parked and row.lease_owner is not None))
+        return row is not None and (
+            row.status == "waiting" or (stop_when_parked and row.lease_owner is not None)
+        )
 
     last_status = None
-    async for ev in follow(runtime.hub, runtime.store, run_id, poll=0.1, after_seq=after,
-                           idle=parked if stop_when_parked else None):
+    async for ev in follow(
+        runtime.hub,
+        runtime.store,
+        run_id,
+        poll=0.1,
+        after_seq=after,
+        idle=parked if stop_when_parked else None,
+    ):
         progress.event(ev)
         if ev.type == "run_finished":
             last_status = ev.data.get("status")
     if last_status is None:
         row = await runtime.store.run_row(run_id)
         if row is not None and row.status == "waiting":
-            print(f"run {run_id} is waiting; it continues when its timer fires or a decision arrives "
-                  "(`switchboard workflow resume --all` or `switchboard run`)")
+            print(
+                f"run {run_id} is waiting; it continues when its timer fires or a decision arrives "
+                "(`switchboard workflow resume --all` or `switchboard run`)"
+            )
         return 0
     return 0 if last_status in expect or last_status in SUCCESS else 1
 
@@ -280,9 +313,8 @@ async def _row(store: RunStore, run_id: str) -> Any:
 def _when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _dump(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
-

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///./switchboard.db",
         validation_alias=AliasChoices("DATABASE_URL", "SWITCHBOARD_DATABASE_URL"),
     )
-    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "SWITCHBOARD_REDIS_URL"))
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "SWITCHBOARD_REDIS_URL")
+    )
     workflows_dir: Path = Path("./workflows")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

@@ -50,8 +50,14 @@ class EventHub:
             self._subs.remove(entry)
 
 
-async def follow(hub: EventHub, store: RunStore, run_id: str, poll: float = 0.25, after_seq: int = 0,
-                 idle: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[RunEvent]:
+async def follow(
+    hub: EventHub,
+    store: RunStore,
+    run_id: str,
+    poll: float = 0.25,
+    after_seq: int = 0,
+    idle: Callable[[], Awaitable[bool]] | None = None,
+) -> AsyncIterator[RunEvent]:
     """Every event of a run from ``after_seq`` on, until it finishes (or ``idle()`` says to stop)."""
     last = after_seq
     with hub.subscribe(run_id) as queue:

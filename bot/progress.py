@@ -10,10 +10,22 @@ from bot.events import RunEvent
 from engine.durations import format_duration
 
 ICONS = {
-    "step_started": "⏳", "step_succeeded": "✓", "step_failed": "✗", "step_skipped": "⏭", "step_retrying": "↻",
-    "step_cancelled": "⊘", "step_waiting": "⏸", "approval_requested": "✋", "approval_decided": "✋",
-    "notification": "📣", "step_interrupted": "⚡", "compensation_step_started": "↩", "compensation_succeeded": "↩",
-    "compensation_failed": "✗", "run_resumed": "▶", "run_cancel_requested": "⊘",
+    "step_started": "⏳",
+    "step_succeeded": "✓",
+    "step_failed": "✗",
+    "step_skipped": "⏭",
+    "step_retrying": "↻",
+    "step_cancelled": "⊘",
+    "step_waiting": "⏸",
+    "approval_requested": "✋",
+    "approval_decided": "✋",
+    "notification": "📣",
+    "step_interrupted": "⚡",
+    "compensation_step_started": "↩",
+    "compensation_succeeded": "↩",
+    "compensation_failed": "✗",
+    "run_resumed": "▶",
+    "run_cancel_requested": "⊘",
 }
 COLOURS = {"✓": "32", "✗": "31", "⏭": "90", "↻": "33", "⊘": "33", "⏸": "36", "✋": "35", "📣": "34"}
 
@@ -37,7 +49,7 @@ class Progress:
         if ev.type == "run_finished":
             self._finished(ev.data)
             return
-        if icon is None or ev.step_key is None and ev.type not in ("run_resumed", "run_cancel_requested"):
+        if icon is None or (ev.step_key is None and ev.type not in ("run_resumed", "run_cancel_requested")):
             return
         if ev.type == "step_started" and "[" in (ev.step_key or ""):
             return  # fan-out items report when they finish
@@ -48,14 +60,17 @@ class Progress:
         d = ev.data
         match ev.type:
             case "step_started":
-                return f"started ({d.get('kind')})" + (f", attempt {d['attempt']}" if d.get("attempt", 1) > 1 else "")
+                return f"started ({d.get('kind')})" + (
+                    f", attempt {d['attempt']}" if d.get("attempt", 1) > 1 else ""
+                )
             case "step_succeeded":
                 return format_duration(d.get("duration", 0))
             case "step_failed":
                 tail = f"\n{' ' * (self.width + 5)}stderr: {_last(d['stderr'])}" if d.get("stderr") else ""
                 return f"{d.get('error')} ({format_duration(d.get('duration', 0))})" + tail
             case "step_retrying":
-                return f"attempt {d.get('attempt')} failed: {d.get('error')}; retrying in {format_duration(d['delay'])}"
+                delay = format_duration(d["delay"])
+                return f"attempt {d.get('attempt')} failed: {d.get('error')}; retrying in {delay}"
             case "step_skipped":
                 return f"skipped: {d.get('reason')}"
             case "step_waiting":
@@ -77,7 +92,9 @@ class Progress:
         icon = "✓" if status in ("succeeded", "compensated") else "✗"
         self._print(f"{self._paint(icon)} run {status}" + (f": {data['error']}" if data.get("error") else ""))
         if data.get("outputs"):
-            self._print("  outputs: " + json.dumps(data["outputs"], indent=2, default=str).replace("\n", "\n  "))
+            self._print(
+                "  outputs: " + json.dumps(data["outputs"], indent=2, default=str).replace("\n", "\n  ")
+            )
 
     def _paint(self, icon: str) -> str:
         code = COLOURS.get(icon)

@@ -14,7 +14,7 @@ import os
 import secrets as pysecrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from bot.events import EventHub
 from bot.live import LiveRun, merge
 from bot.scheduler import AlarmClock
 from bot.storage.journal import Batch
-from bot.storage.runs import ACTIVE, RunStore
+from bot.storage.runs import RunStore
 from bot.storage.tables import timers
 from bot.subworkflows import ChildStarter
 from engine.activities.base import ActivityContext, StepCall, StepFailure
@@ -90,6 +90,7 @@ class Runtime:
         self.notify_hooks: list[Callable[[str, Notify], Any]] = []
         self._specs: dict[str, Workflow] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._spawned: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -123,22 +124,47 @@ class Runtime:
         if self.activity.http_session is not None:
             await self.activity.http_session.close()
 
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine in the background, keeping a reference so it is not collected early."""
+        task = asyncio.create_task(coro)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
     # -- starting and steering runs ------------------------------------------------------------
 
     async def submit(
-        self, loaded: LoadedWorkflow, raw_inputs: dict[str, Any], started_by: str,
-        meta: dict[str, Any] | None = None, run_id: str | None = None,
+        self,
+        loaded: LoadedWorkflow,
+        raw_inputs: dict[str, Any],
+        started_by: str,
+        meta: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> Started:
         """Validate inputs, store the run pinned to this exact workflow version, and start it."""
         inputs = resolve_inputs(loaded.spec, raw_inputs)
         now = self.clock()
         run_id = run_id or new_run_id()
         self._specs[loaded.digest] = loaded.spec
-        state = RunState(run_id, loaded.spec, inputs, started_by=started_by, created_at=now, meta=dict(meta or {}),
-                         secrets=_secrets(loaded.spec))
+        state = RunState(
+            run_id,
+            loaded.spec,
+            inputs,
+            started_by=started_by,
+            created_at=now,
+            meta=dict(meta or {}),
+            secrets=_secrets(loaded.spec),
+        )
         batch = Batch()
-        batch.add(self.store.insert_version, {"digest": loaded.digest, "name": loaded.spec.name,
-                                              "path": loaded.path, "source": loaded.source, "created_at": now})
+        batch.add(
+            self.store.insert_version,
+            {
+                "digest": loaded.digest,
+                "name": loaded.spec.name,
+                "path": loaded.path,
+                "source": loaded.source,
+                "created_at": now,
+            },
+        )
         self.store.new_run(batch, state, loaded.digest, now, self.owner, now + self.settings.lease_seconds)
         await self.store.journal.write(batch)
         self._adopt(state, loaded.digest, seq=0, mail=False)
@@ -199,10 +225,20 @@ class Runtime:
             return row is not None
         spec = await self._spec(row.digest)
         state = RunState(
-            run_id, spec, row.inputs, status=RunStatus(row.status), started_by=row.started_by,
-            created_at=row.created_at, meta=row.meta, outputs=row.outputs, error=row.error, secrets=_secrets(spec),
-            cancel_requested=row.cancel_requested, rollback_to=row.rollback_to,
-            finish_counter=row.finish_counter, failed_step=row.failed_step,
+            run_id,
+            spec,
+            row.inputs,
+            status=RunStatus(row.status),
+            started_by=row.started_by,
+            created_at=row.created_at,
+            meta=row.meta,
+            outputs=row.outputs,
+            error=row.error,
+            secrets=_secrets(spec),
+            cancel_requested=row.cancel_requested,
+            rollback_to=row.rollback_to,
+            finish_counter=row.finish_counter,
+            failed_step=row.failed_step,
         )
         for step in await self.store.step_rows(run_id):
             state.steps[step.key] = step
@@ -265,15 +301,21 @@ class Runtime:
                     merge(decision, live.core.advance(signal, self.clock()))
                 state = live.core.state
                 done = state.status.finished
-                park = done or (not live.tasks and not _starts_work(decision) and not live.signals
-                                and state.status == RunStatus.WAITING)
+                park = done or (
+                    not live.tasks
+                    and not _starts_work(decision)
+                    and not live.signals
+                    and state.status == RunStatus.WAITING
+                )
                 await self._persist(live, decision, release=park)
                 self._carry_out(live, decision)
                 if park and live.parked:
                     break
                 if park:  # something arrived while storing: take the lease back, or leave it to its new owner
                     now = self.clock()
-                    if not await self.store.claim(run_id, self.owner, now, now + self.settings.lease_seconds, []):
+                    if not await self.store.claim(
+                        run_id, self.owner, now, now + self.settings.lease_seconds, []
+                    ):
                         live.lost = True
         except Exception:
             log.exception("run %s stopped unexpectedly; it will be resumed", run_id)
@@ -303,7 +345,9 @@ class Runtime:
         if kind == "child":
             if p["status"] == "succeeded":
                 return StepCompleted(p["key"], p["attempt"], p.get("outputs") or {})
-            return StepFailed(p["key"], p["attempt"], "child", p.get("error") or f"sub-workflow {p['status']}")
+            return StepFailed(
+                p["key"], p["attempt"], "child", p.get("error") or f"sub-workflow {p['status']}"
+            )
         if kind == "timer":
             if p["kind"] == "approval_timeout":
                 return await self.approvals.expire(p["ref"])
@@ -318,22 +362,49 @@ class Runtime:
         rows = []
         for event in d.events:
             live.seq += 1
-            rows.append({"run_id": state.run_id, "seq": live.seq, "type": event.type,
-                         "step_key": event.key, "data": event.data, "at": now})
+            rows.append(
+                {
+                    "run_id": state.run_id,
+                    "seq": live.seq,
+                    "type": event.type,
+                    "step_key": event.key,
+                    "data": event.data,
+                    "at": now,
+                }
+            )
         batch.add(store.insert_event, rows)
         for effect in d.effects:
             if isinstance(effect, SetTimer):
-                batch.add(timers.insert(), {"run_id": state.run_id, "step_key": effect.key, "kind": effect.kind,
-                                            "due_at": effect.due_at})
+                batch.add(
+                    timers.insert(),
+                    {
+                        "run_id": state.run_id,
+                        "step_key": effect.key,
+                        "kind": effect.kind,
+                        "due_at": effect.due_at,
+                    },
+                )
             elif isinstance(effect, RequestApproval):
                 self.approvals.add_request(batch, state, effect, now)
             elif isinstance(effect, StartStep) and effect.kind == "workflow":
                 await self.children.prepare(batch, live, effect)
         parent = state.meta.get("parent_run_id")
         if state.status.finished and parent:
-            batch.add(store.insert_inbox, {"run_id": parent, "kind": "child", "created_at": now, "payload": {
-                "key": state.meta["parent_step"], "attempt": state.meta.get("parent_attempt", 1),
-                "status": str(state.status), "outputs": state.outputs, "error": state.error}})
+            batch.add(
+                store.insert_inbox,
+                {
+                    "run_id": parent,
+                    "kind": "child",
+                    "created_at": now,
+                    "payload": {
+                        "key": state.meta["parent_step"],
+                        "attempt": state.meta.get("parent_attempt", 1),
+                        "status": str(state.status),
+                        "outputs": state.outputs,
+                        "error": state.error,
+                    },
+                },
+            )
         owner, until = (None, None) if release else (self.owner, now + self.settings.lease_seconds)
         batch.add(store.update_run, store.run_update(state, live.seq, now, owner, until))
         batch.add(store.consume_inbox, [{"_id": i, "at": now} for i in live.consumed])
@@ -342,7 +413,7 @@ class Runtime:
         if rows:
             self.hub.publish(state.run_id, rows)
         if state.status.finished and parent:
-            asyncio.create_task(self.wake(parent))
+            self.spawn(self.wake(parent))
 
     def _carry_out(self, live: LiveRun, d: Decision) -> None:
         for effect in d.effects:
@@ -369,14 +440,20 @@ class Runtime:
             return
         step = live.core.state.steps.get(key)
         if step is not None and step.waiting_on == "child":
-            asyncio.create_task(self.children.cancel(live, key))
+            self.spawn(self.children.cancel(live, key))
 
     async def _activity(self, live: LiveRun, effect: StartStep) -> None:
         state = live.core.state
         call = StepCall(
-            run_id=state.run_id, step_key=effect.key, step_id=effect.step_id, attempt=effect.attempt,
+            run_id=state.run_id,
+            step_key=effect.key,
+            step_id=effect.step_id,
+            attempt=effect.attempt,
             idempotency_key=f"{state.run_id}:{effect.key}" + (":compensate" if effect.compensation else ""),
-            kind=effect.kind, params=effect.params, inputs=state.inputs, timeout=effect.timeout,
+            kind=effect.kind,
+            params=effect.params,
+            inputs=state.inputs,
+            timeout=effect.timeout,
         )
         signal: Signal
         try:
@@ -385,11 +462,14 @@ class Runtime:
                     result = await ACTIVITIES[effect.kind](call, self.activity)
             signal = StepCompleted(effect.key, effect.attempt, result, effect.compensation)
         except StepFailure as exc:
-            signal = StepFailed(effect.key, effect.attempt, exc.kind, exc.message, exc.result, effect.compensation)
+            signal = StepFailed(
+                effect.key, effect.attempt, exc.kind, exc.message, exc.result, effect.compensation
+            )
         except TimeoutError:
             limit = format_duration(effect.timeout or 0)
-            signal = StepFailed(effect.key, effect.attempt, "timeout", f"timed out after {limit}", {},
-                                effect.compensation)
+            signal = StepFailed(
+                effect.key, effect.attempt, "timeout", f"timed out after {limit}", {}, effect.compensation
+            )
         except asyncio.CancelledError:
             if effect.key not in live.cancelling or self._stopping:
                 raise
@@ -398,9 +478,14 @@ class Runtime:
         except Exception as exc:
             ref = pysecrets.token_hex(3)
             log.exception("step %s of run %s failed unexpectedly (ref %s)", effect.key, state.run_id, ref)
-            signal = StepFailed(effect.key, effect.attempt, "action",
-                                f"something went wrong (ref {ref}): {type(exc).__name__}: {exc}", {},
-                                effect.compensation)
+            signal = StepFailed(
+                effect.key,
+                effect.attempt,
+                "action",
+                f"something went wrong (ref {ref}): {type(exc).__name__}: {exc}",
+                {},
+                effect.compensation,
+            )
         live.tasks.pop(effect.key, None)
         live.push(signal)
 
@@ -424,7 +509,9 @@ class Runtime:
         while True:
             await asyncio.sleep(self.settings.lease_seconds / 3)
             try:
-                lost = await self.store.renew(list(self.live), self.owner, self.clock() + self.settings.lease_seconds)
+                lost = await self.store.renew(
+                    list(self.live), self.owner, self.clock() + self.settings.lease_seconds
+                )
             except Exception:
                 log.exception("renewing run leases failed; retrying")
                 continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -27,13 +27,14 @@ class AlarmClock:
     def __init__(self, runtime: Runtime, horizon: float) -> None:
         self.runtime = runtime
         self.horizon = horizon
-        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
 
     async def start(self) -> None:
         """Start APScheduler, arm what is due soon, and refresh the window every half horizon."""
         self.scheduler.start()
-        self.scheduler.add_job(self._refresh, "interval", seconds=self.horizon / 2, id="refresh",
-                               coalesce=True, max_instances=1)
+        self.scheduler.add_job(
+            self._refresh, "interval", seconds=self.horizon / 2, id="refresh", coalesce=True, max_instances=1
+        )
         await self._refresh()
 
     def stop(self) -> None:
@@ -48,9 +49,16 @@ class AlarmClock:
         now = time.time()
         if due_at > now + self.horizon:
             return  # the periodic refresh will arm it when it comes closer
-        moment = datetime.fromtimestamp(max(due_at, now), tz=timezone.utc)
-        self.scheduler.add_job(self._ring, "date", run_date=moment, id=f"due-{due_at:.3f}",
-                               replace_existing=True, misfire_grace_time=None, coalesce=True)
+        moment = datetime.fromtimestamp(max(due_at, now), tz=UTC)
+        self.scheduler.add_job(
+            self._ring,
+            "date",
+            run_date=moment,
+            id=f"due-{due_at:.3f}",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
 
     async def _refresh(self) -> None:
         try:

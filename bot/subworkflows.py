@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from typing import TYPE_CHECKING
 
@@ -40,7 +39,12 @@ class ChildStarter:
                 self._outcome[cid] = (
                     StepCompleted(effect.key, effect.attempt, existing.outputs or {})
                     if existing.status == "succeeded"
-                    else StepFailed(effect.key, effect.attempt, "child", existing.error or f"sub-workflow {existing.status}")
+                    else StepFailed(
+                        effect.key,
+                        effect.attempt,
+                        "child",
+                        existing.error or f"sub-workflow {existing.status}",
+                    )
                 )
             return
         name = str(effect.params["workflow"])
@@ -48,12 +52,18 @@ class ChildStarter:
             loaded = load_workflow(find_workflow(rt.settings.workflows_dir, name))
             inputs = resolve_inputs(loaded.spec, effect.params.get("with") or {})
         except (WorkflowError, WorkflowInvalid, InputError, OSError) as exc:
-            self._outcome[cid] = StepFailed(effect.key, effect.attempt, "child", f"sub-workflow '{name}': {exc}")
+            self._outcome[cid] = StepFailed(
+                effect.key, effect.attempt, "child", f"sub-workflow '{name}': {exc}"
+            )
             return
         now = rt.clock()
         await rt.store.save_version(loaded.digest, loaded.spec.name, loaded.path, loaded.source, now)
-        meta = {"parent_run_id": parent.run_id, "parent_step": effect.key, "parent_attempt": effect.attempt,
-                **{k: v for k, v in parent.meta.items() if not k.startswith("parent_")}}
+        meta = {
+            "parent_run_id": parent.run_id,
+            "parent_step": effect.key,
+            "parent_attempt": effect.attempt,
+            **{k: v for k, v in parent.meta.items() if not k.startswith("parent_")},
+        }
         state = RunState(cid, loaded.spec, inputs, started_by=parent.started_by, created_at=now, meta=meta)
         rt.store.new_run(batch, state, loaded.digest, now, rt.owner, now + rt.settings.lease_seconds)
         self._outcome[cid] = "created"
@@ -63,7 +73,7 @@ class ChildStarter:
         cid = child_id(live.run_id, effect.key, effect.attempt)
         outcome = self._outcome.pop(cid, None)
         if outcome == "created":
-            asyncio.create_task(self.runtime.wake(cid))
+            self.runtime.spawn(self.runtime.wake(cid))
         elif isinstance(outcome, StepCompleted | StepFailed):
             live.push(outcome)
 

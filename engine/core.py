@@ -57,9 +57,9 @@ class Core:
         self.saga = Saga(self)
         # Finished fan-out items per step, so each item's end costs O(1), not a scan of its siblings.
         self.items_done: dict[str, set[int]] = {}
-        for step in state.steps.values():
-            if step.index is not None and step.status.finished:
-                self.items_done.setdefault(step.step_id, set()).add(step.index)
+        for item in state.steps.values():
+            if item.index is not None and item.status.finished:
+                self.items_done.setdefault(item.step_id, set()).add(item.index)
         self.event_count = 0
         self._d = Decision()
         self._now = 0.0
@@ -604,7 +604,9 @@ class Core:
 
 
 def _in_flight(step: StepState) -> bool:
-    return step.status == StepStatus.RUNNING or (step.status == StepStatus.WAITING and step.waiting_on == "child")
+    return step.status == StepStatus.RUNNING or (
+        step.status == StepStatus.WAITING and step.waiting_on == "child"
+    )
 
 
 def _preview(outputs: Any) -> dict[str, Any]:

@@ -36,10 +36,8 @@ def should_retry(policy: RetrySpec | None, attempt: int, error_kind: str) -> boo
 
 def retry_delay(policy: RetrySpec, attempt: int, rng: random.Random | None = None) -> float:
     """Seconds to wait after failed attempt ``attempt``: initial x factor^(attempt-1), capped, with jitter."""
-    if policy.backoff == "fixed":
-        delay = policy.initial
-    else:
-        delay = policy.initial * policy.factor ** (attempt - 1)
+    exponential = policy.backoff == "exponential"
+    delay = policy.initial * policy.factor ** (attempt - 1) if exponential else policy.initial
     delay = min(delay, policy.max)
     if policy.jitter:
         spread = delay * policy.jitter

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -69,8 +68,11 @@ def settings_for(db_url: str, workflows_dir: Path) -> Callable[..., Settings]:
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "database_url": db_url, "workflows_dir": workflows_dir, "poll_interval": 0.05,
-            "kill_grace": 0.5, "lease_seconds": 30.0,
+            "database_url": db_url,
+            "workflows_dir": workflows_dir,
+            "poll_interval": 0.05,
+            "kill_grace": 0.5,
+            "lease_seconds": 30.0,
         }
         values.update(overrides)
         return Settings(**values)
@@ -84,12 +86,16 @@ async def make_runtime(settings_for: Callable[..., Settings]) -> AsyncIterator[C
     started: list[Runtime] = []
     engines = []
 
-    async def make(clock: Callable[[], float] | None = None, resume: bool = True, **overrides: Any) -> Runtime:
+    async def make(
+        clock: Callable[[], float] | None = None, resume: bool = True, **overrides: Any
+    ) -> Runtime:
         settings = settings_for(**overrides)
         engine = create_engine(settings.database_url)
         engines.append(engine)
         await migrate(engine)
-        runtime = Runtime(settings, RunStore(engine), clock=clock) if clock else Runtime(settings, RunStore(engine))
+        runtime = (
+            Runtime(settings, RunStore(engine), clock=clock) if clock else Runtime(settings, RunStore(engine))
+        )
         await runtime.start(resume=resume)
         started.append(runtime)
         return runtime

@@ -34,10 +34,13 @@ def started(decision: Any) -> list[str]:
 
 
 def test_a_step_starts_as_soon_as_its_own_needs_finish() -> None:
-    c = core({
-        "a": {"run": ["a"]}, "slow": {"run": ["s"]},
-        "b": {"needs": ["a"], "run": ["b"]},
-    })
+    c = core(
+        {
+            "a": {"run": ["a"]},
+            "slow": {"run": ["s"]},
+            "b": {"needs": ["a"], "run": ["b"]},
+        }
+    )
     assert started(c.advance(Start(), 0)) == ["a", "slow"]
     # b does not wait for its unrelated sibling "slow"
     assert started(c.advance(StepCompleted("a", 1, {}), 1)) == ["b"]
@@ -51,11 +54,13 @@ def test_concurrency_caps_running_activities() -> None:
 
 
 def test_failure_skips_dependents_but_all_done_runs() -> None:
-    c = core({
-        "a": {"run": ["a"]},
-        "b": {"needs": ["a"], "run": ["b"]},
-        "cleanup": {"needs": ["b"], "trigger": "all_done", "notify": "status ${{ run.status }}"},
-    })
+    c = core(
+        {
+            "a": {"run": ["a"]},
+            "b": {"needs": ["a"], "run": ["b"]},
+            "cleanup": {"needs": ["b"], "trigger": "all_done", "notify": "status ${{ run.status }}"},
+        }
+    )
     c.advance(Start(), 0)
     d = c.advance(StepFailed("a", 1, "command", "exit 1"), 1)
     assert c.state.steps["b"].status == StepStatus.SKIPPED
@@ -90,7 +95,9 @@ def test_a_stale_report_is_ignored() -> None:
 
 
 def test_resume_reruns_the_step_that_was_in_flight_with_the_next_attempt() -> None:
-    spec = Workflow.model_validate({"name": "t", "steps": {"a": {"run": ["a"]}, "b": {"needs": ["a"], "run": ["b"]}}})
+    spec = Workflow.model_validate(
+        {"name": "t", "steps": {"a": {"run": ["a"]}, "b": {"needs": ["a"], "run": ["b"]}}}
+    )
     state = RunState("r1", spec, {}, status=RunStatus.RUNNING)
     state.steps["a"] = StepState("a", "a", status=StepStatus.SUCCEEDED, attempt=1, finish_seq=1)
     state.steps["b"] = StepState("b", "b", status=StepStatus.RUNNING, attempt=1)
@@ -109,10 +116,17 @@ def test_expressions_render_into_single_argv_items() -> None:
 
 
 def test_approval_request_then_rejection_fails_the_step_with_decision_output() -> None:
-    c = core({
-        "ask": {"approval": {"title": "Deploy ${{ inputs.svc }}?", "required": 2}},
-        "on_reject": {"needs": ["ask"], "trigger": "one_failed", "notify": "${{ steps.ask.outputs.decision }}"},
-    }, inputs={"svc": {"default": "api"}})
+    c = core(
+        {
+            "ask": {"approval": {"title": "Deploy ${{ inputs.svc }}?", "required": 2}},
+            "on_reject": {
+                "needs": ["ask"],
+                "trigger": "one_failed",
+                "notify": "${{ steps.ask.outputs.decision }}",
+            },
+        },
+        inputs={"svc": {"default": "api"}},
+    )
     c.state.inputs["svc"] = "api"
     d = c.advance(Start(), 0)
     [req] = [e for e in d.effects if isinstance(e, RequestApproval)]
@@ -134,10 +148,12 @@ def test_cancel_cancels_running_steps_and_finishes_when_they_stop() -> None:
 
 
 def test_rollback_compensates_newest_first() -> None:
-    c = core({
-        "a": {"run": ["a"], "compensate": {"run": ["undo-a"]}},
-        "b": {"needs": ["a"], "run": ["b"], "compensate": {"run": ["undo-b"]}},
-    })
+    c = core(
+        {
+            "a": {"run": ["a"], "compensate": {"run": ["undo-a"]}},
+            "b": {"needs": ["a"], "run": ["b"], "compensate": {"run": ["undo-b"]}},
+        }
+    )
     c.advance(Start(), 0)
     c.advance(StepCompleted("a", 1, {}), 1)
     c.advance(StepCompleted("b", 1, {}), 2)

@@ -21,10 +21,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(db_url: str, workflows: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DATABASE_URL": db_url, "SWITCHBOARD_WORKFLOWS_DIR": str(workflows),
-           "PYTHONPATH": str(ROOT), "SWITCHBOARD_KILL_GRACE": "0.5"}
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SWITCHBOARD_WORKFLOWS_DIR": str(workflows),
+        "PYTHONPATH": str(ROOT),
+        "SWITCHBOARD_KILL_GRACE": "0.5",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def appender(log: Path, line: str, then: str = "") -> str:
@@ -73,9 +83,9 @@ async def test_kill_mid_step_reruns_only_that_step(db_url: str, tmp_path: Path) 
     (tmp_path / "w.yaml").write_text(f"""
 name: w
 steps:
-  a: {{run: {appender(log, 'a')}}}
-  b: {{needs: [a], run: {appender(log, 'b-start', '; [ $SWITCHBOARD_ATTEMPT = 1 ] && sleep 60; echo b-end >> ' + str(log))}}}
-  c: {{needs: [b], run: {appender(log, 'c')}}}
+  a: {{run: {appender(log, "a")}}}
+  b: {{needs: [a], run: {appender(log, "b-start", "; [ $SWITCHBOARD_ATTEMPT = 1 ] && sleep 60; echo b-end >> " + str(log))}}}
+  c: {{needs: [b], run: {appender(log, "c")}}}
 """)
 
     async def b_started(store: RunStore) -> bool:
@@ -94,9 +104,9 @@ async def test_kill_between_steps_runs_nothing_twice(db_url: str, tmp_path: Path
     (tmp_path / "w.yaml").write_text(f"""
 name: w
 steps:
-  a: {{run: {appender(log, 'a')}}}
+  a: {{run: {appender(log, "a")}}}
   pause: {{needs: [a], wait: 1s}}
-  c: {{needs: [pause], run: {appender(log, 'c')}}}
+  c: {{needs: [pause], run: {appender(log, "c")}}}
 """)
 
     async def waiting(store: RunStore) -> bool:
@@ -109,16 +119,16 @@ steps:
 
 async def test_kill_mid_wave_reruns_only_items_in_flight(db_url: str, tmp_path: Path) -> None:
     log = tmp_path / "log"
-    slow = f'; [ $N -ge 3 ] && [ $SWITCHBOARD_ATTEMPT = 1 ] && sleep 60; echo end-$N >> {log}'
+    slow = f"; [ $N -ge 3 ] && [ $SWITCHBOARD_ATTEMPT = 1 ] && sleep 60; echo end-$N >> {log}"
     (tmp_path / "w.yaml").write_text(f"""
 name: w
 concurrency: 6
 steps:
   wave:
     for_each: "${{{{ [0, 1, 2, 3, 4, 5] }}}}"
-    run: {appender(log, 'start-$N', slow)}
+    run: {appender(log, "start-$N", slow)}
     env: {{N: "${{{{ item }}}}"}}
-  after: {{needs: [wave], run: {appender(log, 'after')}}}
+  after: {{needs: [wave], run: {appender(log, "after")}}}
 """)
 
     async def quick_items_stored(store: RunStore) -> bool:

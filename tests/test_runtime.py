@@ -82,14 +82,16 @@ steps:
 
 async def test_failure_compensates_in_reverse_completion_order(runtime: Runtime, tmp_path: Path) -> None:
     log = tmp_path / "log"
+
     def step(name: str) -> str:
         return f'["sh", "-c", "echo {name} >> {log}"]'
+
     text = f"""
 name: saga
 on_failure: compensate
 steps:
-  a: {{run: {step('a')}, compensate: {{run: {step('undo-a')}}}}}
-  b: {{needs: [a], run: {step('b')}, compensate: {{run: {step('undo-b')}}}}}
+  a: {{run: {step("a")}, compensate: {{run: {step("undo-a")}}}}}
+  b: {{needs: [a], run: {step("b")}, compensate: {{run: {step("undo-b")}}}}}
   c: {{needs: [b], run: ["false"]}}
 """
     started = await runtime.submit(workflow(text), {}, "alice")
@@ -100,14 +102,16 @@ steps:
 
 async def test_rollback_to_a_step_undoes_only_later_steps(runtime: Runtime, tmp_path: Path) -> None:
     log = tmp_path / "log"
+
     def step(name: str) -> str:
         return f'["sh", "-c", "echo {name} >> {log}"]'
+
     text = f"""
 name: chain
 steps:
-  a: {{run: {step('a')}, compensate: {{run: {step('undo-a')}}}}}
-  b: {{needs: [a], run: {step('b')}, compensate: {{run: {step('undo-b')}}}}}
-  c: {{needs: [b], run: {step('c')}, compensate: {{run: {step('undo-c')}}}}}
+  a: {{run: {step("a")}, compensate: {{run: {step("undo-a")}}}}}
+  b: {{needs: [a], run: {step("b")}, compensate: {{run: {step("undo-b")}}}}}
+  c: {{needs: [b], run: {step("c")}, compensate: {{run: {step("undo-c")}}}}}
 """
     started = await runtime.submit(workflow(text), {}, "alice")
     assert (await finished(runtime, started.run_id)).status == "succeeded"
@@ -210,13 +214,16 @@ steps:
 
 
 async def test_sub_workflow_outputs_become_step_outputs(runtime: Runtime, workflows_dir: Path) -> None:
-    workflow("""
+    workflow(
+        """
 name: child
 inputs: {who: {type: string, required: true}}
 outputs: {greeting: "hello ${{ inputs.who }}"}
 steps:
   hi: {notify: "hi ${{ inputs.who }}"}
-""", workflows_dir)
+""",
+        workflows_dir,
+    )
     parent = workflow("""
 name: parent
 steps:
@@ -229,7 +236,9 @@ steps:
     assert row.outputs["after"] == {"text": "hello world"}
 
 
-async def test_secrets_are_masked_in_events_and_outputs(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_secrets_are_masked_in_events_and_outputs(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DEPLOY_TOKEN", "s3cr3t-value")
     text = """
 name: secretive
@@ -249,16 +258,23 @@ steps:
     assert row.outputs["use"]["stdout"] == "token=***"
 
 
-async def test_editing_the_file_does_not_change_a_run_in_flight(runtime: Runtime, workflows_dir: Path) -> None:
-    v1 = workflow("""
+async def test_editing_the_file_does_not_change_a_run_in_flight(
+    runtime: Runtime, workflows_dir: Path
+) -> None:
+    v1 = workflow(
+        """
 name: pinned
 steps:
   ask: {approval: {title: "ok?"}}
   say: {needs: [ask], notify: "version one"}
-""", workflows_dir)
+""",
+        workflows_dir,
+    )
     started = await runtime.submit(v1, {}, "alice")
     await status_is(runtime, started.run_id, "waiting")
-    (workflows_dir / "pinned.yaml").write_text((workflows_dir / "pinned.yaml").read_text().replace("one", "two"))
+    (workflows_dir / "pinned.yaml").write_text(
+        (workflows_dir / "pinned.yaml").read_text().replace("one", "two")
+    )
     [request] = await runtime.approvals.pending()
     await runtime.approvals.decide(request.id, "bob", "approve", None)
     await runtime.wake(started.run_id)

@@ -23,7 +23,9 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
-        raise BadInput(f"DATABASE_URL {url!r} is not a database URL, e.g. sqlite+aiosqlite:///./switchboard.db") from None
+        raise BadInput(
+            f"DATABASE_URL {url!r} is not a database URL, e.g. sqlite+aiosqlite:///./switchboard.db"
+        ) from None
     driver = parsed.drivername
     if driver in ("sqlite", "sqlite+pysqlite"):
         parsed = parsed.set(drivername="sqlite+aiosqlite")
@@ -36,7 +38,9 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         _sqlite_pragmas(engine)
         return engine
     if parsed.drivername != "postgresql+asyncpg":
-        raise BadInput(f"DATABASE_URL uses {driver!r}; Switchboard supports sqlite+aiosqlite and postgresql+asyncpg")
+        raise BadInput(
+            f"DATABASE_URL uses {driver!r}; Switchboard supports sqlite+aiosqlite and postgresql+asyncpg"
+        )
     connect_args: dict[str, Any] = {}
     schema = parsed.query.get("schema")
     if isinstance(schema, str):
@@ -59,8 +63,12 @@ def create_sync_writer(engine: AsyncEngine) -> sa.Engine | None:
     url = engine.url.set(drivername="sqlite+pysqlite")
     if url.database in (None, "", ":memory:"):
         return None
-    writer = sa.create_engine(url, json_serializer=_dumps, poolclass=sa.pool.NullPool,
-                              connect_args={"timeout": 30, "check_same_thread": False})
+    writer = sa.create_engine(
+        url,
+        json_serializer=_dumps,
+        poolclass=sa.pool.NullPool,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
     _sqlite_pragmas(writer)
     return writer
 

@@ -99,7 +99,9 @@ class RunStore:
 
     # -- writes for the runtime ------------------------------------------------------------------
 
-    def run_update(self, state: RunState, seq: int, now: float, owner: str | None, until: float | None) -> dict[str, Any]:
+    def run_update(
+        self, state: RunState, seq: int, now: float, owner: str | None, until: float | None
+    ) -> dict[str, Any]:
         """Parameters for ``update_run`` from a run's state."""
         return {
             "_id": state.run_id,
@@ -144,10 +146,13 @@ class RunStore:
         """Store a workflow definition under its content hash (a no-op when already stored)."""
         async with self.engine.begin() as conn:
             await conn.execute(
-                self.insert_version, {"digest": digest, "name": name, "path": path, "source": source, "created_at": now}
+                self.insert_version,
+                {"digest": digest, "name": name, "path": path, "source": source, "created_at": now},
             )
 
-    def new_run(self, batch: Batch, state: RunState, digest: str, now: float, owner: str | None, until: float) -> None:
+    def new_run(
+        self, batch: Batch, state: RunState, digest: str, now: float, owner: str | None, until: float
+    ) -> None:
         """Add the insert of a new run's row to ``batch``."""
         batch.add(
             self.insert_run,
@@ -179,7 +184,9 @@ class RunStore:
             row = (await conn.execute(sa.select(runs).where(runs.c.id == run_id))).first()
             if row is None and len(run_id) >= 4:
                 found = (
-                    await conn.execute(sa.select(runs).where(runs.c.id.startswith(run_id, autoescape=True)).limit(2))
+                    await conn.execute(
+                        sa.select(runs).where(runs.c.id.startswith(run_id, autoescape=True)).limit(2)
+                    )
                 ).all()
                 row = found[0] if len(found) == 1 else None
         return _run_row(row) if row else None
@@ -202,15 +209,29 @@ class RunStore:
             rows = (await conn.execute(sa.select(step_runs).where(step_runs.c.run_id == run_id))).all()
         return [
             StepState(
-                key=r.key, step_id=r.step_id, index=r.idx, status=StepStatus(r.status), attempt=r.attempt,
-                started_at=r.started_at, finished_at=r.finished_at, outputs=r.outputs, error=r.error,
-                error_kind=r.error_kind, tolerated=r.tolerated, waiting_on=r.waiting_on, wake_at=r.wake_at,
-                finish_seq=r.finish_seq, compensation=r.compensation, items=r.items,
+                key=r.key,
+                step_id=r.step_id,
+                index=r.idx,
+                status=StepStatus(r.status),
+                attempt=r.attempt,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                outputs=r.outputs,
+                error=r.error,
+                error_kind=r.error_kind,
+                tolerated=r.tolerated,
+                waiting_on=r.waiting_on,
+                wake_at=r.wake_at,
+                finish_seq=r.finish_seq,
+                compensation=r.compensation,
+                items=r.items,
             )
             for r in rows
         ]
 
-    async def list_runs(self, limit: int = 20, status: str | None = None, workflow: str | None = None) -> list[RunRow]:
+    async def list_runs(
+        self, limit: int = 20, status: str | None = None, workflow: str | None = None
+    ) -> list[RunRow]:
         """The newest runs, optionally filtered."""
         query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
         if status:
@@ -252,10 +273,14 @@ class RunStore:
             return set()
         async with self.engine.begin() as conn:
             await conn.execute(
-                runs.update().where(runs.c.id.in_(run_ids), runs.c.lease_owner == owner).values(lease_until=until)
+                runs.update()
+                .where(runs.c.id.in_(run_ids), runs.c.lease_owner == owner)
+                .values(lease_until=until)
             )
             held = (
-                await conn.execute(sa.select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.lease_owner == owner))
+                await conn.execute(
+                    sa.select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.lease_owner == owner)
+                )
             ).scalars()
             return set(run_ids) - set(held)
 
@@ -263,7 +288,9 @@ class RunStore:
         """Give up a lease we hold."""
         async with self.engine.begin() as conn:
             await conn.execute(
-                runs.update().where(runs.c.id == run_id, runs.c.lease_owner == owner).values(lease_owner=None, lease_until=None)
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
             )
 
     async def lease_owners(self) -> list[str]:
@@ -281,7 +308,9 @@ class RunStore:
         )
         query = (
             sa.select(runs.c.id)
-            .where(runs.c.status.in_([str(s) for s in ACTIVE]), free, runs.c.lease_owner.is_distinct_from(owner))
+            .where(
+                runs.c.status.in_([str(s) for s in ACTIVE]), free, runs.c.lease_owner.is_distinct_from(owner)
+            )
             .order_by(runs.c.created_at)
             .limit(limit)
         )
@@ -293,7 +322,9 @@ class RunStore:
     async def post(self, run_id: str, kind: str, payload: dict[str, Any], now: float) -> None:
         """Leave a signal for a run, to be applied by whichever process runs it."""
         async with self.engine.begin() as conn:
-            await conn.execute(self.insert_inbox, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": now})
+            await conn.execute(
+                self.insert_inbox, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": now}
+            )
 
     async def inbox_for(self, run_id: str, after_id: int = 0) -> list[tuple[int, str, dict[str, Any]]]:
         """A run's unconsumed signals, oldest first."""
@@ -325,28 +356,47 @@ class RunStore:
         """Mark a timer fired (compare-and-set); return (run_id, step_key, kind, ref) if this call won."""
         async with self.engine.begin() as conn:
             won = await conn.execute(
-                timers.update().where(timers.c.id == timer_id, timers.c.fired_at.is_(None)).values(fired_at=now)
+                timers.update()
+                .where(timers.c.id == timer_id, timers.c.fired_at.is_(None))
+                .values(fired_at=now)
             )
             if won.rowcount != 1:
                 return None
             row = (
                 await conn.execute(
-                    sa.select(timers.c.run_id, timers.c.step_key, timers.c.kind, timers.c.ref).where(timers.c.id == timer_id)
+                    sa.select(timers.c.run_id, timers.c.step_key, timers.c.kind, timers.c.ref).where(
+                        timers.c.id == timer_id
+                    )
                 )
             ).one()
             signal = {"key": row.step_key, "kind": row.kind, "ref": row.ref}
             await conn.execute(
-                self.insert_inbox, {"run_id": row.run_id, "kind": "timer", "payload": signal, "created_at": now}
+                self.insert_inbox,
+                {"run_id": row.run_id, "kind": "timer", "payload": signal, "created_at": now},
             )
         return row.run_id, row.step_key, row.kind, row.ref
 
 
 def _run_row(r: Any) -> RunRow:
     return RunRow(
-        id=r.id, workflow=r.workflow, digest=r.digest, status=r.status, inputs=r.inputs, outputs=r.outputs,
-        error=r.error, started_by=r.started_by, meta=r.meta, parent_run_id=r.parent_run_id,
-        parent_step=r.parent_step, created_at=r.created_at, updated_at=r.updated_at,
-        finished_at=r.finished_at, lease_owner=r.lease_owner, event_seq=r.event_seq,
-        cancel_requested=bool(r.cancel_requested), rollback_to=r.rollback_to, finish_counter=r.finish_counter,
+        id=r.id,
+        workflow=r.workflow,
+        digest=r.digest,
+        status=r.status,
+        inputs=r.inputs,
+        outputs=r.outputs,
+        error=r.error,
+        started_by=r.started_by,
+        meta=r.meta,
+        parent_run_id=r.parent_run_id,
+        parent_step=r.parent_step,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        finished_at=r.finished_at,
+        lease_owner=r.lease_owner,
+        event_seq=r.event_seq,
+        cancel_requested=bool(r.cancel_requested),
+        rollback_to=r.rollback_to,
+        finish_counter=r.finish_counter,
         failed_step=r.failed_step,
     )

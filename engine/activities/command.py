@@ -170,9 +170,7 @@ async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()  # belt and braces: the program itself, should it have left its group
-    while proc.returncode is None:  # asyncio's child watcher reaps the program, so no zombie stays
-        await asyncio.sleep(0.01)
-    await proc.wait()
+    await proc.wait()  # asyncio's child watcher reaps the program, so no zombie is left
 
 
 def _signal_name(number: int) -> str:
