@@ -142,7 +142,7 @@ steps:
   first: {{run: ["sh", "-c", "echo first >> {log}"]}}
   slow:
     needs: [first]
-    run: ["python3", "-c", "import time,os; open({str(log)!r},'a').write(f'slow {{time.time()}} {{os.environ[\\"SWITCHBOARD_ATTEMPT\\"]}}\\n'); time.sleep(60 if os.environ['SWITCHBOARD_ATTEMPT']=='1' else 0)"]
+    run: ["sh", "-c", "echo slow $(date +%s.%N) $SWITCHBOARD_ATTEMPT >> {log}; [ $SWITCHBOARD_ATTEMPT = 1 ] && sleep 60; true"]
 """)
     env = {**os.environ, "DATABASE_URL": url, "SWITCHBOARD_WORKFLOWS_DIR": str(work), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(

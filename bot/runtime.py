@@ -13,10 +13,11 @@ import logging
 import os
 import secrets as pysecrets
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.approvals_store import ApprovalStore
 from bot.config import Settings
@@ -28,11 +29,10 @@ from bot.storage.runs import RunStore
 from bot.storage.tables import timers
 from bot.subworkflows import ChildStarter
 from engine.activities.base import ActivityContext, StepCall, StepFailure
-from engine.activities.registry import ACTIVITIES
+from engine.activities.registry import activity
 from engine.core import Core
 from engine.durations import format_duration
 from engine.inputs import resolve_inputs
-from engine.loader import LoadedWorkflow, load_text
 from engine.signals import (
     ApprovalDecided,
     Cancel,
@@ -52,6 +52,9 @@ from engine.signals import (
 )
 from engine.spec import Workflow
 from engine.state import RunState, RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedWorkflow
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -123,6 +126,9 @@ class Runtime:
         await self.store.journal.close()
         if self.activity.http_session is not None:
             await self.activity.http_session.close()
+        llm = sys.modules.get("engine.activities.llm")
+        if llm is not None:
+            await llm.close_clients()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine in the background, keeping a reference so it is not collected early."""
@@ -266,7 +272,9 @@ class Runtime:
         spec = self._specs.get(digest)
         if spec is None:
             source, path = await self.store.source_of(digest)
-            spec = self._specs[digest] = load_text(source, path).spec
+            from engine.loader import parse_stored  # YAML parsing is needed only for stored versions
+
+            spec = self._specs[digest] = parse_stored(source, path)
         return spec
 
     async def _dead_owners(self) -> list[str]:
@@ -459,7 +467,7 @@ class Runtime:
         try:
             async with self.slots:
                 async with asyncio.timeout(effect.timeout):
-                    result = await ACTIVITIES[effect.kind](call, self.activity)
+                    result = await activity(effect.kind)(call, self.activity)
             signal = StepCompleted(effect.key, effect.attempt, result, effect.compensation)
         except StepFailure as exc:
             signal = StepFailed(

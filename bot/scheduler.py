@@ -13,9 +13,9 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,13 @@ class AlarmClock:
     def __init__(self, runtime: Runtime, horizon: float) -> None:
         self.runtime = runtime
         self.horizon = horizon
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler: AsyncIOScheduler | None = None
 
     async def start(self) -> None:
         """Start APScheduler, arm what is due soon, and refresh the window every half horizon."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.scheduler.start()
         self.scheduler.add_job(
             self._refresh, "interval", seconds=self.horizon / 2, id="refresh", coalesce=True, max_instances=1
@@ -39,12 +42,12 @@ class AlarmClock:
 
     def stop(self) -> None:
         """Stop ringing (stored timers stay stored)."""
-        if self.scheduler.running:
+        if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
     def arm(self, due_at: float) -> None:
         """Ring at ``due_at`` (epoch seconds) if that falls within the horizon."""
-        if not self.scheduler.running:
+        if self.scheduler is None or not self.scheduler.running:
             return
         now = time.time()
         if due_at > now + self.horizon:

@@ -184,3 +184,14 @@ def _name_clashes(loaded: list[LoadedWorkflow]) -> list[WorkflowError]:
             )
             errors.append(WorkflowError(workflow.path, line, col, message))
     return errors
+
+
+def parse_stored(text: str, path: str) -> Workflow:
+    """A definition stored when its run started (validated then): parsed fast, without positions."""
+    from ruamel.yaml import YAML
+
+    try:
+        return Workflow.model_validate(YAML(typ="safe").load(text))
+    except Exception:
+        # A stored text that no longer fits the models (an older format): the full loader explains why.
+        return load_text(text, path).spec

@@ -13,7 +13,7 @@ from engine.activities.base import ActivityContext, LlmSettings, StepCall, StepF
 
 NO_LLM = (
     "No LLM is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible server) "
-    "to run llm steps"
+    "to run llm steps; this step was skipped"
 )
 
 # One client per settings, reused for its connection pool. The pool belongs to the event loop that
@@ -24,7 +24,7 @@ _clients: dict[LlmSettings, tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
 async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
     """Ask the configured LLM and return its reply text, parsed JSON when a schema is given, and usage."""
     if ctx.llm is None:
-        raise StepFailure("llm", NO_LLM)
+        raise StepFailure("unavailable", NO_LLM)  # the core skips the step with this message
     params = call.params
     schema: dict[str, Any] | None = params.get("json_schema")
     messages: list[ChatCompletionMessageParam] = []
