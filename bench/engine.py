@@ -194,6 +194,7 @@ async def seed_waiting(url: str, count: int) -> None:
 def bench_waiting(url: str, count: int = 10_000) -> str:
     asyncio.run(seed_waiting(url, count))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    spawned = time.time()
     probe = subprocess.run(
         [sys.executable, str(Path(__file__)), "_load_probe", "--url", url],
         env=env,
@@ -201,28 +202,31 @@ def bench_waiting(url: str, count: int = 10_000) -> str:
         text=True,
         timeout=120,
     )
-    return f"{count:,} runs waiting on approvals: {probe.stdout.strip()}"
+    ready_at, rss, pending = probe.stdout.split()
+    return (
+        f"{count:,} runs waiting on approvals: process start to ready {float(ready_at) - spawned:.2f} s, "
+        f"peak RSS {rss} MB ({int(pending):,} pending approvals)"
+    )
 
 
 def load_probe(url: str) -> None:
-    """Runs in a fresh process: start a runtime on a database full of waiting runs, report time and RSS."""
-    t0 = time.perf_counter()
+    """Runs in a fresh process: start a runtime on a database full of waiting runs; print when it was
+    ready (epoch seconds), its peak RSS in MB and how many approvals are pending."""
 
     async def go() -> tuple[float, int]:
         runtime = await open_runtime(url)
-        ready = time.perf_counter() - t0
+        await runtime.resume_all()
+        ready_at = time.time()
         pending = len(await runtime.approvals.pending())
         await close(runtime)
-        return ready, pending
+        return ready_at, pending
 
-    ready, pending = asyncio.run(go())
+    ready_at, pending = asyncio.run(go())
     rss = 0
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             rss = int(line.split()[1]) // 1024
-    print(
-        f"process start to ready {ready:.2f} s (imports included), peak RSS {rss} MB, {pending:,} pending approvals"
-    )
+    print(f"{ready_at} {rss} {pending}")
 
 
 def fresh_url(kind: str) -> str:

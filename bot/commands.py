@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bot.app import open_database, open_runtime
@@ -58,6 +59,11 @@ async def validate(settings: Settings, args: argparse.Namespace) -> int:
                 print(error)
         else:
             print(f"{path}: valid")
+            if settings.llm() is None and _has_llm_steps(path):
+                print(
+                    f"{path}: note: no LLM is configured, so its llm steps will be skipped; "
+                    "set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible server) to run them"
+                )
     if checked == 0:
         raise BadInput(f"no workflow files (*.yaml, *.yml, *.json) in {', '.join(map(str, paths))}")
     return 2 if bad else 0
@@ -308,6 +314,10 @@ async def _row(store: RunStore, run_id: str) -> Any:
     if row is None:
         raise NotFound(f"No run {run_id!r}; `switchboard workflow status` lists recent runs")
     return row
+
+
+def _has_llm_steps(path: Path) -> bool:
+    return any(step.kind == "llm" for step in load_workflow(path).spec.steps.values())
 
 
 def _when(moment: float | None) -> str:
