@@ -198,3 +198,52 @@ def test_retry_delays_follow_temporal_defaults() -> None:
     policy = RetrySpec()
     assert [retry_delay(policy, n) for n in (1, 2, 3, 8)] == [1.0, 2.0, 4.0, 100.0]
     assert retry_delay(RetrySpec(backoff="fixed", initial="3s"), 5) == 3.0
+
+
+def test_continue_on_error_lets_dependents_run_and_the_run_succeed() -> None:
+    c = core({"flaky": {"run": ["x"], "continue_on_error": True}, "next": {"needs": ["flaky"], "run": ["y"]}})
+    c.advance(Start(), 0)
+    d = c.advance(StepFailed("flaky", 1, "command", "exit 1"), 1)
+    assert started(d) == ["next"]
+    c.advance(StepCompleted("next", 1, {}), 2)
+    assert c.state.status == RunStatus.SUCCEEDED
+
+
+def test_run_timeout_cancels_running_steps_and_fails_the_run() -> None:
+    c = core({"slow": {"run": ["sleep"]}}, timeout="1h")
+    d = c.advance(Start(), 0)
+    assert SetTimer("", "run_timeout", 3600.0) in d.effects
+    d = c.advance(TimerFired("", "run_timeout"), 3600)
+    assert CancelStep("slow") in d.effects
+    c.advance(StepFailed("slow", 1, "cancelled", "cancelled"), 3601)
+    assert c.state.status == RunStatus.FAILED
+    assert "timed out" in (c.state.error or "")
+
+
+def test_fan_out_wider_than_the_limit_fails_with_a_clear_message() -> None:
+    c = core({"f": {"for_each": "${{ inputs.many }}", "run": ["x"]}}, inputs={"many": {"type": "list"}})
+    c.state.inputs["many"] = list(range(20_000))
+    c.advance(Start(), 0)
+    assert c.state.steps["f"].error == "'for_each' gave 20000 items; the limit is 10000"
+    assert c.state.status == RunStatus.FAILED
+
+
+def test_a_bad_expression_at_run_time_fails_the_step_naming_the_expression() -> None:
+    c = core({"a": {"run": ["echo", "${{ inputs.missing.deeper }}"]}}, inputs={"missing": {"type": "object"}})
+    c.state.inputs["missing"] = {}
+    c.advance(Start(), 0)
+    assert "inputs.missing.deeper" in (c.state.steps["a"].error or "")
+    assert c.state.status == RunStatus.FAILED
+
+
+def test_unavailable_skips_the_step_instead_of_failing_the_run() -> None:
+    c = core(
+        {
+            "ask": {"llm": {"prompt": "hi"}},
+            "after": {"needs": ["ask"], "trigger": "none_failed", "run": ["x"]},
+        }
+    )
+    c.advance(Start(), 0)
+    d = c.advance(StepFailed("ask", 1, "unavailable", "No LLM is configured"), 1)
+    assert c.state.steps["ask"].status == StepStatus.SKIPPED
+    assert started(d) == ["after"]
