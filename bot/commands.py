@@ -36,6 +36,11 @@ async def serve(settings: Settings, args: argparse.Namespace) -> int:
         resumed = len(runtime.live)
         log.info("database ready (%s)", runtime.store.engine.url.render_as_string(hide_password=True))
         log.info("resumed %d unfinished run(s)", resumed)
+        if not settings.workflows_dir.is_dir():
+            log.warning(
+                "the workflows folder %s does not exist; set SWITCHBOARD_WORKFLOWS_DIR",
+                settings.workflows_dir,
+            )
         log.warning("no chat platform is configured yet: runs start with `switchboard workflow run`")
         print("Switchboard is running. Press Ctrl-C to stop.", flush=True)
         stop = asyncio.Event()
