@@ -41,6 +41,7 @@ from engine.signals import (
     Notify,
     RequestApproval,
     Resume,
+    Retry,
     Rollback,
     SetTimer,
     Signal,
@@ -183,6 +184,10 @@ class Runtime:
     async def rollback(self, run_id: str, by: str, to: str | None = None) -> None:
         """Ask a finished run to compensate its steps (those after ``to`` only, when given)."""
         await self.deliver(run_id, "rollback", {"by": by, "to": to})
+
+    async def retry(self, run_id: str, by: str) -> None:
+        """Ask a failed run to run its failed steps again."""
+        await self.deliver(run_id, "retry", {"by": by})
 
     async def deliver(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Store a signal in the run's inbox and wake whoever runs it (loading it here if nobody does)."""
@@ -346,6 +351,8 @@ class Runtime:
     async def _signal(self, live: LiveRun, kind: str, p: dict[str, Any]) -> Signal | None:
         if kind == "cancel":
             return Cancel(p.get("by", "?"), p.get("reason", ""))
+        if kind == "retry":
+            return Retry(p.get("by", "?"))
         if kind == "rollback":
             return Rollback(p.get("by", "?"), p.get("to"))
         if kind == "approval":

@@ -23,6 +23,7 @@ from engine.signals import (
     Notify,
     RequestApproval,
     Resume,
+    Retry,
     Rollback,
     SetTimer,
     Signal,
@@ -88,6 +89,8 @@ class Core:
                 self._cancel(signal.by, signal.reason)
             case Rollback():
                 self.saga.rollback(signal)
+            case Retry():
+                self._retry(signal.by)
         self._pump()
         self._settle()
         return self._d
@@ -218,6 +221,27 @@ class Core:
             self._d.run_changed = True
             self.emit("run_cancel_requested", None, by=by, reason=reason)
         self._cancel_running(reason or f"cancelled by {by}")
+
+    def _retry(self, by: str) -> None:
+        st = self.state
+        if st.status != RunStatus.FAILED:
+            self.emit("retry_refused", None, by=by, reason=f"the run is {st.status}, not failed")
+            return
+        again = StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED
+        reset = [s for s in st.steps.values() if s.status in again and not s.tolerated]
+        for step in reset:
+            step.status, step.error, step.error_kind, step.outputs = StepStatus.PENDING, None, None, None
+            step.finished_at, step.waiting_on, step.wake_at, step.items = None, None, None, None
+            self.items_done.pop(step.key, None)
+            self._d.dirty.add(step.key)
+            if step.index is None:
+                self._refresh_view(step.step_id)
+        st.failed_step = st.error = st.outputs = None
+        st.cancel_requested = False
+        st.status = RunStatus.RUNNING
+        self._d.run_changed = True
+        self.emit("run_retried", None, by=by, steps=sorted(s.key for s in reset if s.index is None))
+        self._schedule(list(self.spec.steps))
 
     # -- scheduling --------------------------------------------------------------------------
 

@@ -60,7 +60,14 @@ class Rollback:
     to: str | None = None
 
 
-Signal = Start | Resume | StepCompleted | StepFailed | TimerFired | ApprovalDecided | Cancel | Rollback
+@dataclass(frozen=True)
+class Retry:
+    """Run a failed run's failed steps again (and what they had held back); finished steps stay done."""
+
+    by: str
+
+
+Signal = Start | Resume | StepCompleted | StepFailed | TimerFired | ApprovalDecided | Cancel | Rollback | Retry
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,19 @@ def test_unavailable_skips_the_step_instead_of_failing_the_run() -> None:
     d = c.advance(StepFailed("ask", 1, "unavailable", "No LLM is configured"), 1)
     assert c.state.steps["ask"].status == StepStatus.SKIPPED
     assert started(d) == ["after"]
+
+
+def test_retry_runs_failed_steps_again_and_keeps_finished_ones() -> None:
+    from engine.signals import Retry
+
+    c = core({"a": {"run": ["a"]}, "b": {"needs": ["a"], "run": ["b"]}, "c": {"needs": ["b"], "run": ["c"]}})
+    c.advance(Start(), 0)
+    c.advance(StepCompleted("a", 1, {}), 1)
+    c.advance(StepFailed("b", 1, "command", "exit 1"), 2)
+    assert c.state.status == RunStatus.FAILED and c.state.steps["c"].status == StepStatus.SKIPPED
+    d = c.advance(Retry("alice"), 3)
+    assert [(e.key, e.attempt) for e in d.effects if isinstance(e, StartStep)] == [("b", 2)]
+    c.advance(StepCompleted("b", 2, {}), 4)
+    c.advance(StepCompleted("c", 1, {}), 5)
+    assert c.state.status == RunStatus.SUCCEEDED
+    assert c.state.steps["a"].attempt == 1

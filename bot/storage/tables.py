@@ -150,3 +150,85 @@ approval_audit = sa.Table(
     sa.Column("source", sa.String(40), nullable=False),
     sa.Column("at", sa.Float, nullable=False),
 )
+
+# -- chat layer ------------------------------------------------------------------------------------
+# A card edited in place (a run's status card): one row, its newest content and how far it was sent.
+chat_cards = sa.Table(
+    "chat_cards",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),  # "run:<id>"
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("card", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("sent_version", sa.Integer, nullable=False, default=0),
+    sa.Column("message_ref", sa.String(200)),
+    sa.Column("thread_ref", sa.String(200)),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claimed_at", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_at", sa.Float, nullable=False, default=0.0),
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_chat_cards_due", "next_at"),
+)
+
+# A message posted once (a thread reply, a notification), delivered in order per card.
+chat_posts = sa.Table(
+    "chat_posts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("parent_key", sa.String(200)),  # the chat_cards key whose thread this goes into
+    sa.Column("card", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | sending | sent | failed
+    sa.Column("message_ref", sa.String(200)),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claimed_at", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_at", sa.Float, nullable=False, default=0.0),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    sa.Index("ix_chat_posts_open", "status", "next_at"),
+)
+
+# The console's own messages: the console is a chat platform whose server is Switchboard itself.
+console_messages = sa.Table(
+    "console_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("thread_id", sa.Integer),  # the parent message, for thread replies
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("card", sa.JSON),
+    sa.Column("visible_to", sa.String(200)),  # an ephemeral message's only reader
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_console_channel", "channel", "id"),
+)
+
+# Platform deliveries already handled (Slack's event_id), when Redis is not configured.
+seen_events = sa.Table(
+    "seen_events",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+# Append-only: every chat action with the identity that took it.
+action_log = sa.Table(
+    "action_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("actor", sa.String(200), nullable=False, index=True),
+    sa.Column("identity", sa.JSON, nullable=False),
+    sa.Column("place", sa.JSON, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # command | click | submit
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("outcome", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(64), index=True),
+)

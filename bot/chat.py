@@ -1,0 +1,59 @@
+"""The contract between the outbox and each chat platform (Slack, Discord, the console).
+
+Inbound, an adapter parses a platform payload once into a ``handlers.types`` input, acknowledges fast,
+calls ``Router`` and renders the reply. Outbound, the outbox calls the methods below; an adapter
+raises ``DeliveryError`` for anything the platform refused, saying whether a retry can help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cards.model import Card
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message the platform accepted: its ref (Slack ``channel:ts``, Discord ``channel:message``)."""
+
+    ref: str
+
+
+class DeliveryError(Exception):
+    """The platform did not take a message; ``retry_after`` for 429s, ``permanent`` when retrying is futile."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False,
+                 hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.permanent = permanent
+        self.hint = hint  # what the operator should change, e.g. "invite the bot to the channel"
+
+
+class ChatAdapter(Protocol):
+    """What the outbox needs from a platform."""
+
+    platform: str
+    pace: float  # seconds between two messages to one channel (Slack allows about 1/s)
+
+    async def post(self, channel: str, card: Card, key: str) -> Sent:
+        """Post a new message; ``key`` is unique per outbox item (stored with the message where possible)."""
+        ...
+
+    async def update(self, sent: Sent, card: Card) -> None:
+        """Edit a message in place."""
+        ...
+
+    async def thread(self, parent: Sent) -> str:
+        """The thread under ``parent`` (created if the platform needs that), as a channel-like ref."""
+        ...
+
+    async def reply(self, thread: str, card: Card, key: str) -> Sent:
+        """Post into a thread that ``thread()`` returned."""
+        ...
+
+    async def find(self, channel: str, key: str) -> Sent | None:
+        """A message posted earlier with ``key``, if the platform can tell (used after a crash mid-send)."""
+        ...
