@@ -21,10 +21,11 @@ class Sent:
 
 
 class DeliveryError(Exception):
-    """The platform did not take a message; ``retry_after`` for 429s, ``permanent`` when retrying is futile."""
+    """The platform refused a message: ``retry_after`` for 429s, ``permanent`` when a retry cannot help."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False,
-                 hint: str = "") -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, permanent: bool = False, hint: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after

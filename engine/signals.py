@@ -67,7 +67,9 @@ class Retry:
     by: str
 
 
-Signal = Start | Resume | StepCompleted | StepFailed | TimerFired | ApprovalDecided | Cancel | Rollback | Retry
+Signal = (
+    Start | Resume | StepCompleted | StepFailed | TimerFired | ApprovalDecided | Cancel | Rollback | Retry
+)
 
 
 @dataclass(frozen=True)
