@@ -8,9 +8,12 @@ raises ``DeliveryError`` for anything the platform refused, saying whether a ret
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cards.model import Card
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 @dataclass(frozen=True)
@@ -57,4 +60,24 @@ class ChatAdapter(Protocol):
 
     async def find(self, channel: str, key: str) -> Sent | None:
         """A message posted earlier with ``key``, if the platform can tell (used after a crash mid-send)."""
+        ...
+
+
+class Platform(ChatAdapter, Protocol):
+    """A platform adapter as the process runs it: routes on the shared web server, and a lifecycle."""
+
+    def attach(self, app: web.Application) -> None:
+        """Add this platform's HTTP routes (if any) to the shared aiohttp application."""
+        ...
+
+    async def start(self) -> None:
+        """Connect (a gateway, a socket) once the web server is up."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop taking new work and disconnect."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the start-up log, e.g. "Console: http://127.0.0.1:8080"."""
         ...

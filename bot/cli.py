@@ -120,8 +120,14 @@ async def _guarded(handler: Handler, settings: Settings, args: argparse.Namespac
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    for sig in (signal.SIGTERM,):
-        loop.add_signal_handler(sig, task.cancel)
+    received: list[int] = []
+
+    def stop(sig: int) -> None:
+        received.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
     try:
         return await handler(settings, args)
     except WorkflowInvalid as exc:
@@ -135,7 +141,12 @@ async def _guarded(handler: Handler, settings: Settings, args: argparse.Namespac
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except asyncio.CancelledError:
-        return 143
+        if args.command != "run":
+            print(
+                "\nstopped: unfinished runs are stored; `switchboard workflow resume --all` continues them",
+                file=sys.stderr,
+            )
+        return 130 if received == [signal.SIGINT] else 143
 
 
 def dump(value: Any) -> None:

@@ -31,23 +31,25 @@ FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 
 
 async def serve(settings: Settings, args: argparse.Namespace) -> int:
-    """``switchboard run``: the long-running process."""
-    async with open_runtime(settings) as runtime:
-        resumed = len(runtime.live)
-        log.info("database ready (%s)", runtime.store.engine.url.render_as_string(hide_password=True))
-        log.info("resumed %d unfinished run(s)", resumed)
-        if not settings.workflows_dir.is_dir():
-            log.warning(
-                "the workflows folder %s does not exist; set SWITCHBOARD_WORKFLOWS_DIR",
-                settings.workflows_dir,
-            )
-        log.warning("no chat platform is configured yet: runs start with `switchboard workflow run`")
-        print("Switchboard is running. Press Ctrl-C to stop.", flush=True)
-        stop = asyncio.Event()
-        try:
-            await stop.wait()
-        except asyncio.CancelledError:
-            log.info("stopping: running steps get a few seconds to finish")
+    """``switchboard run``: the long-running process, until SIGTERM or Ctrl-C."""
+    from bot.process import start_app, stop_app
+
+    if not settings.workflows_dir.is_dir():
+        log.warning(
+            "the workflows folder %s does not exist; set SWITCHBOARD_WORKFLOWS_DIR", settings.workflows_dir
+        )
+    app = await start_app(settings)
+    if "console" in app.platforms:
+        print(f"Console: {app.url}", flush=True)
+    if not app.platforms:
+        print("No chat platform is configured; runs start with `switchboard workflow run`.", flush=True)
+    print("Switchboard is running. Press Ctrl-C to stop.", flush=True)
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        log.info("stopping: no new work is taken; running steps get a few seconds to finish")
+    finally:
+        await stop_app(app)
     return 0
 
 

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import BadInput
 from engine.activities.base import LlmSettings
 
 PREFIX = "SWITCHBOARD_"
+
+
+def _comma_list(value: Any) -> Any:
+    # SWITCHBOARD_ADMINS=console:alice,slack:U024BE7LH as well as a JSON list.
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 
 
 class Settings(BaseSettings):
@@ -40,6 +55,25 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, validation_alias=AliasChoices("PORT", "SWITCHBOARD_PORT"))
+    admins: CommaList = []  # "console:alice", "slack:U024BE7LH", "discord:80351110224678912"
+    # The local console: on unless switched off; its channels, and its users with their groups.
+    console: bool = True
+    console_channels: CommaList = ["ops", "approvals", "agents"]
+    console_users: dict[str, list[str]] = {
+        "alice": ["release-managers"],
+        "bob": ["release-managers"],
+        "carol": ["eng-directors"],
+        "dave": ["agents"],
+        "erin": [],
+    }
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = "https://slack.com/api/"
+    discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+    discord_api_url: str | None = None  # e.g. a rate-limit proxy, or a test server
+    discord_gateway_url: str | None = None
+    card_update_interval: float = Field(default=1.0, ge=0.0)  # at most one edit per card per interval
 
     def llm(self) -> LlmSettings | None:
         """The LLM connection, or None when no API key is set."""

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import secrets as pysecrets
-import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -23,6 +22,7 @@ from bot.approvals_store import ApprovalStore
 from bot.config import Settings
 from bot.events import EventHub
 from bot.live import LiveRun, merge
+from bot.owners import is_dead, new_owner
 from bot.scheduler import AlarmClock
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+# Adds rows to a run's batch so they commit with its state change: (batch, state, event rows, now).
+Observer = Callable[[Batch, RunState, list[dict[str, Any]], float], None]
 
 
 def new_run_id() -> str:
@@ -81,7 +83,7 @@ class Runtime:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{pysecrets.token_hex(3)}"
+        self.owner = new_owner()
         self.live: dict[str, LiveRun] = {}
         self.hub = EventHub()
         self.approvals = ApprovalStore(store.engine, clock)
@@ -92,6 +94,8 @@ class Runtime:
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
         self.notify_hooks: list[Callable[[str, Notify], Any]] = []
+        self.observers: list[Observer] = []
+        self.after_commit: list[Callable[[], None]] = []
         self._specs: dict[str, Workflow] = {}
         self._background: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[Any]] = set()
@@ -284,14 +288,7 @@ class Runtime:
 
     async def _dead_owners(self) -> list[str]:
         """Lease holders on this host whose process is gone (so a resume need not wait for expiry)."""
-        host = socket.gethostname()
-        dead = []
-        for owner in await self.store.lease_owners():
-            owner_host, _, rest = owner.partition(":")
-            pid = rest.partition(":")[0]
-            if owner_host == host and pid.isdigit() and owner != self.owner and not _alive(int(pid)):
-                dead.append(owner)
-        return dead
+        return [owner for owner in await self.store.lease_owners() if is_dead(owner, self.owner)]
 
     # -- driving a run ---------------------------------------------------------------------------
 
@@ -420,6 +417,8 @@ class Runtime:
                     },
                 },
             )
+        for observer in self.observers:
+            observer(batch, state, rows, now)  # e.g. chat status cards, committed with the state change
         owner, until = (None, None) if release else (self.owner, now + self.settings.lease_seconds)
         batch.add(store.update_run, store.run_update(state, live.seq, now, owner, until))
         batch.add(store.consume_inbox, [{"_id": i, "at": now} for i in live.consumed])
@@ -427,6 +426,8 @@ class Runtime:
         await store.journal.write(batch)
         if rows:
             self.hub.publish(state.run_id, rows)
+            for hook in self.after_commit:
+                hook()
         if state.status.finished and parent:
             self.spawn(self.wake(parent))
 
@@ -544,16 +545,6 @@ def _secrets(spec: Workflow) -> dict[str, str]:
 
 def _starts_work(d: Decision) -> bool:
     return any(isinstance(e, StartStep) for e in d.effects)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = ["Runtime", "Started", "StepStatus", "new_run_id"]

@@ -1,0 +1,127 @@
+"""The bot process: one aiohttp server for every platform, the runtime, the outbox, and their lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.chat import Platform
+from bot.config import Settings
+from bot.dedupe import Dedupe, make_dedupe
+from bot.outbox import Outbox
+from bot.runtime import Runtime
+from bot.status import StatusCards
+from bot.storage.database import create_engine, migrate
+from bot.storage.runs import RunStore
+from handlers.router import Router
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    """Everything a running Switchboard holds."""
+
+    settings: Settings
+    engine: AsyncEngine
+    runtime: Runtime
+    router: Router
+    outbox: Outbox
+    dedupe: Dedupe
+    server: web.Application
+    platforms: dict[str, Platform] = field(default_factory=dict)
+    runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://{self.settings.host}:{self.port}"
+
+
+def platforms_for(settings: Settings, app: App) -> tuple[dict[str, Platform], list[str]]:
+    """The adapters the settings configure, and a line for each one skipped, saying why."""
+    chosen: dict[str, Platform] = {}
+    skipped = []
+    if settings.console:
+        from bot.console.adapter import ConsoleAdapter
+
+        chosen["console"] = ConsoleAdapter(app)
+    else:
+        skipped.append("console: SWITCHBOARD_CONSOLE is false")
+    if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
+        from bot.slack_adapter import SlackAdapter
+
+        chosen["slack"] = SlackAdapter(app)
+    else:
+        skipped.append(
+            "Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)"
+        )
+    if settings.discord_token:
+        from bot.discord_adapter import DiscordAdapter
+
+        chosen["discord"] = DiscordAdapter(app)
+    else:
+        skipped.append("Discord: set DISCORD_TOKEN")
+    return chosen, skipped
+
+
+async def start_app(settings: Settings, clock: Callable[[], float] | None = None) -> App:
+    """Migrate, resume unfinished runs, start the outbox, the web server and every configured platform."""
+    engine = create_engine(settings.database_url)
+    await migrate(engine)
+    runtime = (
+        Runtime(settings, RunStore(engine), clock=clock) if clock else Runtime(settings, RunStore(engine))
+    )
+    router = Router(Services(runtime, settings))
+    outbox = Outbox(engine, {}, runtime.owner, runtime.clock, card_interval=settings.card_update_interval)
+    web_app = web.Application()
+    web_app.router.add_get("/healthz", _healthz)
+    app = App(settings, engine, runtime, router, outbox, make_dedupe(engine, settings.redis_url), web_app)
+    web_app["switchboard"] = app
+    app.platforms, skipped = platforms_for(settings, app)
+    for platform in app.platforms.values():
+        platform.attach(web_app)
+    outbox.adapters.update(app.platforms)
+    runtime.observers.append(StatusCards(engine))
+    runtime.after_commit.append(outbox.wake)
+    resumed = await runtime.start(resume=True)
+    outbox.start()
+    app.runner = web.AppRunner(web_app, access_log=None)
+    await app.runner.setup()
+    site = web.TCPSite(app.runner, settings.host, settings.port)
+    await site.start()
+    app.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the real port when 0 was asked
+    for platform in app.platforms.values():
+        await platform.start()
+        log.info("started %s", platform.describe())
+    for line in skipped:
+        log.info("skipped %s", line)
+    log.info("resumed %d unfinished run(s); health check at %s/healthz", len(resumed), app.url)
+    return app
+
+
+async def stop_app(app: App, grace: float = 10.0, flush: float = 5.0) -> None:
+    """Stop taking work, give running steps ``grace`` seconds, flush the outbox for ``flush`` seconds."""
+    for platform in app.platforms.values():
+        try:
+            await platform.stop()
+        except Exception:
+            log.exception("stopping %s failed", platform.platform)
+    await app.runtime.stop(grace=grace)
+    await app.outbox.stop(deadline=flush)
+    if app.runner is not None:
+        await app.runner.cleanup()
+    await app.engine.dispose()
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    app: App = request.app["switchboard"]
+    return web.json_response(
+        {"ok": True, "platforms": sorted(app.platforms), "runs_loaded": len(app.runtime.live)}
+    )

@@ -1,0 +1,37 @@
+"""Every command, button and form Switchboard answers, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from handlers.completions import workflow_names
+from handlers.run_actions import run_button
+from handlers.run_form import submit_run_form
+from handlers.services import Services
+from handlers.types import Autocomplete, Click, Command, Reply, Submission
+from handlers.workflow import workflow_command
+
+CommandHandler = Callable[[Command, Services], Awaitable[Reply]]
+ClickHandler = Callable[[Click, str, str, Services], Awaitable[Reply]]  # (click, target, choice)
+FormHandler = Callable[[Submission, str, Services], Awaitable[Reply]]  # (submission, form target)
+CompletionSource = Callable[[Autocomplete, Services], Awaitable[list[str]]]
+
+# /name -> handler
+COMMANDS: dict[str, CommandHandler] = {
+    "workflow": workflow_command,
+}
+
+# button ids sb:{kind}:{target}:{choice} -> handler, by kind
+ACTIONS: dict[str, ClickHandler] = {
+    "run": run_button,
+}
+
+# form ids sb:form:{kind}:{target} -> handler, by kind
+FORMS: dict[str, FormHandler] = {
+    "run": submit_run_form,
+}
+
+# (command, option) -> suggestions while typing
+COMPLETIONS: dict[tuple[str, str], CompletionSource] = {
+    ("workflow", "name"): workflow_names,
+}

@@ -1,0 +1,81 @@
+"""The form that asks for a workflow's missing inputs, generated from its typed inputs."""
+
+from __future__ import annotations
+
+import json
+
+from bot.errors import NotPermitted
+from cards.model import Form, FormField, action_id
+from engine.inputs import InputError, resolve_inputs
+from engine.loader import LoadedWorkflow
+from engine.spec import InputSpec
+from handlers.services import Services
+from handlers.types import FieldErrors, Reply, Submission
+
+KINDS = {
+    "string": "text",
+    "number": "number",
+    "integer": "number",
+    "boolean": "boolean",
+    "enum": "select",
+    "list": "multiline",
+    "object": "multiline",
+}
+
+
+def missing_only(exc: InputError) -> bool:
+    """Whether every problem is a missing required input (then a form helps)."""
+    return all(why.startswith("required") for why in exc.problems.values())
+
+
+def run_form(loaded: LoadedWorkflow, given: dict[str, str]) -> Form:
+    """A form for every input of the workflow, prefilled with defaults and what was already given."""
+    spec = loaded.spec
+    fields = tuple(_field(name, inp, given.get(name)) for name, inp in spec.inputs.items())
+    return Form(
+        form_id=action_id("form", "run", spec.name),
+        title=f"Run {spec.name}"[:24],
+        fields=fields,
+        submit="Run",
+        state=json.dumps({"workflow": spec.name}),
+        intro=spec.description or "",
+    )
+
+
+def _field(name: str, inp: InputSpec, given: str | None) -> FormField:
+    kind = "select" if inp.enum else KINDS[inp.type]
+    default = given if given is not None else (None if inp.default is None else _text(inp.default))
+    return FormField(
+        name=name,
+        label=name.replace("_", " ").capitalize(),
+        kind=kind,  # type: ignore[arg-type]
+        required=inp.required,
+        default=default,
+        options=tuple(str(v) for v in inp.enum or ()),
+        help=inp.description,
+    )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+async def submit_run_form(sub: Submission, workflow: str, svc: Services) -> Reply:
+    """Start the run from a submitted form, or send the form back with per-field errors."""
+    from handlers.workflow import check_may_run, find, start
+
+    loaded = find(svc, workflow)
+    try:
+        check_may_run(loaded, sub.who, sub.where)
+    except NotPermitted as exc:
+        return FieldErrors({next(iter(loaded.spec.inputs), "_"): str(exc)})
+    raw = {k: v for k, v in sub.values.items() if v is not None and str(v).strip() != ""}
+    try:
+        resolve_inputs(loaded.spec, raw)
+    except InputError as exc:
+        return FieldErrors({name: why for name, why in exc.problems.items()})
+    return await start(svc, loaded, raw, sub.who, sub.where)

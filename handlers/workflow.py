@@ -1,0 +1,186 @@
+"""``/workflow``: run, list, help, status and cancel."""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+
+from cards.run_card import run_card
+
+from bot.errors import BadInput, NotFound, NotPermitted
+from bot.run_views import view_from_store
+from cards.model import Card, Field
+from engine.inputs import InputError, parse_pairs, resolve_inputs
+from engine.loader import LoadedWorkflow, WorkflowInvalid, WorkflowNotFound
+from handlers.permissions import allowed, describe
+from handlers.run_form import missing_only, run_form
+from handlers.services import Services
+from handlers.types import Command, Identity, Place, Reply, Say, ShowForm
+
+USAGE = (
+    "Usage: `/workflow run NAME key=value ...`, `/workflow list`, `/workflow help [NAME]`, "
+    "`/workflow status [RUN]`, `/workflow cancel RUN`"
+)
+FINISHED = ("succeeded", "failed", "cancelled", "compensated")
+
+
+async def workflow_command(cmd: Command, svc: Services) -> Reply:
+    """Dispatch ``/workflow <subcommand> ...``."""
+    try:
+        words = shlex.split(cmd.text)
+    except ValueError as exc:
+        raise BadInput(f"Could not read that command ({exc}); check the quotes") from None
+    if not words:
+        return Say(USAGE)
+    sub, args = words[0].lower(), words[1:]
+    handler = SUBCOMMANDS.get(sub)
+    if handler is None:
+        close = difflib.get_close_matches(sub, list(SUBCOMMANDS), n=1)
+        hint = f"Did you mean `/workflow {close[0]}`? " if close else ""
+        raise BadInput(f"/workflow has no subcommand '{sub}'. {hint}{USAGE}")
+    return await handler(cmd, args, svc)
+
+
+def find(svc: Services, name: str) -> LoadedWorkflow:
+    """A workflow by name, with user-facing errors."""
+    try:
+        return svc.workflow(name)
+    except WorkflowNotFound:
+        names = [w.spec.name for w in svc.workflows()]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = (
+            f" Did you mean {close[0]}?" if close else (f" Workflows: {', '.join(names)}." if names else "")
+        )
+        raise NotFound(f"No workflow named {name}.{hint}") from None
+    except WorkflowInvalid as exc:
+        raise BadInput(f"Workflow {name} is invalid and cannot run:\n{exc}") from None
+
+
+def check_may_run(loaded: LoadedWorkflow, who: Identity, where: Place) -> None:
+    """Refuse, saying who may, when ``who`` may not start this workflow here."""
+    entries = loaded.spec.permissions.run
+    if not allowed(entries, who, where):
+        raise NotPermitted(f"You may not run {loaded.spec.name}. Allowed: {describe(entries)}.")
+
+
+async def run(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow run NAME key=value ...``: start it, or open a form for missing inputs."""
+    if not args:
+        raise BadInput("Which workflow? " + USAGE)
+    loaded = find(svc, args[0])
+    check_may_run(loaded, cmd.who, cmd.where)
+    try:
+        raw = parse_pairs(args[1:])
+    except ValueError as exc:
+        raise BadInput(f"{exc}: give inputs as name=value, e.g. env=staging") from None
+    try:
+        resolve_inputs(loaded.spec, raw)
+    except InputError as exc:
+        if missing_only(exc):
+            return ShowForm(run_form(loaded, raw))
+        problems = "; ".join(f"{k}: {v}" for k, v in exc.problems.items())
+        raise BadInput(f"Nothing started. {loaded.spec.name} inputs: {problems}") from None
+    return await start(svc, loaded, raw, cmd.who, cmd.where)
+
+
+async def start(
+    svc: Services, loaded: LoadedWorkflow, raw: dict[str, str], who: Identity, where: Place
+) -> Say:
+    """Submit a run whose status card goes to ``where``."""
+    meta = {"origin": where.to_dict(), "who": who.to_dict()}
+    started = await svc.runtime.submit(loaded, raw, started_by=who.ref, meta=meta)
+    return Say(f"Started {loaded.spec.name} (run {started.run_id}); its status card follows.")
+
+
+async def list_(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow list``: the workflows this user may run."""
+    mine = [w for w in svc.workflows() if allowed(w.spec.permissions.run, cmd.who, cmd.where)]
+    if not mine:
+        return Say("There are no workflows you may run here.")
+    fields = tuple(Field(w.spec.name, w.spec.description or "(no description)", short=False) for w in mine)
+    return Say(
+        card=Card(title="Workflows you can run", fields=fields, context=("/workflow help NAME shows inputs",))
+    )
+
+
+async def help_(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow help [NAME]``: usage, or a workflow's typed inputs."""
+    if not args:
+        return Say(USAGE)
+    loaded = find(svc, args[0])
+    spec = loaded.spec
+    fields = []
+    for name, inp in spec.inputs.items():
+        kind = f"one of {', '.join(map(str, inp.enum))}" if inp.enum else inp.type
+        notes = [
+            "required"
+            if inp.required
+            else f"default {inp.default}"
+            if inp.default is not None
+            else "optional"
+        ]
+        text = f"{kind}; {', '.join(notes)}" + (f" — {inp.description}" if inp.description else "")
+        fields.append(Field(name, text, short=False))
+    example = " ".join(f"{n}=…" for n, i in spec.inputs.items() if i.required)
+    return Say(
+        card=Card(
+            title=f"/workflow run {spec.name} {example}".strip(),
+            text=spec.description or "",
+            fields=tuple(fields),
+            context=(f"Allowed to run: {describe(spec.permissions.run)}",),
+        )
+    )
+
+
+async def status(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow status [RUN]``: a run's card, or this user's recent runs."""
+    store = svc.runtime.store
+    if args:
+        view = await view_from_store(store, args[0])
+        if view is None:
+            raise NotFound(f"No run {args[0]}; `/workflow status` lists your recent runs")
+        return Say(card=run_card(view))
+    mine = [r for r in await store.list_runs(limit=200) if r.started_by == cmd.who.ref][:10]
+    if not mine:
+        return Say("You have not started any runs yet. Try `/workflow list`.")
+    lines = "\n".join(f"`{r.id}` {r.workflow} — {r.status}" for r in mine)
+    return Say(f"Your recent runs:\n{lines}")
+
+
+async def cancel(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow cancel RUN``."""
+    if not args:
+        raise BadInput("Which run? Usage: `/workflow cancel RUN`")
+    return await cancel_run(svc, args[0], cmd.who, cmd.where)
+
+
+async def cancel_run(svc: Services, run_ref: str, who: Identity, where: Place) -> Say:
+    """Cancel a run if ``who`` may; shared by the command and the Cancel button."""
+    row = await svc.runtime.store.run_row(run_ref)
+    if row is None:
+        raise NotFound(f"No run {run_ref}")
+    if row.status in FINISHED:
+        return Say(f"Run {row.id} already {row.status}; there is nothing to cancel.")
+    check_may_steer(svc, row.workflow, row.started_by, "cancel", who, where)
+    await svc.runtime.cancel(row.id, by=who.ref)
+    return Say(f"Cancelling run {row.id} ({row.workflow}).")
+
+
+def check_may_steer(
+    svc: Services, workflow: str, started_by: str, what: str, who: Identity, where: Place
+) -> None:
+    """Cancel and rollback: the starter, admins, and whoever the workflow's permissions name."""
+    if who.admin or who.ref == started_by:
+        return
+    try:
+        perms = svc.workflow(workflow).spec.permissions
+    except (WorkflowNotFound, WorkflowInvalid):
+        raise NotPermitted(f"Only the person who started this run or an admin may {what} it.") from None
+    entries = getattr(perms, what) if getattr(perms, what) is not None else perms.run
+    if not allowed(entries, who, where):
+        raise NotPermitted(
+            f"You may not {what} runs of {workflow}. Allowed: its starter, admins, {describe(entries)}."
+        )
+
+
+SUBCOMMANDS = {"run": run, "list": list_, "help": help_, "status": status, "cancel": cancel}
