@@ -116,6 +116,20 @@ async def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
     await until(lambda: all(gone(pid) for pid in pids), timeout=2)
 
 
+async def test_a_second_cancel_during_the_grace_period_still_stops_everything(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    task = asyncio.create_task(command.execute(call([PY, "-c", STUBBORN, str(pidfile)]), CTX))
+    grand = Path(f"{pidfile}.grand")
+    await until(lambda: pidfile.exists() and grand.exists() and pidfile.read_text() and grand.read_text())
+    pids = [int(pidfile.read_text()), int(grand.read_text())]
+    task.cancel()
+    await asyncio.sleep(0.05)
+    task.cancel()  # the runtime's timeout firing, then a user's cancel
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await until(lambda: all(gone(pid) for pid in pids), timeout=CTX.kill_grace + 2)
+
+
 async def test_a_timeout_stops_a_polite_program_without_waiting_the_grace() -> None:
     started = time.monotonic()
     with pytest.raises(TimeoutError):
