@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.runtime import Runtime
-from engine.loader import LoadedWorkflow, find_workflow, load_dir, load_workflow
+from engine.loader import LoadedWorkflow, WorkflowInvalid, find_workflow, load_workflow, workflow_files
 
 
 @dataclass
@@ -21,7 +21,20 @@ class Services:
 
     def workflow(self, name: str) -> LoadedWorkflow:
         """The workflow called ``name`` (raises WorkflowNotFound with a suggestion, or WorkflowInvalid)."""
-        path = find_workflow(self.settings.workflows_dir, name)
+        return self._load(find_workflow(self.settings.workflows_dir, name))
+
+    def workflows(self) -> list[LoadedWorkflow]:
+        """Every valid workflow in the folder, by name (files are parsed again only when they change)."""
+        folder = self.settings.workflows_dir
+        loaded = []
+        for path in workflow_files(folder) if folder.is_dir() else []:
+            try:
+                loaded.append(self._load(path))
+            except (WorkflowInvalid, OSError):
+                continue  # `switchboard workflow validate` reports these; chat lists what can run
+        return sorted(loaded, key=lambda w: w.spec.name)
+
+    def _load(self, path: Path) -> LoadedWorkflow:
         mtime = path.stat().st_mtime
         cached = self._cache.get(path)
         if cached is not None and cached[0] == mtime:
@@ -29,11 +42,6 @@ class Services:
         loaded = load_workflow(path)
         self._cache[path] = (mtime, loaded)
         return loaded
-
-    def workflows(self) -> list[LoadedWorkflow]:
-        """Every valid workflow in the folder, by name."""
-        loaded, _errors = load_dir(self.settings.workflows_dir)
-        return sorted(loaded, key=lambda w: w.spec.name)
 
     def now(self) -> float:
         """The runtime's clock."""

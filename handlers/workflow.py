@@ -5,11 +5,10 @@ from __future__ import annotations
 import difflib
 import shlex
 
-from cards.run_card import run_card
-
 from bot.errors import BadInput, NotFound, NotPermitted
 from bot.run_views import view_from_store
 from cards.model import Card, Field
+from cards.run_card import run_card
 from engine.inputs import InputError, parse_pairs, resolve_inputs
 from engine.loader import LoadedWorkflow, WorkflowInvalid, WorkflowNotFound
 from handlers.permissions import allowed, describe
