@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from cards.run_card import RunView, StepView
+from cards.run_card import RunStatus, RunView, StepView
 
 from bot.storage.runs import RunStore
 from engine.state import RunState, StepState
@@ -69,7 +69,7 @@ def _view(
     return RunView(
         run_id=run_id,
         workflow=workflow,
-        status=status,
+        status=cast(RunStatus, status),
         started_by=who or started_by,
         inputs=dict(inputs),
         steps=tuple(

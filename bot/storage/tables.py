@@ -207,7 +207,9 @@ console_messages = sa.Table(
     sa.Column("visible_to", sa.String(200)),  # an ephemeral message's only reader
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("key", sa.String(200)),  # the outbox item's key, so a re-sent post is found, not doubled
     sa.Index("ix_console_channel", "channel", "id"),
+    sa.Index("ux_console_key", "key", unique=True),
 )
 
 # Platform deliveries already handled (Slack's event_id), when Redis is not configured.

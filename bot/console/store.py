@@ -1,0 +1,131 @@
+"""The console's messages: rows of ``console_messages``, the console being a chat server of its own.
+
+A message is text, a card, or both. Thread replies point at their parent with ``thread_id``; an
+ephemeral message names its only reader in ``visible_to``; a message the outbox posted keeps the
+outbox's ``key``, so a post retried after a crash is found instead of shown twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.storage.tables import console_messages as table
+from cards.model import Card
+
+HISTORY = 500  # messages a page loads at start; older ones stay stored
+
+
+@dataclass(frozen=True)
+class Message:
+    """One stored console message."""
+
+    id: int
+    channel: str
+    author: str
+    text: str
+    card: Card | None
+    created_at: float
+    updated_at: float
+    thread_id: int | None = None
+    visible_to: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Message:
+        return cls(
+            id=row.id,
+            channel=row.channel,
+            author=row.author,
+            text=row.text,
+            card=Card.from_dict(row.card) if row.card else None,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            thread_id=row.thread_id,
+            visible_to=row.visible_to,
+            key=row.key,
+        )
+
+
+class ConsoleStore:
+    """Reads and writes console messages."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def add(
+        self,
+        channel: str,
+        author: str,
+        text: str,
+        now: float,
+        card: Card | None = None,
+        thread_id: int | None = None,
+        visible_to: str | None = None,
+        key: str | None = None,
+    ) -> Message:
+        """Store a new message and return it with its id."""
+        values = {
+            "channel": channel,
+            "author": author,
+            "text": text,
+            "card": card.to_dict() if card else None,
+            "thread_id": thread_id,
+            "visible_to": visible_to,
+            "key": key,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.engine.begin() as conn:
+            result = await conn.execute(table.insert().values(**values))
+            (new_id,) = result.inserted_primary_key or (None,)
+        return Message(
+            id=int(new_id),
+            channel=channel,
+            author=author,
+            text=text,
+            card=card,
+            created_at=now,
+            updated_at=now,
+            thread_id=thread_id,
+            visible_to=visible_to,
+            key=key,
+        )
+
+    async def edit(self, message_id: int, card: Card, now: float) -> Message | None:
+        """Replace a message's card (a status card moving on); None when there is no such message."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                table.update()
+                .where(table.c.id == message_id)
+                .values(card=card.to_dict(), text=card.plain_text(), updated_at=now)
+            )
+        return await self.get(message_id) if done.rowcount else None
+
+    async def get(self, message_id: int) -> Message | None:
+        """A message by id."""
+        return await self._one(table.c.id == message_id)
+
+    async def by_key(self, channel: str, key: str) -> Message | None:
+        """The message the outbox posted with ``key`` into ``channel``."""
+        return await self._one(table.c.key == key, table.c.channel == channel)
+
+    async def visible(self, user: str, limit: int = HISTORY) -> list[Message]:
+        """The newest messages ``user`` may see (public ones and their own ephemeral ones), oldest first."""
+        query = (
+            sa.select(table)
+            .where(sa.or_(table.c.visible_to.is_(None), table.c.visible_to == user))
+            .order_by(table.c.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Message.from_row(r) for r in reversed(rows)]
+
+    async def _one(self, *where: sa.ColumnElement[bool]) -> Message | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(table).where(*where))).first()
+        return Message.from_row(row) if row is not None else None
