@@ -1,0 +1,139 @@
+"""Sample cards and a form for tests/test_cards.py, and the snapshot files they render to.
+
+The samples cover what the renderers must survive: a short running run, a 50-step failed run with long
+errors, a card with 40 fields and 30 buttons, hostile text (``<script>``, quotes, Slack mentions), unicode,
+and a flood of 300 step lines. ``update_snapshots`` rewrites tests/snapshots/cards/ from them; run it with
+``python -m tests.test_cards --update`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cards import discord as discord_cards
+from cards import html, slack
+from cards.model import Button, Card, Confirm, Field, Form, FormField, StepLine, action_id
+from cards.run_card import RunView, StepView, run_card
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots" / "cards"
+HOSTILE = "<script>alert(\"x\")</script> & 'quotes' <@U123> <!channel> @everyone"
+
+
+def run_view(status: Any, steps: tuple[StepView, ...], **more: Any) -> RunView:
+    return RunView(
+        "3f9a2c71d0e4", "deploy", status, "Ada Lovelace", {"service": "api", "token": "••••"}, steps, **more
+    )
+
+
+def _fifty_steps() -> tuple[StepView, ...]:
+    done = tuple(StepView(f"step-{i:02d}", "succeeded", duration=1.2 + i) for i in range(45))
+    boom = StepView(
+        "migrate-db", "failed", attempt=3, duration=75.0, error="psql: " + "connection refused\n" * 300
+    )
+    later = tuple(StepView(f"after-{i}", "cancelled", error="not started: the run failed") for i in range(4))
+    return (*done, boom, *later)
+
+
+CARDS = {
+    "run_running": run_card(
+        run_view(
+            "running",
+            (
+                StepView("build", "succeeded", duration=1.23),
+                StepView("test", "running"),
+                StepView("ship", "pending"),
+            ),
+        )
+    ),
+    "run_failed_50": run_card(
+        run_view("failed", _fifty_steps(), error="step migrate-db failed: " + "x" * 2000)
+    ),
+    "run_succeeded": run_card(
+        run_view(
+            "succeeded",
+            (StepView("build", "succeeded", duration=3700),),
+            outputs={"url": "https://x/1", "n": 2},
+        )
+    ),
+    "crowded": Card(
+        title="Inventory " + "long title " * 30,
+        status="warning",
+        colour="warning",
+        fields=tuple(Field(f"Field {i}", f"value {i} " + "v" * 380, short=i % 7 != 0) for i in range(40)),
+        context=tuple(f"note {i}" for i in range(12)),
+        buttons=tuple(
+            Button(
+                f"Button {i}",
+                action_id("demo", "1", f"b{i}"),
+                ("default", "primary", "danger")[i % 3],
+                Confirm("Sure?", "Really?") if i % 3 == 2 else None,
+            )
+            for i in range(30)
+        ),
+    ),
+    "hostile": Card(
+        title=HOSTILE,
+        text=HOSTILE,
+        status="<b>bad</b>",
+        fields=(Field("<b>label</b>", HOSTILE),),
+        steps=(StepLine("✓", "<img src=x onerror=alert(1)>", "a & b"),),
+        context=("<i>ctx</i> & more",),
+        buttons=(
+            Button('Go "now" <fast>', action_id("x", "1", "go"), "primary", Confirm("Sure <b>?", HOSTILE)),
+        ),
+    ),
+    "unicode": Card(
+        title="Déploiement 🚀 — 東京",
+        text="Ça marche ✓ — naïve café, 👍🏽, שלום",
+        status="succeeded",
+        colour="success",
+        fields=(Field("Région", "東京"),),
+        steps=(StepLine("✓", "compilación", "1.2s"),),
+    ),
+    "flood": Card(
+        title="flood",
+        status="running",
+        colour="info",
+        steps=tuple(StepLine("✓", f"s{i:03d}", "d" * 250) for i in range(300)),
+    ),
+}
+FORM = Form(
+    form_id="sb:start:deploy",
+    title="Start the deploy workflow for a service",
+    fields=(
+        FormField("service", "Service", required=True, help="Which service to deploy"),
+        FormField("env", "Environment", "select", True, "staging", ("staging", "prod")),
+        FormField("notes", "Notes", "multiline"),
+        FormField("replicas", "Replicas", "number", default="3"),
+        FormField("dry_run", "Dry run", "boolean", default="yes"),
+        FormField("reason", "Reason <why>", help='Say "why" & <how>'),
+    ),
+    state='{"channel": "C1"}',
+    intro="Deploys *one* service <now>.",
+    errors={"service": "Unknown service <x>", "_form": "Try again & <soon>"},
+)
+
+
+def outputs() -> dict[str, str]:
+    """Every snapshot file's expected text, by file name."""
+    files: dict[str, Any] = {}
+    for name, card in CARDS.items():
+        files[f"{name}.slack.json"] = {"text": slack.render_text(card), "blocks": slack.render_blocks(card)}
+        files[f"{name}.discord.json"] = discord_cards.render_message(card)
+        files[f"{name}.html"] = html.render_html(card)
+    files["form.slack.json"] = slack.render_modal(FORM)
+    files["form.discord.json"] = discord_cards.render_modal(FORM)
+    files["form.html"] = html.render_form_html(FORM)
+    return {
+        k: (v if isinstance(v, str) else json.dumps(v, indent=2, ensure_ascii=False)) + "\n"
+        for k, v in files.items()
+    }
+
+
+def update_snapshots() -> None:
+    """Write every snapshot anew (review the diff before committing)."""
+    SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, text in outputs().items():
+        (SNAPSHOTS / name).write_text(text, encoding="utf-8")
