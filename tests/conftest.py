@@ -16,7 +16,7 @@ from bot.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 
-PG_DSN = os.environ.get("SWITCHBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -48,3 +48,21 @@ def summarise(ctx: ActionContext) -> dict[str, Any]:
 async def noop(ctx: ActionContext) -> dict[str, Any]:
     """Do nothing; used by benchmarks to measure the engine's own overhead."""
     return {}
+
+
+@action
+def place_order(ctx: ActionContext) -> dict[str, Any]:
+    """Place a purchase order; its id comes from the idempotency key, so a retry places no second order."""
+    item = str(ctx.params.get("item", ""))
+    amount = float(ctx.params.get("amount", 0))
+    order_id = "PO-" + hashlib.sha256(ctx.idempotency_key.encode()).hexdigest()[:8].upper()
+    return {"order_id": order_id, "item": item, "amount": amount, "status": "placed"}
+
+
+@action
+def cancel_order(ctx: ActionContext) -> dict[str, Any]:
+    """Undo ``place_order``: cancel the order it placed (a no-op for an order that is already cancelled)."""
+    order_id = str(ctx.params.get("order_id", ""))
+    if not order_id:
+        raise ValueError("cancel_order needs the order_id that place_order returned")
+    return {"order_id": order_id, "status": "cancelled"}
