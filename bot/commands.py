@@ -110,7 +110,7 @@ async def run_workflow(settings: Settings, args: argparse.Namespace) -> int:
         loaded = load_workflow(find_workflow(settings.workflows_dir, args.target))
         raw = parse_pairs(args.input)
     except WorkflowNotFound as exc:
-        raise NotFound(str(exc).strip("'\"")) from None
+        raise BadInput(str(exc).strip("'\"")) from None
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
@@ -173,7 +173,7 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
                 print("no runs yet")
             return 0
         row = await _row(store, args.run)
-        steps = sorted(await store.step_rows(row.id), key=lambda s: (s.started_at or 0, s.key))
+        steps = await _in_declared_order(store, row.digest, await store.step_rows(row.id))
         waiting = [a for a in await ApprovalStore(engine, lambda: 0.0).pending() if a.run_id == row.id]
         if args.json:
             _dump(
@@ -211,16 +211,26 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cancel(settings: Settings, args: argparse.Namespace) -> int:
-    """``workflow cancel``: stop a run wherever it is running."""
+    """``workflow cancel``: stop a run wherever it is running, and wait until it has stopped."""
     async with open_runtime(settings, resume=False) as runtime:
         row = await _row(runtime.store, args.run)
         if row.status in FINISHED:
             raise Conflict(f"run {row.id} already {row.status}")
         await runtime.cancel(row.id, by=args.user)
-        print(f"cancelling run {row.id}")
-        return await _follow(
-            runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq, expect=("cancelled",)
-        )
+        print(f"cancelling run {row.id}", flush=True)
+        deadline = settings.kill_grace + settings.poll_interval + 30
+        try:
+            async with asyncio.timeout(deadline):
+                async for ev in follow(runtime.hub, runtime.store, row.id, poll=0.1, after_seq=row.event_seq):
+                    Progress().event(ev)
+        except TimeoutError:
+            print(
+                f"run {row.id} has not stopped yet; the process running it applies the cancel",
+                file=sys.stderr,
+            )
+            return 1
+        final = await _row(runtime.store, row.id)
+        return 0 if final.status == "cancelled" else 1
 
 
 async def rollback(settings: Settings, args: argparse.Namespace) -> int:
@@ -321,6 +331,14 @@ async def _row(store: RunStore, run_id: str) -> Any:
     if row is None:
         raise NotFound(f"No run {run_id!r}; `switchboard workflow status` lists recent runs")
     return row
+
+
+async def _in_declared_order(store: RunStore, digest: str, steps: list[Any]) -> list[Any]:
+    from engine.loader import parse_stored
+
+    source, path = await store.source_of(digest)
+    rank = {sid: i for i, sid in enumerate(parse_stored(source, path).steps)}
+    return sorted(steps, key=lambda s: (rank.get(s.step_id, len(rank)), s.index or 0))
 
 
 def _has_llm_steps(path: Path) -> bool:

@@ -54,7 +54,8 @@ class Progress:
         if ev.type == "step_started" and "[" in (ev.step_key or ""):
             return  # fan-out items report when they finish
         key = (ev.step_key or "run").ljust(self.width)
-        self._print(f"  {self._paint(icon)} {key} {self._detail(ev)}".rstrip())
+        detail = self._detail(ev).replace("\n", "\n" + " " * (self.width + 5))
+        self._print(f"  {self._paint(icon)} {key} {detail}".rstrip())
 
     def _detail(self, ev: RunEvent) -> str:
         d = ev.data

@@ -95,31 +95,39 @@ def _sqlite_pragmas(engine: AsyncEngine | sa.Engine) -> None:
     def _begin(conn: sa.Connection) -> None:
         # With the driver's own transaction handling off (above), SQLAlchemy's BEGIN is ours to send.
         # It stays deferred so readers never take the write lock; every write transaction starts with a
-        # write, so it waits on busy_timeout instead of failing with SQLITE_BUSY_SNAPSHOT.
-        conn.exec_driver_sql("BEGIN")
+        # write, so it waits on busy_timeout instead of failing with SQLITE_BUSY_SNAPSHOT. A transaction
+        # that must read before it writes asks for IMMEDIATE with the ``sqlite_begin`` option.
+        mode = conn.get_execution_options().get("sqlite_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Apply Alembic migrations up to head (a quick version check skips Alembic when current)."""
+    """Apply Alembic migrations up to head (a quick version check skips Alembic when current).
+
+    Several processes may start at once on a new database, so the upgrade runs under a lock (an
+    advisory lock on PostgreSQL, the write lock on SQLite) and checks the version again inside it.
+    """
     from bot.migrations.versions import HEAD
 
     try:
         async with engine.connect() as conn:
             if await _current_revision(conn) == HEAD:
                 return
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7413229)"))
+                if await _current_revision(conn) != HEAD:
+                    await conn.run_sync(_upgrade)
     except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         raise UpstreamUnavailable(f"cannot reach the database at {_safe(engine)}: {exc}") from None
 
 
 async def _current_revision(conn: AsyncConnection) -> str | None:
-    try:
-        result = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
-    except sa.exc.DBAPIError:
-        await conn.rollback()
+    if not await conn.run_sync(lambda sync: sa.inspect(sync).has_table("alembic_version")):
         return None
-    row = result.first()
+    row = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).first()
     return row[0] if row else None
 
 
