@@ -80,8 +80,7 @@ class ConsoleStore:
             "updated_at": now,
         }
         async with self.engine.begin() as conn:
-            result = await conn.execute(table.insert().values(**values))
-            (new_id,) = result.inserted_primary_key or (None,)
+            new_id = (await conn.execute(table.insert().values(**values).returning(table.c.id))).scalar_one()
         return Message(
             id=int(new_id),
             channel=channel,
