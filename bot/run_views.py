@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from cards.run_card import RunStatus, RunView, StepView
-
 from bot.storage.runs import RunStore
+from cards.run_card import RunStatus, RunView, StepView
 from engine.state import RunState, StepState
 
 
