@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import commands
+from bot import commands, discord_cli
 from bot.app import configure_logging
 from bot.config import Settings, load_settings
 from bot.errors import SwitchboardError
@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="user", default=me, help=f"who decides (default: {me})")
     p.add_argument("--group", action="append", default=[], help="a group the decider belongs to (repeatable)")
     p.set_defaults(handler=commands.decide)
+
+    dc = sub.add_parser("discord", help="Discord application commands").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = dc.add_parser("sync-commands", help="register /workflow with Discord (globally, or in one guild)")
+    p.add_argument("--guild", type=int, metavar="ID", help="sync to this guild only (shows up at once)")
+    p.set_defaults(handler=discord_cli.sync_commands)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="action", required=True, metavar="ACTION"
