@@ -305,6 +305,13 @@ class Outbox:
                 if give_up:
                     values["sent_version"] = item.version  # give up on this version; a newer one may succeed
                 await conn.execute(chat_cards.update().where(chat_cards.c.key == item.key).values(**values))
+                if give_up and item.message_ref is None:
+                    # Its thread cannot exist: its posts would wait forever (and hold up every shutdown).
+                    await conn.execute(
+                        chat_posts.update()
+                        .where(chat_posts.c.parent_key == item.key, chat_posts.c.status == "pending")
+                        .values(status="failed", error=f"its card was not delivered: {error}")
+                    )
             else:
                 await conn.execute(
                     chat_posts.update()

@@ -119,13 +119,17 @@ class Runtime:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        held = list(self.live)  # drivers remove themselves from ``live`` as they end
+        # No new steps start now (see _carry_out); give the running ones ``grace`` to finish and be stored.
+        deadline = time.monotonic() + grace
+        while any(lr.tasks for lr in self.live.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # let the drivers store what just finished
         drivers = [lr.driver for lr in self.live.values() if lr.driver is not None]
-        if drivers:
-            _, pending = await asyncio.wait(drivers, timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        for run_id in list(self.live):
+        for task in drivers:
+            task.cancel()  # a step still running stays "running" in storage: resume runs it again
+        await asyncio.gather(*drivers, return_exceptions=True)
+        for run_id in held:
             await self.store.release(run_id, self.owner)
         self.live.clear()
         await self.store.journal.close()
@@ -436,8 +440,10 @@ class Runtime:
             if isinstance(effect, StartStep):
                 if effect.kind == "workflow":
                     self.children.start(live, effect)
-                else:
-                    live.tasks[effect.key] = asyncio.create_task(self._activity(live, effect))
+                elif not self._stopping:  # stopping: the step stays stored as started; resume runs it
+                    task = asyncio.create_task(self._activity(live, effect))
+                    live.tasks[effect.key] = task
+                    task.add_done_callback(lambda t, e=effect: self._never_ran(live, e, t))
             elif isinstance(effect, CancelStep):
                 self._cancel_step(live, effect.key)
             elif isinstance(effect, SetTimer):
@@ -447,6 +453,15 @@ class Runtime:
             elif isinstance(effect, Notify):
                 for hook in self.notify_hooks:
                     hook(live.run_id, effect)
+
+    def _never_ran(self, live: LiveRun, effect: StartStep, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first line runs never reports; report the cancel for it.
+        if task.cancelled() and effect.key in live.cancelling and not self._stopping:
+            live.cancelling.discard(effect.key)
+            live.tasks.pop(effect.key, None)
+            live.push(
+                StepFailed(effect.key, effect.attempt, "cancelled", "cancelled", {}, effect.compensation)
+            )
 
     def _cancel_step(self, live: LiveRun, key: str) -> None:
         task = live.tasks.get(key)

@@ -1,0 +1,241 @@
+"""Chat benchmarks: prints figures for Slack over HTTP, with the bot in its own process.
+
+    python bench/chat.py                 # everything
+    python bench/chat.py ack --rate 200 --seconds 5
+
+The bot runs as `switchboard run` (python -m bot.cli run) with Slack configured against a fake Slack
+Web API (tests/fakes/slack_api.py) served by this process, which also sends the signed requests
+(tests/fakes/slack_sender.py) over localhost HTTP, as Slack would. BENCH_LOG_LEVEL=INFO shows the bot's log.
+
+Figures (targets from the chat-layer issue):
+  ack    signed slash commands at 200/s (`/workflow help`, plus a few `run`s): HTTP answer latency
+         p50 and p99 (target p99 <= 50 ms)
+  card   slash command -> first status card received by the fake Slack API, idle (target p50 <= 100 ms)
+  edits  chat.update calls for one card during a 50-step run (target <= 1 per second)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.slack_api import FakeSlack  # noqa: E402
+from tests.fakes.slack_sender import SlackSender  # noqa: E402
+
+QUICK = """
+name: quick
+steps:
+  one: {action: examples.actions:noop}
+  two: {action: examples.actions:noop, needs: [one]}
+"""
+
+
+def fifty_steps() -> str:
+    lines = ["name: fifty", "steps:"]
+    for i in range(50):
+        needs = f", needs: [s{i - 1}]" if i else ""
+        lines.append(f'  s{i}: {{run: ["sleep", "0.1"]{needs}}}')
+    return "\n".join(lines) + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+class Bot:
+    """`switchboard run` in a child process, talking to ``fake``."""
+
+    def __init__(self, fake: FakeSlack, work: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        flows = work / "workflows"
+        flows.mkdir()
+        (flows / "examples").symlink_to(ROOT / "workflows" / "examples")  # the no-op action
+        (flows / "quick.yaml").write_text(QUICK)
+        (flows / "fifty.yaml").write_text(fifty_steps())
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SWITCHBOARD_", "DISCORD_"))
+        }
+        env.update(
+            DATABASE_URL=f"sqlite+aiosqlite:///{work / 'bench.db'}",
+            SWITCHBOARD_WORKFLOWS_DIR=str(flows),
+            PORT=str(self.port),
+            SWITCHBOARD_CONSOLE="false",
+            SWITCHBOARD_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            SLACK_BOT_TOKEN=fake.token,
+            SLACK_SIGNING_SECRET=fake.signing_secret,
+            SWITCHBOARD_SLACK_API_URL=fake.base_url,
+        )
+        env.pop("REDIS_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+        )
+
+    async def ready(self, timeout: float = 30.0) -> None:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
+            while True:
+                try:
+                    async with session.get(f"{self.url}/healthz") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        # Wait without blocking the loop: the fake Slack API lives on it, and the bot flushes to it.
+        self.proc.terminate()
+        try:
+            await asyncio.to_thread(self.proc.wait, 15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def wait_for(probe: Any, timeout: float = 30.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (value := probe()):
+            await asyncio.sleep(0.005)
+    return value
+
+
+async def bench_ack(fake: FakeSlack, send: SlackSender, rate: float, seconds: float) -> str:
+    total = int(rate * seconds)
+    for i in range(10):
+        fake.channels[f"C0LOAD{i}"] = f"load-{i}"
+    await asyncio.gather(*(send.command("help") for _ in range(20)))  # warm up connections and caches
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(i: int) -> None:
+        nonlocal failures
+        runs = i % (total // 10) == 0  # ten runs spread over the load
+        text, channel = ("run quick", f"C0LOAD{i // (total // 10)}") if runs else ("help", "C0OPS")
+        answer = await send.command(text, channel=channel)
+        if answer.status != 200:
+            failures += 1
+        latencies.append(answer.elapsed * 1000)
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(total):  # open loop: send on schedule, whatever the answers do
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    sent_rate = total / (time.perf_counter() - start)
+    return (
+        f"ack: {total} signed slash commands at {sent_rate:.0f}/s over HTTP: "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, "
+        f"max {max(latencies):.1f} ms, non-200 {failures} (target p99 <= 50 ms)"
+    )
+
+
+async def bench_card(fake: FakeSlack, send: SlackSender, samples: int = 20) -> str:
+    delays = []
+    for i in range(samples):
+        channel = f"C0CARD{i:02d}"  # its own channel, so per-channel pacing does not add a wait
+        fake.channels[channel] = f"card-{i}"
+        t0 = time.monotonic()
+        await send.command("run quick", channel=channel)
+        post = await wait_for(
+            lambda ch=channel: [
+                c
+                for c in fake.delivered("chat.postMessage")
+                if c.params["channel"] == ch and c.params.get("metadata")
+            ]
+        )
+        delays.append((post[0].at - t0) * 1000)
+        await asyncio.sleep(0.2)
+    return (
+        f"card: slash command -> first status card at the fake Slack API, {samples} runs: "
+        f"p50 {statistics.median(delays):.1f} ms, p90 {pct(delays, 0.9):.1f} ms (target p50 <= 100 ms)"
+    )
+
+
+async def bench_edits(fake: FakeSlack, send: SlackSender) -> str:
+    fake.channels["C0FIFTY"] = "fifty"
+    await send.command("run fifty", channel="C0FIFTY")
+    post = (
+        await wait_for(
+            lambda: [c for c in fake.delivered("chat.postMessage") if c.params["channel"] == "C0FIFTY"]
+        )
+    )[0]
+    ts = post.answer["ts"]
+    await wait_for(lambda: "succeeded" in fake.message("C0FIFTY", ts)["text"], timeout=60)
+    await wait_for(  # and the thread's last reply, so the bot stops with nothing left to send
+        lambda: any(
+            "Run succeeded" in m["text"] for m in fake.channel_messages("C0FIFTY") if m.get("thread_ts") == ts
+        )
+    )
+    edits = [c.at for c in fake.delivered("chat.update") if c.params["ts"] == ts]
+    times = [post.at, *edits]
+    span = times[-1] - times[0]
+    window = max(sum(1 for t in edits if s <= t < s + 1.0) for s in edits)
+    gap = min((b - a for a, b in itertools.pairwise(times)), default=0.0)
+    return (
+        f"edits: 50-step run ({span:.1f} s from post to last edit): {len(edits)} chat.update calls, "
+        f"{len(edits) / max(span, 1e-9):.2f}/s, at most {window} in any 1 s, shortest gap {gap:.2f} s "
+        f"(target <= 1 per second)"
+    )
+
+
+async def main_async(figures: list[str], rate: float, seconds: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="sb-chat-bench-") as tmp:
+        async with FakeSlack() as fake:
+            fake.add_user("U0ALICE", "alice", groups=("release-managers",))
+            bot = Bot(fake, Path(tmp))
+            send = SlackSender(fake, f"{bot.url}/slack/events")
+            try:
+                await bot.ready()
+                for figure in figures:
+                    if figure == "ack":
+                        line = await bench_ack(fake, send, rate, seconds)
+                    elif figure == "card":
+                        line = await bench_card(fake, send)
+                    elif figure == "edits":
+                        line = await bench_edits(fake, send)
+                    else:
+                        raise SystemExit(f"unknown figure {figure!r}")
+                    print(f"[slack   ] {line}", flush=True)
+                    await asyncio.sleep(1.0)  # let the previous figure's replies drain
+            finally:
+                await send.close()
+                await bot.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("figures", nargs="*", default=["ack", "card", "edits"])
+    parser.add_argument("--rate", type=float, default=200.0, help="slash commands per second for `ack`")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long `ack` sends for")
+    args = parser.parse_args()
+    asyncio.run(main_async(args.figures, args.rate, args.seconds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""A fake Slack Web API on localhost, and requests to the bot signed exactly as Slack signs them.
+
+    async with FakeSlack() as fake:
+        settings = Settings(slack_api_url=fake.base_url, slack_bot_token=fake.token, ...)
+        slack = SlackSender(fake, f"{app.url}/slack/events")  # tests/fakes/slack_sender.py
+        answer = await slack.command("run deploy service=api")
+        fake.calls_to("chat.postMessage")
+
+Like bolt-python's own ``tests/mock_web_api_server``, it serves the Web API methods the bot calls with
+the JSON Slack answers (``{"ok": true, ...}`` or ``{"ok": false, "error": "channel_not_found"}``),
+records every call (method, params from the query, form or JSON body, headers, the status answered),
+and keeps state: messages per channel with their ``ts`` (so ``chat.update``, threads and
+``conversations.history`` work), users and user groups. Faults are scripted: ``fail(method, times=N,
+status=429, retry_after=1)`` answers the next N calls of a method with that error; ``break_channel``
+makes every call naming a channel fail permanently. Trigger ids are issued by the fake and expire after
+3 s, as Slack's do. For Socket Mode, ``apps.connections.open`` (with the ``xapp-`` token) hands out a
+websocket on the fake, which says hello, takes ``push``ed envelopes down to the app and records its acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+TRIGGER_TTL = 3.0  # a trigger_id is good for about 3 s (Slack's docs)
+
+
+@dataclass
+class Call:
+    """One request the bot made."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    at: float  # time.monotonic()
+    status: int = 200
+    answer: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int
+    error: str
+    retry_after: float | None
+
+
+class FakeSlack:
+    """The Web API side of Slack: ``base_url`` goes into ``AsyncWebClient(base_url=...)``."""
+
+    def __init__(self, token: str = "xoxb-fake-token", signing_secret: str = "fake-signing-secret") -> None:
+        self.token = token
+        self.app_token = "xapp-1-fake-app-token"  # Socket Mode's app-level token
+        self.signing_secret = signing_secret
+        self.team_id, self.team, self.bot_user, self.bot_id = "T0TEAM", "Acme", "U0BOT", "B0BOT"
+        self.calls: list[Call] = []
+        self.channels: dict[str, str] = {"C0OPS": "ops", "C0APPROVALS": "approvals", "D0ALICE": "alice"}
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.ephemerals: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []  # posts to response_urls
+        self.views: list[dict[str, Any]] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        self.usergroups: list[dict[str, Any]] = []
+        self.broken: dict[str, dict[str, Any]] = {}
+        self.delays: dict[str, float] = {}
+        self.triggers: dict[str, float] = {}
+        self._faults: dict[str, deque[Fault]] = {}
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: dict[str, tuple[float, Any]] = {}  # envelope_id -> (when, response payload)
+
+    # Set-up and scripting.
+
+    async def __aenter__(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/respond/{id}", self._respond)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        for ws in self.sockets:
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        """The Web API base, with the trailing slash slack_sdk's urljoin needs."""
+        return f"{self.url}/api/"
+
+    def add_user(self, user_id: str, name: str, real_name: str = "", groups: tuple[str, ...] = ()) -> None:
+        """A workspace member, optionally in user groups (by handle, created as needed)."""
+        profile = {"display_name": name, "real_name": real_name or name.title()}
+        self.users[user_id] = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": profile["real_name"],
+            "is_bot": False,
+            "profile": profile,
+        }
+        for handle in groups:
+            group = next((g for g in self.usergroups if g["handle"] == handle), None)
+            if group is None:
+                group = {"id": f"S{next(self._ids):08d}", "team_id": self.team_id, "handle": handle}
+                group.update(name=handle.replace("-", " ").title(), users=[])
+                self.usergroups.append(group)
+            group["users"].append(user_id)
+
+    def fail(
+        self,
+        method: str,
+        times: int = 1,
+        status: int = 429,
+        error: str = "ratelimited",
+        retry_after: float | None = 1,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with an error (429 carries ``Retry-After``)."""
+        queue = self._faults.setdefault(method, deque())
+        queue.extend([Fault(status, error, retry_after if status == 429 else None)] * times)
+
+    def break_channel(self, channel: str, error: str = "channel_not_found", **extra: Any) -> None:
+        """Every call naming ``channel`` fails with ``error`` (and ``extra`` fields, e.g. ``needed``)."""
+        self.broken[channel] = {"ok": False, "error": error, **extra}
+
+    def user_message(self, channel: str, user: str, text: str, ts: str) -> None:
+        """A message a person wrote (the sender stores what its events describe)."""
+        message = {"type": "message", "user": user, "text": text, "ts": ts, "team": self.team_id}
+        self.messages.setdefault(channel, []).append(message)
+
+    def trigger(self) -> str:
+        """A fresh trigger_id, as Slack puts in a command or click (valid for 3 s)."""
+        trigger_id = f"{next(self._ids)}.{int(time.time())}.{'ab' * 16}"
+        self.triggers[trigger_id] = time.monotonic()
+        return trigger_id
+
+    # Reading what happened.
+
+    def calls_to(self, method: str) -> list[Call]:
+        """Every call of ``method`` so far, faults included."""
+        return [c for c in self.calls if c.method == method]
+
+    def delivered(self, method: str) -> list[Call]:
+        """The calls of ``method`` that succeeded."""
+        return [c for c in self.calls_to(method) if c.status == 200 and c.answer.get("ok")]
+
+    def channel_messages(self, channel: str) -> list[dict[str, Any]]:
+        """The channel's messages, oldest first, thread replies included."""
+        return list(self.messages.get(channel, []))
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """One stored message."""
+        return next(m for m in self.messages.get(channel, []) if m["ts"] == ts)
+
+    # The server.
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            if request.content_type == "application/json":
+                params.update(await request.json())
+            else:
+                params.update(dict(await request.post()))
+        call = Call(method, params, dict(request.headers), time.monotonic())
+        self.calls.append(call)
+        if self.delays.get(method):
+            await asyncio.sleep(self.delays[method])
+        status, answer, headers = self._answer(method, params, request.headers.get("Authorization", ""))
+        call.status, call.answer = status, answer
+        return web.json_response(answer, status=status, headers=headers)
+
+    def _answer(
+        self, method: str, params: dict[str, Any], auth: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        faults = self._faults.get(method)
+        if faults:
+            fault = faults.popleft()
+            headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
+            return fault.status, {"ok": False, "error": fault.error}, headers
+        if not auth:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if method == "apps.connections.open":  # the one method that takes the app-level token
+            if auth != f"Bearer {self.app_token}":
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return 200, {"ok": True, "url": f"{self.url.replace('http', 'ws', 1)}/socket"}, {}
+        if auth != f"Bearer {self.token}":
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        channel = str(params.get("channel", ""))
+        if channel in self.broken:
+            return 200, dict(self.broken[channel]), {}
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return 404, {"ok": False, "error": "unknown_method"}, {}
+        if channel and channel not in self.channels:
+            return 200, {"ok": False, "error": "channel_not_found"}, {}
+        try:
+            return 200, {"ok": True, **handler(params)}, {}
+        except _Refused as refused:
+            return 200, {"ok": False, "error": str(refused)}, {}
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        self.responses.append({"id": request.match_info["id"], **(await request.json())})
+        return web.json_response({"ok": True})
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        # Socket Mode: Slack says hello, then pushes envelopes; the app acks each by envelope_id.
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP"}}
+        await ws.send_json({**hello, "debug_info": {"host": "fake", "approximate_connection_time": 18060}})
+        async for msg in ws:
+            if msg.type == web.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                self.socket_acks[data["envelope_id"]] = (time.monotonic(), data.get("payload"))
+        return ws
+
+    async def push(self, kind: str, payload: dict[str, Any]) -> str:
+        """Send an envelope (``slash_commands``, ``interactive``, ``events_api``) down the socket."""
+        envelope_id = f"env-{next(self._ids)}"
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload}
+        await self.sockets[-1].send_json({**envelope, "accepts_response_payload": kind != "events_api"})
+        return envelope_id
+
+    def _ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ids):06d}"
+
+    # Web API methods: each returns the answer's fields besides "ok" (or raises _Refused).
+
+    def _auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://acme.slack.com/",
+            "team": self.team,
+            "user": "switchboard",
+            "team_id": self.team_id,
+            "user_id": self.bot_user,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("text") and not p.get("blocks"):
+            raise _Refused("no_text")
+        if len(p.get("blocks") or []) > 50:
+            raise _Refused("invalid_blocks")
+        message = {
+            "type": "message",
+            "user": self.bot_user,
+            "bot_id": self.bot_id,
+            "app_id": "A0APP",
+            "team": self.team_id,
+            "ts": self._ts(),
+            "text": p.get("text", ""),
+            "blocks": p.get("blocks") or [],
+        }
+        if p.get("metadata"):
+            message["metadata"] = p["metadata"]
+        thread_ts = p.get("thread_ts")
+        if thread_ts:
+            parent = next((m for m in self.messages.get(p["channel"], []) if m["ts"] == thread_ts), None)
+            if parent is None:
+                raise _Refused("thread_not_found")
+            message.update(thread_ts=thread_ts, parent_user_id=parent["user"])
+            parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1)
+            parent["latest_reply"] = message["ts"]
+        self.messages.setdefault(p["channel"], []).append(message)
+        return {"channel": p["channel"], "ts": message["ts"], "message": message}
+
+    def _chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            message = self.message(p["channel"], p["ts"])
+        except StopIteration:
+            raise _Refused("message_not_found") from None
+        message.update(text=p.get("text", ""), blocks=p.get("blocks") or [], edited={"ts": self._ts()})
+        return {"channel": p["channel"], "ts": p["ts"], "text": message["text"], "message": message}
+
+    def _chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
+        self.ephemerals.append(p)
+        return {"message_ts": self._ts()}
+
+    def _views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        issued = self.triggers.get(p.get("trigger_id", ""))
+        if issued is None:
+            raise _Refused("invalid_trigger_id")
+        if time.monotonic() - issued > TRIGGER_TTL:
+            raise _Refused("expired_trigger_id")
+        view = {**p["view"], "id": f"V{next(self._ids):08d}", "team_id": self.team_id, "hash": self._ts()}
+        self.views.append(view)
+        return {"view": view}
+
+    def _users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(p.get("user", ""))
+        if user is None:
+            raise _Refused("user_not_found")
+        return {"user": user}
+
+    def _usergroups_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        with_users = str(p.get("include_users", "")).lower() in ("1", "true")
+        groups = [
+            {k: v for k, v in g.items() if k != "users" or with_users} | {"user_count": len(g["users"])}
+            for g in self.usergroups
+        ]
+        return {"usergroups": groups}
+
+    def _usergroups_users_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        group = next((g for g in self.usergroups if g["id"] == p.get("usergroup")), None)
+        if group is None:
+            raise _Refused("no_such_subteam")
+        return {"users": list(group["users"])}
+
+    def _conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        top = [m for m in self.messages.get(p["channel"], []) if m.get("thread_ts", m["ts"]) == m["ts"]]
+        return self._page(top[::-1], p)
+
+    def _conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        thread = [m for m in self.messages.get(p["channel"], []) if m.get("thread_ts") == p.get("ts")]
+        if not thread:
+            raise _Refused("thread_not_found")
+        return self._page(thread, p)
+
+    def _page(self, messages: list[dict[str, Any]], p: dict[str, Any]) -> dict[str, Any]:
+        limit = int(p.get("limit", 100))
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        shown = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages]
+        return {
+            "messages": shown[:limit],
+            "has_more": len(shown) > limit,
+            "response_metadata": {"next_cursor": ""},
+        }
+
+
+class _Refused(Exception):
+    """An ``{"ok": false, "error": ...}`` answer from a method handler."""
