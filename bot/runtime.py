@@ -9,6 +9,7 @@ a sub-workflow) is unloaded: it costs a row, not a task.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets as pysecrets
@@ -443,7 +444,7 @@ class Runtime:
                 elif not self._stopping:  # stopping: the step stays stored as started; resume runs it
                     task = asyncio.create_task(self._activity(live, effect))
                     live.tasks[effect.key] = task
-                    task.add_done_callback(lambda t, e=effect: self._never_ran(live, e, t))
+                    task.add_done_callback(functools.partial(self._never_ran, live, effect))
             elif isinstance(effect, CancelStep):
                 self._cancel_step(live, effect.key)
             elif isinstance(effect, SetTimer):
