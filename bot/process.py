@@ -44,6 +44,9 @@ class App:
         return f"http://{self.settings.host}:{self.port}"
 
 
+APP_KEY = web.AppKey("switchboard", App)
+
+
 def platforms_for(settings: Settings, app: App) -> tuple[dict[str, Platform], list[str]]:
     """The adapters the settings configure, and a line for each one skipped, saying why."""
     chosen: dict[str, Platform] = {}
@@ -83,7 +86,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     web_app = web.Application()
     web_app.router.add_get("/healthz", _healthz)
     app = App(settings, engine, runtime, router, outbox, make_dedupe(engine, settings.redis_url), web_app)
-    web_app["switchboard"] = app
+    web_app[APP_KEY] = app
     app.platforms, skipped = platforms_for(settings, app)
     for platform in app.platforms.values():
         platform.attach(web_app)
@@ -121,7 +124,7 @@ async def stop_app(app: App, grace: float = 10.0, flush: float = 5.0) -> None:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    app: App = request.app["switchboard"]
+    app = request.app[APP_KEY]
     return web.json_response(
         {"ok": True, "platforms": sorted(app.platforms), "runs_loaded": len(app.runtime.live)}
     )
