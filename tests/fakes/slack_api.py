@@ -20,6 +20,7 @@ websocket on the fake, which says hello, takes ``push``ed envelopes down to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -70,6 +71,8 @@ class FakeSlack:
         self.usergroups: list[dict[str, Any]] = []
         self.broken: dict[str, dict[str, Any]] = {}
         self.delays: dict[str, float] = {}
+        self.holds: dict[str, float] = {}  # answer only after this long, the work already done
+        self._healed = asyncio.Event()
         self.triggers: dict[str, float] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._ids = itertools.count(1)
@@ -135,6 +138,13 @@ class FakeSlack:
         queue = self._faults.setdefault(method, deque())
         queue.extend([Fault(status, error, retry_after if status == 429 else None)] * times)
 
+    def heal(self, method: str) -> None:
+        """Forget the scripted faults, delays and holds of ``method``."""
+        self._faults.pop(method, None)
+        self.delays.pop(method, None)
+        if self.holds.pop(method, None):
+            self._healed.set()
+
     def break_channel(self, channel: str, error: str = "channel_not_found", **extra: Any) -> None:
         """Every call naming ``channel`` fails with ``error`` (and ``extra`` fields, e.g. ``needed``)."""
         self.broken[channel] = {"ok": False, "error": error, **extra}
@@ -184,6 +194,12 @@ class FakeSlack:
             await asyncio.sleep(self.delays[method])
         status, answer, headers = self._answer(method, params, request.headers.get("Authorization", ""))
         call.status, call.answer = status, answer
+        if self.holds.get(method):
+            # Slack has acted (the message exists) but the caller has not heard yet: a crash now is the
+            # window where a sender cannot know whether its message went out. heal() ends the wait.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.holds[method]):
+                    await self._healed.wait()
         return web.json_response(answer, status=status, headers=headers)
 
     def _answer(

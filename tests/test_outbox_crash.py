@@ -1,0 +1,183 @@
+"""Crash tests for chat delivery: `switchboard run` is killed with SIGKILL around a chat post, restarted,
+and the fake Slack API counts what arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_sender import SlackSender
+from tests.helpers import workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = """
+name: tiny
+steps:
+  hello: {notify: {text: "hello from tiny"}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Bot:
+    """`switchboard run` in a child process, with Slack pointed at the fake."""
+
+    def __init__(self, fake: FakeSlack, db_url: str, workflows: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("SWITCHBOARD_", "SLACK_", "DISCORD_"))
+            },
+            "DATABASE_URL": db_url,
+            "SWITCHBOARD_WORKFLOWS_DIR": str(workflows),
+            "PYTHONPATH": str(ROOT),
+            "PORT": str(self.port),
+            "SWITCHBOARD_CONSOLE": "false",
+            "SLACK_BOT_TOKEN": fake.token,
+            "SLACK_SIGNING_SECRET": fake.signing_secret,
+            "SWITCHBOARD_SLACK_API_URL": fake.base_url,
+            "SWITCHBOARD_POLL_INTERVAL": "0.1",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        await until(self._healthy, timeout=30)
+
+    async def _healthy(self) -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+async def until(predicate: Any, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def slack(db_url: str, workflows_dir: Path) -> AsyncIterator[tuple[FakeSlack, Bot, SlackSender]]:
+    workflow(TINY, workflows_dir)
+    async with FakeSlack() as fake:
+        fake.add_user("U0ALICE", "alice")
+        bot = Bot(fake, db_url, workflows_dir)
+        sender = SlackSender(fake, f"http://127.0.0.1:{bot.port}/slack/events")
+        try:
+            yield fake, bot, sender
+        finally:
+            bot.stop()
+            await sender.close()
+
+
+async def slash(sender: SlackSender, text: str) -> None:
+    answer = await sender.form(
+        {
+            "command": "/workflow",
+            "text": text,
+            "user_id": "U0ALICE",
+            "user_name": "alice",
+            "team_id": "T0TEAM",
+            "channel_id": "C0OPS",
+            "channel_name": "ops",
+            "trigger_id": sender.fake.trigger(),
+            "response_url": f"{sender.fake.url}/respond/1",
+        }
+    )
+    assert answer.status == 200
+
+
+def cards(fake: FakeSlack) -> list[dict[str, Any]]:
+    """Top-level messages in #ops carrying a status card key."""
+    return [
+        m
+        for m in fake.channel_messages("C0OPS")
+        if m.get("thread_ts") in (None, m["ts"]) and _key(m).startswith("sb-card-")
+    ]
+
+
+def _key(message: dict[str, Any]) -> str:
+    return str((message.get("metadata") or {}).get("event_payload", {}).get("key", ""))
+
+
+async def test_kill_between_state_change_and_post_delivers_once_after_restart(slack: Any) -> None:
+    fake, bot, sender = slack
+    fake.fail("chat.postMessage", times=10_000, status=429, retry_after=30)  # Slack says "later"
+    await bot.start()
+    await slash(sender, "run tiny")
+
+    async def refused() -> bool:
+        return bool(fake.calls_to("chat.postMessage"))
+
+    await until(refused)  # the run's state change and its post are committed; the post is not delivered
+    bot.kill()
+    assert cards(fake) == []
+    fake.heal("chat.postMessage")
+    await bot.start()
+
+    async def delivered() -> bool:
+        return len(fake.channel_messages("C0OPS")) >= 3  # paced at one message a second per channel
+
+    await until(delivered)
+    await asyncio.sleep(1.5)  # nothing more arrives later (a duplicate would come within the pacing)
+    keys = [_key(m) for m in fake.channel_messages("C0OPS")]
+    assert len(keys) == len(set(keys)) == 3  # the card, the notify reply, the final reply: once each
+
+
+async def test_kill_after_slack_accepted_a_post_does_not_post_it_twice(slack: Any) -> None:
+    fake, bot, sender = slack
+    fake.holds["chat.postMessage"] = 60  # Slack stores the message, but the answer never reaches the bot
+    await bot.start()
+    await slash(sender, "run tiny")
+    await until(lambda: _async(len(cards(fake)) == 1))
+    bot.kill()  # the bot cannot know whether its card went out
+    fake.heal("chat.postMessage")
+    await bot.start()
+
+    async def finished() -> bool:
+        return len(fake.channel_messages("C0OPS")) >= 3
+
+    await until(finished)
+    await asyncio.sleep(1.5)
+    assert len(cards(fake)) == 1  # found by its metadata key after the restart, never posted again
+    assert len(fake.delivered("chat.postMessage")) == 3
+    keys = [_key(m) for m in fake.channel_messages("C0OPS")]
+    assert len(keys) == len(set(keys))
+
+
+async def _async(value: bool) -> bool:
+    return value
