@@ -1,0 +1,49 @@
+"""Delivery dedupe (Slack's event_id) on both backends: a real Redis, and the database."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.dedupe import DatabaseDedupe, Dedupe, RedisDedupe
+from bot.storage.database import create_engine, migrate
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(params=["redis", "database"])
+async def dedupe(request: pytest.FixtureRequest, db_url: str) -> AsyncIterator[Dedupe]:
+    if request.param == "redis":
+        client = aioredis.from_url(REDIS_URL)
+        prefix = f"test:{secrets.token_hex(4)}:"
+        yield RedisDedupe(client, prefix=prefix)
+        keys = [k async for k in client.scan_iter(f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        return
+    engine = create_engine(db_url)
+    await migrate(engine)
+    yield DatabaseDedupe(engine)
+    await engine.dispose()
+
+
+async def test_only_the_first_of_many_concurrent_deliveries_wins(dedupe: Dedupe) -> None:
+    results = await asyncio.gather(*(dedupe.first("Ev0123", 1000.0) for _ in range(20)))
+    assert results.count(True) == 1
+    assert await dedupe.first("Ev0456", 1000.0)  # another event is new
+
+
+async def test_the_database_forgets_a_key_after_its_time(db_url: str) -> None:
+    # (Redis expires its keys itself, through EX.)
+    engine = create_engine(db_url)
+    await migrate(engine)
+    dedupe = DatabaseDedupe(engine)
+    assert await dedupe.first("Ev1", 1000.0)
+    assert not await dedupe.first("Ev1", 1000.0 + 60)
+    assert await dedupe.first("Ev1", 1000.0 + 4000)
+    await engine.dispose()
