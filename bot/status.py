@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cards.run_card import run_card
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.run_views import view_from_state
@@ -17,6 +16,7 @@ from bot.storage.journal import Batch
 from bot.storage.tables import chat_cards, chat_posts
 from cards.limits import clip
 from cards.model import Card
+from cards.run_card import run_card
 from engine.durations import format_duration
 from engine.state import RunState
 
