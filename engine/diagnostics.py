@@ -119,12 +119,12 @@ def _one(loc: Loc, err: ErrorDetails, data: Mapping[str, Any]) -> list[Issue]:
     if kind == "too_short" and loc == ("steps",):
         return [Issue(loc, "the workflow has no steps; add at least one under 'steps:'", "key")]
     if kind == "too_long" and loc == ("steps",):
-        message = f"a workflow holds at most {MAX_STEPS} steps and this one has {ctx.get('actual_length')}"
+        message = f"a workflow holds at most {MAX_STEPS} steps and this one has {_count(got, ctx)}"
         return [Issue(loc, f"{message}; split it into sub-workflows run by 'workflow:' steps", "key")]
     if kind in ("too_short", "too_long"):
         bound = "at least" if kind == "too_short" else "at most"
         limit = ctx.get("min_length", ctx.get("max_length"))
-        return [Issue(loc, f"{subject} takes {bound} {limit} items, got {ctx.get('actual_length')}")]
+        return [Issue(loc, f"{subject} takes {bound} {limit} items, got {_count(got, ctx)}")]
     if kind == "string_too_long":
         return [Issue(loc, f"{subject} must be at most {ctx['max_length']} characters, got {len(str(got))}")]
     if kind == "string_pattern_mismatch" and loc == ("name",):
@@ -236,3 +236,10 @@ def _in_data(loc: Loc, data: Any) -> Loc:
             return loc[:depth]
         data = data[part]
     return loc
+
+
+def _count(got: Any, ctx: dict[str, Any]) -> Any:
+    # pydantic 2.14 stopped filling in actual_length for some collections; count the input instead.
+    if ctx.get("actual_length") is not None:
+        return ctx["actual_length"]
+    return len(got) if hasattr(got, "__len__") else "?"
