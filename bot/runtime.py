@@ -424,8 +424,10 @@ class Runtime:
             )
         for observer in self.observers:
             observer(batch, state, rows, now)  # e.g. chat status cards, committed with the state change
-        owner, until = (None, None) if release else (self.owner, now + self.settings.lease_seconds)
-        batch.add(store.update_run, store.run_update(state, live.seq, now, owner, until))
+        if d.run_changed or release:
+            # Most steps change only step rows and events; the run's row waits for a run-level change.
+            owner, until = (None, None) if release else (self.owner, now + self.settings.lease_seconds)
+            batch.add(store.update_run, store.run_update(state, now, owner, until))
         batch.add(store.consume_inbox, [{"_id": i, "at": now} for i in live.consumed])
         live.consumed = []
         await store.journal.write(batch)

@@ -83,8 +83,6 @@ class RunStore:
                 failed_step=sa.bindparam("failed_step"),
                 cancel_requested=sa.bindparam("cancel_requested"),
                 rollback_to=sa.bindparam("rollback_to"),
-                finish_counter=sa.bindparam("finish_counter"),
-                event_seq=sa.bindparam("event_seq"),
                 updated_at=sa.bindparam("updated_at"),
                 finished_at=sa.bindparam("finished_at"),
                 lease_owner=sa.bindparam("lease_owner"),
@@ -98,7 +96,7 @@ class RunStore:
     # -- writes for the runtime ------------------------------------------------------------------
 
     def run_update(
-        self, state: RunState, seq: int, now: float, owner: str | None, until: float | None
+        self, state: RunState, now: float, owner: str | None, until: float | None
     ) -> dict[str, Any]:
         """Parameters for ``update_run`` from a run's state."""
         return {
@@ -109,8 +107,6 @@ class RunStore:
             "failed_step": state.failed_step,
             "cancel_requested": state.cancel_requested,
             "rollback_to": state.rollback_to,
-            "finish_counter": state.finish_counter,
-            "event_seq": seq,
             "updated_at": now,
             "finished_at": now if state.status.finished else None,
             "lease_owner": owner,
@@ -165,8 +161,6 @@ class RunStore:
                 "started_by": state.started_by,
                 "meta": state.meta,
                 "cancel_requested": False,
-                "finish_counter": 0,
-                "event_seq": 0,
                 "created_at": now,
                 "updated_at": now,
                 "lease_owner": owner,
@@ -179,11 +173,11 @@ class RunStore:
     async def run_row(self, run_id: str) -> RunRow | None:
         """One run's row, by id or unique id prefix."""
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(runs).where(runs.c.id == run_id))).first()
+            row = (await conn.execute(_select_runs().where(runs.c.id == run_id))).first()
             if row is None and len(run_id) >= 4:
                 found = (
                     await conn.execute(
-                        sa.select(runs).where(runs.c.id.startswith(run_id, autoescape=True)).limit(2)
+                        _select_runs().where(runs.c.id.startswith(run_id, autoescape=True)).limit(2)
                     )
                 ).all()
                 row = found[0] if len(found) == 1 else None
@@ -231,7 +225,7 @@ class RunStore:
         self, limit: int = 20, status: str | None = None, workflow: str | None = None
     ) -> list[RunRow]:
         """The newest runs, optionally filtered."""
-        query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+        query = _select_runs().order_by(runs.c.created_at.desc()).limit(limit)
         if status:
             query = query.where(runs.c.status == status)
         if workflow:
@@ -384,6 +378,19 @@ def _dialect_insert(dialect: str) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+def _select_runs() -> sa.Select[Any]:
+    """Run rows with the two counters derived from their events and steps (never stored twice)."""
+    last_seq = (
+        sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0)).where(events.c.run_id == runs.c.id)
+    ).scalar_subquery()
+    finished = (
+        sa.select(sa.func.coalesce(sa.func.max(step_runs.c.finish_seq), 0)).where(
+            step_runs.c.run_id == runs.c.id
+        )
+    ).scalar_subquery()
+    return sa.select(runs, last_seq.label("event_seq"), finished.label("finish_counter"))
 
 
 def _run_row(r: Any) -> RunRow:

@@ -35,8 +35,6 @@ runs = sa.Table(
     sa.Column("meta", sa.JSON, nullable=False),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("rollback_to", sa.String(200)),
-    sa.Column("finish_counter", sa.Integer, nullable=False, default=0),
-    sa.Column("event_seq", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
