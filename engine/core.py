@@ -10,6 +10,7 @@ import json
 from collections import deque
 from typing import Any
 
+from engine.approval_flow import ApprovalFlow, latest_feedback
 from engine.expressions import ExpressionError, render, truthy
 from engine.params import render_params, wait_until
 from engine.rules import mask, retry_delay, should_retry, trigger_allows
@@ -21,7 +22,6 @@ from engine.signals import (
     Decision,
     Event,
     Notify,
-    RequestApproval,
     Resume,
     Retry,
     Rollback,
@@ -37,6 +37,7 @@ from engine.spec import MAX_EVENTS_PER_RUN, MAX_FANOUT, MAX_OUTPUT_BYTES, Step
 from engine.state import RunState, RunStatus, StepState, StepStatus
 
 ACTIVITY_KINDS = frozenset({"run", "http", "action", "llm"})
+_NO_FEEDBACK: dict[str, Any] = {"feedback": "", "revision": 0, "decided_by": None}
 PREVIEW_BYTES = 4096
 
 
@@ -56,6 +57,8 @@ class Core:
         for sid in self.spec.steps:
             self._refresh_view(sid)
         self.saga = Saga(self)
+        self.approvals = ApprovalFlow(self)
+        self.has_revise = any(s.approval is not None and s.approval.revise for s in self.spec.steps.values())
         # Finished fan-out items per step, so each item's end costs O(1), not a scan of its siblings.
         self.items_done: dict[str, set[int]] = {}
         for item in state.steps.values():
@@ -84,9 +87,9 @@ class Core:
             case TimerFired():
                 self._timer(signal)
             case ApprovalDecided():
-                self._approval(signal)
+                self.approvals.decided(signal)
             case Cancel():
-                self._cancel(signal.by, signal.reason)
+                self.cancel(signal.by, signal.reason)
             case Rollback():
                 self.saga.rollback(signal)
             case Retry():
@@ -104,7 +107,7 @@ class Core:
         self.emit("run_started", None, workflow=self.spec.name, inputs=st.inputs, started_by=st.started_by)
         if self.spec.timeout:
             self._d.effects.append(SetTimer("", "run_timeout", self._now + self.spec.timeout))
-        self._schedule(list(self.spec.steps))
+        self.schedule(list(self.spec.steps))
 
     def _resume(self) -> None:
         st = self.state
@@ -125,8 +128,8 @@ class Core:
             self.saga.resume()
             return
         if st.cancel_requested:
-            self._cancel("resume", "")
-        self._schedule(list(self.spec.steps))
+            self.cancel("resume", "")
+        self.schedule(list(self.spec.steps))
 
     def _completed(self, sig: StepCompleted) -> None:
         step = self.state.steps.get(sig.key)
@@ -137,9 +140,9 @@ class Core:
         try:
             outputs = self._outputs(spec, step, sig.result)
         except ValueError as exc:
-            self._fail(step, "expression", str(exc), sig.result)
+            self.fail(step, "expression", str(exc), sig.result)
             return
-        self._succeed(step, outputs)
+        self.succeed(step, outputs)
 
     def _failed(self, sig: StepFailed) -> None:
         step = self.state.steps.get(sig.key)
@@ -167,16 +170,16 @@ class Core:
             return
         if sig.kind == "unavailable":
             # The step needs something this installation lacks (an LLM): skip it, saying what to set.
-            self._finish(step, StepStatus.SKIPPED, error=sig.message)
+            self.finish(step, StepStatus.SKIPPED, error=sig.message)
             self.emit("step_skipped", step.key, reason=sig.message)
             self._after(step)
             return
         if sig.kind == "cancelled":
-            self._finish(step, StepStatus.CANCELLED, error=sig.message or "cancelled")
+            self.finish(step, StepStatus.CANCELLED, error=sig.message or "cancelled")
             self.emit("step_cancelled", step.key, attempt=step.attempt)
             self._after(step)
             return
-        self._fail(step, sig.kind, sig.message, sig.result)
+        self.fail(step, sig.kind, sig.message, sig.result)
 
     def _timer(self, sig: TimerFired) -> None:
         if sig.kind == "run_timeout":
@@ -190,29 +193,13 @@ class Core:
             return  # the timer outlived what it was for
         step.waiting_on, step.wake_at = None, None
         if sig.kind == "wait":
-            self._succeed(step, {"waited_until": self._now})
+            self.succeed(step, {"waited_until": self._now})
         else:
             step.status = StepStatus.PENDING
             self._d.dirty.add(step.key)
             self.queue.append(step.key)
 
-    def _approval(self, sig: ApprovalDecided) -> None:
-        step = self.state.steps.get(sig.key)
-        if step is None or step.status != StepStatus.WAITING or step.waiting_on != "approval":
-            return
-        step.waiting_on = None
-        outputs = {"decision": sig.outcome, **sig.outputs}
-        self.emit("approval_decided", step.key, outcome=sig.outcome, reason=sig.reason)
-        if sig.outcome == "approved":
-            self._succeed(step, outputs)
-        elif sig.outcome == "cancel":
-            step.outputs = outputs
-            self._finish(step, StepStatus.CANCELLED, error=sig.reason or "approval timed out")
-            self._cancel("approval", sig.reason or "the approval timed out")
-        else:
-            self._fail(step, "approval", sig.reason or "the approval was rejected", {}, outputs=outputs)
-
-    def _cancel(self, by: str, reason: str) -> None:
+    def cancel(self, by: str, reason: str) -> None:
         st = self.state
         if st.status.finished:
             return
@@ -230,22 +217,17 @@ class Core:
         again = StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED
         reset = [s for s in st.steps.values() if s.status in again and not s.tolerated]
         for step in reset:
-            step.status, step.error, step.error_kind, step.outputs = StepStatus.PENDING, None, None, None
-            step.finished_at, step.waiting_on, step.wake_at, step.items = None, None, None, None
-            self.items_done.pop(step.key, None)
-            self._d.dirty.add(step.key)
-            if step.index is None:
-                self._refresh_view(step.step_id)
+            self.reset(step)
         st.failed_step = st.error = st.outputs = None
         st.cancel_requested = False
         st.status = RunStatus.RUNNING
         self._d.run_changed = True
         self.emit("run_retried", None, by=by, steps=sorted(s.key for s in reset if s.index is None))
-        self._schedule(list(self.spec.steps))
+        self.schedule(list(self.spec.steps))
 
     # -- scheduling --------------------------------------------------------------------------
 
-    def _schedule(self, candidates: list[str]) -> None:
+    def schedule(self, candidates: list[str]) -> None:
         """Start or skip every candidate whose needs have all finished, and follow the skips."""
         work = deque(candidates)
         while work:
@@ -261,7 +243,7 @@ class Core:
             if reason is None:
                 reason = self._begin(step, spec)
             if reason is not None:
-                self._finish(step, StepStatus.SKIPPED, error=reason)
+                self.finish(step, StepStatus.SKIPPED, error=reason)
                 self.emit("step_skipped", sid, reason=reason)
                 work.extend(self.dependents[sid])
 
@@ -293,10 +275,10 @@ class Core:
         try:
             if kind == "notify":
                 params = render_params(spec, ctx)
-                self._start_record(step)
+                self.start_record(step)
                 self._d.effects.append(Notify(step.key, params["text"], params["channel"]))
                 self.emit("notification", step.key, text=params["text"], channel=params["channel"])
-                self._succeed(step, {"text": params["text"]})
+                self.succeed(step, {"text": params["text"]})
             elif kind == "wait":
                 assert spec.wait is not None
                 due = (
@@ -304,25 +286,25 @@ class Core:
                     if spec.wait.duration is not None
                     else wait_until(render(spec.wait.until, ctx), self._now)
                 )
-                self._start_record(step)
+                self.start_record(step)
                 if due <= self._now:
-                    self._succeed(step, {"waited_until": self._now})
+                    self.succeed(step, {"waited_until": self._now})
                 else:
                     self._wait(step, "wait", due)
             elif kind == "approval":
-                self._request_approval(step, spec, ctx)
+                self.approvals.request(step, spec, ctx)
             elif kind == "workflow":
                 params = render_params(spec, ctx)
-                self._start_record(step)
+                self.start_record(step)
                 step.status, step.waiting_on = StepStatus.WAITING, "child"
                 self._d.effects.append(StartStep(step.key, step.step_id, "workflow", step.attempt, params))
         except (ExpressionError, ValueError) as exc:
-            self._start_record(step)
-            self._fail(step, "expression", str(exc), {})
+            self.start_record(step)
+            self.fail(step, "expression", str(exc), {})
         return None
 
     def _fan_out(self, step: StepState, spec: Step) -> str | None:
-        self._start_record(step)
+        self.start_record(step)
         try:
             items = render(spec.for_each, self.context(step))
             if not isinstance(items, list):
@@ -330,12 +312,12 @@ class Core:
             if len(items) > MAX_FANOUT:
                 raise ValueError(f"'for_each' gave {len(items)} items; the limit is {MAX_FANOUT}")
         except (ExpressionError, ValueError) as exc:
-            self._fail(step, "expression", str(exc), {})
+            self.fail(step, "expression", str(exc), {})
             return None
         step.items = items
         self.emit("fan_out", step.key, count=len(items))
         if not items:
-            self._succeed(step, {"items": []})
+            self.succeed(step, {"items": []})
         for i in range(len(items)):
             self.queue.append(f"{step.key}[{i}]")
             self.state.step(f"{step.key}[{i}]")
@@ -350,19 +332,19 @@ class Core:
             if step.status != StepStatus.PENDING:
                 continue
             if self.state.cancel_requested or (self.state.failed_step is not None and step.index is not None):
-                self._finish(step, StepStatus.CANCELLED, error="not started: the run is stopping")
+                self.finish(step, StepStatus.CANCELLED, error="not started: the run is stopping")
                 self._item_done(step)
                 continue
             spec = self.spec.steps[step.step_id]
             try:
                 params = render_params(spec, self.context(step))
             except (ExpressionError, ValueError) as exc:
-                self._start_record(step)
-                self._fail(step, "expression", str(exc), {})
+                self.start_record(step)
+                self.fail(step, "expression", str(exc), {})
                 continue
             if spec.kind == "action" and step.index is not None:
                 params["item"], params["index"] = self._item(step), step.index
-            self._start_record(step)
+            self.start_record(step)
             self.running.add(key)
             timeout = spec.timeout or (spec.http.timeout if spec.http else None)
             self._d.effects.append(StartStep(key, step.step_id, spec.kind, step.attempt, params, timeout))
@@ -409,11 +391,11 @@ class Core:
 
     # -- step outcomes -----------------------------------------------------------------------
 
-    def _succeed(self, step: StepState, outputs: Any) -> None:
+    def succeed(self, step: StepState, outputs: Any) -> None:
         text = json.dumps(outputs, default=str)
         size = len(text)
         if size > MAX_OUTPUT_BYTES:
-            self._fail(
+            self.fail(
                 step,
                 "outputs",
                 f"the outputs of step '{step.key}' are {size:,} bytes; the limit is {MAX_OUTPUT_BYTES:,}. "
@@ -422,7 +404,7 @@ class Core:
             )
             return
         step.outputs = mask(outputs, self.state.secrets.values())
-        self._finish(step, StepStatus.SUCCEEDED)
+        self.finish(step, StepStatus.SUCCEEDED)
         self.emit(
             "step_succeeded",
             step.key,
@@ -432,7 +414,7 @@ class Core:
         )
         self._after(step)
 
-    def _fail(
+    def fail(
         self, step: StepState, kind: str, message: str, result: dict[str, Any], outputs: Any = None
     ) -> None:
         self.running.discard(step.key)
@@ -440,7 +422,7 @@ class Core:
         step.outputs = outputs
         step.error_kind = kind
         step.tolerated = spec.continue_on_error
-        self._finish(step, StepStatus.FAILED, error=message)
+        self.finish(step, StepStatus.FAILED, error=message)
         detail = {k: result[k] for k in ("exit_code", "status", "stderr") if k in result}
         self.emit(
             "step_failed",
@@ -460,7 +442,7 @@ class Core:
         if step.index is not None:
             self._item_done(step)
         else:
-            self._schedule(self.dependents[step.step_id])
+            self.schedule(self.dependents[step.step_id])
 
     def _item_done(self, item: StepState) -> None:
         parent = self.state.step(item.step_id)
@@ -474,9 +456,9 @@ class Core:
         items = [self.state.step(k) for k in self.state.item_keys(item.step_id)]
         outputs = {"items": [i.outputs for i in items]}
         if all(i.ok for i in items):
-            self._succeed(parent, outputs)
+            self.succeed(parent, outputs)
         else:
-            self._fail(parent, "fan_out", parent.error or "an item did not finish", {}, outputs=outputs)
+            self.fail(parent, "fan_out", parent.error or "an item did not finish", {}, outputs=outputs)
 
     def _stop_on_failure(self, key: str, error: str) -> None:
         st = self.state
@@ -485,7 +467,7 @@ class Core:
             self._d.run_changed = True
         for step in st.steps.values():
             if step.status == StepStatus.WAITING and step.waiting_on in ("retry", "wait", "approval"):
-                self._finish(step, StepStatus.CANCELLED, error="the run failed")
+                self.finish(step, StepStatus.CANCELLED, error="the run failed")
                 self.emit("step_cancelled", step.key, reason="the run failed")
                 self._after(step)
 
@@ -497,31 +479,21 @@ class Core:
                 if step.waiting_on == "child":
                     self._d.effects.append(CancelStep(step.key))
                     continue
-                self._finish(step, StepStatus.CANCELLED, error=reason)
+                self.finish(step, StepStatus.CANCELLED, error=reason)
                 self.emit("step_cancelled", step.key, reason=reason)
                 self._after(step)
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _request_approval(self, step: StepState, spec: Step, ctx: dict[str, Any]) -> None:
-        assert spec.approval is not None
-        a = spec.approval
-        title = str(render(a.title, ctx))
-        effect = RequestApproval(
-            step.key,
-            title,
-            render(a.description, ctx),
-            {k: str(render(v, ctx)) for k, v in a.context.items()},
-            list(a.approvers),
-            a.required,
-            a.allow_self_approval,
-            a.timeout,
-            a.on_timeout,
-        )
-        self._start_record(step)
-        step.status, step.waiting_on = StepStatus.WAITING, "approval"
-        self._d.effects.append(effect)
-        self.emit("approval_requested", step.key, title=title, approvers=a.approvers, required=a.required)
+    def reset(self, step: StepState) -> None:
+        """Make a step pending again (its attempt count is kept, so the next attempt numbers on)."""
+        step.status, step.error, step.error_kind, step.outputs = StepStatus.PENDING, None, None, None
+        step.finished_at, step.waiting_on, step.wake_at, step.items = None, None, None, None
+        step.tolerated = False
+        self.items_done.pop(step.key, None)
+        self._d.dirty.add(step.key)
+        if step.index is None:
+            self._refresh_view(step.step_id)
 
     def _wait(self, step: StepState, kind: str, due: float) -> None:
         step.status, step.waiting_on, step.wake_at = StepStatus.WAITING, kind, due
@@ -529,14 +501,14 @@ class Core:
         self._d.effects.append(SetTimer(step.key, kind, due))
         self.emit("step_waiting", step.key, until=due)
 
-    def _start_record(self, step: StepState) -> None:
+    def start_record(self, step: StepState) -> None:
         step.attempt += 1
         step.status, step.started_at, step.error = StepStatus.RUNNING, self._now, None
         self._d.dirty.add(step.key)
         self._refresh_view(step.step_id)
         self.emit("step_started", step.key, attempt=step.attempt, kind=self.spec.steps[step.step_id].kind)
 
-    def _finish(self, step: StepState, status: StepStatus, error: str | None = None) -> None:
+    def finish(self, step: StepState, status: StepStatus, error: str | None = None) -> None:
         step.status, step.finished_at, step.waiting_on, step.wake_at = status, self._now, None, None
         if error is not None:
             step.error = mask(error, self.state.secrets.values())
@@ -603,6 +575,7 @@ class Core:
         }
         if step is not None and step.index is not None:
             ctx["item"], ctx["index"] = self._item(step), step.index
+        ctx["approval"] = latest_feedback(st.steps) if self.has_revise else _NO_FEEDBACK
         return ctx
 
     def emit(self, type_: str, key: str | None, **data: Any) -> None:
@@ -612,7 +585,7 @@ class Core:
             self._stop_on_failure(
                 "", f"the run wrote {MAX_EVENTS_PER_RUN:,} events, the limit; it was stopped"
             )
-            self._cancel("limits", "too many events")
+            self.cancel("limits", "too many events")
         clean = {k: v for k, v in data.items() if v is not None}
         self._d.events.append(Event(type_, key, mask(clean, self.state.secrets.values())))
 

@@ -15,13 +15,13 @@ from engine.diagnostics import Issue, Loc, describe, suggest
 from engine.expressions import ExpressionError, check, expressions_in
 from engine.graph import find_cycle, upstream
 
-_STEP_ROOTS = frozenset({"inputs", "steps", "run", "secrets"})
+# ``approval``: the latest request for changes (feedback, revision), read by the step an approval revises.
+_STEP_ROOTS = frozenset({"inputs", "steps", "run", "secrets", "approval"})
 _TOP_ROOTS = frozenset({"inputs", "run", "secrets"})
 _ONLY_IN = {
     "result": "'result' is only available in the step's own 'outputs:'",
     "item": "'item' and 'index' are only available in a step with 'for_each'",
     "index": "'item' and 'index' are only available in a step with 'for_each'",
-    "approval": "'approval' is only available in the 'outputs:' of an approval step",
 }
 # Names the run-time sandbox refuses anyway; refusing them here tells the author before the first run.
 _INTERNAL = frozenset(
@@ -45,7 +45,33 @@ def reference_issues(data: Mapping[str, Any]) -> list[Issue]:
     if cycle:
         message = f"steps form a cycle: {' -> '.join(cycle)}; remove one of these needs"
         issues.append(Issue(("steps", cycle[0]), message, "key"))
+    else:
+        issues += _revise_issues(steps, graph)
     return issues + _Expressions(data, steps, graph).issues()
+
+
+def _revise_issues(steps: Mapping[str, Mapping[str, Any]], graph: dict[str, _Node]) -> list[Issue]:
+    """An approval's ``revise:`` must name a step it (transitively) needs: that step runs again."""
+    issues = []
+    for step_id, step in steps.items():
+        approval = step.get("approval")
+        target = approval.get("revise") if isinstance(approval, Mapping) else None
+        if not isinstance(target, str):
+            continue
+        loc: Loc = ("steps", step_id, "approval", "revise")
+        if target not in steps:
+            close = suggest(target, list(steps))
+            hint = f"did you mean '{close}'?" if close else f"the steps are: {_listing(steps)}"
+            issues.append(Issue(loc, f"step '{step_id}' revises '{target}', which is not a step; {hint}"))
+        elif target not in upstream(graph, step_id):
+            issues.append(
+                Issue(
+                    loc,
+                    f"step '{step_id}' revises '{target}', which it does not need; "
+                    f"add '{target}' to its needs (directly or through another step)",
+                )
+            )
+    return issues
 
 
 def _need_issues(steps: Mapping[str, Mapping[str, Any]]) -> tuple[list[Issue], dict[str, _Node]]:
@@ -115,7 +141,7 @@ class _Expressions:
             if step.get("for_each") is not None and loc[2] != "for_each":
                 roots |= {"item", "index"}
             if loc[2] == "outputs" and len(loc) == 4:
-                roots |= {"result", "approval"} if "approval" in step else {"result"}
+                roots |= {"result"}
             return loc[1], frozenset(roots)
         return None, _STEP_ROOTS if loc[:1] == ("outputs",) else _TOP_ROOTS
 

@@ -99,6 +99,8 @@ class SetTimer:
 
 @dataclass(frozen=True)
 class RequestApproval:
+    """Ask people to decide; ``auto`` means the rules already approved it (recorded, not asked)."""
+
     key: str
     title: str
     description: str | None
@@ -108,6 +110,16 @@ class RequestApproval:
     allow_self_approval: bool
     timeout: float | None
     on_timeout: str
+    kind: str = "binary"
+    veto: bool = True
+    channel: str | None = None
+    notify: str = "channel"
+    escalation: tuple[tuple[float, bool, tuple[str, ...]], ...] = ()  # (after, remind, add_approvers)
+    form: dict[str, Any] = field(default_factory=dict)  # field name -> InputSpec as a dict
+    revision: int = 1
+    max_revisions: int = 3
+    can_revise: bool = False
+    auto: str | None = None  # why it was approved without asking
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ class Strict(BaseModel):
 
 
 class InputSpec(Strict):
-    type: Literal["string", "number", "integer", "boolean", "enum", "list", "object"] = "string"
+    type: Literal["string", "text", "number", "integer", "boolean", "enum", "list", "object"] = "string"
     required: bool = False
     default: Any = None
     description: str | None = None
@@ -102,7 +102,7 @@ class InputSpec(Strict):
             expected = list if kind == "list" else dict
             if not isinstance(value, expected):
                 raise ValueError(f"expected a {kind}, got {raw!r}")
-        elif kind in ("string", "enum") and not isinstance(raw, str):
+        elif kind in ("string", "text", "enum") and not isinstance(raw, str):
             value = raw if kind == "enum" else str(raw)
         if self.enum is not None and value not in self.enum:
             allowed = ", ".join(str(v) for v in self.enum)
@@ -180,15 +180,66 @@ class WaitSpec(Strict):
         return self
 
 
+class EscalationRung(Strict):
+    """One rung of an approval's escalation ladder, counted from the request."""
+
+    after: Duration
+    remind: bool = False
+    add_approvers: list[str] = []
+
+    @model_validator(mode="after")
+    def _does_something(self) -> EscalationRung:
+        if not self.remind and not self.add_approvers:
+            raise ValueError("an escalation rung needs 'remind: true' or 'add_approvers', or both")
+        return self
+
+
+class BudgetTier(Strict):
+    """Who approves amounts up to ``up_to`` (the last tier may leave it out: everything above)."""
+
+    up_to: float | None = None
+    auto: bool = False
+    approvers: list[str] = []
+    required: int = Field(default=1, ge=1, le=50)
+
+
+class BudgetSpec(Strict):
+    amount: str | float
+    currency: str = "EUR"
+    tiers: list[BudgetTier] = Field(min_length=1)
+
+
 class ApprovalSpec(Strict):
     title: str
     description: str | None = None
+    kind: Literal["binary", "form", "budget"] = "binary"
     context: dict[str, str] = {}
     approvers: list[str] = []
     required: int = Field(default=1, ge=1, le=50)
+    veto: bool = True
     allow_self_approval: bool = False
+    channel: str | None = None
+    notify: Literal["channel", "dm"] = "channel"
     timeout: Duration | None = None
     on_timeout: Literal["reject", "approve", "cancel"] = "reject"
+    escalation: list[EscalationRung] = []
+    auto_approve: str | None = None
+    revise: str | None = None
+    max_revisions: int = Field(default=3, ge=0, le=20)
+    form: dict[str, InputSpec] = {}
+    budget: BudgetSpec | None = None
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> ApprovalSpec:
+        if self.kind == "form" and not self.form:
+            raise ValueError("an approval of kind 'form' needs a 'form:' block of typed fields")
+        if self.kind == "budget" and self.budget is None:
+            raise ValueError("an approval of kind 'budget' needs a 'budget:' block (amount, currency, tiers)")
+        if self.kind != "form" and self.form:
+            raise ValueError("'form:' fields need 'kind: form'")
+        if self.kind != "budget" and self.budget is not None:
+            raise ValueError("'budget:' needs 'kind: budget'")
+        return self
 
 
 def _wrap_text(value: Any) -> Any:
