@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,31 +54,48 @@ class ApprovalStore:
     def __init__(self, engine: AsyncEngine, clock: Callable[[], float]) -> None:
         self.engine = engine
         self.clock = clock
+        # Chat presence, written in the same transaction: a new request (into the run's batch), and every
+        # later change (vote, expiry, escalation) inside the transaction that made it.
+        self.on_request: list[Callable[[Batch, dict[str, Any], RunState, float], None]] = []
+        self.on_change: list[Callable[[Any, str, str, dict[str, Any]], Awaitable[None]]] = []
 
     def add_request(self, batch: Batch, state: RunState, req: RequestApproval, now: float) -> str:
-        """Add a new request (and its timeout timer) to the run's batch; returns its id."""
+        """Add a new request, its timers and its audit record to the run's batch; returns its id.
+
+        An automatic approval (``req.auto``) is stored already approved, with its reason, so the audit
+        shows it beside the decisions people made.
+        """
         approval_id = secrets.token_hex(5)
-        expires = now + req.timeout if req.timeout else None
-        batch.add(
-            approvals.insert(),
-            {
-                "id": approval_id,
-                "run_id": state.run_id,
-                "step_key": req.key,
-                "status": "pending",
-                "title": req.title,
-                "description": req.description,
-                "context": req.context,
-                "approvers": req.approvers,
-                "required": req.required,
-                "allow_self_approval": req.allow_self_approval,
-                "requested_by": state.started_by,
-                "on_timeout": req.on_timeout,
-                "created_at": now,
-                "expires_at": expires,
-                "version": 0,
-            },
-        )
+        expires = now + req.timeout if req.timeout and not req.auto else None
+        row = {
+            "id": approval_id,
+            "run_id": state.run_id,
+            "step_key": req.key,
+            "status": "approved" if req.auto else "pending",
+            "title": req.title,
+            "description": req.description,
+            "context": req.context,
+            "approvers": req.approvers,
+            "required": req.required,
+            "allow_self_approval": req.allow_self_approval,
+            "requested_by": state.started_by,
+            "on_timeout": req.on_timeout,
+            "created_at": now,
+            "expires_at": expires,
+            "decided_at": now if req.auto else None,
+            "version": 0,
+            "kind": req.kind,
+            "veto": req.veto,
+            "channel": req.channel,
+            "notify": req.notify,
+            "revision": req.revision,
+            "max_revisions": req.max_revisions,
+            "can_revise": req.can_revise,
+            "form": req.form or None,
+            "escalation": [list(r) for r in req.escalation] or None,
+            "auto_reason": req.auto,
+        }
+        batch.add(approvals.insert(), row)
         if expires is not None:
             batch.add(
                 timers.insert(),
@@ -90,12 +107,25 @@ class ApprovalStore:
                     "due_at": expires,
                 },
             )
+        for rung, (after, _remind, _add) in enumerate(req.escalation if not req.auto else ()):
+            batch.add(
+                timers.insert(),
+                {
+                    "run_id": state.run_id,
+                    "step_key": req.key,
+                    "kind": f"approval_escalate:{rung}",
+                    "ref": approval_id,
+                    "due_at": now + after,
+                },
+            )
+        action = "auto_approved" if req.auto else "requested"
+        detail = {"title": req.title, "revision": req.revision, **({"reason": req.auto} if req.auto else {})}
         batch.add(
             approval_audit.insert(),
-            _audit(
-                approval_id, state.run_id, state.started_by, "requested", {"title": req.title}, "engine", now
-            ),
+            _audit(approval_id, state.run_id, state.started_by, action, detail, "engine", now),
         )
+        for hook in self.on_request:
+            hook(batch, row, state, now)
         return approval_id
 
     async def pending(self) -> list[Approval]:
@@ -128,12 +158,22 @@ class ApprovalStore:
         comment: str | None,
         groups: tuple[str, ...] = (),
         source: str = "cli",
+        values: dict[str, Any] | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> Outcome:
-        """Record ``actor``'s vote; when it settles the request, signal the run (all in one transaction)."""
+        """Record ``actor``'s vote (approve, reject or changes); when it settles the request, signal the run.
+
+        Everything happens in one transaction that starts by writing the request's row, so concurrent
+        clicks queue on it: a compare-and-set on the row decides, and each person counts once.
+        """
+        if decision not in ("approve", "reject", "changes"):
+            raise Conflict(f"'{decision}' is not a decision; use approve, reject or changes")
         request = await self.get(approval_id)
         async with self.engine.begin() as conn:
             # Refusals are audited too, so the block commits and the refusal is raised after it.
-            result = await self._decide(conn, request.id, actor, decision, comment, groups, source)
+            result = await self._decide(
+                conn, request.id, actor, decision, comment, groups, source, values or {}, aliases
+            )
         if isinstance(result, Exception):
             raise result
         return result
@@ -147,6 +187,8 @@ class ApprovalStore:
         comment: str | None,
         groups: tuple[str, ...],
         source: str,
+        values: dict[str, Any],
+        aliases: tuple[str, ...] = (),
     ) -> Outcome | Exception:
         now = self.clock()
         # A write first: it takes SQLite's write lock (PostgreSQL's row lock) before anything is read.
@@ -163,7 +205,9 @@ class ApprovalStore:
                 _audit(row.id, row.run_id, actor, "late", {"decision": decision}, source, now),
             )
             return Conflict(await _already(conn, row))
-        refusal = _refusal(row, actor, groups, started_by)
+        refusal = _refusal(row, actor, groups, started_by, aliases)
+        if refusal is None and decision == "changes" and not row.can_revise:
+            refusal = "This request cannot send the work back for changes (its step has no 'revise:')"
         if refusal:
             await conn.execute(
                 approval_audit.insert(),
@@ -194,24 +238,34 @@ class ApprovalStore:
         )
         await conn.execute(
             approval_audit.insert(),
-            _audit(row.id, row.run_id, actor, decision, {"comment": comment}, source, now),
+            _audit(
+                row.id,
+                row.run_id,
+                actor,
+                decision,
+                {"comment": comment, **({"values": values} if values else {})},
+                source,
+                now,
+            ),
         )
-        approved = (
-            (
-                await conn.execute(
-                    sa.select(approval_votes.c.actor).where(
-                        approval_votes.c.approval_id == row.id, approval_votes.c.decision == "approve"
-                    )
-                )
+        votes = (
+            await conn.execute(
+                sa.select(approval_votes.c.actor, approval_votes.c.decision)
+                .where(approval_votes.c.approval_id == row.id)
+                .order_by(approval_votes.c.at)
             )
-            .scalars()
-            .all()
-        )
-        final = (
-            "rejected" if decision == "reject" else ("approved" if len(approved) >= row.required else None)
-        )
+        ).all()
+        approved = [v.actor for v in votes if v.decision == "approve"]
+        rejected = [v.actor for v in votes if v.decision == "reject"]
+        final = _settles(row, decision, len(approved), len(rejected))
         if final is None:
-            return Outcome(f"Approved by {actor}, {len(approved)} of {row.required}", row.run_id, False)
+            message = (
+                f"Approved by {actor}, {len(approved)} of {row.required}"
+                if decision == "approve"
+                else (f"Rejected by {actor}, {len(rejected)} of {row.required} rejections end it")
+            )
+            await self._changed(conn, row.id, "vote", {"actor": actor, "decision": decision})
+            return Outcome(message, row.run_id, False)
         won = await conn.execute(
             approvals.update()
             .where(
@@ -223,17 +277,68 @@ class ApprovalStore:
         )
         if won.rowcount != 1:
             return Conflict(await _already(conn, row))
+        outcome = {"approved": "approved", "rejected": "rejected", "changes": "changes_requested"}[final]
         payload = {
             "key": row.step_key,
-            "outcome": final,
-            "reason": comment or f"{final} by {actor}",
-            "outputs": {"approvers": list(approved), "decided_by": actor, "comment": comment},
+            "outcome": outcome,
+            "reason": comment or f"{outcome} by {actor}",
+            "outputs": {
+                "approvers": approved,
+                "rejected_by": rejected,
+                "decided_by": actor,
+                "comment": comment,
+                "feedback": comment if final == "changes" else None,
+                **({"form": values} if values else {}),
+            },
         }
         await conn.execute(
             inbox.insert(), {"run_id": row.run_id, "kind": "approval", "payload": payload, "created_at": now}
         )
-        verb = "Approved" if final == "approved" else "Rejected"
+        await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
+        verb = {"approved": "Approved", "rejected": "Rejected", "changes": "Changes requested"}[final]
         return Outcome(f"{verb} by {actor}; the run continues", row.run_id, True)
+
+    async def escalate(self, approval_id: str, rung: int) -> str | None:
+        """Apply one escalation rung if the request still waits (remind, add approvers); say what it did."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
+            )
+            row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
+            if row is None or row.status != "pending" or not row.escalation or rung >= len(row.escalation):
+                return None  # decided first, or the rung no longer exists: the timer does nothing
+            _after, remind, add = row.escalation[rung]
+            voted = set(
+                (
+                    await conn.execute(
+                        sa.select(approval_votes.c.actor).where(approval_votes.c.approval_id == row.id)
+                    )
+                ).scalars()
+            )
+            detail: dict[str, Any] = {"rung": rung, "remind": bool(remind), "add_approvers": list(add)}
+            if add:
+                approvers = list(dict.fromkeys([*row.approvers, *add]))
+                await conn.execute(
+                    approvals.update()
+                    .where(approvals.c.id == row.id)
+                    .values(approvers=approvers, version=row.version + 1)
+                )
+            detail["waiting_on"] = [
+                a
+                for a in (row.approvers if not add else [*row.approvers, *add])
+                if a.removeprefix("user:") not in voted
+            ]
+            await conn.execute(
+                approval_audit.insert(),
+                _audit(row.id, row.run_id, "timer", "escalated", detail, "engine", now),
+            )
+            await self._changed(conn, row.id, "escalated", detail)
+        return "reminded" if remind else "escalated"
+
+    async def _changed(self, conn: Any, approval_id: str, event: str, detail: dict[str, Any]) -> None:
+        for hook in self.on_change:
+            await hook(conn, approval_id, event, detail)
 
     async def expire(self, approval_id: str | None) -> ApprovalDecided | None:
         """Close a request whose time ran out (unless a decision got there first)."""
@@ -251,6 +356,7 @@ class ApprovalStore:
                 approval_audit.insert(),
                 _audit(row.id, row.run_id, "timer", "expired", {"on_timeout": row.on_timeout}, "engine", now),
             )
+            await self._changed(conn, row.id, "expired", {"on_timeout": row.on_timeout})
         outcome = OUTCOME_ON_TIMEOUT[row.on_timeout]
         return ApprovalDecided(
             row.step_key,
@@ -260,7 +366,18 @@ class ApprovalStore:
         )
 
 
-def _refusal(row: Any, actor: str, groups: tuple[str, ...], started_by: str) -> str | None:
+def _settles(row: Any, decision: str, approved: int, rejected: int) -> str | None:
+    """The request's final state after a vote, or None while it still waits."""
+    if decision == "changes":
+        return "changes"
+    if decision == "reject" and (row.veto or rejected >= row.required):
+        return "rejected"  # veto: one reject ends it; otherwise rejects count like approvals
+    return "approved" if approved >= row.required else None
+
+
+def _refusal(
+    row: Any, actor: str, groups: tuple[str, ...], started_by: str, aliases: tuple[str, ...] = ()
+) -> str | None:
     if not row.allow_self_approval and actor == started_by:
         return (
             "You started this run, so you cannot approve it; someone else must (allow_self_approval is off)"
@@ -268,8 +385,11 @@ def _refusal(row: Any, actor: str, groups: tuple[str, ...], started_by: str) -> 
     approvers: list[str] = row.approvers
     if not approvers:
         return None
-    mine = {actor, f"user:{actor}", *(f"group:{g}" for g in groups)}
-    if mine & set(approvers):
+    # A chat identity is "slack:U024BE7LH"; approvers write "user:U024BE7LH" or "user:alice" (aliases).
+    names = {actor, *aliases}
+    mine = {*names, *(f"user:{n}" for n in names), *(f"group:{g}" for g in groups)}
+    mine |= {m.lower() for m in mine}
+    if mine & {a.lower() for a in approvers} or mine & set(approvers):
         return None
     return f"You are not an approver for this request (approvers: {', '.join(approvers)})"
 

@@ -225,9 +225,14 @@ class Runtime:
         fired = 0
         for timer_id, _due in await self.store.timers_due_before(self.clock()):
             won = await self.store.fire_timer(timer_id, self.clock())
-            if won is not None:
-                fired += 1
-                await self.wake(won[0])
+            if won is None:
+                continue
+            fired += 1
+            run_id, _key, kind, ref = won
+            if kind.startswith("approval_escalate:") and ref is not None:
+                await self.approvals.escalate(ref, int(kind.rpartition(":")[2]))
+            else:
+                await self.wake(run_id)
         return fired
 
     # -- loading ---------------------------------------------------------------------------------

@@ -362,6 +362,8 @@ class RunStore:
                 )
             ).one()
             signal = {"key": row.step_key, "kind": row.kind, "ref": row.ref}
+            if row.kind.startswith("approval_escalate"):
+                return row.run_id, row.step_key, row.kind, row.ref  # the approval's business, not the run's
             await conn.execute(
                 self.insert_inbox,
                 {"run_id": row.run_id, "kind": "timer", "payload": signal, "created_at": now},

@@ -121,6 +121,16 @@ approvals = sa.Table(
     sa.Column("expires_at", sa.Float),
     sa.Column("decided_at", sa.Float),
     sa.Column("version", sa.Integer, nullable=False, default=0),
+    sa.Column("kind", sa.String(20), nullable=False, server_default="binary"),
+    sa.Column("veto", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("channel", sa.String(200)),
+    sa.Column("notify", sa.String(20), nullable=False, server_default="channel"),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("max_revisions", sa.Integer, nullable=False, server_default="3"),
+    sa.Column("can_revise", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("form", sa.JSON),
+    sa.Column("escalation", sa.JSON),
+    sa.Column("auto_reason", sa.Text),
     sa.UniqueConstraint("run_id", "step_key", "created_at", name="uq_approvals_step"),
 )
 
