@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.approval_chat import install as install_approval_chat
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.storage.database import create_engine, migrate
@@ -30,6 +31,8 @@ async def open_runtime(settings: Settings, resume: bool = True) -> AsyncIterator
     """A started runtime (unfinished runs resumed when ``resume``), stopped on exit."""
     async with open_database(settings) as engine:
         runtime = Runtime(settings, RunStore(engine))
+        # A decision or a resumed run here must update the approval's chat card like the bot would.
+        install_approval_chat(runtime)
         await runtime.start(resume=resume)
         try:
             yield runtime

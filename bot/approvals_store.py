@@ -196,35 +196,9 @@ class ApprovalStore:
             approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
         )
         row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).one()
-        started_by = (
-            await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == row.run_id))
-        ).scalar_one()
-        if row.status != "pending":
-            await conn.execute(
-                approval_audit.insert(),
-                _audit(row.id, row.run_id, actor, "late", {"decision": decision}, source, now),
-            )
-            return Conflict(await _already(conn, row))
-        refusal = _refusal(row, actor, groups, started_by, aliases)
-        if refusal is None and decision == "changes" and not row.can_revise:
-            refusal = "This request cannot send the work back for changes (its step has no 'revise:')"
-        if refusal:
-            await conn.execute(
-                approval_audit.insert(),
-                _audit(
-                    row.id, row.run_id, actor, "denied", {"decision": decision, "why": refusal}, source, now
-                ),
-            )
-            return NotPermitted(refusal)
-        vote = (
-            await conn.execute(
-                sa.select(approval_votes).where(
-                    approval_votes.c.approval_id == row.id, approval_votes.c.actor == actor
-                )
-            )
-        ).first()
-        if vote is not None:
-            return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
+        refused = await self._gate(conn, row, actor, decision, groups, source, aliases, now)
+        if refused is not None:
+            return refused
         await conn.execute(
             approval_votes.insert(),
             {
@@ -298,6 +272,70 @@ class ApprovalStore:
         verb = {"approved": "Approved", "rejected": "Rejected", "changes": "Changes requested"}[final]
         return Outcome(f"{verb} by {actor}; the run continues", row.run_id, True)
 
+    async def check(
+        self,
+        approval_id: str,
+        actor: str,
+        decision: str,
+        groups: tuple[str, ...] = (),
+        source: str = "cli",
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        """Raise now what ``decide`` would refuse (audited alike), without voting: before a form opens."""
+        request = await self.get(approval_id)
+        async with self.engine.begin() as conn:
+            # A write first, as in ``decide``: an audit row may follow the reads (SQLite's lock rule).
+            await conn.execute(
+                approvals.update().where(approvals.c.id == request.id).values(version=approvals.c.version)
+            )
+            row = (await conn.execute(sa.select(approvals).where(approvals.c.id == request.id))).one()
+            refused = await self._gate(conn, row, actor, decision, groups, source, aliases, self.clock())
+        if refused is not None:
+            raise refused
+
+    async def _gate(
+        self,
+        conn: Any,
+        row: Any,
+        actor: str,
+        decision: str,
+        groups: tuple[str, ...],
+        source: str,
+        aliases: tuple[str, ...],
+        now: float,
+    ) -> Exception | None:
+        """Why ``actor`` may not decide now (late, not an approver, already voted), audited; else None."""
+        started_by = (
+            await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == row.run_id))
+        ).scalar_one()
+        if row.status != "pending":
+            await conn.execute(
+                approval_audit.insert(),
+                _audit(row.id, row.run_id, actor, "late", {"decision": decision}, source, now),
+            )
+            return Conflict(await _already(conn, row))
+        refusal = _refusal(row, actor, groups, started_by, aliases)
+        if refusal is None and decision == "changes" and not row.can_revise:
+            refusal = "This request cannot send the work back for changes (its step has no 'revise:')"
+        if refusal:
+            await conn.execute(
+                approval_audit.insert(),
+                _audit(
+                    row.id, row.run_id, actor, "denied", {"decision": decision, "why": refusal}, source, now
+                ),
+            )
+            return NotPermitted(refusal)
+        vote = (
+            await conn.execute(
+                sa.select(approval_votes).where(
+                    approval_votes.c.approval_id == row.id, approval_votes.c.actor == actor
+                )
+            )
+        ).first()
+        if vote is not None:
+            return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
+        return None
+
     async def escalate(self, approval_id: str, rung: int) -> str | None:
         """Apply one escalation rung if the request still waits (remind, add approvers); say what it did."""
         now = self.clock()
@@ -327,7 +365,8 @@ class ApprovalStore:
             detail["waiting_on"] = [
                 a
                 for a in (row.approvers if not add else [*row.approvers, *add])
-                if a.removeprefix("user:") not in voted
+                # Voters are refs ("console:alice", "slack:U024"); approvers name the part after the colon.
+                if a.removeprefix("user:") not in voted | {v.partition(":")[2] for v in voted}
             ]
             await conn.execute(
                 approval_audit.insert(),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.approval_chat import install as install_approval_chat
 from bot.chat import Platform
 from bot.config import Settings
 from bot.dedupe import Dedupe, make_dedupe
@@ -92,6 +93,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
         platform.attach(web_app)
     outbox.adapters.update(app.platforms)
     runtime.observers.append(StatusCards(engine))
+    install_approval_chat(runtime)  # approval cards, written with each request, vote and escalation
     runtime.after_commit.append(outbox.wake)
     resumed = await runtime.start(resume=True)
     outbox.start()

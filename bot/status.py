@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
 
 from bot.run_views import view_from_state
 from bot.storage.journal import Batch
@@ -21,23 +22,60 @@ from engine.durations import format_duration
 from engine.state import RunState
 
 
+def card_upsert(engine: AsyncEngine) -> Executable:
+    """Insert a card row, or replace its card and bump its version (the outbox sends the newest only).
+
+    The statement is built once per engine (its dialect spells the upsert) and reused for every row.
+    """
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    ins = insert(chat_cards)
+    return ins.on_conflict_do_update(
+        index_elements=[chat_cards.c.key],
+        set_={
+            "card": ins.excluded.card,
+            "version": chat_cards.c.version + 1,
+            "updated_at": ins.excluded.updated_at,
+        },
+    )
+
+
+def card_row(key: str, platform: str, channel: str, card: Card, now: float) -> dict[str, Any]:
+    """The parameters of ``card_upsert`` for a card that is new or changed."""
+    return {
+        "key": key,
+        "platform": platform,
+        "channel": channel,
+        "card": card.to_dict(),
+        "version": 1,
+        "sent_version": 0,
+        "attempts": 0,
+        "next_at": 0.0,
+        "updated_at": now,
+    }
+
+
+def post_row(platform: str, channel: str, parent_key: str | None, card: Card, now: float) -> dict[str, Any]:
+    """The parameters of ``chat_posts.insert()`` for a message sent once (under ``parent_key``'s card)."""
+    return {
+        "platform": platform,
+        "channel": channel,
+        "parent_key": parent_key,
+        "card": card.to_dict(),
+        "status": "pending",
+        "attempts": 0,
+        "next_at": 0.0,
+        "created_at": now,
+    }
+
+
 class StatusCards:
     """A runtime observer that keeps each chat-started run's status card and thread in the outbox."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        if engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        ins = insert(chat_cards)
-        self.upsert_card = ins.on_conflict_do_update(
-            index_elements=[chat_cards.c.key],
-            set_={
-                "card": ins.excluded.card,
-                "version": chat_cards.c.version + 1,
-                "updated_at": ins.excluded.updated_at,
-            },
-        )
+        self.upsert_card = card_upsert(engine)
         self.insert_post = chat_posts.insert()
 
     def __call__(self, batch: Batch, state: RunState, events: list[dict[str, Any]], now: float) -> None:
@@ -47,20 +85,7 @@ class StatusCards:
         platform, channel = origin["platform"], origin["channel"]
         key = f"run:{state.run_id}"
         card = run_card(view_from_state(state))
-        batch.add(
-            self.upsert_card,
-            {
-                "key": key,
-                "platform": platform,
-                "channel": channel,
-                "card": card.to_dict(),
-                "version": 1,
-                "sent_version": 0,
-                "attempts": 0,
-                "next_at": 0.0,
-                "updated_at": now,
-            },
-        )
+        batch.add(self.upsert_card, card_row(key, platform, channel, card, now))
         for event in events:
             reply = thread_reply(event)
             if reply is None:
@@ -69,19 +94,7 @@ class StatusCards:
             parent_key: str | None = parent
             if event["type"] == "notification" and event["data"].get("channel"):
                 target_channel, parent_key = str(event["data"]["channel"]), None  # notify to another channel
-            batch.add(
-                self.insert_post,
-                {
-                    "platform": platform,
-                    "channel": target_channel,
-                    "parent_key": parent_key,
-                    "card": reply.to_dict(),
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_at": 0.0,
-                    "created_at": now,
-                },
-            )
+            batch.add(self.insert_post, post_row(platform, target_channel, parent_key, reply, now))
 
 
 def thread_reply(event: dict[str, Any]) -> Card | None:

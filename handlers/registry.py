@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from handlers.approvals import approval_button, approval_form, approvals_command
 from handlers.completions import workflow_names
 from handlers.run_actions import run_button
 from handlers.run_form import submit_run_form
@@ -19,16 +20,19 @@ CompletionSource = Callable[[Autocomplete, Services], Awaitable[list[str]]]
 # /name -> handler
 COMMANDS: dict[str, CommandHandler] = {
     "workflow": workflow_command,
+    "approvals": approvals_command,
 }
 
 # button ids sb:{kind}:{target}:{choice} -> handler, by kind
 ACTIONS: dict[str, ClickHandler] = {
     "run": run_button,
+    "approval": approval_button,
 }
 
 # form ids sb:form:{kind}:{target} -> handler, by kind
 FORMS: dict[str, FormHandler] = {
     "run": submit_run_form,
+    "approval": approval_form,
 }
 
 # (command, option) -> suggestions while typing

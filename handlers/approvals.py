@@ -1,0 +1,175 @@
+"""Deciding approvals in chat: the card's buttons, the forms they open, and ``/approvals``.
+
+Every decision goes through ``ApprovalStore.decide``, the compare-and-set the CLI uses too, so identity,
+self-approval, quorum and idempotency are checked in one place; its refusals (``NotPermitted``,
+``Conflict``) reach the person as the router's ephemeral reply. A button that opens a form first asks the
+store whether the person may decide at all (``check``), so nobody fills in a form only to be refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.approval_views import Stored, acting, read_view
+from bot.approvals_store import Approval
+from bot.errors import BadInput, Conflict, NotFound
+from bot.storage.tables import approval_votes
+from cards.approval_card import buttons, progress, rules
+from cards.limits import more_line
+from cards.model import Button, Card, Field
+from handlers.approval_forms import approve_form, changes_form, feedback_of, typed_values
+from handlers.permissions import matches
+from handlers.services import Services
+from handlers.types import Click, Command, FieldErrors, Identity, Reply, Say, ShowForm, Submission
+
+FINISHED = ("succeeded", "failed", "cancelled", "compensated")
+BUTTONS_MAX = 25  # Slack's actions block (and Discord's five rows of five)
+
+
+async def approval_button(click: Click, approval_id: str, choice: str, svc: Services) -> Reply:
+    """Approve, Reject or Request changes on an approval card (or in the ``/approvals`` list)."""
+    stored = await _read(svc, approval_id)
+    row, who = stored.row, click.who
+    if choice == "reject" or (choice == "approve" and row.kind != "form"):
+        return await _decide(svc, who, stored, choice)
+    if choice == "approve":  # a form approval counts once its fields are filled in
+        await _check(svc, who, stored, "approve")
+        return ShowForm(approve_form(row.id, row.title, row.form))
+    if choice == "changes":
+        await _check(svc, who, stored, "changes")
+        return ShowForm(changes_form(row.id, row.title, row.revision, row.max_revisions))
+    raise BadInput(f"This approval button ({choice}) is not one Switchboard knows.")
+
+
+async def approval_form(sub: Submission, target: str, svc: Services) -> Reply:
+    """A submitted feedback form (request changes) or a form approval's fields."""
+    approval_id, _, what = target.rpartition(".")
+    stored = await _read(svc, approval_id)
+    if stored.row.status != "pending":  # decided while the form was open: say so before any field error
+        await _check(svc, sub.who, stored, "approve" if what == "approve" else "changes")
+    if what == "changes":
+        feedback, errors = feedback_of(sub.values)
+        if errors:
+            return FieldErrors(errors)
+        return await _decide(svc, sub.who, stored, "changes", comment=feedback)
+    if what == "approve":
+        values, errors = typed_values(stored.row.form, sub.values)
+        if errors:
+            return FieldErrors(errors)
+        return await _decide(svc, sub.who, stored, "approve", values=values)
+    raise BadInput(f"This approval form ({what}) is not one Switchboard knows.")
+
+
+async def approvals_command(cmd: Command, svc: Services) -> Reply:
+    """``/approvals``: the pending requests this person may decide, each with its buttons."""
+    mine = await _decidable(svc, cmd.who)
+    fields: list[Field] = []
+    shown: list[Button] = []
+    gone = 0
+    async with svc.runtime.approvals.engine.connect() as conn:
+        for request in mine:  # read one by one, only as many as the card can hold buttons for
+            stored = await read_view(conn, request.id, svc.now())
+            if stored is None or stored.run.status in FINISHED:
+                gone += 1  # its run ended while it waited
+                continue
+            view, n = stored.view, len(fields) + 1
+            own = buttons(view)
+            if len(shown) + len(own) > BUTTONS_MAX:
+                break
+            label = {"approve": f"Approve #{n}", "reject": f"Reject #{n}", "changes": f"Changes #{n}"}
+            shown += [_relabel(b, label) for b in own]
+            where = f"{view.workflow} · run {view.run_id[:6]} · step {view.step} · asked by {view.asked_by}"
+            lines = [where, rules(view), *(progress(view) or ["No decisions yet."])]
+            fields.append(Field(f"#{n} {view.title}", "\n".join(lines), short=False))
+    if not fields:
+        return Say("Nothing is waiting for your decision.")
+    left = len(mine) - len(fields) - gone
+    notes = ["Each button acts on the request with its number."]
+    more = more_line(left, "request" if left == 1 else "requests")
+    notes += [f"{more}: decide these first, then run /approvals again"] if left else []
+    total = len(fields) + left
+    title = f"{total} approval request{'s' if total != 1 else ''} waiting for you"
+    return Say(card=Card(title=title, fields=tuple(fields), context=tuple(notes), buttons=tuple(shown)))
+
+
+async def _decidable(svc: Services, who: Identity) -> list[Approval]:
+    """Pending requests ``who`` may decide: an approver, not their own run (unless allowed), no vote yet."""
+    store = svc.runtime.approvals
+    candidates = [
+        a
+        for a in await store.pending()
+        if (a.allow_self_approval or a.requested_by != who.ref)
+        and (not a.approvers or any(matches(entry, who) for entry in a.approvers))
+    ]
+    if not candidates:
+        return []
+    voted = sa.select(approval_votes.c.approval_id).where(
+        approval_votes.c.actor == who.ref, approval_votes.c.approval_id.in_([a.id for a in candidates])
+    )
+    async with store.engine.connect() as conn:
+        done = set((await conn.execute(voted)).scalars())
+    return [a for a in candidates if a.id not in done]
+
+
+def _relabel(button: Button, labels: dict[str, str]) -> Button:
+    choice = button.action_id.rpartition(":")[2]
+    return Button(labels.get(choice, button.label), button.action_id, button.style, button.confirm)
+
+
+async def _read(svc: Services, approval_id: str) -> Stored:
+    async with svc.runtime.approvals.engine.connect() as conn:
+        stored = await read_view(conn, approval_id, svc.now())
+    if stored is None:
+        raise NotFound(f"There is no approval request {approval_id}; /approvals lists those waiting for you.")
+    return stored
+
+
+def _still_open(stored: Stored) -> None:
+    """A request whose run has ended (cancelled while it waited) takes no more decisions."""
+    if stored.row.status == "pending" and stored.run.status in FINISHED:
+        raise Conflict(
+            f"Run {stored.run.id} has ended ({stored.run.status}); this request no longer applies."
+        )
+
+
+async def _check(svc: Services, who: Identity, stored: Stored, decision: str) -> None:
+    _still_open(stored)
+    await svc.runtime.approvals.check(
+        stored.row.id,
+        who.ref,
+        decision,
+        groups=tuple(sorted(who.groups)),
+        source=who.platform,
+        aliases=(who.user_id, who.name),
+    )
+
+
+async def _decide(
+    svc: Services,
+    who: Identity,
+    stored: Stored,
+    decision: str,
+    comment: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> Say:
+    """Record the decision; wake the outbox (the card changed) and, when it settled, the run."""
+    _still_open(stored)
+    runtime = svc.runtime
+    with acting(who):  # the card redrawn inside ``decide`` names this person
+        outcome = await runtime.approvals.decide(
+            stored.row.id,
+            who.ref,
+            decision,
+            comment,
+            groups=tuple(sorted(who.groups)),
+            source=who.platform,
+            values=values,
+            aliases=(who.user_id, who.name),
+        )
+    for hook in runtime.after_commit:
+        hook()  # the outbox: the card's new version is committed
+    if outcome.resolved:
+        await runtime.wake(outcome.run_id)
+    return Say(outcome.message)
