@@ -31,7 +31,7 @@ async def open_runtime(settings: Settings, resume: bool = True) -> AsyncIterator
     """A started runtime (unfinished runs resumed when ``resume``), stopped on exit."""
     async with open_database(settings) as engine:
         runtime = Runtime(settings, RunStore(engine))
-        # A decision or a resumed run here must update the approval's chat card like the bot would.
+        # A decision or a resumed run here must update its chat cards like the bot would.
         install_approval_chat(runtime)
         await runtime.start(resume=resume)
         try:

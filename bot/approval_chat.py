@@ -182,7 +182,14 @@ class ApprovalChat:
 
 
 def install(runtime: Runtime) -> ApprovalChat:
-    """Give ``runtime``'s approval store its chat hooks (the bot process and every CLI runtime alike)."""
+    """Give ``runtime`` its chat presence: run status cards and approval cards, written with each change.
+
+    The bot process and every CLI runtime install the same hooks, so a run resumed or decided from the
+    command line keeps its chat cards current (the bot's outbox delivers them).
+    """
+    from bot.status import StatusCards
+
+    runtime.observers.append(StatusCards(runtime.store.engine))
     chat = ApprovalChat(runtime.store.engine, runtime.clock)
     runtime.approvals.on_request.append(chat.on_request)
     runtime.approvals.on_change.append(chat.on_change)

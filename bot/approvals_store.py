@@ -379,6 +379,37 @@ class ApprovalStore:
         for hook in self.on_change:
             await hook(conn, approval_id, event, detail)
 
+    async def close_for_run(self, run_id: str, status: str) -> int:
+        """Close the requests still pending for a run that ended, so their buttons go away."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            ids = list(
+                (
+                    await conn.execute(
+                        sa.select(approvals.c.id).where(
+                            approvals.c.run_id == run_id, approvals.c.status == "pending"
+                        )
+                    )
+                ).scalars()
+            )
+            for approval_id in ids:
+                won = await conn.execute(
+                    approvals.update()
+                    .where(
+                        approvals.c.id == approval_id,
+                        approvals.c.status == "pending",
+                    )
+                    .values(status="cancelled", decided_at=now, version=approvals.c.version + 1)
+                )
+                if won.rowcount != 1:
+                    continue
+                await conn.execute(
+                    approval_audit.insert(),
+                    _audit(approval_id, run_id, "engine", "closed", {"run_status": status}, "engine", now),
+                )
+                await self._changed(conn, approval_id, "closed", {"run_status": status})
+        return len(ids)
+
     async def expire(self, approval_id: str | None) -> ApprovalDecided | None:
         """Close a request whose time ran out (unless a decision got there first)."""
         now = self.clock()

@@ -14,7 +14,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bot.config import Settings
-from bot.discord_commands import WorkflowGroup
+from bot.discord_commands import WorkflowGroup, approvals_command
 from bot.discord_views import CARD_TEMPLATE, UI_TEMPLATE, CardButton, UiButton
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class SwitchboardBot(commands.Bot):
         )
         self.switchboard = switchboard
         self.tree.add_command(WorkflowGroup())
+        self.tree.add_command(approvals_command)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(CardButton, UiButton)

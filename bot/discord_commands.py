@@ -133,3 +133,10 @@ class Identities:
             roles = {}  # the identity then has fewer groups; a refusal says which groups may
         self._roles[guild_id] = (time.monotonic(), roles)
         return roles
+
+
+@app_commands.command(name="approvals", description="Approval requests waiting for your decision")
+async def approvals_command(interaction: discord.Interaction) -> None:
+    """``/approvals``: the pending requests this user may decide, with their buttons."""
+    sb = _sb(interaction)
+    await sb.guarded(interaction, sb.command(interaction, [], name="approvals"))

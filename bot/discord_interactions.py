@@ -95,11 +95,13 @@ class Interactions:
             await interaction.response.defer(ephemeral=True, thinking=True)
         await self.answer(interaction, await task)
 
-    async def command(self, interaction: discord.Interaction, words: list[str | None] | str) -> None:
-        """Any other subcommand: defer, route, follow up."""
+    async def command(
+        self, interaction: discord.Interaction, words: list[str | None] | str, name: str = "workflow"
+    ) -> None:
+        """Any other (sub)command: defer, route, follow up."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         text = words if isinstance(words, str) else " ".join(shlex.quote(w) for w in words if w)
-        cmd = Command(await self.identities.of(interaction), place(interaction), "workflow", text)
+        cmd = Command(await self.identities.of(interaction), place(interaction), name, text)
         await self.answer(interaction, await self.router.command(cmd))
 
     async def complete(

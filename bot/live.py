@@ -25,6 +25,7 @@ class LiveRun:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     driver: asyncio.Task[None] | None = None
     lost: bool = False
+    had_approvals: bool = True  # may hold pending approval requests (unknown for a run loaded from storage)
 
     @property
     def run_id(self) -> str:

@@ -15,7 +15,6 @@ from bot.config import Settings
 from bot.dedupe import Dedupe, make_dedupe
 from bot.outbox import Outbox
 from bot.runtime import Runtime
-from bot.status import StatusCards
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from handlers.router import Router
@@ -92,8 +91,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     for platform in app.platforms.values():
         platform.attach(web_app)
     outbox.adapters.update(app.platforms)
-    runtime.observers.append(StatusCards(engine))
-    install_approval_chat(runtime)  # approval cards, written with each request, vote and escalation
+    install_approval_chat(runtime)  # status and approval cards, written with each change
     runtime.after_commit.append(outbox.wake)
     resumed = await runtime.start(resume=True)
     outbox.start()

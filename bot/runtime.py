@@ -270,6 +270,9 @@ class Runtime:
         for parent in [s for s in state.steps.values() if s.items is not None]:
             for key in state.item_keys(parent.step_id):
                 state.step(key)
+        if run_id in self.live:  # a concurrent load (a click's wake and the poll loop) adopted it meanwhile
+            self.live[run_id].poke()
+            return True
         self._adopt(state, row.digest, seq=row.event_seq, mail=True)
         return True
 
@@ -277,7 +280,7 @@ class Runtime:
         """Drive a run we hold the lease on: a new one starts, a stored one resumes."""
         core = Core(state)
         core.event_count = seq
-        live = LiveRun(core, digest, seq=seq, mail=mail)
+        live = LiveRun(core, digest, seq=seq, mail=mail, had_approvals=mail)
         self.live[state.run_id] = live
         if state.status == RunStatus.PENDING:
             live.push(Start())
@@ -408,6 +411,7 @@ class Runtime:
                 )
             elif isinstance(effect, RequestApproval):
                 self.approvals.add_request(batch, state, effect, now)
+                live.had_approvals = True
             elif isinstance(effect, StartStep) and effect.kind == "workflow":
                 await self.children.prepare(batch, live, effect)
         parent = state.meta.get("parent_run_id")
@@ -442,6 +446,8 @@ class Runtime:
                 hook()
         if state.status.finished and parent:
             self.spawn(self.wake(parent))
+        if state.status.finished and live.had_approvals:
+            self.spawn(self.approvals.close_for_run(state.run_id, str(state.status)))
 
     def _carry_out(self, live: LiveRun, d: Decision) -> None:
         for effect in d.effects:

@@ -78,6 +78,7 @@ class SlackListeners:
     def register(self, bolt: AsyncApp) -> None:
         """Add every listener to the Bolt app."""
         bolt.command(COMMAND)(self.on_command)
+        bolt.command("/approvals")(self.on_command)
         bolt.action(re.compile(r"^sb:"))(self.on_action)
         bolt.view_submission(re.compile(r"^sb:form:"))(self.on_submission)
         bolt.event("app_mention")(self.on_event)

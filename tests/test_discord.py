@@ -277,9 +277,10 @@ async def test_sync_commands_overwrites_the_guild_commands_then_global_ones(
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
-    assert f"Synced 1 command(s) to guild {p.GUILD}" in out.decode()
+    assert f"Synced 2 command(s) to guild {p.GUILD}" in out.decode()
     [put] = fake.calls("PUT", f"/applications/{p.APP_ID}/guilds/{p.GUILD}/commands")
-    [group] = put.body
+    group, approvals = put.body
+    assert approvals["name"] == "approvals"
     subcommands = {o["name"]: o for o in group["options"]}
     assert group["name"] == "workflow" and set(subcommands) == {"run", "list", "help", "status", "cancel"}
     name = next(o for o in subcommands["run"]["options"] if o["name"] == "name")
@@ -290,4 +291,4 @@ async def test_sync_commands_overwrites_the_guild_commands_then_global_ones(
     assert await discord_cli.sync_commands(settings, argparse.Namespace(guild=None)) == 0
     assert "globally" in capsys.readouterr().out
     [put] = fake.calls("PUT", f"/applications/{p.APP_ID}/commands")
-    assert [c["name"] for c in put.body] == ["workflow"]
+    assert [c["name"] for c in put.body] == ["workflow", "approvals"]

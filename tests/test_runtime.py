@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,24 @@ steps:
     row = await finished(runtime, started.run_id)
     assert row.outputs["say"] == {"text": "version one"}
     assert row.digest == v1.digest
+
+
+async def test_a_cancelled_run_closes_its_pending_approval(runtime: Runtime) -> None:
+    text = """
+name: gated_cancel
+steps:
+  ask: {approval: {title: "Go?"}}
+"""
+    started = await runtime.submit(workflow(text), {}, "alice")
+    await status_is(runtime, started.run_id, "waiting")
+    [request] = await runtime.approvals.pending()
+    await runtime.cancel(started.run_id, by="alice")
+    assert (await finished(runtime, started.run_id)).status == "cancelled"
+
+    async def closed() -> bool:
+        return (await runtime.approvals.get(request.id)).status == "cancelled"
+
+    async with asyncio.timeout(5):
+        while not await closed():
+            await asyncio.sleep(0.02)
+    assert await runtime.approvals.pending() == []
