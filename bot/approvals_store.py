@@ -160,6 +160,7 @@ class ApprovalStore:
         source: str = "cli",
         values: dict[str, Any] | None = None,
         aliases: tuple[str, ...] = (),
+        name: str | None = None,
     ) -> Outcome:
         """Record ``actor``'s vote (approve, reject or changes); when it settles the request, signal the run.
 
@@ -172,7 +173,7 @@ class ApprovalStore:
         async with self.engine.begin() as conn:
             # Refusals are audited too, so the block commits and the refusal is raised after it.
             result = await self._decide(
-                conn, request.id, actor, decision, comment, groups, source, values or {}, aliases
+                conn, request.id, actor, decision, comment, groups, source, values or {}, aliases, name
             )
         if isinstance(result, Exception):
             raise result
@@ -189,8 +190,10 @@ class ApprovalStore:
         source: str,
         values: dict[str, Any],
         aliases: tuple[str, ...] = (),
+        name: str | None = None,
     ) -> Outcome | Exception:
         now = self.clock()
+        shown = name or actor  # how the person reads their own outcome
         # A write first: it takes SQLite's write lock (PostgreSQL's row lock) before anything is read.
         await conn.execute(
             approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
@@ -234,9 +237,9 @@ class ApprovalStore:
         final = _settles(row, decision, len(approved), len(rejected))
         if final is None:
             message = (
-                f"Approved by {actor}, {len(approved)} of {row.required}"
+                f"Approved by {shown}, {len(approved)} of {row.required}"
                 if decision == "approve"
-                else (f"Rejected by {actor}, {len(rejected)} of {row.required} rejections end it")
+                else (f"Rejected by {shown}, {len(rejected)} of {row.required} rejections end it")
             )
             await self._changed(conn, row.id, "vote", {"actor": actor, "decision": decision})
             return Outcome(message, row.run_id, False)
@@ -270,7 +273,7 @@ class ApprovalStore:
         )
         await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
         verb = {"approved": "Approved", "rejected": "Rejected", "changes": "Changes requested"}[final]
-        return Outcome(f"{verb} by {actor}; the run continues", row.run_id, True)
+        return Outcome(f"{verb} by {shown}; the run continues", row.run_id, True)
 
     async def check(
         self,

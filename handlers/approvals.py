@@ -167,6 +167,7 @@ async def _decide(
             source=who.platform,
             values=values,
             aliases=(who.user_id, who.name),
+            name=f"@{who.name}",
         )
     for hook in runtime.after_commit:
         hook()  # the outbox: the card's new version is committed

@@ -20,7 +20,6 @@ from bot.approval_chat import install
 from bot.config import Settings
 from bot.process import start_app, stop_app
 from bot.runtime import Runtime
-from bot.status import StatusCards
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from bot.storage.tables import (
@@ -145,7 +144,6 @@ class Chat:
 def connect(
     runtime: Runtime, clock: FakeClock, settings: Settings | None = None
 ) -> Chat:  # the bot's wiring, without the web server
-    runtime.observers.append(StatusCards(runtime.store.engine))
     install(runtime)
     return Chat(runtime, Router(Services(runtime, settings or runtime.settings)), clock)
 
@@ -220,7 +218,7 @@ async def test_quorum_of_two_then_the_run_resumes_and_late_clicks_are_told(chat:
         "You are not an approver for this request (approvers: group:release-managers, user:dave)"
     )
     assert "You started this run" in said(await chat.click(ERIN, request.id, "approve"))
-    assert said(await chat.click(ALICE, request.id, "approve")) == "Approved by console:alice, 1 of 2"
+    assert said(await chat.click(ALICE, request.id, "approve")) == "Approved by @alice, 1 of 2"
     card, row = await card_of(runtime, request.id)
     assert "Approved by @alice, 1 of 2" in card.text and row.version == 2 and len(card.buttons) == 3
     assert "You already decided" in said(await chat.click(ALICE, request.id, "approve"))
@@ -281,7 +279,7 @@ async def test_request_changes_sends_the_work_back_until_the_last_revision(chat:
     )
     chat.clock.advance(60)  # a revision is a new request, stored with its own time
     sent = said(await chat.submit(ALICE, form.form.form_id, {"feedback": "bump the version"}))
-    assert sent == "Changes requested by console:alice; the run continues"
+    assert sent == "Changes requested by @alice; the run continues"
 
     second = await request_of(runtime, run_id, revision=2)
     build = {s.key: s for s in await runtime.store.step_rows(run_id)}["build"]
