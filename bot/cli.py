@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import commands, discord_cli
+from bot import audit, commands, discord_cli
 from bot.app import configure_logging
 from bot.config import Settings, load_settings
 from bot.errors import SwitchboardError
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="user", default=me)
     p.set_defaults(handler=commands.rollback)
 
-    ap = sub.add_parser("approvals", help="list and decide approval requests").add_subparsers(
+    ap = sub.add_parser("approvals", help="list, decide and audit approval requests").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
     p = ap.add_parser("list", help="requests waiting for a decision")
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="user", default=me, help=f"who decides (default: {me})")
     p.add_argument("--group", action="append", default=[], help="a group the decider belongs to (repeatable)")
     p.set_defaults(handler=commands.decide)
+    p = ap.add_parser("audit", help="export the approval audit records, oldest first (json or csv)")
+    audit.add_arguments(p)
 
     dc = sub.add_parser("discord", help="Discord application commands").add_subparsers(
         dest="action", required=True, metavar="ACTION"

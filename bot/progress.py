@@ -76,6 +76,8 @@ class Progress:
                 return f"skipped: {d.get('reason')}"
             case "step_waiting":
                 return "waiting"
+            case "approval_requested" if d.get("auto"):
+                return f"approval asked: {d.get('title')}"
             case "approval_requested":
                 return f"waiting for approval: {d.get('title')} (see `switchboard approvals list`)"
             case "approval_decided":

@@ -16,12 +16,12 @@ from bot.approvals_store import ApprovalStore
 from bot.storage.database import create_engine
 from bot.storage.runs import RunStore
 from engine.loader import load_workflow, validate_paths
-from tests.test_cli import environment, finish, finish_now, run_id, start, wait_for
+from tests.test_cli import TOOK, environment, finish, finish_now, run_id, start, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "workflows"
 SCHEMA_LINE = "# yaml-language-server: $schema=../workflow.schema.json"
-NEW = ("incident", "budget", "pipeline")
+NEW = ("incident", "budget", "pipeline", "deploy_prod")
 
 
 def sqlite(folder: Path, name: str) -> str:
@@ -56,6 +56,7 @@ def test_examples_run_end_to_end(tmp_path: Path, subtests: pytest.Subtests) -> N
         ],
         "incident_sev4": ["incident", "-i", "service=billing", "-i", "severity=sev4"],
         "budget_small": ["budget", "-i", "item=USB-C cable", "-i", "amount=19.90", "--as", "dana"],
+        "deploy_prod_staging": ["deploy_prod", "-i", "service=api", "-i", "env=staging", "--as", "dana"],
         "pipeline": ["pipeline"],
     }
     env = {name: environment(sqlite(tmp_path, name), EXAMPLES) for name in commands}
@@ -88,16 +89,27 @@ def test_examples_run_end_to_end(tmp_path: Path, subtests: pytest.Subtests) -> N
         assert "Paging" not in result.out
         assert "Automation for the billing incident is done (succeeded)" in result.out
 
-    with subtests.test("budget: a small order needs no approval"):
+    with subtests.test("budget: a small order is approved automatically, with the reason"):
         result = done["budget_small"]
         assert result.code == 0, result.out
-        assert re.search(r"⏭ approve +skipped: its 'if' condition was false", result.out), result.out
-        assert "✋" not in result.out
-        placed = (
-            r"Order PO-[0-9A-F]{8} placed for dana: USB-C cable, 19.9 EUR \(under the approval threshold\)"
-        )
-        assert re.search(placed, result.out), result.out
+        reason = "19.90 EUR is within the automatic tier"
+        assert f"approval approved: {reason}" in result.out, result.out
+        assert "waiting for approval" not in result.out
+        placed = r"Order PO-[0-9A-F]{8} placed for dana: USB-C cable, 19.9 EUR "
+        assert re.search(placed + rf"\(approved automatically: {reason}\)", result.out), result.out
+        assert '"approved_by": null' in result.out
         assert "✓ run succeeded" in result.out
+
+    with subtests.test("deploy_prod to staging: auto_approve lets it through without waiting"):
+        result = done["deploy_prod_staging"]
+        assert result.code == 0, result.out
+        assert "approval approved: auto_approve: ${{ inputs.env == 'staging' }}" in result.out, result.out
+        assert "waiting for approval" not in result.out
+        assert re.search(r"✓ deploy +" + TOOK, result.out), result.out
+        assert re.search(
+            r"Deploy of api v1\.\d+\.0 to staging: succeeded \(approved automatically\)", result.out
+        ), result.out
+        assert '"decision": "approved"' in result.out and "✓ run succeeded" in result.out
 
     with subtests.test("pipeline: the llm step is skipped when no LLM is configured"):
         result = done["pipeline"]
