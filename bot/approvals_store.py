@@ -161,6 +161,7 @@ class ApprovalStore:
         values: dict[str, Any] | None = None,
         aliases: tuple[str, ...] = (),
         name: str | None = None,
+        where: dict[str, Any] | None = None,
     ) -> Outcome:
         """Record ``actor``'s vote (approve, reject or changes); when it settles the request, signal the run.
 
@@ -173,7 +174,17 @@ class ApprovalStore:
         async with self.engine.begin() as conn:
             # Refusals are audited too, so the block commits and the refusal is raised after it.
             result = await self._decide(
-                conn, request.id, actor, decision, comment, groups, source, values or {}, aliases, name
+                conn,
+                request.id,
+                actor,
+                decision,
+                comment,
+                groups,
+                source,
+                values or {},
+                aliases,
+                name,
+                where or {},
             )
         if isinstance(result, Exception):
             raise result
@@ -191,6 +202,7 @@ class ApprovalStore:
         values: dict[str, Any],
         aliases: tuple[str, ...] = (),
         name: str | None = None,
+        where: dict[str, Any] | None = None,
     ) -> Outcome | Exception:
         now = self.clock()
         shown = name or actor  # how the person reads their own outcome
@@ -199,7 +211,7 @@ class ApprovalStore:
             approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
         )
         row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).one()
-        refused = await self._gate(conn, row, actor, decision, groups, source, aliases, now)
+        refused = await self._gate(conn, row, actor, decision, groups, source, aliases, now, where=where)
         if refused is not None:
             return refused
         await conn.execute(
@@ -220,7 +232,7 @@ class ApprovalStore:
                 row.run_id,
                 actor,
                 decision,
-                {"comment": comment, **({"values": values} if values else {})},
+                {"comment": comment, **({"values": values} if values else {}), **(where or {})},
                 source,
                 now,
             ),
@@ -306,6 +318,7 @@ class ApprovalStore:
         source: str,
         aliases: tuple[str, ...],
         now: float,
+        where: dict[str, Any] | None = None,
     ) -> Exception | None:
         """Why ``actor`` may not decide now (late, not an approver, already voted), audited; else None."""
         started_by = (
@@ -314,7 +327,9 @@ class ApprovalStore:
         if row.status != "pending":
             await conn.execute(
                 approval_audit.insert(),
-                _audit(row.id, row.run_id, actor, "late", {"decision": decision}, source, now),
+                _audit(
+                    row.id, row.run_id, actor, "late", {"decision": decision, **(where or {})}, source, now
+                ),
             )
             return Conflict(await _already(conn, row))
         refusal = _refusal(row, actor, groups, started_by, aliases)
@@ -324,7 +339,13 @@ class ApprovalStore:
             await conn.execute(
                 approval_audit.insert(),
                 _audit(
-                    row.id, row.run_id, actor, "denied", {"decision": decision, "why": refusal}, source, now
+                    row.id,
+                    row.run_id,
+                    actor,
+                    "denied",
+                    {"decision": decision, "why": refusal, **(where or {})},
+                    source,
+                    now,
                 ),
             )
             return NotPermitted(refusal)
@@ -339,16 +360,29 @@ class ApprovalStore:
             return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
         return None
 
-    async def escalate(self, approval_id: str, rung: int) -> str | None:
-        """Apply one escalation rung if the request still waits (remind, add approvers); say what it did."""
+    async def escalate(self, approval_id: str, rung: int, timer_id: int | None = None) -> str | None:
+        """Apply one escalation rung if the request still waits: "reminded", "escalated" or "nothing".
+
+        With ``timer_id`` the timer is marked fired in the same transaction (compare-and-set), so a rung
+        is applied exactly once across processes and a crash cannot mark it fired without applying it.
+        """
         now = self.clock()
         async with self.engine.begin() as conn:
+            if timer_id is not None:
+                won = await conn.execute(
+                    timers.update()
+                    .where(timers.c.id == timer_id, timers.c.fired_at.is_(None))
+                    .values(fired_at=now)
+                )
+                if won.rowcount != 1:
+                    return None
             await conn.execute(
                 approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
             )
             row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
             if row is None or row.status != "pending" or not row.escalation or rung >= len(row.escalation):
-                return None  # decided first, or the rung no longer exists: the timer does nothing
+                # Decided first, or the rung no longer exists: the timer fired and does nothing.
+                return "nothing" if timer_id is not None else None
             _after, remind, add = row.escalation[rung]
             voted = set(
                 (

@@ -82,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.approvals_list)
     p = ap.add_parser("decide", help="approve or reject a request, and resume its run")
     p.add_argument("id")
-    p.add_argument("decision", choices=["approve", "reject"])
+    p.add_argument(
+        "decision",
+        choices=["approve", "reject", "changes"],
+        help="changes sends the work back to the step's 'revise:' (give the feedback with --comment)",
+    )
     p.add_argument("--comment", "-m")
     p.add_argument("--as", dest="user", default=me, help=f"who decides (default: {me})")
     p.add_argument("--group", action="append", default=[], help="a group the decider belongs to (repeatable)")

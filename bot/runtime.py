@@ -223,16 +223,17 @@ class Runtime:
     async def fire_due(self) -> int:
         """Fire every timer that is due (each exactly once across processes); returns how many fired here."""
         fired = 0
-        for timer_id, _due in await self.store.timers_due_before(self.clock()):
-            won = await self.store.fire_timer(timer_id, self.clock())
-            if won is None:
-                continue
-            fired += 1
-            run_id, _key, kind, ref = won
+        for timer_id, _due, kind, ref in await self.store.timers_due_before(self.clock()):
             if kind.startswith("approval_escalate:") and ref is not None:
-                await self.approvals.escalate(ref, int(kind.rpartition(":")[2]))
-            else:
-                await self.wake(run_id)
+                # The approval's business, not the run's: marked fired in the escalation's own transaction.
+                rung = int(kind.rpartition(":")[2])
+                if await self.approvals.escalate(ref, rung, timer_id=timer_id) is not None:
+                    fired += 1
+                continue
+            won = await self.store.fire_timer(timer_id, self.clock())
+            if won is not None:
+                fired += 1
+                await self.wake(won[0])
         return fired
 
     # -- loading ---------------------------------------------------------------------------------

@@ -65,7 +65,9 @@ class AlarmClock:
 
     async def _refresh(self) -> None:
         try:
-            for _timer_id, due in await self.runtime.store.timers_due_before(time.time() + self.horizon):
+            for _timer_id, due, _kind, _ref in await self.runtime.store.timers_due_before(
+                time.time() + self.horizon
+            ):
                 self.arm(due)
         except Exception:
             log.exception("could not read timers; will retry at the next refresh")

@@ -33,7 +33,7 @@ async def approval_button(click: Click, approval_id: str, choice: str, svc: Serv
     stored = await _read(svc, approval_id)
     row, who = stored.row, click.who
     if choice == "reject" or (choice == "approve" and row.kind != "form"):
-        return await _decide(svc, who, stored, choice)
+        return await _decide(svc, who, stored, choice, where=_where(click))
     if choice == "approve":  # a form approval counts once its fields are filled in
         await _check(svc, who, stored, "approve")
         return ShowForm(approve_form(row.id, row.title, row.form))
@@ -53,12 +53,12 @@ async def approval_form(sub: Submission, target: str, svc: Services) -> Reply:
         feedback, errors = feedback_of(sub.values)
         if errors:
             return FieldErrors(errors)
-        return await _decide(svc, sub.who, stored, "changes", comment=feedback)
+        return await _decide(svc, sub.who, stored, "changes", comment=feedback, where=_where(sub))
     if what == "approve":
         values, errors = typed_values(stored.row.form, sub.values)
         if errors:
             return FieldErrors(errors)
-        return await _decide(svc, sub.who, stored, "approve", values=values)
+        return await _decide(svc, sub.who, stored, "approve", values=values, where=_where(sub))
     raise BadInput(f"This approval form ({what}) is not one Switchboard knows.")
 
 
@@ -128,7 +128,8 @@ async def _read(svc: Services, approval_id: str) -> Stored:
 
 def _still_open(stored: Stored) -> None:
     """A request whose run has ended (cancelled while it waited) takes no more decisions."""
-    if stored.row.status == "pending" and stored.run.status in FINISHED:
+    closed_with_run = stored.row.status == "cancelled"  # closed because its run ended
+    if (stored.row.status == "pending" or closed_with_run) and stored.run.status in FINISHED:
         raise Conflict(
             f"Run {stored.run.id} has ended ({stored.run.status}); this request no longer applies."
         )
@@ -153,6 +154,7 @@ async def _decide(
     decision: str,
     comment: str | None = None,
     values: dict[str, Any] | None = None,
+    where: dict[str, Any] | None = None,
 ) -> Say:
     """Record the decision; wake the outbox (the card changed) and, when it settled, the run."""
     _still_open(stored)
@@ -168,9 +170,16 @@ async def _decide(
             values=values,
             aliases=(who.user_id, who.name),
             name=f"@{who.name}",
+            where=where,
         )
     for hook in runtime.after_commit:
         hook()  # the outbox: the card's new version is committed
     if outcome.resolved:
-        await runtime.wake(outcome.run_id)
+        runtime.spawn(runtime.wake(outcome.run_id))  # answer the click first; the run resumes meanwhile
     return Say(outcome.message)
+
+
+def _where(event: Click | Submission) -> dict[str, Any]:
+    """The audit's "where": the platform, the channel and the message that was clicked."""
+    message = event.message if isinstance(event, Click) else None
+    return {"platform": event.where.platform, "channel": event.where.channel, "message": message}

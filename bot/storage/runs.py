@@ -334,15 +334,15 @@ class RunStore:
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).scalars())
 
-    async def timers_due_before(self, moment: float) -> list[tuple[int, float]]:
-        """Unfired timers due before ``moment``: (id, due_at)."""
+    async def timers_due_before(self, moment: float) -> list[tuple[int, float, str, str | None]]:
+        """Unfired timers due before ``moment``: (id, due_at, kind, ref)."""
         query = (
-            sa.select(timers.c.id, timers.c.due_at)
+            sa.select(timers.c.id, timers.c.due_at, timers.c.kind, timers.c.ref)
             .where(timers.c.fired_at.is_(None), timers.c.due_at <= moment)
             .order_by(timers.c.due_at)
         )
         async with self.engine.connect() as conn:
-            return [(r.id, r.due_at) for r in (await conn.execute(query)).all()]
+            return [(r.id, r.due_at, r.kind, r.ref) for r in (await conn.execute(query)).all()]
 
     async def fire_timer(self, timer_id: int, now: float) -> tuple[str, str, str, str | None] | None:
         """Mark a timer fired (compare-and-set); return (run_id, step_key, kind, ref) if this call won."""
@@ -362,8 +362,6 @@ class RunStore:
                 )
             ).one()
             signal = {"key": row.step_key, "kind": row.kind, "ref": row.ref}
-            if row.kind.startswith("approval_escalate"):
-                return row.run_id, row.step_key, row.kind, row.ref  # the approval's business, not the run's
             await conn.execute(
                 self.insert_inbox,
                 {"run_id": row.run_id, "kind": "timer", "payload": signal, "created_at": now},

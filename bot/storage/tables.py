@@ -131,7 +131,7 @@ approvals = sa.Table(
     sa.Column("form", sa.JSON),
     sa.Column("escalation", sa.JSON),
     sa.Column("auto_reason", sa.Text),
-    sa.UniqueConstraint("run_id", "step_key", "created_at", name="uq_approvals_step"),
+    sa.UniqueConstraint("run_id", "step_key", "revision", name="uq_approvals_revision"),
 )
 
 approval_votes = sa.Table(
