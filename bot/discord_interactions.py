@@ -6,8 +6,9 @@ the router's reply rendered:
 - Slow work is deferred first (an ephemeral "thinking" answer), and the reply follows as a followup.
 - A modal can only be the first answer, never a followup. So ``/workflow run`` checks first, without
   any network call, whether required inputs are missing (the workflow file is cached); only then does it
-  call the router before answering, and it defers anyway if the router takes over 2 s. A form that still
-  arrives after a defer is offered with a button that opens it.
+  call the router before answering, and it defers anyway if the router takes over 2 s. A button may open
+  a form too (Request changes), so a click is routed first in the same way. A form that still arrives
+  after a defer is offered with a button that opens it.
 - A Discord modal cannot show per-field errors, nor be answered with another modal. An invalid
   submission gets an ephemeral message listing the errors, with a button that reopens the form
   prefilled with what was typed.
@@ -89,7 +90,11 @@ class Interactions:
             await self.command(interaction, text)
             return
         cmd = Command(await self.identities.of(interaction), place(interaction), "workflow", text)
-        task = asyncio.ensure_future(self.router.command(cmd))
+        await self._routed_first(interaction, self.router.command(cmd))
+
+    async def _routed_first(self, interaction: discord.Interaction, reply: Awaitable[Reply]) -> None:
+        """Answer with the router's reply when it is quick (a modal must be the first answer), else defer."""
+        task = asyncio.ensure_future(reply)
         done, _ = await asyncio.wait({task}, timeout=FORM_BUDGET)
         if not done:
             await interaction.response.defer(ephemeral=True, thinking=True)
@@ -125,7 +130,7 @@ class Interactions:
         return False
 
     async def click(self, interaction: discord.Interaction, action_id: str) -> None:
-        """A card button: ask first if its card wants a confirmation, else act and answer ephemerally."""
+        """A card button: ask first if its card wants a confirmation, else act and answer (or open a form)."""
         confirm = await self._confirm(action_id)
         yes = f"sb-ui:yes:{action_id}"
         if confirm is not None and len(yes) <= CUSTOM_ID_MAX:
@@ -137,10 +142,9 @@ class Interactions:
                 f"**{confirm.title}**\n{confirm.text}", view=view, ephemeral=True
             )
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
         message = f"{interaction.channel_id}:{interaction.message.id}" if interaction.message else None
         click = Click(await self.identities.of(interaction), place(interaction), action_id, message)
-        await self.answer(interaction, await self.router.click(click))
+        await self._routed_first(interaction, self.router.click(click))
 
     async def ui(self, interaction: discord.Interaction, action: str, arg: str) -> None:
         """The adapter's own buttons: confirm (``yes``), keep (``no``), open a kept form (``form``)."""

@@ -93,12 +93,12 @@ async def slack(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Harness]:
         fake.add_user("U0ALICE", "alice", groups=("release-managers",))
         fake.add_user("U0BOB", "bob")
         app = await start_app(settings_with(fake, tmp_path, workflows_dir))
-        sender = SlackSender(fake, f"{app.url}/slack/events")
+        harness = Harness(fake, app, SlackSender(fake, f"{app.url}/slack/events"), workflows_dir)
         try:
-            yield Harness(fake, app, sender, workflows_dir)
-        finally:
-            await sender.close()
-            await stop_app(app, grace=0.5, flush=0.5)
+            yield harness
+        finally:  # the harness's app and sender: a test may have restarted them
+            await harness.send.close()
+            await stop_app(harness.app, grace=0.5, flush=0.5)
 
 
 async def until(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
