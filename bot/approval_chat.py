@@ -122,7 +122,8 @@ class ApprovalChat:
         if row["revision"] > 1:
             asked = latest_feedback(state.steps)
             if asked.get("decided_by"):
-                previous = Vote(display(str(asked["decided_by"]), {}), "changes", asked.get("feedback"))
+                shown = asked.get("decided_by_name") or display(str(asked["decided_by"]), {})
+                previous = Vote(str(shown), "changes", asked.get("feedback"))
         view = view_of(
             SimpleNamespace(**row),
             workflow=state.workflow.name,

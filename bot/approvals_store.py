@@ -275,6 +275,7 @@ class ApprovalStore:
                 "approvers": approved,
                 "rejected_by": rejected,
                 "decided_by": actor,
+                "decided_by_name": shown,  # how chat names them, e.g. "@alice"
                 "comment": comment,
                 "feedback": comment if final == "changes" else None,
                 **({"form": values} if values else {}),
@@ -514,11 +515,11 @@ async def _already(conn: Any, row: Any) -> str:
             sa.select(approvals.c.status, approvals.c.decided_at).where(approvals.c.id == row.id)
         )
     ).one()
-    who = (
-        ", ".join(v.actor for v in votes if v.decision != "reject")
-        if current.status == "approved"
-        else ", ".join(v.actor for v in votes if v.decision == "reject")
-    )
+    from bot.approval_views import display, names  # the chat names of the people behind the refs
+
+    deciders = [v.actor for v in votes if (v.decision != "reject") == (current.status == "approved")]
+    known = await names(conn, deciders)
+    who = ", ".join(display(actor, known) for actor in deciders)
     when = _hhmm(current.decided_at) if current.decided_at else "?"
     if current.status == "expired":
         return f"This request expired at {when}"

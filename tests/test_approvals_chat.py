@@ -233,7 +233,7 @@ async def test_quorum_of_two_then_the_run_resumes_and_late_clicks_are_told(chat:
     assert card.status == "approved" and card.buttons == ()
     assert card.text.splitlines()[-1].startswith("Approved by @alice and @dave at ")
     late = said(await chat.click(BOB, request.id, "approve"))
-    assert late.startswith("Already approved by console:alice, console:dave at ") and late.endswith(" UTC")
+    assert late.startswith("Already approved by @alice, @dave at ") and late.endswith(" UTC")
     audit = await query(
         runtime, sa.select(approval_audit.c.actor, approval_audit.c.action, approval_audit.c.source)
     )

@@ -89,7 +89,7 @@ async def test_list_decide_and_audit(db_url: str) -> None:
 
         [late] = await finish(decide(env, ship.id, "approve", "bob", "--group", "release-managers"))
         assert late.code == 1, late.out
-        assert re.search(r"error: Already approved by alice, carol at \d\d:\d\d UTC", late.out), late.out
+        assert re.search(r"error: Already approved by @alice, @carol at \d\d:\d\d UTC", late.out), late.out
 
         stored = await audit_records(engine)  # to pick --since values: the first day, and carol's approval
         day, carol_at = stored[0]["at"][:10], next(r["at"] for r in stored if r["actor"] == "carol")

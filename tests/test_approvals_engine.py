@@ -73,13 +73,13 @@ async def test_two_of_n_resumes_the_run_exactly_once(make_runtime: MakeRuntime) 
     )
     late = [s for s in settled if isinstance(s, BaseException)]
     assert [s.resolved for s in settled if not isinstance(s, BaseException)] == [True]
-    assert len(late) == 2 and all(str(e).startswith("Already approved by carol, ") for e in late), late
+    assert len(late) == 2 and all(str(e).startswith("Already approved by @carol, ") for e in late), late
     row = await finished(runtime, run_id)
     assert row.status == "succeeded"
     kinds = await event_types(runtime, run_id)
     assert kinds.count(("approval_decided", "ask")) == 1 and kinds.count(("step_started", "ship")) == 1
     assert (await actions(runtime, run_id)).count("late") == 2
-    with pytest.raises(Conflict, match=r"Already approved by carol, \w+ at \d\d:\d\d UTC"):
+    with pytest.raises(Conflict, match=r"Already approved by @carol, @\w+ at \d\d:\d\d UTC"):
         await decide(runtime, approval_id, "gina", "approve", groups=("release-managers",))
 
 
