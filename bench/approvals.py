@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_db import fresh_url  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.process import App, start_app, stop_app  # noqa: E402
@@ -38,7 +39,6 @@ from bot.storage.tables import approval_audit, approvals, chat_cards, chat_posts
 from cards.model import action_id  # noqa: E402
 from handlers.types import Click, Command, Identity, Place  # noqa: E402
 
-PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 PENDING = approvals.c.status == "pending"
 OPS = Place("console", "ops", channel_name="#ops")
 APPROVALS = Place("console", "approvals", channel_name="#approvals")
@@ -57,21 +57,6 @@ steps:
   next: {needs: [ask], action: examples.actions:noop}
 inputs: {n: {type: integer, default: 0}}
 """
-
-
-def fresh_url(kind: str) -> str:
-    """A new SQLite file, or a new schema in the local PostgreSQL (as bench/engine.py does)."""
-    if kind == "sqlite":
-        return f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='sb-bench-')}/bench.db"
-    schema = f"bench_{os.getpid()}_{int(time.time() * 1000) % 10_000_000}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(PG.replace("+asyncpg", ""))
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-        await conn.close()
-
-    asyncio.run(create())
-    return f"{PG}?schema={schema}"
 
 
 def pct(values: list[float], q: float) -> float:

@@ -29,13 +29,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_db import fresh_url  # noqa: E402
+
 from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from bot.storage.database import create_engine, migrate  # noqa: E402
 from bot.storage.runs import RunStore  # noqa: E402
 from engine.loader import load_text  # noqa: E402
 
-PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 NOOP = "examples.actions:noop"
 
 
@@ -227,22 +228,6 @@ def load_probe(url: str) -> None:
         if line.startswith("VmHWM:"):
             rss = int(line.split()[1]) // 1024
     print(f"{ready_at} {rss} {pending}")
-
-
-def fresh_url(kind: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='sb-bench-')}/bench.db"
-    import asyncpg
-
-    schema = f"bench_{os.getpid()}_{int(time.time() * 1000) % 10_000_000}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(PG.replace("+asyncpg", ""))
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-        await conn.close()
-
-    asyncio.run(create())
-    return f"{PG}?schema={schema}"
 
 
 def main() -> None:
