@@ -447,7 +447,8 @@ class Runtime:
                 hook()
         if state.status.finished and parent:
             self.spawn(self.wake(parent))
-        if state.status.finished and live.had_approvals:
+        if state.status.finished and state.status != RunStatus.SUCCEEDED and live.had_approvals:
+            # Only a run that did not succeed can end with a request still open (its step was cancelled).
             self.spawn(self.approvals.close_for_run(state.run_id, str(state.status)))
 
     def _carry_out(self, live: LiveRun, d: Decision) -> None:
