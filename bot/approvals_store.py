@@ -421,32 +421,24 @@ class ApprovalStore:
         """Close the requests still pending for a run that ended, so their buttons go away."""
         now = self.clock()
         async with self.engine.begin() as conn:
-            ids = list(
+            # The write comes first (SQLite: a transaction that reads before it writes can fail at once).
+            closed = list(
                 (
                     await conn.execute(
-                        sa.select(approvals.c.id).where(
-                            approvals.c.run_id == run_id, approvals.c.status == "pending"
-                        )
+                        approvals.update()
+                        .where(approvals.c.run_id == run_id, approvals.c.status == "pending")
+                        .values(status="cancelled", decided_at=now, version=approvals.c.version + 1)
+                        .returning(approvals.c.id)
                     )
                 ).scalars()
             )
-            for approval_id in ids:
-                won = await conn.execute(
-                    approvals.update()
-                    .where(
-                        approvals.c.id == approval_id,
-                        approvals.c.status == "pending",
-                    )
-                    .values(status="cancelled", decided_at=now, version=approvals.c.version + 1)
-                )
-                if won.rowcount != 1:
-                    continue
+            for approval_id in closed:
                 await conn.execute(
                     approval_audit.insert(),
                     _audit(approval_id, run_id, "engine", "closed", {"run_status": status}, "engine", now),
                 )
                 await self._changed(conn, approval_id, "closed", {"run_status": status})
-        return len(ids)
+        return len(closed)
 
     async def expire(self, approval_id: str | None) -> ApprovalDecided | None:
         """Close a request whose time ran out (unless a decision got there first)."""

@@ -133,6 +133,11 @@ class Runtime:
         for run_id in held:
             await self.store.release(run_id, self.owner)
         self.live.clear()
+        if self._spawned:  # wakes, closes of finished runs' approvals: finish them or give them up
+            _, late = await asyncio.wait(set(self._spawned), timeout=max(grace, 1.0))
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self.store.journal.close()
         if self.activity.http_session is not None:
             await self.activity.http_session.close()
