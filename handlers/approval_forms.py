@@ -6,25 +6,14 @@ have no private metadata, and the id alone lets a form opened before a restart s
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cards.model import Form, FormField, action_id
 from engine.spec import InputSpec
+from handlers.input_fields import input_field
 
 FEEDBACK = "feedback"
 FEEDBACK_MAX = 3_000
-# InputSpec types as form fields: "text" is the multiline string; lists and objects are typed as JSON.
-KINDS = {
-    "string": "text",
-    "text": "multiline",
-    "number": "number",
-    "integer": "number",
-    "boolean": "boolean",
-    "enum": "select",
-    "list": "multiline",
-    "object": "multiline",
-}
 
 
 def form_id(approval_id: str, what: str) -> str:
@@ -72,7 +61,7 @@ def specs(form: dict[str, Any] | None) -> dict[str, InputSpec]:
 
 def approve_form(approval_id: str, title: str, form: dict[str, Any] | None) -> Form:
     """The form a form approval asks to be filled in before it counts as approved."""
-    fields = tuple(_field(name, spec) for name, spec in specs(form).items())
+    fields = tuple(input_field(name, spec) for name, spec in specs(form).items())
     return Form(
         form_id=form_id(approval_id, "approve"),
         title="Approve",
@@ -80,26 +69,6 @@ def approve_form(approval_id: str, title: str, form: dict[str, Any] | None) -> F
         submit="Approve",
         intro=f"{title}\nApproving records these details; the run's next steps can read them.",
     )
-
-
-def _field(name: str, spec: InputSpec) -> FormField:
-    return FormField(
-        name=name,
-        label=name.replace("_", " ").capitalize(),
-        kind="select" if spec.enum else KINDS[spec.type],  # type: ignore[arg-type]
-        required=spec.required,
-        default=None if spec.default is None else _text(spec.default),
-        options=tuple(str(v) for v in spec.enum or ()),
-        help=spec.description,
-    )
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return str(value)
 
 
 def typed_values(form: dict[str, Any] | None, raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -5,22 +5,12 @@ from __future__ import annotations
 import json
 
 from bot.errors import NotPermitted
-from cards.model import Form, FormField, action_id
+from cards.model import Form, action_id
 from engine.inputs import InputError, resolve_inputs
 from engine.loader import LoadedWorkflow
-from engine.spec import InputSpec
+from handlers.input_fields import input_field
 from handlers.services import Services
 from handlers.types import FieldErrors, Reply, Submission
-
-KINDS = {
-    "string": "text",
-    "number": "number",
-    "integer": "number",
-    "boolean": "boolean",
-    "enum": "select",
-    "list": "multiline",
-    "object": "multiline",
-}
 
 
 def missing_only(exc: InputError) -> bool:
@@ -31,7 +21,7 @@ def missing_only(exc: InputError) -> bool:
 def run_form(loaded: LoadedWorkflow, given: dict[str, str]) -> Form:
     """A form for every input of the workflow, prefilled with defaults and what was already given."""
     spec = loaded.spec
-    fields = tuple(_field(name, inp, given.get(name)) for name, inp in spec.inputs.items())
+    fields = tuple(input_field(name, inp, given.get(name)) for name, inp in spec.inputs.items())
     return Form(
         form_id=action_id("form", "run", spec.name),
         title=f"Run {spec.name}"[:24],
@@ -40,28 +30,6 @@ def run_form(loaded: LoadedWorkflow, given: dict[str, str]) -> Form:
         state=json.dumps({"workflow": spec.name}),
         intro=spec.description or "",
     )
-
-
-def _field(name: str, inp: InputSpec, given: str | None) -> FormField:
-    kind = "select" if inp.enum else KINDS[inp.type]
-    default = given if given is not None else (None if inp.default is None else _text(inp.default))
-    return FormField(
-        name=name,
-        label=name.replace("_", " ").capitalize(),
-        kind=kind,  # type: ignore[arg-type]
-        required=inp.required,
-        default=default,
-        options=tuple(str(v) for v in inp.enum or ()),
-        help=inp.description,
-    )
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return str(value)
 
 
 async def submit_run_form(sub: Submission, workflow: str, svc: Services) -> Reply:

@@ -87,6 +87,19 @@ async def test_missing_required_input_opens_a_form_from_the_typed_inputs(router:
     assert "Started deploy" in text_of(good)
 
 
+async def test_a_text_input_is_asked_for_in_a_multiline_field(router: Router, workflows_dir: Path) -> None:
+    workflow("""
+name: note
+inputs: {body: {type: text, required: true, description: What to say}}
+steps:
+  say: {notify: "${{ inputs.body }}"}
+""", workflows_dir)
+    reply = await router.command(cmd("run note"))
+    assert isinstance(reply, ShowForm)
+    [field] = reply.form.fields
+    assert (field.name, field.kind, field.required) == ("body", "multiline", True)
+
+
 async def test_permissions_refuse_and_say_who_may(router: Router) -> None:
     elsewhere = Place("console", "random", channel_name="#random")
     reply = await router.command(cmd("run locked", who=ERIN, where=elsewhere))
