@@ -27,7 +27,6 @@ from bot.owners import is_dead, new_owner
 from bot.scheduler import AlarmClock
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
-from bot.storage.tables import timers
 from bot.subworkflows import ChildStarter
 from engine.activities.base import ActivityContext, StepCall, StepFailure
 from engine.activities.registry import activity
@@ -407,7 +406,7 @@ class Runtime:
         for effect in d.effects:
             if isinstance(effect, SetTimer):
                 batch.add(
-                    timers.insert(),
+                    store.insert_timer,
                     {
                         "run_id": state.run_id,
                         "step_key": effect.key,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,4 +44,4 @@ class Services:
 
     def now(self) -> float:
         """The runtime's clock."""
-        return self.runtime.clock() if self.runtime else time.time()
+        return self.runtime.clock()
