@@ -6,7 +6,7 @@ import difflib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -74,6 +74,26 @@ class Settings(BaseSettings):
     discord_api_url: str | None = None  # e.g. a rate-limit proxy, or a test server
     discord_gateway_url: str | None = None
     card_update_interval: float = Field(default=1.0, ge=0.0)  # at most one edit per card per interval
+    # Conversations: the assistant, the agents' channel and queue, and their deadlines (seconds).
+    llm_retries: int = Field(default=2, ge=0, le=10)
+    llm_context_tokens: int = Field(default=6000, ge=500)
+    support_channels: CommaList = []  # channels where every message goes to the assistant
+    agents_channel: CommaList = []  # "C0123" or "slack:C0123,discord:1234"; the console uses #agents
+    agents_fallback_channel: CommaList = []  # where an unclaimed conversation escalates
+    agent_groups: CommaList = []  # who may claim ("group:support", "user:U024BE7LH"); empty: anyone
+    agent_capacity: int = Field(default=3, ge=1, le=100)
+    handover_mode: Literal["claim", "auto"] = "claim"
+    handover_keywords: CommaList = []  # words in a user message that go straight to a person
+    handover_after_failures: int = Field(default=3, ge=1)  # failed assistant turns in a row
+    handover_on_workflow_failure: bool = True
+    debounce: float = Field(default=1.5, ge=0.0)  # quick messages within this window make one turn
+    memory_ttl: float = Field(default=86_400.0, gt=0.0)
+    reping_after: float = Field(default=120.0, gt=0.0)
+    escalate_after: float = Field(default=300.0, gt=0.0)
+    agent_remind_after: float = Field(default=300.0, gt=0.0)
+    agent_offer_after: float = Field(default=600.0, gt=0.0)
+    user_warn_after: float = Field(default=1800.0, gt=0.0)
+    user_close_after: float = Field(default=3600.0, gt=0.0)
 
     def llm(self) -> LlmSettings | None:
         """The LLM connection, or None when no API key is set."""
@@ -84,6 +104,7 @@ class Settings(BaseSettings):
             base_url=self.openai_base_url,
             model=self.llm_model,
             timeout=self.llm_timeout,
+            max_retries=self.llm_retries,
         )
 
     @property

@@ -41,6 +41,7 @@ class Item:
     message_ref: str | None = None
     thread_ref: str | None = None
     parent_key: str | None = None
+    thread_ref: str | None = None  # a post into the thread of this platform message
     attempts: int = 0
     uncertain: bool = False  # claimed before by a process that may have sent it
     claimed_by: str | None = None  # that process (dead), whose claim may be taken over
@@ -159,6 +160,7 @@ class Outbox:
                 r.channel,
                 Card.from_dict(r.card),
                 parent_key=r.parent_key,
+                thread_ref=r.thread_ref,
                 attempts=r.attempts,
                 uncertain=r.status == "sending",
                 claimed_by=r.claimed_by,
@@ -212,6 +214,9 @@ class Outbox:
                         sent = await adapter.reply(
                             await self._thread(adapter, item.parent_key), item.card, key
                         )
+                    elif item.thread_ref is not None:
+                        thread = await adapter.thread(Sent(item.thread_ref))
+                        sent = await adapter.reply(thread, item.card, key)
                     else:
                         sent = await adapter.post(item.channel, item.card, key)
                 await self._post_sent(item, sent)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.approval_chat import install as install_approval_chat
 from bot.chat import Platform
 from bot.config import Settings
+from bot.conversations.service import Conversations, make_conversations
 from bot.dedupe import Dedupe, make_dedupe
 from bot.outbox import Outbox
 from bot.runtime import Runtime
@@ -34,6 +35,7 @@ class App:
     outbox: Outbox
     dedupe: Dedupe
     server: web.Application
+    conversations: Conversations | None = None
     platforms: dict[str, Platform] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     port: int = 0
@@ -93,7 +95,9 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     outbox.adapters.update(app.platforms)
     install_approval_chat(runtime)  # status and approval cards, written with each change
     runtime.after_commit.append(outbox.wake)
+    app.conversations = make_conversations(runtime, router.services, outbox.wake)
     resumed = await runtime.start(resume=True)
+    await app.conversations.start()
     outbox.start()
     app.runner = web.AppRunner(web_app, access_log=None)
     await app.runner.setup()
@@ -116,6 +120,8 @@ async def stop_app(app: App, grace: float = 10.0, flush: float = 5.0) -> None:
             await platform.stop()
         except Exception:
             log.exception("stopping %s failed", platform.platform)
+    if app.conversations is not None:
+        await app.conversations.stop()
     await app.runtime.stop(grace=grace)
     await app.outbox.stop(deadline=flush)
     if app.runner is not None:

@@ -15,7 +15,7 @@ import os
 import secrets as pysecrets
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,8 @@ class Runtime:
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
         self.notify_hooks: list[Callable[[str, Notify], Any]] = []
         self.observers: list[Observer] = []
+        # Timers that are not a run's: kind -> handler(timer_id, ref), which marks the timer fired itself.
+        self.timer_kinds: dict[str, Callable[[int, str], Awaitable[bool]]] = {}
         self.after_commit: list[Callable[[], None]] = []
         self._specs: dict[str, Workflow] = {}
         self._background: list[asyncio.Task[None]] = []
@@ -228,6 +230,11 @@ class Runtime:
         """Fire every timer that is due (each exactly once across processes); returns how many fired here."""
         fired = 0
         for timer_id, _due, kind, ref in await self.store.timers_due_before(self.clock()):
+            other = self.timer_kinds.get(kind)
+            if other is not None and ref is not None:
+                if await other(timer_id, ref):
+                    fired += 1
+                continue
             if kind.startswith("approval_escalate:") and ref is not None:
                 # The approval's business, not the run's: marked fired in the escalation's own transaction.
                 rung = int(kind.rpartition(":")[2])

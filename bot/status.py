@@ -57,12 +57,24 @@ def card_row(key: str, platform: str, channel: str, card: Card, now: float) -> d
     }
 
 
-def post_row(platform: str, channel: str, parent_key: str | None, card: Card, now: float) -> dict[str, Any]:
-    """The parameters of ``chat_posts.insert()`` for a message sent once (under ``parent_key``'s card)."""
+def post_row(
+    platform: str,
+    channel: str,
+    parent_key: str | None,
+    card: Card,
+    now: float,
+    thread_ref: str | None = None,
+) -> dict[str, Any]:
+    """The parameters of ``chat_posts.insert()`` for a message sent once.
+
+    It goes into the thread of ``parent_key``'s card, or of the platform message ``thread_ref``, or
+    straight into ``channel`` when neither is given.
+    """
     return {
         "platform": platform,
         "channel": channel,
         "parent_key": parent_key,
+        "thread_ref": thread_ref,
         "card": card.to_dict(),
         "status": "pending",
         "attempts": 0,

@@ -84,6 +84,8 @@ class Card:
         if self.fallback:
             return self.fallback
         head = f"{self.title} ({self.status})" if self.status else self.title
+        if not head:
+            return self.text
         return f"{head}: {self.text}" if self.text else head
 
     def to_dict(self) -> dict[str, Any]:

@@ -88,7 +88,8 @@ def text_length(value: Any) -> int:
 
 def render_blocks(card: Card) -> list[Block]:
     """Block Kit blocks for a card, cut to Slack's limits with "…and N more" lines where needed."""
-    head: list[Block] = [{"type": "header", "text": _plain(card.title, HEADER_MAX)}]
+    # A card without a title (a chat reply) is its text alone.
+    head: list[Block] = [{"type": "header", "text": _plain(card.title, HEADER_MAX)}] if card.title else []
     if card.status:
         head.append(_context([f"{STATUS_EMOJI.get(card.colour, '⚪')} *{_esc(card.status, 100)}*"]))
     if card.text:

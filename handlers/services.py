@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.runtime import Runtime
 from engine.loader import LoadedWorkflow, WorkflowInvalid, find_workflow, load_workflow, workflow_files
+
+if TYPE_CHECKING:
+    from bot.conversations.service import Conversations
 
 
 @dataclass
@@ -16,6 +20,7 @@ class Services:
 
     runtime: Runtime
     settings: Settings
+    conversations: Conversations | None = None  # set by the bot process (the CLI has none)
     _cache: dict[Path, tuple[float, LoadedWorkflow]] = field(default_factory=dict)
 
     def workflow(self, name: str) -> LoadedWorkflow:

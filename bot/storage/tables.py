@@ -179,6 +179,7 @@ chat_cards = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_chat_cards_due", "next_at"),
+    sa.Index("ix_chat_cards_message", "message_ref"),  # a reply in a card's thread finds its card
 )
 
 # A message posted once (a thread reply, a notification), delivered in order per card.
@@ -189,6 +190,7 @@ chat_posts = sa.Table(
     sa.Column("platform", sa.String(20), nullable=False),
     sa.Column("channel", sa.String(200), nullable=False),
     sa.Column("parent_key", sa.String(200)),  # the chat_cards key whose thread this goes into
+    sa.Column("thread_ref", sa.String(200)),  # or a message of the platform's whose thread this goes into
     sa.Column("card", sa.JSON, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),  # pending | sending | sent | failed
     sa.Column("message_ref", sa.String(200)),

@@ -1,0 +1,141 @@
+"""The AI assistant: one turn of chat completions with tool calls, ending in a reply, a handover or a finish.
+
+It talks to any OpenAI-compatible server through the ``openai`` client, whose own retries (429 and
+5xx, with backoff and Retry-After) and timeout are used as they are. When they are exhausted the turn
+raises ``AssistantUnavailable`` and the service hands the conversation over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import openai
+from pydantic import ValidationError
+
+from bot.conversations.tools import TOOLS, Finish, HandoverToHuman, tool_specs
+from engine.activities.base import LlmSettings
+
+log = logging.getLogger(__name__)
+MAX_ROUNDS = 6  # tool-call rounds in one turn before the assistant must answer
+
+
+class AssistantUnavailable(Exception):
+    """The LLM could not be reached or kept failing after the client's retries."""
+
+
+@dataclass(frozen=True)
+class Said:
+    text: str
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    request: HandoverToHuman
+
+
+@dataclass(frozen=True)
+class Finished:
+    request: Finish
+    text: str = ""
+
+
+Outcome = Said | HandedOver | Finished
+
+
+@dataclass
+class Turn:
+    """What one turn did: its outcome, the tools it used, and whether any of them failed."""
+
+    outcome: Outcome
+    tools_used: list[str] = field(default_factory=list)
+    failed: bool = False
+
+
+class Toolbox(Protocol):
+    """What the assistant's tools act on (the service supplies it, bound to the conversation)."""
+
+    async def call(self, name: str, args: Any) -> tuple[str, bool]:
+        """Run a tool; returns the text for the model and whether it succeeded."""
+        ...
+
+
+class Assistant:
+    def __init__(self, llm: LlmSettings) -> None:
+        self.llm = llm
+        self.client = openai.AsyncOpenAI(
+            api_key=llm.api_key, base_url=llm.base_url, timeout=llm.timeout, max_retries=llm.max_retries
+        )
+        self.tools = tool_specs()
+
+    async def turn(self, messages: list[dict[str, Any]], toolbox: Toolbox) -> Turn:
+        """Ask the model until it answers, hands over or finishes; tools run in between."""
+        used: list[str] = []
+        failed = False
+        for _ in range(MAX_ROUNDS):
+            reply = await self._complete(messages)
+            calls = reply.tool_calls or []
+            if not calls:
+                return Turn(Said((reply.content or "").strip()), used, failed)
+            messages.append(reply.model_dump(exclude_none=True, include={"role", "content", "tool_calls"}))
+            for call in calls:
+                name = call.function.name  # type: ignore[union-attr]
+                model = TOOLS.get(name)
+                try:
+                    if model is None:
+                        raise ValueError(f"there is no tool named {name}")
+                    args = model.model_validate(json.loads(call.function.arguments or "{}"))  # type: ignore[union-attr]
+                except (ValueError, ValidationError) as exc:
+                    failed = True
+                    messages.append(_tool_result(call.id, f"Error: invalid call: {exc}"))
+                    continue
+                used.append(name)
+                if isinstance(args, HandoverToHuman):
+                    return Turn(HandedOver(args), used, failed)
+                if isinstance(args, Finish):
+                    return Turn(Finished(args, (reply.content or "").strip()), used, failed)
+                text, ok = await toolbox.call(name, args)
+                failed = failed or not ok
+                messages.append(_tool_result(call.id, text))
+        return Turn(Said("I could not finish that in one go; could you tell me a bit more?"), used, True)
+
+    async def summarize(self, text: str) -> str:
+        """A short summary of older messages, for the context of later turns."""
+        reply = await self._complete(
+            [
+                {
+                    "role": "system",
+                    "content": "Summarize this support conversation in at most 120 words: who wants what, "
+                    "facts learned, what was tried, what is still open.",
+                },
+                {"role": "user", "content": text},
+            ],
+            tools=False,
+        )
+        return (reply.content or "").strip()
+
+    async def _complete(self, messages: list[dict[str, Any]], tools: bool = True) -> Any:
+        try:
+            response = await self.client.chat.completions.create(
+                model=self.llm.model,
+                messages=messages,  # type: ignore[arg-type]
+                tools=self.tools if tools else openai.omit,  # type: ignore[arg-type]
+            )
+        except openai.APITimeoutError:
+            raise AssistantUnavailable(f"the LLM did not answer within {self.llm.timeout:g}s") from None
+        except openai.APIConnectionError as exc:
+            raise AssistantUnavailable(f"cannot reach the LLM server: {exc.__cause__ or exc}") from None
+        except openai.APIStatusError as exc:
+            raise AssistantUnavailable(f"the LLM server answered {exc.status_code}") from None
+        if not response.choices:
+            raise AssistantUnavailable("the LLM server sent no answer")
+        return response.choices[0].message
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _tool_result(call_id: str, text: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": text}

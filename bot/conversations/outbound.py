@@ -1,0 +1,92 @@
+"""Where a conversation's messages go, written as outbox rows inside the transaction that decided them.
+
+A message is sent only if the transaction that checked the conversation's state commits: a reply the
+assistant wrote after an agent claimed the conversation is never stored, so never sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.config import Settings
+from bot.conversations.model import Conversation
+from bot.status import card_row, card_upsert, post_row
+from bot.storage.conversation_tables import conversations
+from bot.storage.tables import chat_posts, timers
+from cards.model import Card
+
+CONSOLE_AGENTS = "agents"
+
+
+def agents_channel(settings: Settings, platform: str) -> str | None:
+    """The agents' channel on ``platform``: ``SWITCHBOARD_AGENTS_CHANNEL`` entries are ``platform:id`` or a
+    bare id for every chat platform; the console uses #agents unless told otherwise."""
+    return _pick(settings.agents_channel, platform, CONSOLE_AGENTS if platform == "console" else None)
+
+
+def fallback_channel(settings: Settings, platform: str) -> str | None:
+    """Where an unclaimed conversation escalates (``SWITCHBOARD_AGENTS_FALLBACK_CHANNEL``)."""
+    return _pick(settings.agents_fallback_channel, platform, None)
+
+
+def _pick(entries: list[str], platform: str, default: str | None) -> str | None:
+    bare = None
+    for entry in entries:
+        kind, sep, value = entry.partition(":")
+        if sep and kind in ("slack", "discord", "console"):
+            if kind == platform:
+                return value.lstrip("#") if platform == "console" else value
+        elif platform != "console" and bare is None:
+            bare = entry
+    return bare or default
+
+
+class Outbound:
+    """Writes a conversation's outgoing messages and cards as outbox rows."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.settings = settings
+        self.upsert = card_upsert(engine)
+
+    async def to_user(self, conn: AsyncConnection, conv: Conversation, card: Card, now: float) -> None:
+        """A message to the user, in their DM or under the thread they wrote in."""
+        row = post_row(conv.platform, conv.channel, None, card, now, thread_ref=conv.thread)
+        await conn.execute(chat_posts.insert(), row)
+
+    async def to_agents(self, conn: AsyncConnection, conv: Conversation, card: Card, now: float) -> bool:
+        """A reply in the thread of the conversation's handover card (False when it has no card)."""
+        channel = agents_channel(self.settings, conv.platform)
+        if channel is None:
+            return False
+        await conn.execute(chat_posts.insert(), post_row(conv.platform, channel, conv.card_key, card, now))
+        return True
+
+    async def to_channel(
+        self, conn: AsyncConnection, platform: str, channel: str, card: Card, now: float
+    ) -> None:
+        """A message of its own in a channel (an escalation)."""
+        await conn.execute(chat_posts.insert(), post_row(platform, channel, None, card, now))
+
+    async def card(self, conn: AsyncConnection, conv: Conversation, card: Card, now: float) -> bool:
+        """Post or redraw the handover card (False when the platform has no agents' channel configured)."""
+        channel = agents_channel(self.settings, conv.platform)
+        if channel is None:
+            return False
+        await conn.execute(self.upsert, card_row(conv.card_key, conv.platform, channel, card, now))
+        return True
+
+    async def timer(self, conn: AsyncConnection, conv_id: str, due_at: float) -> None:
+        """The conversation's next deadline (a row in ``timers``; the alarm clock rings for it)."""
+        row: dict[str, Any] = {
+            "run_id": conv_id,
+            "step_key": "conversation",
+            "kind": "conversation",
+            "ref": conv_id,
+            "due_at": due_at,
+        }
+        await conn.execute(timers.insert(), row)
+
+    async def bump(self, conn: AsyncConnection, conv_id: str, **values: Any) -> None:
+        await conn.execute(conversations.update().where(conversations.c.id == conv_id).values(**values))

@@ -1,0 +1,405 @@
+"""The conversation service: takes what users write, runs the assistant's turns, and hands over.
+
+A user's message is stored first (a retried delivery is the same message), then, while the assistant
+owns the conversation, a turn is scheduled after a short quiet window so quick messages make one turn.
+A turn runs under the conversation's lock; its reply is stored and queued for sending only by a
+compare-and-set that the conversation is still the assistant's and the turn not yet answered. The
+human side (claims, relays, resolves) lives in ``bot.conversations.desk``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from bot.config import Settings
+from bot.conversations import context
+from bot.conversations.assistant import Assistant, AssistantUnavailable, Finished, HandedOver
+from bot.conversations.deadlines import Policy, next_at
+from bot.conversations.locks import Locks
+from bot.conversations.model import Conversation, Inbound, priority_of
+from bot.conversations.outbound import Outbound
+from bot.conversations.routing import describe_wait, estimated_wait, position
+from bot.conversations.states import AI_SPEAKS, WITH_HUMANS, State
+from bot.conversations.store import ConversationStore
+from bot.conversations.toolbox import ConversationTools
+from bot.storage.conversation_tables import conversations
+from cards.conversation_card import assistant_reply, notice, relayed
+
+if TYPE_CHECKING:
+    from bot.conversations.desk import Desk
+    from bot.runtime import Runtime
+    from handlers.services import Services
+
+log = logging.getLogger(__name__)
+RECENT_REPLIES = 3  # an assistant reply identical to one of these is not sent again
+SO_FAR = 12  # messages shown in the agents' thread at a handover
+
+
+class Conversations:
+    """Everything a conversation does, from the first message to the transcript."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        services: Services,
+        locks: Locks,
+        assistant: Assistant | None,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        from bot.conversations.desk import Desk
+
+        self.runtime = runtime
+        self.services = services
+        self.settings: Settings = services.settings
+        self.engine = runtime.store.engine
+        self.store = ConversationStore(self.engine)
+        self.out = Outbound(self.engine, self.settings)
+        self.locks = locks
+        self.assistant = assistant
+        self.wake = wake
+        self.clock = runtime.clock
+        s = self.settings
+        self.policy = Policy(
+            s.reping_after,
+            s.escalate_after,
+            s.agent_remind_after,
+            s.agent_offer_after,
+            s.user_warn_after,
+            s.user_close_after,
+        )
+        self.desk: Desk = Desk(self)
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.turns_done = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take deadlines from the alarm clock; answer what was left unanswered when the process stopped."""
+        self.runtime.timer_kinds["conversation"] = self.desk.tick
+        for conv_id in await self.store.awaiting_turn():
+            self.schedule_turn(conv_id, delay=0.0)
+
+    async def stop(self) -> None:
+        for task in [*self._pending.values(), *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._pending.values(), *self._tasks, return_exceptions=True)
+        if self.assistant is not None:
+            await self.assistant.close()
+        await self.locks.close()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- what users write ------------------------------------------------------------------------
+
+    async def user_said(self, msg: Inbound) -> Conversation | None:
+        """Store a user's message and act on it; None when it was a repeat of a delivery already taken."""
+        now = self.clock()
+        conv, created = await self.store.open_for(msg, now)
+        try:
+            async with self.engine.begin() as conn:
+                await self.store.add_message(conn, conv.id, "user", msg.text, now, msg.who, msg.event_key)
+                await self.store.touch(conn, conv.id, last_user_at=now, warned=False, updated_at=now)
+                if conv.state in WITH_HUMANS:
+                    await self.out.to_agents(conn, conv, relayed(msg.who.name, msg.text, "user"), now)
+                if created:
+                    await self.out.timer(conn, conv.id, now + self.policy.user_close)
+        except sa.exc.IntegrityError:
+            return None  # the platform delivered this message before
+        self.wake()
+        if conv.state not in AI_SPEAKS:
+            return conv
+        if self._keyword(msg.text):
+            await self.hand_over(conv, "keyword", msg.who.ref, summary=f"The user wrote: {msg.text}")
+        elif self.assistant is None:
+            await self.hand_over(conv, "no_llm", "switchboard", summary=f"The user wrote: {msg.text}")
+        else:
+            self.schedule_turn(conv.id)
+        return conv
+
+    def _keyword(self, text: str) -> bool:
+        lowered = text.lower()
+        return any(k.strip().lower() in lowered for k in self.settings.handover_keywords if k.strip())
+
+    def schedule_turn(self, conv_id: str, delay: float | None = None) -> None:
+        """Run a turn after the quiet window; a message inside the window restarts it (debouncing)."""
+        waiting = self._pending.pop(conv_id, None)
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+        wait = self.settings.debounce if delay is None else delay
+        task = asyncio.create_task(self._after(conv_id, wait))
+        self._pending[conv_id] = task
+
+    async def _after(self, conv_id: str, wait: float) -> None:
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if self._pending.get(conv_id) is asyncio.current_task():
+            del self._pending[conv_id]  # from here on, a new message schedules a new turn
+        try:
+            await self.turn(conv_id)
+        except Exception:
+            log.exception("conversation %s: the assistant's turn failed", conv_id)
+
+    # -- the assistant's turn --------------------------------------------------------------------
+
+    async def turn(self, conv_id: str) -> bool:
+        """One assistant turn over the messages no turn has answered; False when there was nothing to do."""
+        async with self.locks.hold(conv_id):
+            conv = await self.store.get(conv_id)
+            if conv is None or conv.state not in AI_SPEAKS or self.assistant is None:
+                return False
+            turn = conv.turns + 1
+            async with self.engine.begin() as conn:
+                if not await self.store.take_unread(conn, conv_id, turn, conv.turns):
+                    return False
+                if conv.state != State.AI_PROCESSING:
+                    if not await self.store.move(conn, conv, State.AI_PROCESSING, "assistant", self.clock()):
+                        return False
+                    conv = replace(conv, state=State.AI_PROCESSING)
+            history = await self.store.messages(conv_id)
+            memory = await self.store.recall(conv_id, self.clock())
+            chat = context.build(conv, history, memory, self.settings.llm_context_tokens)
+            tools = ConversationTools(self, conv)
+            try:
+                result = await self.assistant.turn(chat, tools)
+            except AssistantUnavailable as exc:
+                log.warning("conversation %s: the assistant is unavailable: %s", conv_id, exc)
+                await self.hand_over(
+                    conv,
+                    "llm_unavailable",
+                    "switchboard",
+                    turn=turn,
+                    preface="The assistant is not available right now.",
+                    summary=_last_user_words(history),
+                )
+                return True
+            outcome = result.outcome
+            failures = conv.failures + 1 if result.failed else 0
+            if isinstance(outcome, HandedOver):
+                req = outcome.request
+                await self.hand_over(
+                    conv,
+                    req.reason,
+                    "assistant",
+                    turn=turn,
+                    summary=req.summary,
+                    skills=req.skills,
+                    priority=req.priority,
+                    tried=req.tried or ", ".join(result.tools_used),
+                    suggested=req.suggested_reply,
+                )
+            elif isinstance(outcome, Finished):
+                text = outcome.text or outcome.request.resolution
+                await self.reply(conv, turn, text, failures, finish=outcome.request.resolution)
+            elif failures >= self.settings.handover_after_failures:
+                await self.hand_over(
+                    conv,
+                    "repeated_failures",
+                    "switchboard",
+                    turn=turn,
+                    summary=_last_user_words(history),
+                    tried=", ".join(result.tools_used),
+                    preface=outcome.text or None,
+                )
+            else:
+                text = outcome.text or "Sorry, I have no answer to that. Try rephrasing, or ask for a person."
+                await self.reply(conv, turn, text, failures)
+            self.turns_done += 1
+            if context.needs_summary(conv, history):
+                self.spawn(self._summarize(conv_id))
+            return True
+
+    async def reply(
+        self, conv: Conversation, turn: int, text: str, failures: int, finish: str | None = None
+    ) -> bool:
+        """Store and send the assistant's reply if the conversation is still its own and the turn open."""
+        now = self.clock()
+        recent = [m.text for m in await self.store.messages(conv.id, limit=20) if m.role == "assistant"]
+        repeat = text in recent[-RECENT_REPLIES:]
+        values: dict[str, Any] = {"turns": turn, "failures": failures, "updated_at": now}
+        if not repeat:
+            values["last_bot_at"] = now
+        async with self.engine.begin() as conn:
+            query = conversations.update().where(
+                conversations.c.id == conv.id,
+                conversations.c.state.in_([s.value for s in AI_SPEAKS]),
+                conversations.c.turns == turn - 1,
+            )
+            if (await conn.execute(query.values(**values))).rowcount != 1:
+                await self.store.event(
+                    conn, conv.id, now, "assistant", "reply_dropped", None, None, {"turn": turn}
+                )
+                log.info(
+                    "conversation %s: turn %d's reply dropped (the conversation moved on)", conv.id, turn
+                )
+                return False
+            if repeat:
+                await self.store.event(
+                    conn, conv.id, now, "assistant", "reply_suppressed", None, None, {"turn": turn}
+                )
+            else:
+                await self.store.add_message(
+                    conn, conv.id, "assistant", text, now, turn=turn, author_name="Assistant"
+                )
+                card = notice(text, "success") if finish else assistant_reply(conv.id, text)
+                await self.out.to_user(conn, conv, card, now)
+            if finish is not None:
+                await self.store.move(
+                    conn,
+                    replace(conv, state=State.AI_PROCESSING),
+                    State.FINISHED,
+                    "assistant",
+                    now,
+                    values={"resolution": finish},
+                    detail={"resolution": finish},
+                )
+        self.wake()
+        return True
+
+    # -- handing over ----------------------------------------------------------------------------
+
+    async def hand_over(
+        self,
+        conv: Conversation,
+        reason: str,
+        actor: str,
+        *,
+        turn: int | None = None,
+        summary: str | None = None,
+        skills: list[str] | tuple[str, ...] = (),
+        priority: str | int = "normal",
+        tried: str | None = None,
+        suggested: str | None = None,
+        preface: str | None = None,
+    ) -> bool:
+        """Move the conversation to the queue: tell the user their place, post the card, arm the deadlines."""
+        now = self.clock()
+        others = [c for c in await self.store.pending() if c.id != conv.id]
+        agents = await self.store.agents()
+        async with self.engine.begin() as conn:
+            values: dict[str, Any] = {
+                "reason": reason,
+                "summary": summary,
+                "skills": list(skills),
+                "priority": priority_of(priority),
+                "tried": tried or None,
+                "suggested": suggested or None,
+                "handovers": conversations.c.handovers + 1,
+            }
+            if turn is not None:
+                values["turns"] = turn
+            where = conversations.c.turns == turn - 1 if turn is not None else None
+            if not await self.store.move(
+                conn, conv, State.HANDOVER, actor, now, values, {"reason": reason}, where
+            ):
+                return False
+            handed = await self.store.get(conv.id, conn)
+            assert handed is not None
+            queued = {
+                "queued_at": now,
+                "pings": 0,
+                "escalated": False,
+                "reminded": False,
+                "agent_ref": None,
+                "agent_name": None,
+                "offered_to": None,
+            }
+            await self.store.move(conn, handed, State.PENDING_HUMAN, "switchboard", now, queued)
+            waiting = replace(handed, state=State.PENDING_HUMAN, queued_at=now, pings=0, escalated=False)
+            place = position([*others, waiting], conv.id)
+            wait = describe_wait(estimated_wait(place, agents, None))
+            text = f"I'm passing you to a person. You are number {place} in the queue; {wait}."
+            if preface:
+                text = f"{preface} {text}"
+            await self.store.add_message(conn, conv.id, "system", text, now, author_name="Switchboard")
+            await self.out.to_user(conn, conv, notice(text), now)
+            has_card = await self.desk.draw(conn, waiting, now)
+            if has_card:
+                history = await self.store.messages(conv.id, limit=SO_FAR)
+                so_far = context.transcript(waiting, history, _hhmm)
+                await self.out.to_agents(conn, waiting, notice(so_far, "neutral"), now)
+            else:
+                log.warning(
+                    "conversation %s: no agents' channel on %s; set SWITCHBOARD_AGENTS_CHANNEL",
+                    conv.id,
+                    conv.platform,
+                )
+            due = next_at(waiting, self.policy)
+            if due is not None:
+                await self.out.timer(conn, conv.id, due)
+        self.wake()
+        self.runtime.alarm.arm(now + self.policy.reping)
+        if self.settings.handover_mode == "auto":
+            await self.desk.auto_assign(conv.id)
+        return True
+
+    async def ask_for_human(self, conv_id: str, actor: str) -> str:
+        """The user asked for a person (a button, /human): hand over, whatever the assistant is doing."""
+        conv = await self.store.get(conv_id)
+        if conv is None:
+            return "That conversation no longer exists."
+        if conv.state in WITH_HUMANS:
+            return "You are already in the queue for a person, or talking with one."
+        if conv.state not in AI_SPEAKS:
+            return "That conversation has ended; write again to start a new one."
+        history = await self.store.messages(conv.id, limit=SO_FAR)
+        summary = conv.summary or _last_user_words(history)
+        if not await self.hand_over(conv, "user_request", actor, summary=summary):
+            return "The conversation changed just now; try again."
+        return ""
+
+    async def _summarize(self, conv_id: str) -> None:
+        """Refresh the rolling summary in the background, never on the path of a reply."""
+        conv = await self.store.get(conv_id)
+        if conv is None or self.assistant is None:
+            return
+        history = await self.store.messages(conv_id)
+        older = history[:-10]
+        if not older:
+            return
+        text = context.transcript(conv, older, _hhmm)
+        if conv.memory_summary:
+            text = f"Earlier summary: {conv.memory_summary}\n\n{text}"
+        try:
+            summary = await self.assistant.summarize(text)
+        except AssistantUnavailable as exc:
+            log.info("conversation %s: the summary was not refreshed: %s", conv_id, exc)
+            return
+        async with self.engine.begin() as conn:
+            await self.store.touch(conn, conv_id, memory_summary=summary, summarized_through=older[-1].id)
+
+
+def _last_user_words(history: list[Any]) -> str:
+    said = [m.text for m in history if m.role == "user"][-3:]
+    return "The user wrote: " + " / ".join(said) if said else ""
+
+
+def _hhmm(moment: float) -> str:
+    from cards.approval_card import hhmm
+
+    return hhmm(moment)
+
+
+def make_conversations(runtime: Runtime, services: Services, wake: Callable[[], None]) -> Conversations:
+    """The service as the settings configure it: the assistant if an LLM is set, Redis locks if Redis is."""
+    from bot.conversations.locks import make_locks
+    from bot.conversations.runs import watch_runs
+
+    settings = services.settings
+    llm = settings.llm()
+    ttl = settings.llm_timeout * (settings.llm_retries + 1) * 2 + 30.0
+    service = Conversations(
+        runtime, services, make_locks(settings.redis_url, ttl=ttl), Assistant(llm) if llm else None, wake
+    )
+    services.conversations = service
+    watch_runs(service)
+    return service

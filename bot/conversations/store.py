@@ -1,0 +1,377 @@
+"""Reading and writing conversations: every change a compare-and-set on the row, every transition audited.
+
+Write transactions start with their write (SQLite takes its lock there), so a transition's check and
+its effects, the messages and chat rows it writes, commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.conversations.model import Agent, Conversation, Inbound, Message
+from bot.conversations.states import CLOSED, State, can_move
+from bot.storage.conversation_tables import (
+    agents,
+    conversation_events,
+    conversation_memory,
+    conversation_messages,
+    conversations,
+)
+from bot.storage.tables import chat_cards
+from handlers.types import Identity
+
+MEMORY_KEYS = 20  # facts kept per conversation; the oldest go first
+MEMORY_VALUE = 500
+
+
+class ConversationStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # -- conversations ---------------------------------------------------------------------------
+
+    async def open_for(self, msg: Inbound, now: float) -> tuple[Conversation, bool]:
+        """The open conversation of the message's place, created if there is none (and whether it was)."""
+        found = await self._open(msg.place_key)
+        if found is not None:
+            return found, False
+        row = {
+            "id": secrets.token_hex(8),
+            "platform": msg.platform,
+            "channel": msg.channel,
+            "thread": msg.thread,
+            "place_key": msg.place_key,
+            "user_ref": msg.who.ref,
+            "user": msg.who.to_dict(),
+            "state": State.NEW.value,
+            "version": 1,
+            "priority": 1,
+            "skills": [],
+            "turns": 0,
+            "failures": 0,
+            "handovers": 0,
+            "pings": 0,
+            "escalated": False,
+            "reminded": False,
+            "warned": False,
+            "summarized_through": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(conversations.insert(), row)
+                await self.event(conn, row["id"], now, msg.who.ref, "created", None, State.NEW, {})
+        except sa.exc.IntegrityError:
+            # Another delivery created it a moment ago (the open place is unique): use that one.
+            found = await self._open(msg.place_key)
+            assert found is not None, f"no open conversation at {msg.place_key} after a unique clash"
+            return found, False
+        created = await self.get(row["id"])
+        assert created is not None
+        return created, True
+
+    async def _open(self, place_key: str) -> Conversation | None:
+        query = sa.select(conversations).where(
+            conversations.c.place_key == place_key, conversations.c.closed_at.is_(None)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return Conversation.from_row(row) if row is not None else None
+
+    async def get(self, conversation_id: str, conn: AsyncConnection | None = None) -> Conversation | None:
+        query = sa.select(conversations).where(conversations.c.id == conversation_id)
+        if conn is not None:
+            row = (await conn.execute(query)).first()
+        else:
+            async with self.engine.connect() as own:
+                row = (await own.execute(query)).first()
+        return Conversation.from_row(row) if row is not None else None
+
+    async def find(self, ref: str) -> Conversation | None:
+        """A conversation by id or by an unambiguous id prefix."""
+        exact = await self.get(ref)
+        if exact is not None or len(ref) < 4:
+            return exact
+        query = sa.select(conversations).where(conversations.c.id.startswith(ref, autoescape=True)).limit(2)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return Conversation.from_row(rows[0]) if len(rows) == 1 else None
+
+    async def by_card_message(self, platform: str, refs: list[str]) -> Conversation | None:
+        """The conversation whose handover card is the message (or heads the thread) ``refs`` name."""
+        query = sa.select(chat_cards.c.key).where(
+            chat_cards.c.platform == platform,
+            chat_cards.c.key.startswith("conversation:"),
+            sa.or_(chat_cards.c.message_ref.in_(refs), chat_cards.c.thread_ref.in_(refs)),
+        )
+        async with self.engine.connect() as conn:
+            key = (await conn.execute(query)).scalar()
+        return await self.get(key.partition(":")[2]) if key else None
+
+    async def move(
+        self,
+        conn: AsyncConnection,
+        conv: Conversation,
+        target: State,
+        actor: str,
+        now: float,
+        values: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None,
+        where: Any = None,
+    ) -> bool:
+        """CAS ``conv`` from the state it was read in to ``target``, audited; False if it moved on."""
+        if not can_move(conv.state, target):
+            return False
+        changes = dict(values or {})
+        changes.update(state=target.value, version=conversations.c.version + 1, updated_at=now)
+        if target in CLOSED:
+            changes["closed_at"] = now
+        query = conversations.update().where(
+            conversations.c.id == conv.id, conversations.c.state == conv.state.value
+        )
+        if where is not None:
+            query = query.where(where)
+        if (await conn.execute(query.values(**changes))).rowcount != 1:
+            return False
+        await self.event(conn, conv.id, now, actor, "transition", conv.state, target, detail or {})
+        return True
+
+    async def touch(self, conn: AsyncConnection, conversation_id: str, **values: Any) -> None:
+        """Update activity columns (times, flags) without a transition."""
+        await conn.execute(
+            conversations.update().where(conversations.c.id == conversation_id).values(**values)
+        )
+
+    async def event(
+        self,
+        conn: AsyncConnection,
+        conversation_id: str,
+        now: float,
+        actor: str,
+        kind: str,
+        before: State | None,
+        after: State | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Append an audit record (no code path updates or deletes them)."""
+        await conn.execute(
+            conversation_events.insert(),
+            {
+                "conversation_id": conversation_id,
+                "at": now,
+                "actor": actor,
+                "kind": kind,
+                "from_state": before.value if before else None,
+                "to_state": after.value if after else None,
+                "detail": detail,
+            },
+        )
+
+    async def pending(self) -> list[Conversation]:
+        """Every conversation waiting in the queue."""
+        query = sa.select(conversations).where(conversations.c.state == State.PENDING_HUMAN.value)
+        async with self.engine.connect() as conn:
+            return [Conversation.from_row(r) for r in (await conn.execute(query)).all()]
+
+    async def active(self, agent_ref: str | None = None) -> list[Conversation]:
+        """Conversations held by agents (by one agent when ``agent_ref`` is given)."""
+        query = sa.select(conversations).where(conversations.c.state == State.HUMAN_ACTIVE.value)
+        if agent_ref is not None:
+            query = query.where(conversations.c.agent_ref == agent_ref)
+        async with self.engine.connect() as conn:
+            return [Conversation.from_row(r) for r in (await conn.execute(query)).all()]
+
+    async def awaiting_turn(self) -> list[str]:
+        """Open conversations of the assistant's holding user messages no turn answered (after a restart)."""
+        query = (
+            sa.select(conversations.c.id)
+            .join(conversation_messages, conversation_messages.c.conversation_id == conversations.c.id)
+            .where(
+                conversations.c.closed_at.is_(None),
+                conversations.c.state.in_(
+                    [s.value for s in (State.NEW, State.AI_PROCESSING, State.BACK_TO_AI)]
+                ),
+                conversation_messages.c.role == "user",
+                sa.or_(
+                    conversation_messages.c.turn.is_(None),
+                    conversation_messages.c.turn > conversations.c.turns,
+                ),
+            )
+            .distinct()
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    # -- messages --------------------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        conn: AsyncConnection,
+        conversation_id: str,
+        role: str,
+        text: str,
+        now: float,
+        author: Identity | None = None,
+        event_key: str | None = None,
+        turn: int | None = None,
+        author_name: str | None = None,
+    ) -> int:
+        """Store a message; returns its id."""
+        result = await conn.execute(
+            conversation_messages.insert(),
+            {
+                "conversation_id": conversation_id,
+                "at": now,
+                "role": role,
+                "author_ref": author.ref if author else None,
+                "author_name": author_name or (author.name if author else None),
+                "text": text,
+                "turn": turn,
+                "event_key": event_key,
+            },
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    async def take_unread(self, conn: AsyncConnection, conversation_id: str, turn: int, answered: int) -> int:
+        """Give ``turn`` the user messages no answered turn has read; how many there were.
+
+        Messages a turn took but never answered (the process died mid-turn) are taken again.
+        """
+        result = await conn.execute(
+            conversation_messages.update()
+            .where(
+                conversation_messages.c.conversation_id == conversation_id,
+                conversation_messages.c.role == "user",
+                sa.or_(conversation_messages.c.turn.is_(None), conversation_messages.c.turn > answered),
+            )
+            .values(turn=turn)
+        )
+        return int(result.rowcount)
+
+    async def messages(self, conversation_id: str, after: int = 0, limit: int | None = None) -> list[Message]:
+        """Messages in order (the last ``limit`` of them when given)."""
+        query = sa.select(conversation_messages).where(
+            conversation_messages.c.conversation_id == conversation_id, conversation_messages.c.id > after
+        )
+        if limit is not None:
+            query = query.order_by(conversation_messages.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found = [Message(r.id, r.at, r.role, r.author_name, r.text) for r in rows]
+        return sorted(found, key=lambda m: m.id)
+
+    # -- agents ----------------------------------------------------------------------------------
+
+    async def set_agent(
+        self,
+        who: Identity,
+        now: float,
+        available: bool | None = None,
+        skills: list[str] | None = None,
+        capacity: int = 3,
+    ) -> Agent:
+        """Register or update an agent; returns them with their current load."""
+        async with self.engine.begin() as conn:
+            changes: dict[str, Any] = {"name": who.name, "updated_at": now}
+            if available is not None:
+                changes["available"] = available
+                if available:
+                    changes["idle_since"] = now
+            if skills is not None:
+                changes["skills"] = skills
+            updated = await conn.execute(agents.update().where(agents.c.ref == who.ref).values(**changes))
+            if updated.rowcount == 0:
+                await conn.execute(
+                    agents.insert(),
+                    {
+                        "ref": who.ref,
+                        "platform": who.platform,
+                        "name": who.name,
+                        "available": bool(available),
+                        "skills": skills or [],
+                        "capacity": capacity,
+                        "idle_since": now,
+                        "updated_at": now,
+                    },
+                )
+        found = await self.agent(who.ref)
+        assert found is not None
+        return found
+
+    async def agent(self, ref: str) -> Agent | None:
+        return next((a for a in await self.agents() if a.ref == ref), None)
+
+    async def agents(self) -> list[Agent]:
+        """Every known agent with the number of conversations they hold."""
+        load = (
+            sa.select(conversations.c.agent_ref, sa.func.count().label("n"))
+            .where(conversations.c.state == State.HUMAN_ACTIVE.value)
+            .group_by(conversations.c.agent_ref)
+        )
+        async with self.engine.connect() as conn:
+            counts = {r.agent_ref: r.n for r in (await conn.execute(load)).all()}
+            rows = (await conn.execute(sa.select(agents).order_by(agents.c.name))).all()
+        return [
+            Agent(
+                r.ref,
+                r.platform,
+                r.name,
+                bool(r.available),
+                tuple(r.skills or ()),
+                r.capacity,
+                r.idle_since,
+                counts.get(r.ref, 0),
+            )
+            for r in rows
+        ]
+
+    async def load_of(self, conn: AsyncConnection, agent_ref: str) -> int:
+        query = sa.select(sa.func.count()).where(
+            conversations.c.state == State.HUMAN_ACTIVE.value, conversations.c.agent_ref == agent_ref
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+    # -- memory ----------------------------------------------------------------------------------
+
+    async def remember(self, conversation_id: str, key: str, value: str, now: float, ttl: float) -> None:
+        """Keep a fact for ``ttl`` seconds; past MEMORY_KEYS facts the oldest is forgotten."""
+        key, value = key.strip()[:80], value.strip()[:MEMORY_VALUE]
+        mine = conversation_memory.c.conversation_id == conversation_id
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                conversation_memory.delete().where(
+                    mine, sa.or_(conversation_memory.c.key == key, conversation_memory.c.expires_at <= now)
+                )
+            )
+            await conn.execute(
+                conversation_memory.insert(),
+                {
+                    "conversation_id": conversation_id,
+                    "key": key,
+                    "value": value,
+                    "updated_at": now,
+                    "expires_at": now + ttl,
+                },
+            )
+            keep = (
+                sa.select(conversation_memory.c.key)
+                .where(mine)
+                .order_by(conversation_memory.c.updated_at.desc())
+                .limit(MEMORY_KEYS)
+            )
+            await conn.execute(
+                conversation_memory.delete().where(mine, conversation_memory.c.key.not_in(keep))
+            )
+
+    async def recall(self, conversation_id: str, now: float) -> dict[str, str]:
+        """The facts that have not expired."""
+        query = sa.select(conversation_memory.c.key, conversation_memory.c.value).where(
+            conversation_memory.c.conversation_id == conversation_id, conversation_memory.c.expires_at > now
+        )
+        async with self.engine.connect() as conn:
+            return {r.key: r.value for r in (await conn.execute(query)).all()}

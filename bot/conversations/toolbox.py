@@ -1,0 +1,97 @@
+"""The assistant's tools, bound to one conversation and acting as its user.
+
+Running a workflow goes through the same checks as ``/workflow run``: the workflow's ``permissions``
+for this user in this place, typed inputs, and any approval gates the workflow has. A tool refuses to
+act once the conversation is no longer the assistant's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot.conversations.states import AI_SPEAKS
+from bot.conversations.tools import Remember, RunStatus, RunWorkflow
+from bot.errors import SwitchboardError
+from bot.run_views import view_from_store
+from engine.inputs import InputError, resolve_inputs
+from handlers.permissions import allowed
+from handlers.types import Place
+from handlers.workflow import check_may_run, find
+
+if TYPE_CHECKING:
+    from bot.conversations.model import Conversation
+    from bot.conversations.service import Conversations
+
+
+class ConversationTools:
+    """``bot.conversations.assistant.Toolbox`` for one conversation."""
+
+    def __init__(self, service: Conversations, conv: Conversation) -> None:
+        self.service = service
+        self.conv = conv
+        self.who = conv.user
+        self.where = Place(conv.platform, conv.channel, conv.thread)
+
+    async def call(self, name: str, args: Any) -> tuple[str, bool]:
+        current = await self.service.store.get(self.conv.id)
+        if current is None or current.state not in AI_SPEAKS:
+            return "Error: a person has taken over this conversation; stop.", False
+        try:
+            if name == "list_workflows":
+                return self._list(), True
+            if isinstance(args, RunWorkflow):
+                return await self._run(args), True
+            if isinstance(args, RunStatus):
+                return await self._status(args), True
+            if isinstance(args, Remember):
+                ttl = self.service.settings.memory_ttl
+                await self.service.store.remember(
+                    self.conv.id, args.key, args.value, self.service.clock(), ttl
+                )
+                return f"Remembered {args.key}.", True
+        except SwitchboardError as exc:
+            return f"Error: {exc}", False
+        return f"Error: the tool {name} is not available here.", False
+
+    def _list(self) -> str:
+        svc = self.service.services
+        mine = [w for w in svc.workflows() if allowed(w.spec.permissions.run, self.who, self.where)]
+        if not mine:
+            return "This user may not run any workflow here."
+        lines = []
+        for w in mine:
+            inputs = ", ".join(
+                f"{n} ({i.type}{', required' if i.required else ''}"
+                + (f", one of {'/'.join(map(str, i.enum))}" if i.enum else "")
+                + ")"
+                for n, i in w.spec.inputs.items()
+            )
+            lines.append(f"- {w.spec.name}: {w.spec.description or ''} Inputs: {inputs or 'none'}")
+        return "\n".join(lines)
+
+    async def _run(self, args: RunWorkflow) -> str:
+        svc = self.service.services
+        loaded = find(svc, args.name)
+        check_may_run(loaded, self.who, self.where)
+        try:
+            resolve_inputs(loaded.spec, args.inputs)
+        except InputError as exc:
+            problems = "; ".join(f"{k}: {v}" for k, v in exc.problems.items())
+            return f"Error: not started; inputs of {loaded.spec.name}: {problems}"
+        meta = {"origin": self.where.to_dict(), "who": self.who.to_dict(), "conversation": self.conv.id}
+        started = await svc.runtime.submit(loaded, args.inputs, started_by=self.who.ref, meta=meta)
+        return (
+            f"Started {loaded.spec.name} as run {started.run_id}. Its status card is posted in the chat; "
+            "approval steps wait for their approvers."
+        )
+
+    async def _status(self, args: RunStatus) -> str:
+        view = await view_from_store(self.service.runtime.store, args.run_id)
+        if view is None:
+            return f"Error: there is no run {args.run_id}."
+        if view.started_by != self.who.ref and not self.who.admin:
+            return f"Error: run {args.run_id} was started by someone else."
+        steps = ", ".join(f"{s.key}: {s.status}" for s in view.steps)
+        tail = f" Error: {view.error}." if view.error else ""
+        waiting = f" Waiting for: {view.waiting_for}." if view.waiting_for else ""
+        return f"Run {view.run_id} of {view.workflow} is {view.status}.{waiting}{tail} Steps: {steps}"

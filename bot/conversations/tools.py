@@ -1,0 +1,86 @@
+"""The assistant's tools as typed models: the model's arguments are validated, never pattern-matched.
+
+``handover_to_human`` and ``finish`` end a turn with a decision; the others return text to the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ListWorkflows(BaseModel):
+    """List the workflows this user may run, with their inputs."""
+
+
+class RunWorkflow(BaseModel):
+    """Start a workflow for the user (their permissions and any approval gates apply)."""
+
+    name: str = Field(description="The workflow's name, as list_workflows gives it.")
+    inputs: dict[str, str] = Field(default_factory=dict, description="Inputs by name, as text.")
+
+
+class RunStatus(BaseModel):
+    """Get the status of a workflow run."""
+
+    run_id: str = Field(description="The run's id, as run_workflow returned it.")
+
+
+class Remember(BaseModel):
+    """Remember a fact about this conversation (for example the service it is about)."""
+
+    key: str = Field(max_length=80, description="A short name, e.g. 'service'.")
+    value: str = Field(max_length=500)
+
+
+class HandoverToHuman(BaseModel):
+    """Hand the conversation to a human agent. Use it when the user asks for a person, or you cannot help."""
+
+    reason: Literal[
+        "user_request",
+        "cannot_help",
+        "needs_permission",
+        "sensitive",
+        "complaint",
+        "workflow_failed",
+        "other",
+    ] = Field(description="Why a person should take over.")
+    summary: str = Field(max_length=2000, description="What the user wants and what happened so far.")
+    skills: list[str] = Field(default_factory=list, description="Skills the agent needs, e.g. ['billing'].")
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    tried: str = Field(default="", max_length=1000, description="What you already tried.")
+    suggested_reply: str = Field(
+        default="", max_length=1000, description="A first reply the agent could send."
+    )
+
+
+class Finish(BaseModel):
+    """End the conversation: the user's request is resolved."""
+
+    resolution: str = Field(max_length=1000, description="How it was resolved, in one sentence.")
+
+
+TOOLS: dict[str, type[BaseModel]] = {
+    "list_workflows": ListWorkflows,
+    "run_workflow": RunWorkflow,
+    "run_status": RunStatus,
+    "remember": Remember,
+    "handover_to_human": HandoverToHuman,
+    "finish": Finish,
+}
+
+
+def tool_specs() -> list[dict[str, Any]]:
+    """The ``tools`` parameter of a chat completion (plain JSON Schema; no server-specific strict mode)."""
+    specs = []
+    for name, model in TOOLS.items():
+        schema = model.model_json_schema()
+        schema.pop("title", None)
+        specs.append(
+            {
+                "type": "function",
+                "function": {"name": name, "description": model.__doc__ or name, "parameters": schema},
+            }
+        )
+    return specs

@@ -1,0 +1,103 @@
+"""Transcripts and the analytics ``switchboard conversations stats`` reports."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.conversations import context
+from bot.conversations.model import Conversation
+from bot.conversations.states import State
+from bot.storage.conversation_tables import conversation_events, conversation_transcripts, conversations
+from cards.approval_card import hhmm
+
+if TYPE_CHECKING:
+    from bot.conversations.service import Conversations
+
+
+async def transcript_of(service: Conversations, conv: Conversation) -> str:
+    """The stored transcript of a resolved conversation, or the one so far."""
+    query = sa.select(conversation_transcripts.c.text).where(
+        conversation_transcripts.c.conversation_id == conv.id
+    )
+    async with service.engine.connect() as conn:
+        stored = (await conn.execute(query)).scalar()
+    return stored or context.transcript(conv, await service.store.messages(conv.id), hhmm)
+
+
+@dataclass
+class Stats:
+    total: int = 0
+    closed: int = 0
+    by_ai: int = 0  # finished by the assistant without a handover
+    handed_over: int = 0
+    waits: list[float] = field(default_factory=list)  # queued → claimed
+    handles: list[float] = field(default_factory=list)  # claimed → resolved
+    first_responses: list[float] = field(default_factory=list)  # queued → first human reply
+    agents: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (holding now, handled)
+
+    def report(self) -> dict[str, object]:
+        """The figures, as the CLI prints them."""
+        return {
+            "conversations": self.total,
+            "closed": self.closed,
+            "resolved_by_ai": _share(self.by_ai, self.closed),
+            "handover_rate": _share(self.handed_over, self.total),
+            "wait_p50_s": _pct(self.waits, 50),
+            "wait_p90_s": _pct(self.waits, 90),
+            "handle_p50_s": _pct(self.handles, 50),
+            "first_response_p50_s": _pct(self.first_responses, 50),
+            "agents": {
+                name: {"holding": now, "handled": done} for name, (now, done) in sorted(self.agents.items())
+            },
+        }
+
+
+async def stats(engine: AsyncEngine, since: float = 0.0) -> Stats:
+    """Figures over the conversations created since ``since``."""
+    out = Stats()
+    query = sa.select(conversations).where(conversations.c.created_at >= since)
+    claims = sa.select(
+        conversation_events.c.conversation_id, conversation_events.c.actor, conversation_events.c.at
+    ).where(conversation_events.c.to_state == State.HUMAN_ACTIVE.value, conversation_events.c.at >= since)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        claimed = (await conn.execute(claims)).all()
+    for row in rows:
+        conv = Conversation.from_row(row)
+        out.total += 1
+        handed = row.handovers > 0
+        out.handed_over += handed
+        if conv.closed_at is not None:
+            out.closed += 1
+            out.by_ai += conv.state == State.FINISHED and not handed
+        if conv.queued_at is not None and conv.claimed_at is not None and conv.claimed_at >= conv.queued_at:
+            out.waits.append(conv.claimed_at - conv.queued_at)
+        if conv.claimed_at is not None and conv.state == State.RESOLVED and conv.closed_at is not None:
+            out.handles.append(conv.closed_at - conv.claimed_at)
+        if conv.first_human_at is not None and conv.queued_at is not None:
+            out.first_responses.append(max(conv.first_human_at - conv.queued_at, 0.0))
+        if conv.state == State.HUMAN_ACTIVE and conv.agent_name:
+            now, done = out.agents.get(conv.agent_name, (0, 0))
+            out.agents[conv.agent_name] = (now + 1, done)
+    for _conv_id, actor, _at in claimed:
+        name = actor.partition(":")[2] or actor
+        now, done = out.agents.get(name, (0, 0))
+        out.agents[name] = (now, done + 1)
+    return out
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def _pct(values: list[float], pct: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 2)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[pct - 1], 2)
