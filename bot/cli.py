@@ -15,6 +15,7 @@ from typing import Any
 from bot import audit, commands, discord_cli
 from bot.app import configure_logging
 from bot.config import Settings, load_settings
+from bot.conversations import transcripts as conversation_stats
 from bot.errors import SwitchboardError
 from engine.inputs import InputError
 from engine.loader import WorkflowError, WorkflowInvalid
@@ -93,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.decide)
     p = ap.add_parser("audit", help="export the approval audit records, oldest first (json or csv)")
     audit.add_arguments(p)
+
+    cv = sub.add_parser("conversations", help="conversation analytics").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = cv.add_parser("stats", help="AI resolution share, handover rate, wait and handle times, agent load")
+    conversation_stats.add_arguments(p)
 
     dc = sub.add_parser("discord", help="Discord application commands").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -9,10 +11,16 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.config import Settings
 from bot.conversations import context
 from bot.conversations.model import Conversation
 from bot.conversations.states import State
-from bot.storage.conversation_tables import conversation_events, conversation_transcripts, conversations
+from bot.storage.conversation_tables import (
+    agents,
+    conversation_events,
+    conversation_transcripts,
+    conversations,
+)
 from cards.approval_card import hhmm
 
 if TYPE_CHECKING:
@@ -67,6 +75,7 @@ async def stats(engine: AsyncEngine, since: float = 0.0) -> Stats:
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
         claimed = (await conn.execute(claims)).all()
+        agent_rows = (await conn.execute(sa.select(agents.c.ref, agents.c.name))).all()
     for row in rows:
         conv = Conversation.from_row(row)
         out.total += 1
@@ -84,8 +93,9 @@ async def stats(engine: AsyncEngine, since: float = 0.0) -> Stats:
         if conv.state == State.HUMAN_ACTIVE and conv.agent_name:
             now, done = out.agents.get(conv.agent_name, (0, 0))
             out.agents[conv.agent_name] = (now + 1, done)
+    names = {r.ref: r.name for r in agent_rows}
     for _conv_id, actor, _at in claimed:
-        name = actor.partition(":")[2] or actor
+        name = names.get(actor) or actor.partition(":")[2] or actor
         now, done = out.agents.get(name, (0, 0))
         out.agents[name] = (now, done + 1)
     return out
@@ -101,3 +111,33 @@ def _pct(values: list[float], pct: int) -> float | None:
     if len(values) == 1:
         return round(values[0], 2)
     return round(statistics.quantiles(values, n=100, method="inclusive")[pct - 1], 2)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``conversations stats``."""
+    parser.add_argument("--since", metavar="DATE", help="only conversations started at or after this date")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(handler=print_stats)
+
+
+async def print_stats(settings: Settings, args: argparse.Namespace) -> int:
+    """``switchboard conversations stats``."""
+    from bot.app import open_database
+    from bot.audit import parse_since
+
+    since = parse_since(args.since) if args.since else 0.0
+    async with open_database(settings) as engine:
+        figures = (await stats(engine, since)).report()
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    agents = figures.pop("agents")
+    for name, value in figures.items():
+        shown = "n/a" if value is None else f"{value:.0%}" if name in SHARES else value
+        print(f"{name.replace('_', ' '):<24} {shown}")
+    for name, load in agents.items():  # type: ignore[attr-defined]
+        print(f"agent {name:<18} holding {load['holding']}, handled {load['handled']}")
+    return 0
+
+
+SHARES = {"resolved_by_ai", "handover_rate"}

@@ -1,0 +1,87 @@
+"""The per-conversation lock: Redis and in-process pass the same tests (Redis on 127.0.0.1:6379 must be up)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.conversations.locks import LocalLocks, Locks, RedisLocks
+from tests.conversation_env import Env, eventually, make_env, person, said
+from tests.fakes.openai_server import FakeOpenAI, Text
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["local", "redis"])
+async def locks(request: pytest.FixtureRequest) -> AsyncIterator[Locks]:
+    made: Locks = (
+        LocalLocks()
+        if request.param == "local"
+        else RedisLocks(Redis.from_url(REDIS_URL), prefix=f"sbtest:{secrets.token_hex(4)}:", ttl=10, wait=10)
+    )
+    yield made
+    await made.close()
+
+
+async def test_one_holder_at_a_time(locks: Locks) -> None:
+    inside = 0
+    most = 0
+
+    async def work() -> None:
+        nonlocal inside, most
+        async with locks.hold("c1"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    await asyncio.gather(*(work() for _ in range(20)))
+    assert most == 1
+
+
+async def test_different_conversations_do_not_wait_for_each_other(locks: Locks) -> None:
+    async with locks.hold("a"):
+        async with asyncio.timeout(2):
+            async with locks.hold("b"):
+                pass
+
+
+async def test_a_failing_holder_releases_the_lock(locks: Locks) -> None:
+    with pytest.raises(RuntimeError):
+        async with locks.hold("c2"):
+            raise RuntimeError("boom")
+    async with asyncio.timeout(2):
+        async with locks.hold("c2"):
+            pass
+
+
+@pytest.mark.parametrize("redis", [False, True])
+async def test_two_processes_on_one_conversation_answer_once(
+    make_runtime: Callable[..., Any], redis: bool
+) -> None:
+    """Two bot processes both receive the user's message (a retried delivery): one turn, one reply."""
+    async with FakeOpenAI() as fake:
+        fake.script(Text("one answer", delay=0.2))
+        values: dict[str, Any] = {"openai_api_key": "k", "openai_base_url": fake.base_url, "debounce": 0.0}
+        if redis:
+            values["redis_url"] = REDIS_URL
+        envs: list[Env] = [await make_env(await make_runtime(**values)) for _ in range(2)]
+        try:
+            alice = person("alice")
+            await envs[0].service.user_said(said(alice, "hi", key="k1"))
+            # The second process saw the same message: it schedules a turn too.
+            opened, _ = await envs[1].service.store.open_for(said(alice, "hi"), 0.0)
+            envs[1].service.schedule_turn(opened.id, delay=0.0)
+            await eventually(lambda: envs[0].texts("@alice"))
+            await asyncio.sleep(0.5)
+            assert await envs[0].texts("@alice") == ["one answer"]
+            assert len(fake.completions) == 1
+        finally:
+            for env in envs:
+                await env.service.stop()
