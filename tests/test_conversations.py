@@ -60,7 +60,9 @@ async def test_no_llm_goes_straight_to_the_queue(env_for: Callable[..., Any]) ->
     assert [k for k, _ in await env.events(conv.id)] == ["created", "transition", "transition"]
 
 
-async def test_the_assistant_answers_in_the_conversation(env_for: Callable[..., Any], fake: FakeOpenAI) -> None:
+async def test_the_assistant_answers_in_the_conversation(
+    env_for: Callable[..., Any], fake: FakeOpenAI
+) -> None:
     env = await env_for()
     fake.script(Text("Deploys are listed with /workflow list."))
     conv = await env.service.user_said(said(ALICE, "how do I deploy?"))
@@ -72,7 +74,11 @@ async def test_the_assistant_answers_in_the_conversation(env_for: Callable[..., 
     assert (await env.get(conv.id)).state == State.AI_PROCESSING
     request = fake.completions[0]
     assert request["messages"][-1] == {"role": "user", "content": "how do I deploy?"}
-    assert {t["function"]["name"] for t in request["tools"]} >= {"handover_to_human", "finish", "run_workflow"}
+    assert {t["function"]["name"] for t in request["tools"]} >= {
+        "handover_to_human",
+        "finish",
+        "run_workflow",
+    }
 
 
 async def test_the_handover_tool_queues_with_the_models_summary(
