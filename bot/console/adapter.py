@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4000
-# Called with every plain (non-slash) message; issue 5 routes these to the AI assistant.
+# Called with every plain (non-slash) message; bot.console.support routes them to conversations.
 MessageListener = Callable[[Identity, Place, Message], Awaitable[None]]
 
 
@@ -46,6 +46,9 @@ class ConsoleAdapter:
         self.store = ConsoleStore(app.engine)
         self.hub = Hub()
         self.listeners: list[MessageListener] = []
+        from bot.console.support import ConversationListener  # it imports this module
+
+        self.listeners.append(ConversationListener(app))
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- who and where -------------------------------------------------------------------------------
@@ -62,7 +65,13 @@ class ConsoleAdapter:
         return Identity("console", "console", name, name, frozenset(groups), admin)
 
     def channel(self, name: str) -> str:
-        """A configured channel's name (a leading # is fine), or a clear error."""
+        """A configured channel's name (a leading # is fine), a user's DM (``@alice``), or a clear error."""
+        if name.strip().startswith("@"):
+            user = name.strip()[1:]
+            if user not in self.settings.console_users:
+                users = ", ".join(f"@{u}" for u in self.settings.console_users) or "none"
+                raise NotFound(f"Unknown direct message '@{user}'. Users: {users}.")
+            return f"@{user}"
         bare = name.strip().lstrip("#")
         if bare not in self.settings.console_channels:
             known = ", ".join(f"#{c}" for c in self.settings.console_channels)
@@ -74,16 +83,18 @@ class ConsoleAdapter:
     async def place(self, who: Identity, channel: str, thread: int | None = None) -> Place:
         """Where a request acts: a channel, or a thread (its parent must be a message of that channel)."""
         name = self.channel(channel)
+        if dm_owner(name) not in (None, who.name):
+            raise NotFound(f"There is no channel {name} for {who.name}; their own is @{who.name}.")
         if thread is not None:
             parent = await self.message(who, name, thread)
             thread = parent.thread_id or parent.id  # a reply's thread is its parent's
-        return Place("console", name, str(thread) if thread is not None else None, f"#{name}")
+        return Place("console", name, str(thread) if thread is not None else None, _label(name))
 
     async def message(self, who: Identity, channel: str, message_id: int) -> Message:
         """A message ``who`` can see in ``channel``."""
         msg = await self.store.get(message_id)
         if msg is None or msg.channel != channel or msg.visible_to not in (None, who.name):
-            raise NotFound(f"There is no message {message_id} in #{channel}.")
+            raise NotFound(f"There is no message {message_id} in {_label(channel)}.")
         return msg
 
     # -- inbound: what a person does in the page -----------------------------------------------------
@@ -97,7 +108,7 @@ class ConsoleAdapter:
         return await self.answer(reply, who, where)
 
     async def say(self, who: Identity, where: Place, text: str) -> dict[str, Any]:
-        """A plain message: shown to everyone, then handed to the listeners."""
+        """A plain message: shown to everyone who can see its channel, then handed to the listeners."""
         msg = await self._add(where, who.name, _text(text))
         for listener in self.listeners:
             task = asyncio.create_task(self._listen(listener, who, where, msg))
@@ -107,9 +118,9 @@ class ConsoleAdapter:
 
     async def click(self, who: Identity, channel: str, message_id: int, action_id: str) -> dict[str, Any]:
         """A button on a message; any reply goes where the message is (its thread, if it is in one)."""
-        name = self.channel(channel)
-        msg = await self.message(who, name, message_id)
-        where = await self.place(who, name, msg.thread_id)
+        where = await self.place(who, channel)
+        msg = await self.message(who, where.channel, message_id)
+        where = await self.place(who, where.channel, msg.thread_id)
         reply = await self.app.router.click(Click(who, where, action_id, message=str(msg.id)))
         return await self.answer(reply, who, where)
 
@@ -201,6 +212,7 @@ class ConsoleAdapter:
         key: str | None = None,
     ) -> Message:
         thread_id = int(where.thread) if where.thread else None
+        visible_to = visible_to or dm_owner(where.channel)  # a DM, the bot's posts too, is its user's only
         msg = await self.store.add(
             where.channel, author, text, self.app.runtime.clock(), card, thread_id, visible_to, key
         )
@@ -211,7 +223,11 @@ class ConsoleAdapter:
         try:
             return self.channel(channel)
         except NotFound as exc:
-            hint = f"add {channel.lstrip('#')} to SWITCHBOARD_CONSOLE_CHANNELS"
+            hint = (
+                f"add {channel.lstrip('@')} to SWITCHBOARD_CONSOLE_USERS"
+                if channel.startswith("@")
+                else f"add {channel.lstrip('#')} to SWITCHBOARD_CONSOLE_CHANNELS"
+            )
             raise DeliveryError(str(exc), permanent=True, hint=hint) from None
 
     async def _listen(self, listener: MessageListener, who: Identity, where: Place, msg: Message) -> None:
@@ -219,6 +235,15 @@ class ConsoleAdapter:
             await listener(who, where, msg)
         except Exception:
             log.exception("console: a message listener failed on message %s", msg.id)
+
+
+def dm_owner(channel: str) -> str | None:
+    """The user whose direct message with the bot ``channel`` is (``@alice``: alice), else None."""
+    return channel[1:] if channel.startswith("@") else None
+
+
+def _label(channel: str) -> str:
+    return channel if dm_owner(channel) else f"#{channel}"
 
 
 def _text(text: str) -> str:

@@ -43,7 +43,8 @@ def message_json(msg: Message) -> dict[str, Any]:
         "text": msg.text,
         "html": message_html(msg),
         "card": msg.card.to_dict() if msg.card else None,
-        "ephemeral": msg.visible_to is not None,
+        # A DM is private as a whole: only a message hidden inside a shared channel is "ephemeral".
+        "ephemeral": msg.visible_to is not None and not msg.channel.startswith("@"),
         "created_at": msg.created_at,
         "updated_at": msg.updated_at,
     }

@@ -86,6 +86,7 @@ class ConsoleRoutes:
         return {
             "user": who.name,
             "channels": list(settings.console_channels),
+            "dm": f"@{who.name}",  # their direct message with the bot
             "users": users,
             "workflows": [
                 {"name": w.spec.name, "description": w.spec.description or ""}

@@ -12,6 +12,7 @@
     user: null,
     channel: null,
     channels: [],
+    dm: null, // this user's direct message with the bot: "@alice"
     users: [],
     workflows: [],
     messages: new Map(), // id -> message
@@ -47,14 +48,17 @@
   }
 
   const query = (params) => new URLSearchParams(params).toString();
+  const places = () => (state.dm ? [...state.channels, state.dm] : state.channels);
+  const label = (channel) => (channel === state.dm ? "Direct message" : `#${channel}`);
 
   async function loadState(reset) {
     const data = await api(`/api/state?${query({ user: state.user })}`);
     state.user = data.user;
     state.channels = data.channels;
+    state.dm = data.dm || null;
     state.users = data.users;
     state.workflows = data.workflows || [];
-    if (!state.channels.includes(state.channel)) state.channel = state.channels[0];
+    if (!places().includes(state.channel)) state.channel = state.channels[0];
     if (reset) state.messages.clear();
     for (const m of data.messages) {
       if (state.dismissed.has(m.id)) continue;
@@ -310,30 +314,35 @@
   }
 
   function renderChannels() {
-    const list = $("channel-list");
-    list.replaceChildren();
-    for (const c of state.channels) {
-      const item = el("li");
-      const button = el("button", "nav-item");
-      button.type = "button";
-      button.dataset.channel = c;
-      const unread = state.unread.get(c) || 0;
-      if (c === state.channel) {
-        button.classList.add("is-active");
-        button.setAttribute("aria-current", "page");
-      }
-      if (unread) button.classList.add("is-unread");
-      button.append(el("span", "nav-item__icon", "#"), el("span", "nav-item__label", c));
-      if (unread) button.append(el("span", "nav-item__badge", String(unread)));
-      item.append(button);
-      list.append(item);
+    $("channel-list").replaceChildren(...state.channels.map((c) => navItem(c, "#", c)));
+    $("dm-list").replaceChildren(...(state.dm ? [navItem(state.dm, "@", "Direct message")] : []));
+  }
+
+  function navItem(channel, icon, text) {
+    const item = el("li");
+    const button = el("button", "nav-item");
+    button.type = "button";
+    button.dataset.channel = channel;
+    const unread = state.unread.get(channel) || 0;
+    if (channel === state.channel) {
+      button.classList.add("is-active");
+      button.setAttribute("aria-current", "page");
     }
+    if (unread) button.classList.add("is-unread");
+    button.append(el("span", "nav-item__icon", icon), el("span", "nav-item__label", text));
+    if (unread) button.append(el("span", "nav-item__badge", String(unread)));
+    item.append(button);
+    return item;
   }
 
   function renderChannel() {
-    $("channel-name").textContent = state.channel;
-    $("box").placeholder = `Message #${state.channel}  —  try /workflow run`;
-    document.title = `#${state.channel} · Switchboard`;
+    const dm = state.channel === state.dm;
+    $("channel-mark").textContent = dm ? "@" : "#";
+    $("channel-name").textContent = dm ? "Direct message" : state.channel;
+    $("box").placeholder = dm
+      ? "Message Switchboard  —  ask anything, or try /human"
+      : `Message #${state.channel}  —  try /workflow run`;
+    document.title = `${label(state.channel)} · Switchboard`;
     const list = $("messages");
     const top = [...state.messages.values()]
       .filter((m) => m.channel === state.channel && m.thread_id === null)
@@ -345,6 +354,12 @@
 
   function emptyChannel() {
     const box = el("div", "empty");
+    if (state.channel === state.dm) {
+      box.append(el("div", "empty__mark", "@"));
+      box.append(el("h2", "empty__title", "Your direct message with Switchboard"));
+      box.append(el("p", "empty__text", "Only you can see it. Ask the assistant anything; it can hand you to a person."));
+      return box;
+    }
     box.append(el("div", "empty__mark", "#"));
     box.append(el("h2", "empty__title", `This is the very beginning of #${state.channel}`));
     box.append(el("p", "empty__text", "Start a workflow here and watch its status card update live. Try:"));
@@ -363,7 +378,7 @@
   }
 
   function switchChannel(channel) {
-    if (!state.channels.includes(channel)) return;
+    if (!places().includes(channel)) return;
     state.channel = channel;
     state.unread.delete(channel);
     if (location.hash !== `#${channel}`) history.replaceState(null, "", `#${channel}`);
@@ -404,7 +419,7 @@
   function renderThread(opening) {
     const parent = state.messages.get(state.thread);
     if (!parent) return closeThread();
-    $("thread-channel").textContent = `#${parent.channel}`;
+    $("thread-channel").textContent = label(parent.channel);
     const list = $("thread-messages");
     const items = [renderMessage(parent, true)];
     const thread = replies(parent.id);
