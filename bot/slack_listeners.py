@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,31 +24,21 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.slack_errors import hint_for, slack_error
 from bot.slack_identity import SlackDirectory
+from bot.slack_messages import SlackMessages
 from cards.model import Form
 from cards.slack import MAX_BLOCKS, escape, modal_errors, render_blocks, render_modal
-from handlers.types import Click, Command, FieldErrors, Identity, Place, Reply, Say, ShowForm, Submission
+from handlers.types import Click, Command, FieldErrors, Place, Reply, Say, ShowForm, Submission
 
 if TYPE_CHECKING:
     from bot.process import App
 
 log = logging.getLogger(__name__)
 COMMAND = "/workflow"
-MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>\s*")  # <@U0BOT> or <@U0BOT|switchboard>
+COMMANDS = (COMMAND, "/approvals", "/human", "/agent", "/queue", "/conversation")
 SUBMIT_BUDGET = 2.5  # seconds a modal submit may take before it is acked without field errors
-POINTER = (
-    "Hi! I run workflows. `/workflow list` shows the ones you can run, `/workflow help NAME` their "
-    "inputs, and `/workflow run NAME key=value` starts one."
-)
 # Where chat.postEphemeral cannot reach (the bot is not in the channel, or it is a DM with someone
 # else), a command's response_url still can: it works in any conversation for 30 minutes.
 UNREACHABLE = {"channel_not_found", "not_in_channel", "is_archived", "user_not_in_channel"}
-
-Converse = Callable[[Identity, Place, str], Awaitable[str | None]]
-
-
-async def point_to_workflow(who: Identity, where: Place, text: str) -> str | None:
-    """The answer to a mention or a direct message, until the assistant (issue 5) takes over."""
-    return POINTER
 
 
 @dataclass(frozen=True)
@@ -64,7 +53,7 @@ class ReplyTo:
 
 
 class SlackListeners:
-    """The Bolt listeners for ``/workflow``, ``sb:`` buttons, ``sb:form:`` modals and mentions."""
+    """The Bolt listeners for the commands, ``sb:`` buttons, ``sb:form:`` modals and messages."""
 
     def __init__(
         self, app: App, client: AsyncWebClient, directory: SlackDirectory, session: aiohttp.ClientSession
@@ -73,16 +62,16 @@ class SlackListeners:
         self.client = client
         self.directory = directory
         self.session = session
-        self.converse: Converse = point_to_workflow  # the hook for the assistant (issue 5)
+        self.messages = SlackMessages(app, client, directory)
 
     def register(self, bolt: AsyncApp) -> None:
         """Add every listener to the Bolt app."""
-        bolt.command(COMMAND)(self.on_command)
-        bolt.command("/approvals")(self.on_command)
+        for command in COMMANDS:
+            bolt.command(command)(self.on_command)
         bolt.action(re.compile(r"^sb:"))(self.on_action)
         bolt.view_submission(re.compile(r"^sb:form:"))(self.on_submission)
-        bolt.event("app_mention")(self.on_event)
-        bolt.event("message")(self.on_event)
+        bolt.event("app_mention")(self.messages.on_event)
+        bolt.event("message")(self.messages.on_event)
 
     async def on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()  # the 200 leaves now; the reply follows as its own message
@@ -143,34 +132,6 @@ class SlackListeners:
         values = _values(view)
         sub = Submission(who, where, view["callback_id"], values, str(meta.get("state", "")))
         return await self.app.router.submit(sub)
-
-    async def on_event(self, body: dict[str, Any]) -> None:
-        event = body.get("event") or {}
-        if event.get("bot_id") or event.get("subtype") or not event.get("user"):
-            return  # edits, joins and other bots' messages are not addressed to us
-        if event.get("type") == "message" and event.get("channel_type") != "im":
-            return  # in channels, only mentions (app_mention) are for us
-        # Mark on receipt, by event_id alone: a retry (X-Slack-Retry-Num) of a delivery already taken
-        # is dropped, but a retry whose first delivery never reached us is the only copy and is handled.
-        event_id = body.get("event_id")
-        if event_id and not await self.app.dedupe.first(f"slack:{event_id}", self.app.runtime.clock()):
-            return
-        channel = event["channel"]
-        thread_ts = event.get("thread_ts") or (event["ts"] if event["type"] == "app_mention" else None)
-        who = await self.directory.identity(body.get("team_id", ""), event["user"])
-        where = Place("slack", channel, thread=f"{channel}:{thread_ts}" if thread_ts else None)
-        said = MENTION.sub("", event.get("text", "")).strip()
-        text = await self.converse(who, where, said)
-        if text:
-            try:
-                await self.client.chat_postMessage(channel=channel, text=escape(text), thread_ts=thread_ts)
-            except SlackApiError as exc:
-                log.warning(
-                    "Slack: answering a mention in %s failed: %s; %s",
-                    channel,
-                    slack_error(exc),
-                    hint_for(exc),
-                )
 
     # Replies.
 
