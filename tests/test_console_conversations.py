@@ -165,3 +165,42 @@ async def test_without_an_llm_a_dm_goes_to_the_queue_and_stays_private(http: Cli
     await http.post("/api/click", click, status=404)
     await http.post("/api/message", {"user": "bob", "channel": "@nobody", "text": "hi"}, status=404)
     assert not [m for m in await http.state("alice") if m["text"] == "let me in"]
+
+
+async def test_a_support_channel_message_is_answered_in_its_thread(
+    tmp_path: Path, workflows_dir: Path
+) -> None:
+    app = await start_app(
+        settings(tmp_path, workflows_dir, None).model_copy(update={"support_channels": ["#ops"]})
+    )
+    try:
+        async with aiohttp.ClientSession(app.url) as session:
+            http = Client(session)
+            sent = await http.post("/api/message", {"user": "alice", "channel": "ops", "text": "help!"})
+            asked = sent["message"]["id"]
+
+            async def answered() -> dict[str, Any] | None:
+                found = [m for m in await http.state("bob") if "in the queue" in m["text"]]
+                return found[0] if found else None
+
+            told = await eventually(answered)
+            assert (told["channel"], told["thread_id"]) == ("ops", asked)  # public, under her message
+            # Chat in other channels is left alone.
+            await http.post("/api/message", {"user": "alice", "channel": "approvals", "text": "lunch?"})
+            await http.post(
+                "/api/message", {"user": "alice", "channel": "ops", "text": "still stuck", "thread": asked}
+            )
+            await eventually(lambda: _relayed(http, "still stuck"))
+            assert app.conversations is not None
+            assert len(await app.conversations.store.pending()) == 1
+    finally:
+        await stop_app(app, grace=1.0, flush=1.0)
+
+
+async def _relayed(http: Client, text: str) -> bool | None:
+    # A message in the conversation's thread reaches the agents under the handover card.
+    messages = await http.state("dave")
+    card = next((m for m in messages if m["text"].startswith("Handover: alice")), None)
+    if card is None:
+        return None
+    return any(m["thread_id"] == card["id"] and text in m["text"] for m in messages) or None
