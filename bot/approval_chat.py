@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+DISCORD_USER = re.compile(r"\d{17,20}")  # a snowflake: user ids have 17 to 20 digits
 
 
 def dm_channel(platform: str, user: str) -> str | None:
@@ -37,11 +38,15 @@ def dm_channel(platform: str, user: str) -> str | None:
 
     Slack's ``chat.postMessage`` takes a user id as its channel and posts in the bot's DM with that person
     (its answer names the DM's own channel, which the later edits use). Discord needs a DM channel opened
-    through its API first, which the adapter does not do yet, and the console has no DMs: there the card
-    goes to the channel, with a note saying so.
+    first, so a Discord user id becomes the address ``dm:<user id>``, which the adapter opens (and
+    remembers) before posting; its answer names the DM channel too. Only ids reach anyone: a name such as
+    ``user:carol`` cannot be looked up to a person on either platform. The console has no DMs. Where no DM
+    is possible the card goes to the channel, with a note saying so.
     """
     if platform == "slack" and SLACK_USER.fullmatch(user):
         return user
+    if platform == "discord" and DISCORD_USER.fullmatch(user):
+        return f"dm:{user}"
     return None
 
 

@@ -3,14 +3,16 @@
 The bot and its ``/workflow`` group are in ``bot.discord_bot`` and ``bot.discord_commands``, inbound work
 in ``bot.discord_interactions``. This module logs in, connects the gateway, stops, and delivers the
 outbox's cards: a status message edited in place, a thread started from it, and replies in that thread.
-Delivery failures become ``DeliveryError`` (429: retry after; 5xx: retry; missing access or an unknown
-channel: permanent, with a hint).
+A channel of the form ``dm:<user id>`` (an approval card for one approver) is that user's DM channel,
+opened once and remembered. Delivery failures become ``DeliveryError`` (429: retry after; 5xx: retry;
+missing access, an unknown channel or a user who takes no DMs: permanent, with a hint).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -37,6 +39,9 @@ T = TypeVar("T")
 READY_TIMEOUT = 30.0
 THREAD_EXISTS = 160004  # "A thread has already been created for this message"
 UNKNOWN_MESSAGE = 10008
+CANNOT_DM = 50007  # "Cannot send messages to this user": DMs from server members are off, or no shared server
+INVALID_RECIPIENT = 50033  # opening a DM with an id that is no user
+DM = "dm:"
 ACCESS_HINT = (
     "give the bot the View Channel, Send Messages, Embed Links, Create Public Threads and "
     "Send Messages in Threads permissions in that channel"
@@ -54,6 +59,7 @@ class DiscordAdapter:
         self.bot = SwitchboardBot(Interactions(app))
         self._task: asyncio.Task[None] | None = None
         self._titles: dict[str, str] = {}  # message ref -> its card's title, to name its thread
+        self._dms: dict[int, int] = {}  # user id -> their DM channel's id (Discord keeps it for good)
 
     def attach(self, app: web.Application) -> None:
         """No HTTP routes (Discord talks over the gateway); REST stays open until the server's cleanup, so
@@ -120,9 +126,9 @@ class DiscordAdapter:
 
     async def post(self, channel: str, card: Card, key: str) -> Sent:
         """Send a card; the nonce (enforced) makes a re-send within minutes return the first message."""
-        target = self.bot.get_partial_messageable(self._channel_id(channel))
-        # discord.py sends enforce_nonce=True with every nonce; Discord keeps nonces 25 chars at most.
-        message = await self._call(channel, lambda: target.send(nonce=key[:25], **card_message(None, card)))
+        target = self.bot.get_partial_messageable(await self._resolve(channel))
+        nonce = _nonce(key) if channel.startswith(DM) else key[:25]
+        message = await self._call(channel, lambda: target.send(nonce=nonce, **card_message(None, card)))
         ref = f"{message.channel.id}:{message.id}"
         self._titles[ref] = card.title
         return Sent(ref)
@@ -164,8 +170,24 @@ class DiscordAdapter:
 
     async def find(self, channel: str, key: str) -> Sent | None:
         """Always None: Discord cannot search by nonce, but an enforced nonce makes a re-send within a few
-        minutes return the original message instead of posting twice, which covers a crash mid-send."""
+        minutes return the original message instead of posting twice, which covers a crash mid-send. That
+        holds for a ``dm:`` address too: Discord answers every request to open a user's DM with the same
+        channel, so the re-send lands where the first one did."""
         return None
+
+    async def _resolve(self, channel: str) -> int:
+        return await self._dm_channel(channel) if channel.startswith(DM) else self._channel_id(channel)
+
+    async def _dm_channel(self, channel: str) -> int:
+        """The DM channel of ``dm:<user id>``: opened once (POST /users/@me/channels), then remembered."""
+        user = channel.removeprefix(DM)
+        if not user.isdigit():
+            raise DeliveryError(f"Discord: {channel} does not name a user id", permanent=True)
+        user_id = int(user)
+        if user_id not in self._dms:
+            dm = await self._call(channel, lambda: self.bot.create_dm(discord.Object(user_id)))
+            self._dms[user_id] = dm.id
+        return self._dms[user_id]
 
     def _channel_id(self, channel: str) -> int:
         # Cards go to the id of the channel a command came from; a notify step may name a "#channel".
@@ -196,6 +218,15 @@ class DiscordAdapter:
             raise DeliveryError(f"Discord unreachable: {exc}") from None
 
 
+def _nonce(key: str) -> str:
+    # discord.py sends enforce_nonce=True with every nonce; Discord keeps nonces 25 chars at most, and
+    # returns the earlier message of the same author with the same nonce, whatever its channel. The
+    # cards of one approval share their first 25 chars ("sb-card-approval:<id>", then ":dm:<user>"), so
+    # a DM card's nonce is a digest of its whole key: cut short, the second approver would get the first's
+    # message back instead of a card of their own.
+    return "sb-dm-" + hashlib.sha256(key.encode()).hexdigest()[:19]
+
+
 async def _title_of(channel: discord.abc.Messageable, message_id: int) -> str:
     # After a restart the card's title is not in memory: the status message's embed has it.
     with contextlib.suppress(discord.HTTPException, aiohttp.ClientError, OSError):
@@ -216,6 +247,11 @@ def delivery_error(exc: discord.HTTPException, channel: str) -> DeliveryError:
         return DeliveryError(what, permanent=True, hint="check DISCORD_TOKEN")
     if exc.code == UNKNOWN_MESSAGE:
         return DeliveryError(what, permanent=True, hint="the status message was deleted")
+    if exc.code == CANNOT_DM:
+        return DeliveryError(what, permanent=True, hint="the user does not accept DMs from server members")
+    if exc.code == INVALID_RECIPIENT:
+        hint = "no Discord user has this id; name approvers by user id (Developer Mode → Copy User ID)"
+        return DeliveryError(what, permanent=True, hint=hint)
     if exc.status in (403, 404):  # 50001 Missing Access, 50013 Missing Permissions, 10003 Unknown Channel
         return DeliveryError(what, permanent=True, hint=ACCESS_HINT)
     return DeliveryError(what, permanent=True, hint="Discord rejected the request as sent")

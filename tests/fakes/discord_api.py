@@ -2,9 +2,10 @@
 
 The real discord.py client is pointed at it with ``discord.http.Route.BASE`` (``api_url``) and
 ``DiscordWebSocket.DEFAULT_GATEWAY`` (``gateway_url``). It records every request, keeps messages,
-threads and interaction answers, and lets a test push ``INTERACTION_CREATE`` events with the payloads
-Discord sends (``tests.fakes.discord_interactions``). Faults (429s with Discord's headers, 403s) are
-scripted per route.
+threads, DM channels and interaction answers, and lets a test push ``INTERACTION_CREATE`` events with
+the payloads Discord sends (``tests.fakes.discord_interactions``; a click in a DM comes with ``user``
+instead of ``member`` and no guild). Faults (429s with Discord's headers, 403s) are scripted per route,
+and a user can be made to refuse DMs (``refuse_dms``).
 
 Facts it follows (see PLATFORM_FACTS.md): discord.py parses JSON only when ``Content-Type`` is exactly
 ``application/json``; since 2.5 an interaction callback must answer ``{"interaction", "resource"}`` JSON;
@@ -58,11 +59,13 @@ class FakeDiscord(FakeInteractions):
         self.edits: dict[str, list[Json]] = {}  # message id -> each edit's body
         self.channels: dict[str, Json] = {c["id"]: c for c in p.channels()}
         self.threads: dict[str, Json] = {}  # parent message id -> thread channel
+        self.dms: dict[str, str] = {}  # user id -> the id of the bot's DM channel with them
+        self.refusing: set[str] = set()  # users who take no DMs from server members
         self.synced: dict[str, list[Json]] = {}  # "global" or a guild id -> the commands last synced
         self.faults: list[Fault] = []
         self.sockets: list[web.WebSocketResponse] = []
         self.identified: list[Json] = []
-        self._nonces: dict[tuple[str, str], tuple[float, str]] = {}
+        self._nonces: dict[str, tuple[float, str]] = {}  # nonce -> (when, message id)
         self._runner: web.AppRunner | None = None
         self.url = ""
         hook = r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)"
@@ -70,6 +73,7 @@ class FakeDiscord(FakeInteractions):
         table: list[tuple[str, str, Callable[..., Awaitable[web.Response]]]] = [
             ("GET", r"/gateway(/bot)?", self._gateway_info),
             ("GET", r"/users/@me", self._me),
+            ("POST", r"/users/@me/channels", self._open_dm),
             ("GET", r"(/oauth2)?/applications/@me", self._application),
             ("GET", r"/channels/(?P<channel>\d+)", self._get_channel),
             ("POST", r"/channels/(?P<channel>\d+)/messages", self._create_message),
@@ -148,6 +152,31 @@ class FakeDiscord(FakeInteractions):
             ".*", f"/channels/{channel}(/.*)?", 403, {"message": "Missing Access", "code": 50001}, times=0
         )
 
+    def refuse_dms(self, user: str) -> None:
+        """Messages to ``user``'s DM get 403 "Cannot send messages to this user" (50007), as Discord answers
+        when someone has turned off DMs from server members (opening the DM channel still works)."""
+        self.refusing.add(user)
+
+    def dm_messages(self, user: str) -> list[Json]:
+        """Messages the bot sent ``user`` by DM, oldest first."""
+        dm = self.dms.get(user)
+        return self.channel_messages(dm) if dm else []
+
+    async def interact(
+        self, kind: int, data: Json, user: str = p.ALICE, channel: str = p.OPS, **extra: Any
+    ) -> Json:
+        """As ``FakeInteractions.interact``; in a DM channel the payload is a DM's: no guild, ``user``."""
+        if self.channels[channel]["type"] != 1:
+            return await super().interact(kind, data, user, channel, **extra)
+        payload = p.interaction(self.next_id(), kind, data, user, self.channels[channel], **extra)
+        for key in ("guild_id", "guild", "member", "guild_locale"):
+            del payload[key]
+        # context 1 is the bot's DM; a guild install's owner there is "0" (no guild).
+        payload |= {"user": p.user(user), "context": 1, "authorizing_integration_owners": {"0": "0"}}
+        self.interactions[payload["id"]] = payload
+        await self.push("INTERACTION_CREATE", payload)
+        return payload
+
     def calls(self, method: str, path: str) -> list[Recorded]:
         """Recorded requests matching ``method`` and the ``path`` regex."""
         pattern = re.compile(f"^{path}$")
@@ -186,6 +215,19 @@ class FakeDiscord(FakeInteractions):
     async def _me(self, body: Any) -> web.Response:
         return reply(p.user(p.BOT_ID))
 
+    async def _open_dm(self, body: Json) -> web.Response:
+        # Discord answers with the same channel every time for one user (type 1, with its recipient);
+        # discord.py's Client.create_dm needs nothing else (no GET /users/{id}).
+        user = str(body.get("recipient_id", ""))
+        if user not in p.NAMES or user == p.BOT_ID:
+            return reply({"message": "Invalid Recipient(s)", "code": 50033}, 400)
+        if user not in self.dms:
+            dm = {"id": self.next_id(), "type": 1, "last_message_id": None, "flags": 0,
+                  "recipients": [p.user(user)]}  # fmt: skip
+            self.dms[user] = dm["id"]
+            self.channels[dm["id"]] = dm
+        return reply(self.channels[self.dms[user]])
+
     async def _application(self, body: Any) -> web.Response:
         return reply(p.application())
 
@@ -196,15 +238,22 @@ class FakeDiscord(FakeInteractions):
     async def _create_message(self, body: Json, channel: str) -> web.Response:
         if channel not in self.channels:
             return reply({"message": "Unknown Channel", "code": 10003}, 404)
+        dm = self.channels[channel]["type"] == 1
+        if dm and self.channels[channel]["recipients"][0]["id"] in self.refusing:
+            return reply({"message": "Cannot send messages to this user", "code": 50007}, 403)
         nonce = body.get("nonce")
-        if nonce and body.get("enforce_nonce"):  # Discord returns the first message for a repeated nonce
-            seen = self._nonces.get((channel, str(nonce)))
+        if nonce and body.get("enforce_nonce"):
+            # Discord returns the author's earlier message with this nonce, whatever its channel (its docs
+            # scope the check by author only; the bot is the only author here).
+            seen = self._nonces.get(str(nonce))
             if seen and seen[0] > time.monotonic() - 120:
                 return reply(self.messages[seen[1]])
         message = p.message(self.next_id(), channel, body, now())
+        if dm:
+            del message["guild_id"]  # a DM belongs to no guild
         self.messages[message["id"]] = message
         if nonce:
-            self._nonces[(channel, str(nonce))] = (time.monotonic(), message["id"])
+            self._nonces[str(nonce)] = (time.monotonic(), message["id"])
         return reply(message)
 
     async def _get_message(self, body: Any, channel: str, message: str) -> web.Response:
@@ -271,7 +320,7 @@ class FakeDiscord(FakeInteractions):
                     self.identified.append(frame["d"])
                     ready = p.ready(self.gateway_url)
                     await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._seq), "d": ready}))
-                    guild = p.guild(list(self.channels.values()))
+                    guild = p.guild([c for c in self.channels.values() if c["type"] != 1])  # DMs: no guild
                     await ws.send_str(
                         json.dumps({"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": guild})
                     )
