@@ -9,7 +9,7 @@ card ends in the state the database ends in, however many people click at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -33,20 +33,22 @@ SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 DISCORD_USER = re.compile(r"\d{17,20}")  # a snowflake: user ids have 17 to 20 digits
 
 
-def dm_channel(platform: str, user: str) -> str | None:
+def dm_channel(platform: str, user: str, console_users: Collection[str] = ()) -> str | None:
     """Where a direct message to ``user`` goes on ``platform``, or None where Switchboard cannot send one.
 
     Slack's ``chat.postMessage`` takes a user id as its channel and posts in the bot's DM with that person
     (its answer names the DM's own channel, which the later edits use). Discord needs a DM channel opened
     first, so a Discord user id becomes the address ``dm:<user id>``, which the adapter opens (and
     remembers) before posting; its answer names the DM channel too. Only ids reach anyone: a name such as
-    ``user:carol`` cannot be looked up to a person on either platform. The console has no DMs. Where no DM
-    is possible the card goes to the channel, with a note saying so.
+    ``user:carol`` cannot be looked up to a person on either platform. On the console a known user's DM
+    is the channel ``@<name>``. Where no DM is possible the card goes to the channel, with a note saying so.
     """
     if platform == "slack" and SLACK_USER.fullmatch(user):
         return user
     if platform == "discord" and DISCORD_USER.fullmatch(user):
         return f"dm:{user}"
+    if platform == "console" and user in console_users:
+        return f"@{user}"
     return None
 
 
@@ -60,7 +62,12 @@ class Target:
 
 
 def targets(
-    approval_id: str, platform: str, home: str, notify: str, approvers: list[str]
+    approval_id: str,
+    platform: str,
+    home: str,
+    notify: str,
+    approvers: list[str],
+    console_users: Collection[str] = (),
 ) -> tuple[list[Target], str | None]:
     """Where a request's cards go (``home`` is its channel), and the note for the channel card, if any."""
     key = f"approval:{approval_id}"
@@ -70,7 +77,7 @@ def targets(
     unreached: list[str] = []
     for entry in approvers:
         kind, _, name = entry.partition(":")
-        to = dm_channel(platform, name) if kind == "user" else None
+        to = dm_channel(platform, name, console_users) if kind == "user" else None
         if to is None:
             unreached.append(entry)
         else:
@@ -110,7 +117,10 @@ def reminder(view: ApprovalView, waiting: list[str], added: list[str]) -> Card:
 class ApprovalChat:
     """The store's ``on_request`` and ``on_change`` hooks: approval cards and replies into the outbox."""
 
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, clock: Callable[[], float], console_users: Collection[str] = ()
+    ) -> None:
+        self.console_users = tuple(console_users)
         self.upsert = card_upsert(engine)
         self.clock = clock
 
@@ -121,7 +131,12 @@ class ApprovalChat:
             return  # CLI runs have no chat; an automatic approval shows on the run's card only
         platform = origin["platform"]
         wanted, note = targets(
-            row["id"], platform, row["channel"] or origin["channel"], row["notify"], row["approvers"]
+            row["id"],
+            platform,
+            row["channel"] or origin["channel"],
+            row["notify"],
+            row["approvers"],
+            self.console_users,
         )
         previous = None
         if row["revision"] > 1:
@@ -160,7 +175,9 @@ class ApprovalChat:
         platform = cards[0].platform
         origin = (stored.run.meta or {}).get("origin") or {}
         home = stored.row.channel or origin.get("channel") or cards[0].channel
-        wanted, note = targets(approval_id, platform, home, stored.row.notify, stored.row.approvers)
+        wanted, note = targets(
+            approval_id, platform, home, stored.row.notify, stored.row.approvers, self.console_users
+        )
         card = approval_card(replace(stored.view, note=note))
         have = {c.key: c for c in cards}
         for target in wanted:
@@ -196,7 +213,7 @@ def install(runtime: Runtime) -> ApprovalChat:
     from bot.status import StatusCards
 
     runtime.observers.append(StatusCards(runtime.store.engine))
-    chat = ApprovalChat(runtime.store.engine, runtime.clock)
+    chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
     runtime.approvals.on_request.append(chat.on_request)
     runtime.approvals.on_change.append(chat.on_change)
     return chat

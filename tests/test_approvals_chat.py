@@ -507,12 +507,16 @@ async def test_dm_cards_on_slack_name_people_and_remind_only_who_has_not_answere
     )  # names from the log
 
 
-async def test_dm_requests_on_the_console_go_to_the_channel_and_say_why(chat: Chat) -> None:
+async def test_dm_requests_on_the_console_go_to_known_users_dms_and_the_channel_for_the_rest(
+    chat: Chat,
+) -> None:
     request = await request_of(chat.runtime, await chat.run("page"))
     cards = await query(
         chat.runtime,
-        sa.select(chat_cards.c.key, chat_cards.c.channel).where(chat_cards.c.key.startswith("approval:")),
+        sa.select(chat_cards.c.key, chat_cards.c.channel)
+        .where(chat_cards.c.key.startswith("approval:"))
+        .order_by(chat_cards.c.key),
     )
-    assert cards == [(f"approval:{request.id}", "ops")]
+    assert cards == [(f"approval:{request.id}", "ops"), (f"approval:{request.id}:dm:bob", "@bob")]
     card, _ = await card_of(chat.runtime, request.id)
-    assert card.context[-1] == "notify: dm: no direct messages on console for these approvers yet"
+    assert card.context[-1] == "notify: dm: sent by DM to user:bob; posted here for the rest"
