@@ -120,9 +120,10 @@ async def agent_command(cmd: Command, svc: Services) -> Reply:
         state = "on duty" if agent.available else "off duty"
         return Say(f"You are {state}. Skills: {skills}. Holding {agent.load} of {agent.capacity}.")
     if sub == "status":
-        agent = await conv.store.agent(cmd.who.ref)
-        if agent is None:
+        found = await conv.store.agent(cmd.who.ref)
+        if found is None:
             return Say("You are not an agent yet. /agent on [skills] puts you on duty.")
+        agent = found
         held = await conv.store.active(cmd.who.ref)
         lines = "".join(f"\n• {c.user.name} ({c.id})" for c in held)
         state = "on duty" if agent.available else "off duty"

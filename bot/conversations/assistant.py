@@ -81,12 +81,12 @@ class Assistant:
                 return Turn(Said((reply.content or "").strip()), used, failed)
             messages.append(reply.model_dump(exclude_none=True, include={"role", "content", "tool_calls"}))
             for call in calls:
-                name = call.function.name  # type: ignore[union-attr]
+                name = call.function.name
                 model = TOOLS.get(name)
                 try:
                     if model is None:
                         raise ValueError(f"there is no tool named {name}")
-                    args = model.model_validate(json.loads(call.function.arguments or "{}"))  # type: ignore[union-attr]
+                    args = model.model_validate(json.loads(call.function.arguments or "{}"))
                 except (ValueError, ValidationError) as exc:
                     failed = True
                     messages.append(_tool_result(call.id, f"Error: invalid call: {exc}"))

@@ -39,8 +39,9 @@ class ConversationStore:
         found = await self._open(msg.place_key)
         if found is not None:
             return found, False
-        row = {
-            "id": secrets.token_hex(8),
+        conv_id = secrets.token_hex(8)
+        row: dict[str, Any] = {
+            "id": conv_id,
             "platform": msg.platform,
             "channel": msg.channel,
             "thread": msg.thread,
@@ -65,13 +66,13 @@ class ConversationStore:
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(conversations.insert(), row)
-                await self.event(conn, row["id"], now, msg.who.ref, "created", None, State.NEW, {})
+                await self.event(conn, conv_id, now, msg.who.ref, "created", None, State.NEW, {})
         except sa.exc.IntegrityError:
             # Another delivery created it a moment ago (the open place is unique): use that one.
             found = await self._open(msg.place_key)
             assert found is not None, f"no open conversation at {msg.place_key} after a unique clash"
             return found, False
-        created = await self.get(row["id"])
+        created = await self.get(conv_id)
         assert created is not None
         return created, True
 
