@@ -60,6 +60,7 @@ class DiscordAdapter:
         self._task: asyncio.Task[None] | None = None
         self._titles: dict[str, str] = {}  # message ref -> its card's title, to name its thread
         self._dms: dict[int, int] = {}  # user id -> their DM channel's id (Discord keeps it for good)
+        self._threads: dict[str, str] = {}  # "channel:message" -> the thread started from that message
 
     def attach(self, app: web.Application) -> None:
         """No HTTP routes (Discord talks over the gateway); REST stays open until the server's cleanup, so
@@ -127,7 +128,9 @@ class DiscordAdapter:
     async def post(self, channel: str, card: Card, key: str) -> Sent:
         """Send a card; the nonce (enforced) makes a re-send within minutes return the first message."""
         target = self.bot.get_partial_messageable(await self._resolve(channel))
-        nonce = _nonce(key) if channel.startswith(DM) else key[:25]
+        # Handover cards' keys share their first 25 chars but for 4 of the id's: cut short, they could clash.
+        digest = channel.startswith(DM) or key.startswith("sb-card-conversation:")
+        nonce = _nonce(key) if digest else key[:25]
         message = await self._call(channel, lambda: target.send(nonce=nonce, **card_message(None, card)))
         ref = f"{message.channel.id}:{message.id}"
         self._titles[ref] = card.title
@@ -141,8 +144,18 @@ class DiscordAdapter:
         self._titles[sent.ref] = card.title
 
     async def thread(self, parent: Sent) -> str:
-        """The thread started from the status message (created once; Discord gives it the message's id)."""
+        """The thread started from a message (created once, then reused; Discord gives it the message's id).
+
+        Called for every answer under a user's message, so a known thread costs no request: threads this
+        process made or saw (THREAD_CREATE) are remembered. After a restart, creating it again gets 160004
+        ("already created"), and the existing thread is fetched by the message's id.
+        """
+        known = self._threads.get(parent.ref)
+        if known is not None:
+            return known
         channel_id, message_id = parent.ref.split(":")
+        if isinstance(self.bot.get_channel(int(message_id)), discord.Thread):
+            return self._remember_thread(parent.ref, message_id)
         channel = self.bot.get_channel(int(channel_id)) or await self._call(
             channel_id, lambda: self.bot.fetch_channel(int(channel_id))
         )
@@ -157,12 +170,25 @@ class DiscordAdapter:
             try:
                 return str((await message.create_thread(name=name, auto_archive_duration=1440)).id)
             except discord.HTTPException as exc:
+                if exc.code == UNKNOWN_MESSAGE:
+                    # A user wrote in a thread with no starter message: the "message" is the thread itself.
+                    with contextlib.suppress(discord.HTTPException):
+                        found = await self.bot.fetch_channel(int(message_id))
+                        if isinstance(found, discord.Thread):
+                            return str(found.id)
+                    raise
                 if exc.code != THREAD_EXISTS:
                     raise
-            # A crash between creating the thread and recording it: fetch the existing one.
+            # Made before (by an earlier process, or before a crash): fetch the existing one.
             return str((await self.bot.fetch_channel(int(message_id))).id)
 
-        return await self._call(channel_id, create)
+        return self._remember_thread(parent.ref, await self._call(channel_id, create))
+
+    def _remember_thread(self, ref: str, thread: str) -> str:
+        self._threads[ref] = thread
+        while len(self._threads) > 10_000:
+            self._threads.pop(next(iter(self._threads)))
+        return thread
 
     async def reply(self, thread: str, card: Card, key: str) -> Sent:
         """Post into the thread ``thread()`` returned."""

@@ -14,7 +14,14 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bot.config import Settings
-from bot.discord_commands import WorkflowGroup, approvals_command
+from bot.discord_commands import (
+    ConversationGroup,
+    WorkflowGroup,
+    agent_command,
+    approvals_command,
+    human_command,
+    queue_command,
+)
 from bot.discord_views import CARD_TEMPLATE, UI_TEMPLATE, CardButton, UiButton
 
 if TYPE_CHECKING:
@@ -39,7 +46,9 @@ class SwitchboardBot(commands.Bot):
     def __init__(self, switchboard: Interactions | None = None) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents(guilds=True),  # no privileged intent: interactions carry the member
+            # Guilds: channel and role names. Messages (and the privileged Message Content intent): what
+            # users write to the bot in DMs, mentions and support channels, and agents in card threads.
+            intents=discord.Intents(guilds=True, guild_messages=True, dm_messages=True, message_content=True),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),  # card text never pings @everyone
             guild_ready_timeout=0.5,  # "ready" waits this long after the last GUILD_CREATE; we need none
@@ -47,10 +56,17 @@ class SwitchboardBot(commands.Bot):
         )
         self.switchboard = switchboard
         self.tree.add_command(WorkflowGroup())
-        self.tree.add_command(approvals_command)
+        for command in (approvals_command, human_command, agent_command, queue_command):
+            self.tree.add_command(command)
+        self.tree.add_command(ConversationGroup())
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(CardButton, UiButton)
+
+    async def on_message(self, message: discord.Message) -> None:
+        # Replaces commands.Bot.on_message: Switchboard has no prefix commands, only conversations.
+        if self.switchboard is not None:
+            await self.switchboard.message(self, message)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         sb = self.switchboard

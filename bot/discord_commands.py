@@ -1,7 +1,8 @@
-"""The ``/workflow`` app-command group, and who and where an interaction comes from.
+"""The app commands (``/workflow``, ``/approvals``, ``/human``, ``/agent``, ``/queue``, ``/conversation``),
+and who and where an interaction or a message comes from.
 
-The group only declares the commands (the same subcommands as on Slack and the console) and hands each
-call to the bot's ``switchboard`` handler (``bot.discord_interactions.Interactions``), so the command-line
+The commands only declare their options (the same as on Slack and the console) and hand each call to the
+bot's ``switchboard`` handler (``bot.discord_interactions.Interactions``), so the command-line
 ``switchboard discord sync-commands`` can build the same tree without a running Switchboard.
 """
 
@@ -95,12 +96,17 @@ class Identities:
 
     async def of(self, interaction: discord.Interaction) -> Identity:
         """The identity of whoever triggered the interaction."""
-        user = interaction.user
-        groups = await self._groups(interaction.client, user) if isinstance(user, discord.Member) else set()
+        return await self.of_user(interaction.client, interaction.user, interaction.guild_id)
+
+    async def of_user(
+        self, client: discord.Client, user: discord.User | discord.Member, guild_id: int | None
+    ) -> Identity:
+        """The identity of ``user`` (a member when it came from a server), e.g. a message's author."""
+        groups = await self._groups(client, user) if isinstance(user, discord.Member) else set()
         user_id = str(user.id)
         return Identity(
             platform="discord",
-            workspace=str(interaction.guild_id) if interaction.guild_id else "dm",
+            workspace=str(guild_id) if guild_id else "dm",
             user_id=user_id,
             name=user.display_name,
             groups=frozenset(groups),
@@ -140,3 +146,45 @@ async def approvals_command(interaction: discord.Interaction) -> None:
     """``/approvals``: the pending requests this user may decide, with their buttons."""
     sb = _sb(interaction)
     await sb.guarded(interaction, sb.command(interaction, [], name="approvals"))
+
+
+@app_commands.command(name="human", description="Talk to a person from the support team")
+@app_commands.describe(text="What you need (optional)")
+async def human_command(interaction: discord.Interaction, text: str | None = None) -> None:
+    """``/human [text]``: straight to the queue, with or without an assistant."""
+    sb = _sb(interaction)
+    await sb.guarded(interaction, sb.command(interaction, text or "", name="human"))
+
+
+@app_commands.command(name="agent", description="Go on or off duty as a support agent, or see your load")
+@app_commands.describe(action="on, off or status", skills="Your skills, e.g. billing refunds (with on)")
+@app_commands.choices(
+    action=[app_commands.Choice(name=n, value=n) for n in ("on", "off", "status")],
+)
+async def agent_command(
+    interaction: discord.Interaction, action: str = "status", skills: str | None = None
+) -> None:
+    """``/agent on|off|status [skills]``."""
+    sb = _sb(interaction)
+    text = " ".join(part for part in (action, skills or "") if part)
+    await sb.guarded(interaction, sb.command(interaction, text, name="agent"))
+
+
+@app_commands.command(name="queue", description="Who is waiting for a person, and each agent's load")
+async def queue_command(interaction: discord.Interaction) -> None:
+    """``/queue``."""
+    sb = _sb(interaction)
+    await sb.guarded(interaction, sb.command(interaction, [], name="queue"))
+
+
+class ConversationGroup(app_commands.Group):
+    """``/conversation transcript id``."""
+
+    def __init__(self) -> None:
+        super().__init__(name="conversation", description="Support conversations")
+
+    @app_commands.command(name="transcript", description="A conversation's transcript")
+    @app_commands.describe(id="The conversation id (on its handover card)")
+    async def transcript(self, interaction: discord.Interaction, id: str) -> None:
+        sb = _sb(interaction)
+        await sb.guarded(interaction, sb.command(interaction, ["transcript", id], name="conversation"))

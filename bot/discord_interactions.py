@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from discord import app_commands
 
 from bot.discord_commands import Identities, place
+from bot.discord_messages import DiscordMessages
 from bot.discord_views import (
     CUSTOM_ID_MAX,
     FormMemory,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from bot.process import App
 
 log = logging.getLogger(__name__)
+CARD_KEYS = {"conv": "conversation"}  # button kind -> its card's key prefix, where they differ
 FORM_BUDGET = 2.0  # seconds the router may take before a form-bound answer is deferred (deadline: 3 s)
 EXPIRED = "This form has expired (forms are kept for 15 minutes). Run the command again to get a new one."
 
@@ -66,6 +68,14 @@ class Interactions:
         self.identities = Identities(app.settings.admins)
         self.forms = FormMemory()
         self.confirms: dict[str, Confirm] = {}  # from cards answered ephemerally (they have no stored row)
+        self.messages = DiscordMessages(app, self.identities)
+
+    async def message(self, client: discord.Client, message: discord.Message) -> None:
+        """A MESSAGE_CREATE; a failure is logged (nobody waits for an answer to a message)."""
+        try:
+            await self.messages.on_message(client, message)
+        except Exception:
+            log.exception("Discord message %s failed", message.id)
 
     async def guarded(self, interaction: discord.Interaction, work: Awaitable[None]) -> None:
         """Run ``work``; anything unexpected is logged under a ref that the user is shown."""
@@ -131,7 +141,7 @@ class Interactions:
 
     async def click(self, interaction: discord.Interaction, action_id: str) -> None:
         """A card button: ask first if its card wants a confirmation, else act and answer (or open a form)."""
-        confirm = await self._confirm(action_id)
+        confirm = await self._confirm(action_id, interaction.user.id)
         yes = f"sb-ui:yes:{action_id}"
         if confirm is not None and len(yes) <= CUSTOM_ID_MAX:
             view = buttons(
@@ -163,18 +173,23 @@ class Interactions:
         else:
             await interaction.response.send_message("Switchboard does not know this button.", ephemeral=True)
 
-    async def _confirm(self, action_id: str) -> Confirm | None:
+    async def _confirm(self, action_id: str, user_id: int) -> Confirm | None:
         # The card as stored now (key "{kind}:{target}", as bot.status writes it) says whether the button
         # still exists and what to ask; a card that no longer has it lets the router explain it is stale.
+        # An approval sent by DM (notify: dm) has no channel card, only one per approver,
+        # "approval:<id>:dm:<user id>": the clicker's own.
         parsed = parse_action_id(action_id)
         if parsed is None:
             return None
-        query = sa.select(chat_cards.c.card).where(chat_cards.c.key == f"{parsed[0]}:{parsed[1]}")
+        key = f"{CARD_KEYS.get(parsed[0], parsed[0])}:{parsed[1]}"
+        keys = [key, f"{key}:dm:{user_id}"]
+        query = sa.select(chat_cards.c.key, chat_cards.c.card).where(chat_cards.c.key.in_(keys))
         async with self.app.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
+            rows = {r.key: r.card for r in (await conn.execute(query)).all()}
+        stored = rows.get(key) or rows.get(keys[1])
+        if stored is None:
             return self.confirms.get(action_id)
-        card = Card.from_dict(row.card)
+        card = Card.from_dict(stored)
         return next((b.confirm for b in card.buttons if b.action_id == action_id), None)
 
     async def submit(self, interaction: discord.Interaction) -> None:

@@ -4,7 +4,9 @@ The real discord.py client is pointed at it with ``discord.http.Route.BASE`` (``
 ``DiscordWebSocket.DEFAULT_GATEWAY`` (``gateway_url``). It records every request, keeps messages,
 threads, DM channels and interaction answers, and lets a test push ``INTERACTION_CREATE`` events with
 the payloads Discord sends (``tests.fakes.discord_interactions``; a click in a DM comes with ``user``
-instead of ``member`` and no guild). Faults (429s with Discord's headers, 403s) are scripted per route,
+instead of ``member`` and no guild), and ``MESSAGE_CREATE`` events for what people write (``say``,
+``dm``; ``redeliver`` repeats one). A thread started from a message (``POST .../threads``) has the
+message's id, is announced with THREAD_CREATE, and a second start answers 160004. Faults (429s with Discord's headers, 403s) are scripted per route,
 and a user can be made to refuse DMs (``refuse_dms``).
 
 Facts it follows (see PLATFORM_FACTS.md): discord.py parses JSON only when ``Content-Type`` is exactly
@@ -157,6 +159,39 @@ class FakeDiscord(FakeInteractions):
         when someone has turned off DMs from server members (opening the DM channel still works)."""
         self.refusing.add(user)
 
+    def dm_channel(self, user: str) -> str:
+        """The id of the DM channel between ``user`` and the bot (made the first time either side needs it)."""
+        if user not in self.dms:
+            dm = {"id": self.next_id(), "type": 1, "last_message_id": None, "flags": 0,
+                  "recipients": [p.user(user)]}  # fmt: skip
+            self.dms[user] = dm["id"]
+            self.channels[dm["id"]] = dm
+        return self.dms[user]
+
+    async def say(self, user: str, channel: str, content: str, mention_bot: bool = False) -> Json:
+        """``user`` writes ``content`` in ``channel`` (a text channel, a thread, or a DM channel id), pushed as
+        MESSAGE_CREATE; ``mention_bot`` prefixes ``<@bot>`` and lists the bot in ``mentions``."""
+        if mention_bot:
+            content = f"<@{p.BOT_ID}> {content}"
+        guild = self.channels[channel]["type"] != 1
+        mentions = [p.BOT_ID] if mention_bot else []
+        message = p.user_message(self.next_id(), channel, user, content, now(), guild, mentions)
+        self.messages[message["id"]] = message
+        await self.push("MESSAGE_CREATE", message)
+        return message
+
+    async def dm(self, user: str, content: str) -> Json:
+        """``user`` writes to the bot in their DM."""
+        return await self.say(user, self.dm_channel(user), content)
+
+    async def redeliver(self, message: Json) -> None:
+        """The same MESSAGE_CREATE again (as after a gateway resume replays events)."""
+        await self.push("MESSAGE_CREATE", message)
+
+    def bot_messages(self, channel: str) -> list[Json]:
+        """What the bot posted in ``channel`` (a DM, a channel or a thread), oldest first."""
+        return [m for m in self.channel_messages(channel) if m["author"]["id"] == p.BOT_ID]
+
     def dm_messages(self, user: str) -> list[Json]:
         """Messages the bot sent ``user`` by DM, oldest first."""
         dm = self.dms.get(user)
@@ -221,12 +256,7 @@ class FakeDiscord(FakeInteractions):
         user = str(body.get("recipient_id", ""))
         if user not in p.NAMES or user == p.BOT_ID:
             return reply({"message": "Invalid Recipient(s)", "code": 50033}, 400)
-        if user not in self.dms:
-            dm = {"id": self.next_id(), "type": 1, "last_message_id": None, "flags": 0,
-                  "recipients": [p.user(user)]}  # fmt: skip
-            self.dms[user] = dm["id"]
-            self.channels[dm["id"]] = dm
-        return reply(self.channels[self.dms[user]])
+        return reply(self.channels[self.dm_channel(user)])
 
     async def _application(self, body: Any) -> web.Response:
         return reply(p.application())
@@ -289,6 +319,8 @@ class FakeDiscord(FakeInteractions):
             return reply({"message": "Invalid Form Body", "code": 50035}, 400)
         thread = p.thread(message, channel, name, body.get("auto_archive_duration", 1440), now())
         self.threads[message] = self.channels[message] = thread
+        if self.sockets:  # Discord tells the creator's gateway too (the client caches the thread)
+            await self.push("THREAD_CREATE", {**thread, "newly_created": True})
         return reply(thread)
 
     async def _roles(self, body: Any, guild: str) -> web.Response:

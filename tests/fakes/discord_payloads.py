@@ -1,6 +1,6 @@
 """Discord API payloads as Discord sends them (API v10, the fields discord.py 2.7 reads), for the fake.
 
-One guild with channels #ops, #approvals and #locked, roles @everyone, release-managers and on-call, and
+One guild with channels #ops, #approvals, #locked, #agents and #help, roles @everyone, release-managers and on-call, and
 two members: alice (release-managers) and bob (no role).
 """
 
@@ -16,6 +16,8 @@ GUILD = "1300000000000000100"
 OPS = "1300000000000000101"
 APPROVALS = "1300000000000000102"
 LOCKED = "1300000000000000103"
+AGENTS = "1300000000000000104"  # the support agents' channel (handover cards)
+HELP = "1300000000000000105"  # a support channel: every message there goes to the assistant
 RELEASE_MANAGERS = "1300000000000000201"
 ON_CALL = "1300000000000000202"
 ALICE = "1300000000000000301"
@@ -104,6 +106,8 @@ def channels() -> list[Json]:
         text_channel(OPS, "ops", 0),
         text_channel(APPROVALS, "approvals", 1),
         text_channel(LOCKED, "locked", 2),
+        text_channel(AGENTS, "agents", 3),
+        text_channel(HELP, "help", 4),
     ]
 
 
@@ -244,6 +248,25 @@ def message(message_id: str, channel: str, body: Json, now: str, webhook: bool =
     if webhook:
         out |= {"webhook_id": APP_ID, "application_id": APP_ID, "type": 20}
     return out
+
+
+def user_message(
+    message_id: str, channel: str, author: str, content: str, now: str, guild: bool, mentions: list[str]
+) -> Json:
+    """A MESSAGE_CREATE a person's message makes: in a server with their ``member`` (and each mention's),
+    in a DM with no guild at all."""
+    out = message(message_id, channel, {"content": content}, now)
+    out["author"] = user(author)
+    out["mentions"] = [{**user(m), **({"member": _bare(member(m))} if guild else {})} for m in mentions]
+    if guild:
+        out["member"] = _bare(member(author))
+    else:
+        del out["guild_id"]
+    return out
+
+
+def _bare(data: Json) -> Json:
+    return {k: v for k, v in data.items() if k != "user"}  # a message's member comes without its user
 
 
 def interaction(
