@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,10 +17,12 @@ from pydantic import SecretStr
 
 from bot.chat import Sent
 from bot.discord_adapter import DiscordAdapter
+from bot.discord_bot import SwitchboardBot
 from bot.process import App
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_api import FakeDiscord, Json
 from tests.fakes.openai_server import FakeOpenAI, Text
+from tests.helpers import finished, workflow
 from tests.test_discord import apps, custom_ids, db_url, fake
 
 __all__ = ["apps", "db_url", "fake"]  # the harness's fixtures, used by name below
@@ -183,9 +186,12 @@ async def test_a_support_channel_message_is_answered_in_a_thread_started_from_it
     assert len(fake.calls("POST", f"/channels/{p.HELP}/messages/{thread}/threads")) == 1
 
     await fake.say(p.BOB, p.OPS, "unrelated chatter")  # not a support channel, no mention: ignored
-    mention = await fake.say(p.BOB, p.OPS, "what runs here?", mention_bot=True)
     llm.script(Text("Try /workflow list."))
+    mention = await fake.say(p.BOB, p.OPS, "what runs here?", mention_bot=True)
     await fake.until(lambda: saying(fake, mention["id"], "Try /workflow list."), 10)
+    llm.script(Text("Then /workflow help."))
+    await fake.say(p.BOB, mention["id"], "and then?")  # in the mention's thread: no mention needed
+    await fake.until(lambda: saying(fake, mention["id"], "Then /workflow help."), 10)
     users = [m["content"] for c in llm.completions for m in c["messages"] if m["role"] == "user"]
     assert "unrelated chatter" not in users and "what runs here?" in users  # the mention is stripped
 
@@ -204,3 +210,39 @@ async def test_thread_reuses_a_thread_made_before_this_process_knew_it(fake: Fak
     assert await adapter.thread(ref) == message["id"]
     assert len(fake.calls("POST", f"/channels/{p.OPS}/messages/{message['id']}/threads")) == 1
     assert fake.calls("GET", f"/channels/{message['id']}")
+
+
+REJECTABLE = """
+name: page
+steps:
+  ask:
+    approval:
+      title: "Page the on-call?"
+      approvers: ["user:ALICE_ID"]
+      notify: dm
+""".replace("ALICE_ID", p.ALICE)
+
+
+async def test_reject_on_a_dm_approval_card_asks_first(
+    fake: FakeDiscord, apps: Any, workflows_dir: Path
+) -> None:
+    """With notify: dm there is no channel card, only the approver's own: its Reject still asks."""
+    workflow(REJECTABLE, workflows_dir)
+    app = await apps[0]()
+    await fake.followup(await fake.slash("run", user=p.BOB, name="page"))
+    [card] = await fake.until(lambda: fake.dm_messages(p.ALICE), 10)
+    reject = button(card, "reject")
+    yes = await confirmed(fake, reject, card, p.ALICE)
+    assert "Rejected" in await told(fake, yes)
+    [run] = await app.runtime.store.list_runs()
+    assert (await finished(app.runtime, run.id)).status == "failed"
+
+
+def test_the_command_tree_has_the_conversation_commands() -> None:
+    tree = SwitchboardBot().tree
+    names = sorted(c.name for c in tree.get_commands())
+    assert names == ["agent", "approvals", "conversation", "human", "queue", "workflow"]
+    [transcript] = tree.get_command("conversation").commands  # type: ignore[union-attr]
+    assert transcript.name == "transcript"
+    agent = tree.get_command("agent")
+    assert [c.value for c in agent.parameters[0].choices] == ["on", "off", "status"]  # type: ignore[union-attr]
