@@ -25,3 +25,21 @@ def fresh_url(kind: str) -> str:
 
     asyncio.run(create())
     return f"{PG}?schema={schema}"
+
+
+def drop(url: str) -> None:
+    """Remove what ``fresh_url`` made: the SQLite file's folder, or the PostgreSQL schema."""
+    if url.startswith("sqlite"):
+        import shutil
+        from pathlib import Path
+
+        shutil.rmtree(Path(url.split(":///", 1)[1]).parent, ignore_errors=True)
+        return
+    schema = url.rsplit("schema=", 1)[1]
+
+    async def remove() -> None:
+        conn = await asyncpg.connect(PG.replace("+asyncpg", ""))
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+    asyncio.run(remove())
