@@ -110,7 +110,7 @@ class SlackMessages:
         card = None
         if heard.in_thread and not heard.direct:
             card = await service.store.by_card_message("slack", [f"{heard.channel}:{heard.thread_ts}"])
-        if card is None and not await self._for_assistant(heard):
+        if card is None and not await self._for_assistant(heard, service):
             return
         if not await self._first(body):
             return
@@ -120,8 +120,12 @@ class SlackMessages:
             return
         await service.user_said(self._inbound(heard, who))
 
-    async def _for_assistant(self, heard: Heard) -> bool:
-        return heard.direct or heard.kind == "app_mention" or await self._support(heard.channel)
+    async def _for_assistant(self, heard: Heard, service: Conversations) -> bool:
+        if heard.direct or heard.kind == "app_mention" or await self._support(heard.channel):
+            return True
+        # A plain reply in the thread of a conversation a mention started is for us too.
+        place = f"slack:{heard.channel}:{heard.channel}:{heard.thread_ts}"
+        return heard.in_thread and await service.store.open_at(place) is not None
 
     def _inbound(self, heard: Heard, who: Identity) -> Inbound:
         thread = None if heard.direct else f"{heard.channel}:{heard.thread_ts or heard.ts}"

@@ -212,7 +212,8 @@ async def test_a_handover_card_is_claimed_by_exactly_one_of_two_agents(
     h = await harness()
     ts = await handed_over(h)
     assert "Wants a refund for the March invoice." in card_text(h.fake, ts)
-    assert "number 1 in the queue" in texts(h.fake, DM)[-1]
+    # The DM and the agents' channel are delivered side by side: either may arrive first.
+    await until(lambda: [t for t in texts(h.fake, DM) if "number 1 in the queue" in t])
     await until(lambda: [t for t in texts(h.fake, AGENTS, ts) if "refund please" in t])  # the story so far
 
     action = button(h.fake.message(AGENTS, ts), "claim")
@@ -339,3 +340,18 @@ async def test_a_plain_message_elsewhere_is_not_for_the_bot(
 
 async def _has_note(h: Harness, conv_id: str, needle: str) -> bool:
     return any(m.role == "note" and needle in m.text for m in await h.service.store.messages(conv_id))
+
+
+async def test_a_plain_reply_in_a_mentions_thread_needs_no_second_mention(
+    harness: Callable[..., Awaitable[Harness]],
+) -> None:
+    h = await harness()
+    h.fake.channels["C0RANDOM"] = "random"
+    h.llm.script(Text("Which service?"), Text("Deploying payments is /workflow run deploy."))
+    ts = h.ts()
+    said = {"user": "U0ALICE", "text": "<@U0BOT> how do I deploy?", "ts": ts, "channel": "C0RANDOM"}
+    await h._event({"type": "app_mention", **said}, "Ev3000")
+    await until(lambda: posts(h.fake, "C0RANDOM", ts))
+    await h.in_thread("U0ALICE", "C0RANDOM", ts, "payments")
+    await until(lambda: len(posts(h.fake, "C0RANDOM", ts)) == 2)
+    assert await h.user_messages() == ["how do I deploy?", "payments"]

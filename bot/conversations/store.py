@@ -36,7 +36,7 @@ class ConversationStore:
 
     async def open_for(self, msg: Inbound, now: float) -> tuple[Conversation, bool]:
         """The open conversation of the message's place, created if there is none (and whether it was)."""
-        found = await self._open(msg.place_key)
+        found = await self.open_at(msg.place_key)
         if found is not None:
             return found, False
         conv_id = secrets.token_hex(8)
@@ -69,14 +69,15 @@ class ConversationStore:
                 await self.event(conn, conv_id, now, msg.who.ref, "created", None, State.NEW, {})
         except sa.exc.IntegrityError:
             # Another delivery created it a moment ago (the open place is unique): use that one.
-            found = await self._open(msg.place_key)
+            found = await self.open_at(msg.place_key)
             assert found is not None, f"no open conversation at {msg.place_key} after a unique clash"
             return found, False
         created = await self.get(conv_id)
         assert created is not None
         return created, True
 
-    async def _open(self, place_key: str) -> Conversation | None:
+    async def open_at(self, place_key: str) -> Conversation | None:
+        """The open conversation of a place (``Inbound.place_key``), if there is one."""
         query = sa.select(conversations).where(
             conversations.c.place_key == place_key, conversations.c.closed_at.is_(None)
         )
