@@ -56,8 +56,10 @@ class SwitchboardBot(commands.Bot):
         )
         self.switchboard = switchboard
         self.tree.add_command(WorkflowGroup())
-        for command in (approvals_command, human_command, agent_command, queue_command):
-            self.tree.add_command(command)
+        self.tree.add_command(approvals_command)
+        self.tree.add_command(human_command)
+        self.tree.add_command(agent_command)
+        self.tree.add_command(queue_command)
         self.tree.add_command(ConversationGroup())
 
     async def setup_hook(self) -> None:

@@ -20,7 +20,8 @@ from bot.discord_adapter import DiscordAdapter
 from bot.discord_bot import SwitchboardBot
 from bot.process import App
 from tests.fakes import discord_payloads as p
-from tests.fakes.discord_api import FakeDiscord, Json
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord_interactions import Json
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.helpers import finished, workflow
 from tests.test_discord import apps, custom_ids, db_url, fake

@@ -162,10 +162,10 @@ class FakeDiscord(FakeInteractions):
     def dm_channel(self, user: str) -> str:
         """The id of the DM channel between ``user`` and the bot (made the first time either side needs it)."""
         if user not in self.dms:
-            dm = {"id": self.next_id(), "type": 1, "last_message_id": None, "flags": 0,
-                  "recipients": [p.user(user)]}  # fmt: skip
-            self.dms[user] = dm["id"]
-            self.channels[dm["id"]] = dm
+            dm_id = self.next_id()
+            self.dms[user] = dm_id
+            self.channels[dm_id] = {"id": dm_id, "type": 1, "last_message_id": None, "flags": 0,
+                                    "recipients": [p.user(user)]}  # fmt: skip
         return self.dms[user]
 
     async def say(self, user: str, channel: str, content: str, mention_bot: bool = False) -> Json:
