@@ -252,11 +252,19 @@ class Outbox:
             table.c.claimed_at < now - CLAIM_TIMEOUT,
             table.c.claimed_by == item.claimed_by if item.claimed_by else sa.false(),
         )
+        # The item was read a moment ago; another task may have delivered it since (and cleared its
+        # claim). Only a row still undelivered, as read, may be claimed: never send one twice.
+        undelivered = (
+            table.c.status.in_(("pending", "sending"))
+            if item.kind == "post"
+            else chat_cards.c.sent_version < item.version
+        )
         values: dict[str, Any] = {"claimed_by": self.owner, "claimed_at": now}
         if item.kind == "post":
             values["status"] = "sending"
         async with self.engine.begin() as conn:
-            return (await conn.execute(table.update().where(ident, free).values(**values))).rowcount == 1
+            query = table.update().where(ident, free, undelivered).values(**values)
+            return (await conn.execute(query)).rowcount == 1
 
     async def _card_sent(self, item: Item, sent: Sent | None) -> None:
         values: dict[str, Any] = {

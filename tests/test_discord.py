@@ -278,10 +278,11 @@ async def test_sync_commands_overwrites_the_guild_commands_then_global_ones(
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
-    assert f"Synced 2 command(s) to guild {p.GUILD}" in out.decode()
+    assert f"Synced 6 command(s) to guild {p.GUILD}" in out.decode()
     [put] = fake.calls("PUT", f"/applications/{p.APP_ID}/guilds/{p.GUILD}/commands")
-    group, approvals = put.body
-    assert approvals["name"] == "approvals"
+    by_name = {c["name"]: c for c in put.body}
+    group = by_name["workflow"]
+    assert set(by_name) == {"workflow", "approvals", "human", "agent", "queue", "conversation"}
     subcommands = {o["name"]: o for o in group["options"]}
     assert group["name"] == "workflow" and set(subcommands) == {"run", "list", "help", "status", "cancel"}
     name = next(o for o in subcommands["run"]["options"] if o["name"] == "name")
@@ -292,4 +293,4 @@ async def test_sync_commands_overwrites_the_guild_commands_then_global_ones(
     assert await discord_cli.sync_commands(settings, argparse.Namespace(guild=None)) == 0
     assert "globally" in capsys.readouterr().out
     [put] = fake.calls("PUT", f"/applications/{p.APP_ID}/commands")
-    assert [c["name"] for c in put.body] == ["workflow", "approvals"]
+    assert [c["name"] for c in put.body] == ["workflow", "approvals", "human", "agent", "queue", "conversation"]

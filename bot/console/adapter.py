@@ -175,7 +175,13 @@ class ConsoleAdapter:
         if parent is None:
             raise DeliveryError(f"console message {thread} no longer exists", permanent=True)
         where = Place("console", parent.channel, str(parent.id))
-        msg = await self._add(where, BOT, card.plain_text(), card=card, key=key)
+        try:
+            msg = await self._add(where, BOT, card.plain_text(), card=card, key=key)
+        except sa.exc.IntegrityError:
+            found = await self.find(parent.channel, key)  # sent before by a send whose outcome was lost
+            if found is None:
+                raise
+            return found
         return Sent(str(msg.id))
 
     async def find(self, channel: str, key: str) -> Sent | None:
