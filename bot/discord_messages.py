@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
-import sqlalchemy as sa
 
 from bot.conversations.model import Inbound
 from bot.conversations.outbound import agents_channel
 from bot.discord_commands import Identities
-from bot.storage.conversation_tables import conversations
 from handlers.types import Identity
 
 if TYPE_CHECKING:
@@ -64,7 +62,7 @@ class DiscordMessages:
         if not (direct or mentioned or self._support(client, home)):
             # A reply in the thread where the bot answers a mention needs no second mention.
             place = f"discord:{home}:{home}:{channel_id}"
-            if parent is None or not await _open_at(service, place):
+            if parent is None or await service.store.open_at(place) is None:
                 return
         text = MENTION.sub("", message.content).strip()
         if not text:
@@ -111,15 +109,6 @@ class DiscordMessages:
             if value == str(channel_id) or (name and value.lstrip("#").lower() == name.lower()):
                 return True
         return False
-
-
-async def _open_at(service: Conversations, place_key: str) -> bool:
-    """Whether a conversation is open at ``place_key`` (``Inbound.place_key``)."""
-    query = sa.select(conversations.c.id).where(
-        conversations.c.place_key == place_key, conversations.c.closed_at.is_(None)
-    )
-    async with service.engine.connect() as conn:
-        return (await conn.execute(query)).first() is not None
 
 
 def _key(message: discord.Message) -> str:

@@ -63,7 +63,7 @@ async def conversation_button(click: Click, target: str, choice: str, svc: Servi
         )
     if choice == "back":
         found = await desk.get(target)
-        desk._holder(found, click.who)
+        desk.check_holder(found, click.who)
         return ShowForm(
             Form(
                 form_id=form_id(target, "back"),

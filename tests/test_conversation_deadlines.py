@@ -144,3 +144,21 @@ async def test_after_a_restart_in_human_active_the_relay_and_buttons_still_work(
     done = await router.click(Click(DAVE, where, f"sb:conv:{conv.id}:resolve"))
     assert done is not None and "Resolved" in done.plain_text()  # type: ignore[union-attr]
     assert (await later.get(conv.id)).state == State.RESOLVED
+
+
+async def test_a_user_message_brings_the_agents_deadline_forward(env_for: Callable[..., Any]) -> None:
+    clock = FakeClock()
+    env = await env_for(clock)
+    conv = await env.service.user_said(said(ALICE, "help"))
+    assert conv is not None
+    await env.service.desk.claim(conv.id, DAVE)
+    clock.advance(200)
+    await env.runtime.fire_due()  # the queue's timer rings once more and finds nothing to do
+    await env.service.desk.agent_said(await env.get(conv.id), DAVE, "Which service?", "e1")
+    clock.advance(60)
+    await env.service.user_said(said(ALICE, "payments"))  # now dave owes an answer: remind in 5 min
+    clock.advance(301)
+    await env.runtime.fire_due()
+    assert any("@dave alice is waiting for your reply" in t for t in await env.texts(parent=conv.card_key))
+    pending = await env.runtime.store.timers_due_before(clock() + 10_000)
+    assert len([t for t in pending if t[3] == conv.id]) == 1  # one pending timer per conversation

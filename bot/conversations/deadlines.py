@@ -1,8 +1,9 @@
 """A conversation's deadlines, computed from its row: re-ping and escalate the queue, chase a silent agent,
-warn and close for a silent user. Pure: the service stores one timer per conversation at ``next_at``.
+warn and close for a silent user. Pure: the service keeps one timer per conversation at ``next_at``.
 
-Activity only ever moves deadlines later, so a timer that fires early finds nothing due and the
-service arms the next one; nothing is cancelled or rewritten on every message.
+Every change that can bring a deadline forward (a transition, a message) asks for the timer at the new
+``next_at``; a timer that rings early (activity moved its deadline later) finds nothing due and the
+tick arms the next one.
 """
 
 from __future__ import annotations

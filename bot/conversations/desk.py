@@ -161,7 +161,7 @@ class Desk:
             return False
         return True
 
-    def _holder(self, conv: Conversation, who: Identity) -> None:
+    def check_holder(self, conv: Conversation, who: Identity) -> None:
         if conv.state != State.HUMAN_ACTIVE:
             raise BadInput(f"The conversation is {conv.state.value.lower().replace('_', ' ')}, not claimed.")
         if conv.agent_ref != who.ref and not who.admin:
@@ -171,7 +171,7 @@ class Desk:
         """Close the conversation: the user is told, the transcript stored and posted in the card's thread."""
         conv = await self.get(conv_id)
         if conv.state == State.HUMAN_ACTIVE:
-            self._holder(conv, who)
+            self.check_holder(conv, who)
         else:
             self.check_agent(who)
         done = resolution or f"Resolved by {who.name}."
@@ -202,7 +202,7 @@ class Desk:
     async def back_to_ai(self, conv_id: str, who: Identity, note: str) -> str:
         """Hand the conversation back to the assistant, with a note it will read."""
         conv = await self.get(conv_id)
-        self._holder(conv, who)
+        self.check_holder(conv, who)
         now = self.service.clock()
         async with self.engine.begin() as conn:
             if not await self.store.move(conn, conv, State.BACK_TO_AI, who.ref, now, {"note": note or None}):
@@ -218,7 +218,7 @@ class Desk:
     async def release(self, conv_id: str, who: Identity, reason: str = "released") -> str:
         """Put a claimed conversation back in the queue for anyone to claim."""
         conv = await self.get(conv_id)
-        self._holder(conv, who)
+        self.check_holder(conv, who)
         await self._requeue(conv, who.ref, reason, skills=None, offered_to=None)
         return "Released: the conversation is back in the queue."
 
@@ -227,7 +227,7 @@ class Desk:
         self.check_agent(who)
         conv = await self.get(conv_id)
         if conv.state == State.HUMAN_ACTIVE:
-            self._holder(conv, who)
+            self.check_holder(conv, who)
         elif conv.state != State.PENDING_HUMAN:
             raise BadInput("Only a queued or claimed conversation can be transferred.")
         target = target.strip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.config import Settings
@@ -78,7 +79,18 @@ class Outbound:
         return True
 
     async def timer(self, conn: AsyncConnection, conv_id: str, due_at: float) -> None:
-        """The conversation's next deadline (a row in ``timers``; the alarm clock rings for it)."""
+        """Make sure the conversation's timer rings by ``due_at`` (a row in ``timers``; the alarm rings it).
+
+        A conversation keeps one pending timer, at its earliest deadline: a later one is replaced, an
+        earlier one kept (when it rings, the tick arms the next). The delete comes first, so the
+        transaction starts with a write even when it is the first statement (SQLite's lock rule).
+        """
+        pending = sa.and_(
+            timers.c.run_id == conv_id, timers.c.kind == "conversation", timers.c.fired_at.is_(None)
+        )
+        await conn.execute(timers.delete().where(pending, timers.c.due_at > due_at))
+        if (await conn.execute(sa.select(timers.c.id).where(pending).limit(1))).first() is not None:
+            return
         row: dict[str, Any] = {
             "run_id": conv_id,
             "step_key": "conversation",

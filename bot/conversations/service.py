@@ -22,13 +22,14 @@ from bot.conversations import context
 from bot.conversations.assistant import Assistant, AssistantUnavailable, Finished, HandedOver
 from bot.conversations.deadlines import Policy, next_at
 from bot.conversations.locks import Locks
-from bot.conversations.model import Conversation, Inbound, priority_of
+from bot.conversations.model import Conversation, Inbound, Message, priority_of
 from bot.conversations.outbound import Outbound
 from bot.conversations.routing import describe_wait, estimated_wait, position
 from bot.conversations.states import AI_SPEAKS, WITH_HUMANS, State
 from bot.conversations.store import ConversationStore
 from bot.conversations.toolbox import ConversationTools
 from bot.storage.conversation_tables import conversations
+from cards.approval_card import hhmm
 from cards.conversation_card import assistant_reply, notice, relayed
 
 if TYPE_CHECKING:
@@ -104,17 +105,21 @@ class Conversations:
     async def user_said(self, msg: Inbound) -> Conversation | None:
         """Store a user's message and act on it; None when it was a repeat of a delivery already taken."""
         now = self.clock()
-        conv, created = await self.store.open_for(msg, now)
+        conv, _ = await self.store.open_for(msg, now)
         try:
             async with self.engine.begin() as conn:
                 await self.store.add_message(conn, conv.id, "user", msg.text, now, msg.who, msg.event_key)
                 await self.store.touch(conn, conv.id, last_user_at=now, warned=False, updated_at=now)
                 if conv.state in WITH_HUMANS:
                     await self.out.to_agents(conn, conv, relayed(msg.who.name, msg.text, "user"), now)
-                if created:
-                    await self.out.timer(conn, conv.id, now + self.policy.user_close)
+                # The message may bring a deadline forward (an agent now owes an answer).
+                due = next_at(replace(conv, last_user_at=now, warned=False), self.policy)
+                if due is not None:
+                    await self.out.timer(conn, conv.id, due)
         except sa.exc.IntegrityError:
             return None  # the platform delivered this message before
+        if due is not None:
+            self.runtime.alarm.arm(due)
         self.wake()
         if conv.state not in AI_SPEAKS:
             return conv
@@ -165,7 +170,7 @@ class Conversations:
                     if not await self.store.move(conn, conv, State.AI_PROCESSING, "assistant", self.clock()):
                         return False
                     conv = replace(conv, state=State.AI_PROCESSING)
-            history = await self.store.messages(conv_id)
+            history = await self.store.messages(conv_id, after=conv.summarized_through)
             memory = await self.store.recall(conv_id, self.clock())
             chat = context.build(conv, history, memory, self.settings.llm_context_tokens)
             tools = ConversationTools(self, conv)
@@ -199,7 +204,7 @@ class Conversations:
                 )
             elif isinstance(outcome, Finished):
                 text = outcome.text or outcome.request.resolution
-                await self.reply(conv, turn, text, failures, finish=outcome.request.resolution)
+                await self.reply(conv, turn, text, failures, history, finish=outcome.request.resolution)
             elif failures >= self.settings.handover_after_failures:
                 await self.hand_over(
                     conv,
@@ -212,18 +217,24 @@ class Conversations:
                 )
             else:
                 text = outcome.text or "Sorry, I have no answer to that. Try rephrasing, or ask for a person."
-                await self.reply(conv, turn, text, failures)
+                await self.reply(conv, turn, text, failures, history)
             self.turns_done += 1
             if context.needs_summary(conv, history):
                 self.spawn(self._summarize(conv_id))
             return True
 
     async def reply(
-        self, conv: Conversation, turn: int, text: str, failures: int, finish: str | None = None
+        self,
+        conv: Conversation,
+        turn: int,
+        text: str,
+        failures: int,
+        history: list[Message],
+        finish: str | None = None,
     ) -> bool:
         """Store and send the assistant's reply if the conversation is still its own and the turn open."""
         now = self.clock()
-        recent = [m.text for m in await self.store.messages(conv.id, limit=20) if m.role == "assistant"]
+        recent = [m.text for m in history if m.role == "assistant"]
         repeat = text in recent[-RECENT_REPLIES:]
         values: dict[str, Any] = {"turns": turn, "failures": failures, "updated_at": now}
         if not repeat:
@@ -325,7 +336,7 @@ class Conversations:
             has_card = await self.desk.draw(conn, waiting, now)
             if has_card:
                 history = await self.store.messages(conv.id, limit=SO_FAR)
-                so_far = context.transcript(waiting, history, _hhmm)
+                so_far = context.transcript(waiting, history, hhmm)
                 await self.out.to_agents(conn, waiting, notice(so_far, "neutral"), now)
             else:
                 log.warning(
@@ -337,7 +348,8 @@ class Conversations:
             if due is not None:
                 await self.out.timer(conn, conv.id, due)
         self.wake()
-        self.runtime.alarm.arm(now + self.policy.reping)
+        if due is not None:
+            self.runtime.alarm.arm(due)
         if self.settings.handover_mode == "auto":
             await self.desk.auto_assign(conv.id)
         return True
@@ -366,7 +378,7 @@ class Conversations:
         older = history[:-10]
         if not older:
             return
-        text = context.transcript(conv, older, _hhmm)
+        text = context.transcript(conv, older, hhmm)
         if conv.memory_summary:
             text = f"Earlier summary: {conv.memory_summary}\n\n{text}"
         try:
@@ -381,12 +393,6 @@ class Conversations:
 def _last_user_words(history: list[Any]) -> str:
     said = [m.text for m in history if m.role == "user"][-3:]
     return "The user wrote: " + " / ".join(said) if said else ""
-
-
-def _hhmm(moment: float) -> str:
-    from cards.approval_card import hhmm
-
-    return hhmm(moment)
 
 
 def make_conversations(runtime: Runtime, services: Services, wake: Callable[[], None]) -> Conversations:

@@ -306,18 +306,24 @@ class ConversationStore:
         return found
 
     async def agent(self, ref: str) -> Agent | None:
-        return next((a for a in await self.agents() if a.ref == ref), None)
+        """One agent, with their load."""
+        found = await self.agents(ref)
+        return found[0] if found else None
 
-    async def agents(self) -> list[Agent]:
-        """Every known agent with the number of conversations they hold."""
+    async def agents(self, ref: str | None = None) -> list[Agent]:
+        """Every known agent (or the one ``ref`` names) with the number of conversations they hold."""
         load = (
             sa.select(conversations.c.agent_ref, sa.func.count().label("n"))
             .where(conversations.c.state == State.HUMAN_ACTIVE.value)
             .group_by(conversations.c.agent_ref)
         )
+        rows_q = sa.select(agents).order_by(agents.c.name)
+        if ref is not None:
+            load = load.where(conversations.c.agent_ref == ref)
+            rows_q = rows_q.where(agents.c.ref == ref)
         async with self.engine.connect() as conn:
             counts = {r.agent_ref: r.n for r in (await conn.execute(load)).all()}
-            rows = (await conn.execute(sa.select(agents).order_by(agents.c.name))).all()
+            rows = (await conn.execute(rows_q)).all()
         return [
             Agent(
                 r.ref,
