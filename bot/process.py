@@ -109,8 +109,25 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
         log.info("started %s", platform.describe())
     for line in skipped:
         log.info("skipped %s", line)
+    _describe_conversations(settings, app)
     log.info("resumed %d unfinished run(s); health check at %s/healthz", len(resumed), app.url)
     return app
+
+
+def _describe_conversations(settings: Settings, app: App) -> None:
+    """Say at start whether the assistant answers, and where hand-overs go on each platform."""
+    from bot.conversations.outbound import agents_channel
+
+    if settings.llm() is None:
+        log.info("conversations: no OPENAI_API_KEY, so every conversation goes straight to the human queue")
+    for name in app.platforms:
+        if agents_channel(settings, name) is None:
+            log.warning(
+                "conversations: no agents' channel on %s, so hand-overs there wait in /queue with no card; "
+                "set SWITCHBOARD_AGENTS_CHANNEL (e.g. %s:C0123)",
+                name,
+                name,
+            )
 
 
 async def stop_app(app: App, grace: float = 10.0, flush: float = 5.0) -> None:
