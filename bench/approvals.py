@@ -33,11 +33,12 @@ sys.path.insert(0, str(ROOT))
 from bench_db import fresh_url  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
+from bot.identity import Identity, Place  # noqa: E402
 from bot.process import App, start_app, stop_app  # noqa: E402
 from bot.storage.database import create_engine  # noqa: E402
 from bot.storage.tables import approval_audit, approvals, chat_cards, chat_posts  # noqa: E402
 from cards.model import action_id  # noqa: E402
-from handlers.types import Click, Command, Identity, Place  # noqa: E402
+from handlers.types import Click, Command  # noqa: E402
 
 PENDING = approvals.c.status == "pending"
 OPS = Place("console", "ops", channel_name="#ops")

@@ -3,7 +3,7 @@
     python bench/chat.py                 # everything
     python bench/chat.py ack --rate 200 --seconds 5
 
-The bot runs as `switchboard run` (python -m bot.cli run) with Slack configured against a fake Slack
+The bot runs as `switchboard run` (python -m bot.cli.main run) with Slack configured against a fake Slack
 Web API (tests/fakes/slack_api.py) served by this process, which also sends the signed requests
 (tests/fakes/slack_sender.py) over localhost HTTP, as Slack would. BENCH_LOG_LEVEL=INFO shows the bot's log.
 
@@ -90,7 +90,7 @@ class Bot:
         )
         env.pop("REDIS_URL", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+            [sys.executable, "-m", "bot.cli.main", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
         )
 
     async def ready(self, timeout: float = 30.0) -> None:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench_db import fresh_url  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
+from bot.runtime.runtime import Runtime  # noqa: E402
 from bot.storage.database import create_engine, migrate  # noqa: E402
 from bot.storage.runs import RunStore  # noqa: E402
 from engine.loader import load_text  # noqa: E402
@@ -147,7 +147,7 @@ steps:
 """)
     env = {**os.environ, "DATABASE_URL": url, "SWITCHBOARD_WORKFLOWS_DIR": str(work), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "workflow", "run", "crash"],
+        [sys.executable, "-m", "bot.cli.main", "workflow", "run", "crash"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -161,7 +161,7 @@ steps:
     proc.wait()
     t0 = time.time()
     resumed = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "workflow", "resume", "--all"],
+        [sys.executable, "-m", "bot.cli.main", "workflow", "resume", "--all"],
         env=env,
         capture_output=True,
         text=True,

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.approval_chat import install as install_approval_chat
-from bot.chat import Platform
+from bot.approvals.presence import install as install_approval_chat
 from bot.config import Settings
 from bot.conversations.service import Conversations, make_conversations
-from bot.dedupe import Dedupe, make_dedupe
-from bot.outbox import Outbox
-from bot.runtime import Runtime
+from bot.delivery.contract import Platform
+from bot.delivery.outbox import Outbox
+from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
+from bot.storage.dedupe import Dedupe, make_dedupe
 from bot.storage.runs import RunStore
 from handlers.router import Router
 from handlers.services import Services
@@ -54,13 +54,13 @@ def platforms_for(settings: Settings, app: App) -> tuple[dict[str, Platform], li
     chosen: dict[str, Platform] = {}
     skipped = []
     if settings.console:
-        from bot.console.adapter import ConsoleAdapter
+        from bot.platforms.console.adapter import ConsoleAdapter
 
         chosen["console"] = ConsoleAdapter(app)
     else:
         skipped.append("console: SWITCHBOARD_CONSOLE is false")
     if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
-        from bot.slack_adapter import SlackAdapter
+        from bot.platforms.slack.adapter import SlackAdapter
 
         chosen["slack"] = SlackAdapter(app)
     else:
@@ -68,7 +68,7 @@ def platforms_for(settings: Settings, app: App) -> tuple[dict[str, Platform], li
             "Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)"
         )
     if settings.discord_token:
-        from bot.discord_adapter import DiscordAdapter
+        from bot.platforms.discord.adapter import DiscordAdapter
 
         chosen["discord"] = DiscordAdapter(app)
     else:

@@ -12,17 +12,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.approval_views import Stored, acting, read_view
-from bot.approvals_store import Approval
+from bot.approvals.store import Approval
+from bot.approvals.views import Stored, acting, read_view
 from bot.errors import BadInput, Conflict, NotFound
+from bot.identity import Identity, matches
 from bot.storage.tables import approval_votes
 from cards.approval_card import buttons, progress, rules
 from cards.limits import more_line
 from cards.model import Button, Card, Field
 from handlers.approval_forms import approve_form, changes_form, feedback_of, typed_values
-from handlers.permissions import matches
 from handlers.services import Services
-from handlers.types import Click, Command, FieldErrors, Identity, Reply, Say, ShowForm, Submission
+from handlers.types import Click, Command, FieldErrors, Reply, Say, ShowForm, Submission
 
 FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 BUTTONS_MAX = 25  # Slack's actions block (and Discord's five rows of five)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.permissions import allowed
+from bot.identity import allowed
 from handlers.services import Services
 from handlers.types import Autocomplete
 

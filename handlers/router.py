@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.errors import BadInput, SwitchboardError
+from bot.identity import Identity, Place
 from bot.storage.tables import action_log
 from cards.model import parse_action_id
 from handlers.registry import ACTIONS, COMMANDS, COMPLETIONS, FORMS
 from handlers.services import Services
-from handlers.types import Autocomplete, Click, Command, FieldErrors, Identity, Place, Reply, Say, Submission
+from handlers.types import Autocomplete, Click, Command, FieldErrors, Reply, Say, Submission
 
 log = logging.getLogger(__name__)
 

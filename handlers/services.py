@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from engine.loader import LoadedWorkflow, WorkflowInvalid, find_workflow, load_workflow, workflow_files
 
 if TYPE_CHECKING:

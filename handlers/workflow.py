@@ -6,15 +6,15 @@ import difflib
 import shlex
 
 from bot.errors import BadInput, NotFound, NotPermitted
-from bot.run_views import view_from_store
+from bot.identity import Identity, Place, allowed, describe
+from bot.runtime.run_views import view_from_store
 from cards.model import Card, Field
 from cards.run_card import run_card
 from engine.inputs import InputError, parse_pairs, resolve_inputs
 from engine.loader import LoadedWorkflow, WorkflowInvalid, WorkflowNotFound
-from handlers.permissions import allowed, describe
 from handlers.run_form import missing_only, run_form
 from handlers.services import Services
-from handlers.types import Command, Identity, Place, Reply, Say, ShowForm
+from handlers.types import Command, Reply, Say, ShowForm
 
 USAGE = (
     "Usage: `/workflow run NAME key=value ...`, `/workflow list`, `/workflow help [NAME]`, "

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from bot.config import Settings
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 

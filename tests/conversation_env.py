@@ -15,12 +15,12 @@ import sqlalchemy as sa
 
 from bot.conversations.model import Conversation, Inbound
 from bot.conversations.service import Conversations, make_conversations
-from bot.runtime import Runtime
+from bot.identity import Identity
+from bot.runtime.runtime import Runtime
 from bot.storage.conversation_tables import conversation_events
 from bot.storage.tables import chat_cards, chat_posts
 from cards.model import Card
 from handlers.services import Services
-from handlers.types import Identity
 
 T = TypeVar("T")
 

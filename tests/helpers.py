@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from engine.loader import LoadedWorkflow, load_text
 
 

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.approval_chat import install
+from bot.approvals.presence import install
 from bot.config import Settings
+from bot.identity import Identity, Place
 from bot.process import start_app, stop_app
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from bot.storage.tables import (
@@ -33,7 +34,7 @@ from bot.storage.tables import (
 from cards.model import Card, action_id
 from handlers.router import Router
 from handlers.services import Services
-from handlers.types import Click, Command, FieldErrors, Identity, Place, Say, ShowForm, Submission
+from handlers.types import Click, Command, FieldErrors, Say, ShowForm, Submission
 from tests.conftest import FakeClock
 from tests.helpers import event_types, finished, status_is, workflow
 

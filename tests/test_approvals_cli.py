@@ -18,8 +18,8 @@ from subprocess import Popen
 
 import pytest
 
-from bot.approvals_store import ApprovalStore
-from bot.audit import COLUMNS, audit_records, parse_since
+from bot.approvals.store import ApprovalStore
+from bot.cli.audit import COLUMNS, audit_records, parse_since
 from bot.errors import BadInput
 from bot.storage.database import create_engine
 from tests.test_cli import environment, finish, start, wait_for

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from bot.audit import audit_records
+from bot.cli.audit import audit_records
 from bot.errors import Conflict, NotPermitted
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from tests.conftest import FakeClock
 from tests.helpers import event_types, finished
 from tests.test_approvals_engine import MakeRuntime, actions, decide, waiting_request

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.audit import audit_records
+from bot.cli.audit import audit_records
 from bot.errors import Conflict, NotPermitted
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from engine.loader import load_workflow
 from tests.conftest import FakeClock
 from tests.helpers import event_types, finished, status_is, workflow

@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from engine.loader import load_workflow
@@ -60,9 +60,9 @@ def environment(db_url: str, workflows: Path, **extra: str) -> dict[str, str]:
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """Start ``python -m bot.cli ARGS``."""
+    """Start ``python -m bot.cli.main ARGS``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.cli.main", *args],
         env=env,
         text=True,
         stdout=subprocess.PIPE,

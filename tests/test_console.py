@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from bot.console.adapter import ConsoleAdapter
+from bot.platforms.console.adapter import ConsoleAdapter
 from bot.process import App, start_app, stop_app
 from tests.test_console_api import console_settings, write_workflows
 

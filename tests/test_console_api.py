@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from bot.chat import DeliveryError, Sent
 from bot.config import Settings
-from bot.console.adapter import ConsoleAdapter
-from bot.console.store import Message
+from bot.delivery.contract import DeliveryError, Sent
+from bot.identity import Identity, Place
+from bot.platforms.console.adapter import ConsoleAdapter
+from bot.platforms.console.store import Message
 from bot.process import App, start_app, stop_app
 from cards.model import Card
-from handlers.types import Identity, Place
 
 T = TypeVar("T")
 
@@ -333,7 +333,7 @@ async def test_the_page_is_served_with_a_strict_policy_and_nothing_external(app:
         policy = res.headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
         page = await res.text()
-    static = Path(__file__).resolve().parent.parent / "bot" / "console" / "static"
+    static = Path(__file__).resolve().parent.parent / "bot" / "platforms" / "console" / "static"
     for path in static.iterdir():
         text = path.read_text()
         assert not re.search(r"(src|href)=\"https?:", text), path  # nothing from a CDN

@@ -136,7 +136,7 @@ async def test_after_a_restart_in_human_active_the_relay_and_buttons_still_work(
     await later.service.desk.agent_said(held, DAVE, "yes, here", "e9")
     assert any("yes, here" in t for t in await later.texts("@alice"))
     router = Router(later.service.services)
-    from handlers.types import Place
+    from bot.identity import Place
 
     where = Place("console", "agents")
     refused = await router.click(Click(person("erin"), where, f"sb:conv:{conv.id}:claim"))

@@ -29,7 +29,7 @@ def cli(db_url: str, workflows: Path, *args: str) -> subprocess.Popen[str]:
         "SWITCHBOARD_KILL_GRACE": "0.5",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.cli.main", *args],
         env=env,
         text=True,
         stdout=subprocess.PIPE,

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from bot.dedupe import DatabaseDedupe, Dedupe, RedisDedupe
 from bot.storage.database import create_engine, migrate
+from bot.storage.dedupe import DatabaseDedupe, Dedupe, RedisDedupe
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 from discord.gateway import DiscordWebSocket
 
-from bot import discord_cli
+from bot.cli import discord as discord_cli
 from bot.config import Settings
-from bot.discord_bot import DEFAULT_API, DEFAULT_GATEWAY
+from bot.platforms.discord.client import DEFAULT_API, DEFAULT_GATEWAY
 from bot.process import App, start_app, stop_app
 from bot.storage.tables import chat_cards
 from tests.fakes import discord_payloads as p
@@ -273,7 +273,7 @@ async def test_sync_commands_overwrites_the_guild_commands_then_global_ones(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
     env |= {"DISCORD_TOKEN": fake.token, "SWITCHBOARD_DISCORD_API_URL": fake.api_url}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "discord", "sync-commands", "--guild", p.GUILD,
+        sys.executable, "-m", "bot.cli.main", "discord", "sync-commands", "--guild", p.GUILD,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 30)

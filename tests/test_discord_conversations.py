@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.chat import Sent
-from bot.discord_adapter import DiscordAdapter
-from bot.discord_bot import SwitchboardBot
+from bot.delivery.contract import Sent
+from bot.platforms.discord.adapter import DiscordAdapter
+from bot.platforms.discord.client import SwitchboardBot
 from bot.process import App
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_api import FakeDiscord

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.approvals_store import ApprovalStore
+from bot.approvals.store import ApprovalStore
 from bot.storage.database import create_engine
 from bot.storage.runs import RunStore
 from engine.loader import load_workflow, validate_paths

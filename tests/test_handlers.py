@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.runtime import Runtime
+from bot.identity import Identity, Place
+from bot.runtime.runtime import Runtime
 from bot.storage.tables import action_log
 from cards.model import action_id
 from handlers.router import Router
 from handlers.services import Services
-from handlers.types import Click, Command, FieldErrors, Identity, Place, Say, ShowForm, Submission
+from handlers.types import Click, Command, FieldErrors, Say, ShowForm, Submission
 from tests.helpers import finished, status_is, workflow
 
 OPS = Place("console", "ops", channel_name="#ops")

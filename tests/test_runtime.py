@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import NotPermitted
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from tests.helpers import event_types, finished, status_is, workflow
 
 DEPLOY = (Path(__file__).resolve().parent.parent / "workflows" / "deploy.yaml").read_text()

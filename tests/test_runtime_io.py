@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.runtime import Runtime
+from bot.runtime.runtime import Runtime
 from tests.conftest import FakeClock
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.helpers import finished, status_is, workflow

@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from bot.chat import DeliveryError, Sent
 from bot.config import Settings
+from bot.delivery.contract import DeliveryError, Sent
+from bot.platforms.slack.adapter import SlackAdapter
 from bot.process import App, start_app, stop_app
-from bot.slack_adapter import SlackAdapter
 from bot.storage.tables import chat_cards, chat_posts
 from cards.model import Card
 from tests.fakes.slack_api import FakeSlack

@@ -20,13 +20,12 @@ from bot.conversations.outbound import fallback_channel
 from bot.conversations.routing import pick_agent, qualified
 from bot.conversations.states import AI_SPEAKS, State
 from bot.errors import BadInput, NotFound, NotPermitted
+from bot.identity import Identity, allowed, describe
 from bot.storage.conversation_tables import agents as agents_table
 from bot.storage.conversation_tables import conversation_transcripts, conversations
 from bot.storage.tables import timers
 from cards.approval_card import hhmm
 from cards.conversation_card import HandoverView, handover_card, notice, relayed
-from handlers.permissions import allowed, describe
-from handlers.types import Identity
 
 if TYPE_CHECKING:
     from bot.conversations.service import Conversations

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.conversations.states import State
-from handlers.types import Identity
+from bot.identity import Identity
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 

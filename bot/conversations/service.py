@@ -34,7 +34,7 @@ from cards.conversation_card import assistant_reply, notice, relayed
 
 if TYPE_CHECKING:
     from bot.conversations.desk import Desk
-    from bot.runtime import Runtime
+    from bot.runtime.runtime import Runtime
     from handlers.services import Services
 
 log = logging.getLogger(__name__)

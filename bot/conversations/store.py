@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.conversations.model import Agent, Conversation, Inbound, Message
 from bot.conversations.states import CLOSED, State, can_move
+from bot.identity import Identity
 from bot.storage.conversation_tables import (
     agents,
     conversation_events,
@@ -22,7 +23,6 @@ from bot.storage.conversation_tables import (
     conversations,
 )
 from bot.storage.tables import chat_cards
-from handlers.types import Identity
 
 MEMORY_KEYS = 20  # facts kept per conversation; the oldest go first
 MEMORY_VALUE = 500

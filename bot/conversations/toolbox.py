@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any
 from bot.conversations.states import AI_SPEAKS
 from bot.conversations.tools import Remember, RunStatus, RunWorkflow
 from bot.errors import SwitchboardError
-from bot.run_views import view_from_store
+from bot.identity import Place, allowed
+from bot.runtime.run_views import view_from_store
 from engine.inputs import InputError, resolve_inputs
-from handlers.permissions import allowed
-from handlers.types import Place
 from handlers.workflow import check_may_run, find
 
 if TYPE_CHECKING:

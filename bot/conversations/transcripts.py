@@ -122,8 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def print_stats(settings: Settings, args: argparse.Namespace) -> int:
     """``switchboard conversations stats``."""
-    from bot.app import open_database
-    from bot.audit import parse_since
+    from bot.cli.audit import parse_since
+    from bot.cli.wiring import open_database
 
     since = parse_since(args.since) if args.since else 0.0
     async with open_database(settings) as engine:

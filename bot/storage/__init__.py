@@ -1,1 +1,4 @@
-"""Storage: SQLAlchemy tables, the database connection and the group-commit journal."""
+"""Storage: every SQL statement, the tables, the database connection and the group-commit journal.
+
+May import only the bottom layer (config, errors, identity), engine and cards.
+"""

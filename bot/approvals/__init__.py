@@ -1,0 +1,4 @@
+"""Approvals: the store (votes, revisions, deadlines), the pure policy (who may vote, quorum, veto), card views, chat presence.
+
+May import delivery, storage, the bottom layer (config, errors, identity), engine and cards.
+"""

@@ -1,0 +1,163 @@
+"""Approval requests as their cards show them: read from storage, with people named as readers know them.
+
+Votes and runs record people by ref ("slack:U024BE7LH"); a card should say "@alice". The name a chat user
+had when they last acted is in the append-only ``action_log``, which the router writes after each action;
+the person acting right now is not logged yet, so the handler names them with ``acting(who)`` around its
+call to the store, and the hooks that rebuild the card inside that call read it from a context variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.identity import Identity
+from bot.storage.tables import action_log, approval_votes, approvals, runs
+from cards.approval_card import ApprovalView, Vote
+
+_ACTING: ContextVar[Identity | None] = ContextVar("switchboard_acting", default=None)
+
+
+@contextlib.contextmanager
+def acting(who: Identity) -> Iterator[None]:
+    """Name ``who`` as the person acting while the block runs (the card rebuilt meanwhile says "@name")."""
+    token = _ACTING.set(who)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def display(ref: str, known: dict[str, str]) -> str:
+    """How a card names a person: "@alice" (their chat name, else the part of the ref after the colon)."""
+    name = known.get(ref) or ref.partition(":")[2] or ref
+    return f"@{name}"
+
+
+def asked_by(meta: dict[str, Any], started_by: str) -> str:
+    """The run's starter as a reader knows them: their chat name, else the ref it was started with."""
+    who = meta.get("who")
+    name = who.get("name") if isinstance(who, dict) else None
+    return f"@{name}" if name else started_by
+
+
+async def names(conn: Any, refs: Iterable[str]) -> dict[str, str]:
+    """ref -> chat name, from each person's latest logged action (and the person acting now)."""
+    wanted = sorted(set(refs))
+    known: dict[str, str] = {}
+    if wanted:
+        latest = (
+            sa.select(sa.func.max(action_log.c.id))
+            .where(action_log.c.actor.in_(wanted))
+            .group_by(action_log.c.actor)
+        )
+        query = sa.select(action_log.c.actor, action_log.c.identity).where(action_log.c.id.in_(latest))
+        for actor, identity in (await conn.execute(query)).all():
+            if isinstance(identity, dict) and identity.get("name"):
+                known[actor] = str(identity["name"])
+    now = _ACTING.get()
+    if now is not None:
+        known[now.ref] = now.name
+    return known
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One request as stored (its row, its run's row, who voted) and the view its card is drawn from."""
+
+    row: Any
+    run: Any
+    view: ApprovalView
+    voters: tuple[str, ...]
+    known: dict[str, str]
+
+
+async def read_view(conn: Any, approval_id: str, now: float) -> Stored | None:
+    """One request read for its card (None when there is no such id)."""
+    row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
+    if row is None:
+        return None
+    run = (
+        await conn.execute(
+            sa.select(runs.c.id, runs.c.workflow, runs.c.meta, runs.c.started_by, runs.c.status).where(
+                runs.c.id == row.run_id
+            )
+        )
+    ).one()
+    votes = (
+        await conn.execute(
+            sa.select(approval_votes)
+            .where(approval_votes.c.approval_id == row.id)
+            .order_by(approval_votes.c.at, approval_votes.c.actor)
+        )
+    ).all()
+    previous = await _previous_feedback(conn, row) if row.revision > 1 else None
+    known = await names(conn, [v.actor for v in votes] + ([previous.actor] if previous else []))
+    view = view_of(
+        row,
+        workflow=run.workflow,
+        asked=asked_by(run.meta or {}, run.started_by),
+        votes=tuple(Vote(display(v.actor, known), v.decision, v.comment) for v in votes),
+        previous=Vote(display(previous.actor, known), "changes", previous.comment) if previous else None,
+        now=now,
+    )
+    return Stored(row, run, view, tuple(v.actor for v in votes), known)
+
+
+def view_of(
+    row: Any,
+    workflow: str,
+    asked: str,
+    votes: tuple[Vote, ...] = (),
+    previous: Vote | None = None,
+    now: float = 0.0,
+) -> ApprovalView:
+    """The view of a request row (a database row, or a namespace of the dict ``add_request`` writes)."""
+    return ApprovalView(
+        approval_id=row.id,
+        run_id=row.run_id,
+        workflow=workflow,
+        step=row.step_key,
+        title=row.title,
+        asked_by=asked,
+        status=row.status,
+        description=row.description,
+        context=dict(row.context or {}),
+        kind=row.kind,
+        form_fields=tuple(row.form or ()),
+        approvers=tuple(row.approvers or ()),
+        required=row.required,
+        veto=row.veto,
+        allow_self_approval=row.allow_self_approval,
+        expires_at=row.expires_at,
+        on_timeout=row.on_timeout,
+        revision=row.revision,
+        max_revisions=row.max_revisions,
+        can_revise=row.can_revise,
+        previous_feedback=previous,
+        votes=votes,
+        decided_at=row.decided_at,
+        auto_reason=row.auto_reason,
+        now=now,
+    )
+
+
+async def _previous_feedback(conn: Any, row: Any) -> Any:
+    """The request for changes that sent the work back before this revision."""
+    earlier = sa.select(approvals.c.id).where(
+        approvals.c.run_id == row.run_id,
+        approvals.c.step_key == row.step_key,
+        approvals.c.revision == row.revision - 1,
+    )
+    query = (
+        sa.select(approval_votes.c.actor, approval_votes.c.comment)
+        .where(approval_votes.c.approval_id.in_(earlier), approval_votes.c.decision == "changes")
+        .order_by(approval_votes.c.at.desc())
+        .limit(1)
+    )
+    return (await conn.execute(query)).first()

@@ -1,0 +1,122 @@
+"""``switchboard approvals audit``: export the approval audit records, oldest first, as JSON or CSV.
+
+The records come from the append-only ``approval_audit`` table: every request, automatic approval,
+reminder, escalation, vote, denied attempt, late click and expiry, with who did it and from where.
+Each is joined to its approval request for the step and the title.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.cli.wiring import open_database
+from bot.config import Settings
+from bot.errors import BadInput, NotFound
+from bot.storage.runs import RunStore
+from bot.storage.tables import approval_audit, approvals
+
+COLUMNS = ("id", "at", "actor", "action", "source", "approval_id", "run_id", "step_key", "title", "detail")
+SINCE_HELP = (
+    "--since takes an ISO date (2026-11-20) or date and time (2026-11-20T14:02, 2026-11-20T14:02:00+01:00); "
+    "a time without an offset is UTC"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``approvals audit``."""
+    parser.add_argument("--run", metavar="RUN", help="only this run's records (a run id or unique prefix)")
+    parser.add_argument(
+        "--since", metavar="DATE", help="only records at or after this ISO date or date-time (UTC by default)"
+    )
+    parser.add_argument("--format", choices=["json", "csv"], default="json", help="output format (json)")
+    parser.set_defaults(handler=export)
+
+
+def parse_since(text: str) -> float:
+    """Epoch seconds of an ISO date (its midnight) or date-time, UTC unless it has an offset."""
+    value = text.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{SINCE_HELP}; got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def iso(moment: float) -> str:
+    """An epoch time as ISO 8601 in UTC, to the millisecond: 2026-11-20T14:02:03.120Z."""
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def export(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the matching records to stdout in the chosen format."""
+    since = parse_since(args.since) if args.since is not None else None
+    async with open_database(settings) as engine:
+        run_id = None
+        if args.run:
+            row = await RunStore(engine).run_row(args.run)
+            if row is None:
+                raise NotFound(f"No run {args.run!r}; `switchboard workflow status` lists recent runs")
+            run_id = row.id
+        records = await audit_records(engine, run_id, since)
+    if args.format == "csv":
+        write_csv(records, sys.stdout)
+    else:
+        json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    return 0
+
+
+async def audit_records(
+    engine: AsyncEngine, run_id: str | None = None, since: float | None = None
+) -> list[dict[str, Any]]:
+    """The audit records, oldest first, as plain dicts (``detail`` a dict, ``at`` an ISO string)."""
+    joined = approval_audit.outerjoin(approvals, approvals.c.id == approval_audit.c.approval_id)
+    query = (
+        sa.select(approval_audit, approvals.c.step_key, approvals.c.title)
+        .select_from(joined)
+        .order_by(approval_audit.c.at, approval_audit.c.id)
+    )
+    if run_id is not None:
+        query = query.where(approval_audit.c.run_id == run_id)
+    if since is not None:
+        query = query.where(approval_audit.c.at >= since)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        {
+            "id": r.id,
+            "at": iso(r.at),
+            "actor": r.actor,
+            "action": r.action,
+            "source": r.source,
+            "approval_id": r.approval_id,
+            "run_id": r.run_id,
+            "step_key": r.step_key,
+            "title": r.title,
+            "detail": r.detail,
+        }
+        for r in rows
+    ]
+
+
+def write_csv(records: list[dict[str, Any]], out: TextIO) -> None:
+    """One header row, then one row per record; ``detail`` is written as JSON text."""
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for record in records:
+        writer.writerow(
+            [
+                json.dumps(record[c], ensure_ascii=False, sort_keys=True) if c == "detail" else record[c]
+                for c in COLUMNS
+            ]
+        )

@@ -1,0 +1,178 @@
+"""The ``switchboard`` command line: the bot process, workflows, approvals and the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.cli import audit, commands, discord
+from bot.cli.wiring import configure_logging
+from bot.config import Settings, load_settings
+from bot.conversations import transcripts as conversation_stats
+from bot.errors import SwitchboardError
+from engine.inputs import InputError
+from engine.loader import WorkflowError, WorkflowInvalid
+
+Handler = Callable[[Settings, argparse.Namespace], Awaitable[int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option."""
+    me = getpass.getuser()
+    parser = argparse.ArgumentParser(prog="switchboard", description="Chat-ops workflows with durable runs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the bot process (resumes unfinished runs)")
+    run.set_defaults(handler=commands.serve)
+
+    wf = sub.add_parser("workflow", help="validate, run and manage workflows").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = wf.add_parser("validate", help="check workflow files (default: the workflows folder)")
+    p.add_argument("paths", nargs="*", type=Path)
+    p.set_defaults(handler=commands.validate)
+    p = wf.add_parser("list", help="list the workflows in the workflows folder")
+    p.set_defaults(handler=commands.list_workflows)
+    p = wf.add_parser("schema", help="print the JSON Schema of the workflow format")
+    p.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    p.set_defaults(handler=commands.schema)
+    p = wf.add_parser("run", help="run a workflow by name or path, showing live progress")
+    p.add_argument("target", help="a workflow name (found in the workflows folder) or a file path")
+    p.add_argument(
+        "-i", "--input", action="append", default=[], metavar="NAME=VALUE", help="an input (repeatable)"
+    )
+    p.add_argument("--as", dest="user", default=me, help=f"who starts the run (default: {me})")
+    p.add_argument("--detach", action="store_true", help="start the run and return at once")
+    p.set_defaults(handler=commands.run_workflow)
+    p = wf.add_parser("resume", help="continue unfinished runs after a crash or restart")
+    p.add_argument("runs", nargs="*", help="run ids (or use --all)")
+    p.add_argument("--all", action="store_true", help="every unfinished run")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once the runs only wait (for a timer or an approval) instead of following them",
+    )
+    p.set_defaults(handler=commands.resume)
+    p = wf.add_parser("status", help="show a run (or the latest runs)")
+    p.add_argument("run", nargs="?", help="a run id or unique prefix")
+    p.add_argument("--events", action="store_true", help="also print the run's timeline")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=commands.status)
+    p = wf.add_parser("cancel", help="cancel a run (running steps get SIGTERM, then SIGKILL)")
+    p.add_argument("run")
+    p.add_argument("--as", dest="user", default=me)
+    p.set_defaults(handler=commands.cancel)
+    p = wf.add_parser("rollback", help="run the compensations of a finished run's steps, newest first")
+    p.add_argument("run")
+    p.add_argument("--to", metavar="STEP", help="undo only what finished after this step")
+    p.add_argument("--as", dest="user", default=me)
+    p.set_defaults(handler=commands.rollback)
+
+    ap = sub.add_parser("approvals", help="list, decide and audit approval requests").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = ap.add_parser("list", help="requests waiting for a decision")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.approvals_list)
+    p = ap.add_parser("decide", help="approve or reject a request, and resume its run")
+    p.add_argument("id")
+    p.add_argument(
+        "decision",
+        choices=["approve", "reject", "changes"],
+        help="changes sends the work back to the step's 'revise:' (give the feedback with --comment)",
+    )
+    p.add_argument("--comment", "-m")
+    p.add_argument("--as", dest="user", default=me, help=f"who decides (default: {me})")
+    p.add_argument("--group", action="append", default=[], help="a group the decider belongs to (repeatable)")
+    p.set_defaults(handler=commands.decide)
+    p = ap.add_parser("audit", help="export the approval audit records, oldest first (json or csv)")
+    audit.add_arguments(p)
+
+    cv = sub.add_parser("conversations", help="conversation analytics").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = cv.add_parser("stats", help="AI resolution share, handover rate, wait and handle times, agent load")
+    conversation_stats.add_arguments(p)
+
+    dc = sub.add_parser("discord", help="Discord application commands").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = dc.add_parser("sync-commands", help="register /workflow with Discord (globally, or in one guild)")
+    p.add_argument("--guild", type=int, metavar="ID", help="sync to this guild only (shows up at once)")
+    p.set_defaults(handler=discord.sync_commands)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = db.add_parser("upgrade", help="apply database migrations")
+    p.set_defaults(handler=commands.db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``switchboard`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SwitchboardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    configure_logging("WARNING" if args.command != "run" else settings.log_level)
+    handler: Handler = args.handler
+    try:
+        return asyncio.run(_guarded(handler, settings, args))
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: unfinished runs are stored; `switchboard workflow resume --all` continues them",
+            file=sys.stderr,
+        )
+        return 130
+
+
+async def _guarded(handler: Handler, settings: Settings, args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def stop(sig: int) -> None:
+        received.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        return await handler(settings, args)
+    except WorkflowInvalid as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 2
+    except (WorkflowError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SwitchboardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except asyncio.CancelledError:
+        if args.command != "run":
+            print(
+                "\nstopped: unfinished runs are stored; `switchboard workflow resume --all` continues them",
+                file=sys.stderr,
+            )
+        return 130 if received == [signal.SIGINT] else 143
+
+
+def dump(value: Any) -> None:
+    """Print JSON for --json output."""
+    print(json.dumps(value, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

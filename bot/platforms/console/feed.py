@@ -1,0 +1,99 @@
+"""What the console page receives: messages and forms as JSON, and the websocket fan-out to open pages.
+
+HTML is made here on the server, and only by escaping: cards and forms by ``cards.html`` (Jinja2 with
+autoescaping), plain text with ``markupsafe.escape``. The page inserts it as it comes and never builds
+markup out of user text itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+from markupsafe import Markup
+
+from bot.platforms.console.store import Message
+from cards.html import render_form_html, render_html
+from cards.model import Form
+
+log = logging.getLogger(__name__)
+BOT = "Switchboard"  # the author of everything the bot posts
+
+
+def message_html(msg: Message) -> str:
+    """The message body: its text (unless it only repeats the card's fallback), then its card."""
+    parts: list[str] = []
+    if msg.text and (msg.card is None or msg.text != msg.card.plain_text()):
+        parts.append(Markup('<div class="msg__text">{}</div>').format(msg.text))
+    if msg.card is not None:
+        parts.append(render_html(msg.card))
+    return "".join(parts)
+
+
+def message_json(msg: Message) -> dict[str, Any]:
+    """A message as the page draws it."""
+    return {
+        "id": msg.id,
+        "channel": msg.channel,
+        "thread_id": msg.thread_id,
+        "author": msg.author,
+        "bot": msg.author == BOT,
+        "text": msg.text,
+        "html": message_html(msg),
+        "card": msg.card.to_dict() if msg.card else None,
+        # A DM is private as a whole: only a message hidden inside a shared channel is "ephemeral".
+        "ephemeral": msg.visible_to is not None and not msg.channel.startswith("@"),
+        "created_at": msg.created_at,
+        "updated_at": msg.updated_at,
+    }
+
+
+def form_json(form: Form) -> dict[str, Any]:
+    """A form the page opens as a dialog; ``form`` comes back with the submission, to redraw errors."""
+    return {
+        "form_id": form.form_id,
+        "title": form.title,
+        "state": form.state,
+        "html": render_form_html(form),
+        "form": form.to_dict(),
+    }
+
+
+class Hub:
+    """Every open page's websocket, with the console user it acts as."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[web.WebSocketResponse, str] = {}
+
+    def join(self, ws: web.WebSocketResponse, user: str) -> None:
+        self.sockets[ws] = user
+
+    def leave(self, ws: web.WebSocketResponse) -> None:
+        self.sockets.pop(ws, None)
+
+    async def publish(self, msg: Message, event: str = "message") -> None:
+        """Send a new or edited message to every page allowed to see it (ephemeral: its reader only)."""
+        payload = {"type": event, "message": message_json(msg)}
+        await self.send(payload, only=msg.visible_to)
+
+    async def send(self, payload: dict[str, Any], only: str | None = None) -> None:
+        targets = [ws for ws, user in self.sockets.items() if only is None or user == only]
+        if targets:
+            await asyncio.gather(*(self._send_one(ws, payload) for ws in targets))
+
+    async def _send_one(self, ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
+        try:
+            await ws.send_json(payload)
+        except (ConnectionError, RuntimeError) as exc:
+            # A page closed mid-send; it reloads the state when it reconnects.
+            log.debug("console: dropping a closed websocket (%s)", exc)
+            self.leave(ws)
+
+    async def close_all(self) -> None:
+        """Close every socket (going away), so the pages show they are disconnected and retry."""
+        sockets = list(self.sockets)
+        self.sockets.clear()
+        for ws in sockets:
+            await ws.close(code=1001, message=b"server shutting down")

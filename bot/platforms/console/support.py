@@ -1,0 +1,51 @@
+"""Console messages that belong to a conversation: in a DM or support channel, or a handover card's thread.
+
+``ConsoleAdapter.say`` hands every plain message to its listeners after showing it; this one passes a
+message in the writer's DM (``@alice``) or in a channel of ``SWITCHBOARD_SUPPORT_CHANNELS`` to the
+conversation service as the user's, and a message in the thread of a handover card to the desk as the
+agent's. Anything else is chat between people and is left alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.conversations.model import Inbound
+from bot.identity import Identity, Place
+from bot.platforms.console.adapter import dm_owner
+from bot.platforms.console.store import Message
+
+if TYPE_CHECKING:
+    from bot.process import App
+
+
+class ConversationListener:
+    """A ``MessageListener`` routing console messages to ``app.conversations``."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app  # app.conversations is made after the platforms, so it is read per message
+
+    async def __call__(self, who: Identity, where: Place, msg: Message) -> None:
+        service = self.app.conversations
+        if service is None:
+            return
+        key = f"console:{msg.id}"  # a message id is used once, so a repeated call is one message
+        if where.thread is not None:
+            conv = await service.store.by_card_message("console", [where.thread])
+            if conv is not None:
+                await service.desk.agent_said(conv, who, msg.text, key)
+                return
+        if dm_owner(where.channel) == who.name:
+            await service.user_said(Inbound(who, "console", where.channel, msg.text, None, key, True))
+        elif self._support(where.channel):
+            # The bot answers under the message that started the conversation (or in the thread it is in).
+            thread = where.thread or str(msg.id)
+            await service.user_said(Inbound(who, "console", where.channel, msg.text, thread, key))
+
+    def _support(self, channel: str) -> bool:
+        # Entries name a channel bare (``help``, ``#help``) or for one platform (``console:help``).
+        for entry in self.app.settings.support_channels:
+            kind, sep, name = entry.partition(":")
+            if (name if sep and kind == "console" else entry if not sep else "").lstrip("#") == channel:
+                return True
+        return False

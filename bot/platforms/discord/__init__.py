@@ -1,0 +1,1 @@
+"""Discord: the discord.py client, its command tree, interactions, messages and views."""
