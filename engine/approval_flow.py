@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.expressions import ExpressionError, render, truthy
+from engine.expressions import ExpressionError, render, text_truthy
 from engine.graph import downstream
 from engine.signals import ApprovalDecided, RequestApproval
 from engine.spec import ApprovalSpec, BudgetTier, Step
@@ -35,7 +35,7 @@ class ApprovalFlow:
             approvers, required = list(tier.approvers or a.approvers), tier.required
             if tier.auto:
                 auto = f"{amount:,.2f} {a.budget.currency} is within the automatic tier"
-        if auto is None and a.auto_approve is not None and truthy(render(a.auto_approve, ctx)):
+        if auto is None and a.auto_approve is not None and text_truthy(render(a.auto_approve, ctx)):
             auto = f"auto_approve: {a.auto_approve}"
         core.start_record(step)
         effect = RequestApproval(

@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any
 
 from engine.approval_flow import ApprovalFlow, latest_feedback
-from engine.expressions import ExpressionError, render, truthy
+from engine.expressions import ExpressionError, calls_status, condition, render
 from engine.params import render_params, wait_until
 from engine.rules import mask, retry_delay, should_retry, trigger_allows
 from engine.saga import Saga
@@ -239,7 +239,13 @@ class Core:
             needs = [self.state.step(n) for n in spec.needs]
             if any(not n.status.finished for n in needs):
                 continue
-            reason = self._skip_reason(spec, needs)
+            try:
+                reason = self._skip_reason(spec, needs)
+            except ExpressionError as exc:
+                # An 'if:' that cannot be evaluated fails the step (and so the run); it never skips.
+                self.start_record(step)
+                self.fail(step, "expression", f"its 'if' condition could not be evaluated: {exc}", {})
+                continue
             if reason is None:
                 reason = self._begin(step, spec)
             if reason is not None:
@@ -248,20 +254,33 @@ class Core:
                 work.extend(self.dependents[sid])
 
     def _skip_reason(self, spec: Step, needs: list[StepState]) -> str | None:
+        """Why a ready step is skipped, or None to run it; an 'if:' that fails raises ExpressionError.
+
+        An 'if:' that calls success(), failure(), always() or cancelled() decides alone, as on
+        GitHub; otherwise 'trigger:' decides first and the 'if:' is read as ``success() && (...)``.
+        """
         st = self.state
+        if spec.if_ is not None and calls_status(spec.if_):
+            status = self._status(needs)
+            if not condition(spec.if_, self.context(), status, self.spec.folder):
+                return f"its 'if' condition was false (status: {status})"
+            return None
         if st.cancel_requested:
             return "the run was cancelled"
         if st.failed_step is not None and spec.trigger not in ("all_done", "one_failed"):
             return f"the run failed at step '{st.failed_step}'" if st.failed_step else st.error
         if not trigger_allows(spec.trigger, needs):
             return f"trigger '{spec.trigger}' not met by {', '.join(n.key for n in needs)}"
-        if spec.if_ is not None:
-            try:
-                if not truthy(render(spec.if_, self.context())):
-                    return "its 'if' condition was false"
-            except ExpressionError as exc:
-                return f"its 'if' condition could not be evaluated: {exc}"
+        if spec.if_ is not None and not condition(spec.if_, self.context(), "success", self.spec.folder):
+            return "its 'if' condition was false"
         return None
+
+    def _status(self, needs: list[StepState]) -> str:
+        """What the status functions see: 'cancelled', 'failure' (a need or the run failed) or 'success'."""
+        if self.state.cancel_requested:
+            return "cancelled"
+        failed = any(n.status == StepStatus.FAILED and not n.tolerated for n in needs)
+        return "failure" if failed or self.state.failed_step is not None else "success"
 
     def _begin(self, step: StepState, spec: Step) -> str | None:
         """Start a ready step by kind; a returned text means the step was skipped instead."""
@@ -544,9 +563,13 @@ class Core:
 
     def _refresh_view(self, step_id: str) -> None:
         step = self.state.steps.get(step_id)
+        outcome = _OUTCOMES.get(step.status) if step else None
+        conclusion = "success" if outcome == "failure" and step and step.tolerated else outcome
         self.view[step_id] = {
             "status": str(step.status) if step else "pending",
             "outputs": (step.outputs if step and step.outputs is not None else {}),
+            "outcome": outcome,
+            "conclusion": conclusion,
         }
 
     def outcome(self) -> str:
@@ -576,7 +599,19 @@ class Core:
         if step is not None and step.index is not None:
             ctx["item"], ctx["index"] = self._item(step), step.index
         ctx["approval"] = latest_feedback(st.steps) if self.has_revise else _NO_FEEDBACK
+        ctx["env"] = self._env(ctx, step)
         return ctx
+
+    def _env(self, ctx: dict[str, Any], step: StepState | None) -> dict[str, Any]:
+        """The ``env`` context: the workflow's env, then the step's own, each value rendered."""
+        env: dict[str, Any] = {}
+        if self.spec.env:
+            ctx["env"] = env
+            env.update({k: render(v, ctx) for k, v in self.spec.env.items()})
+        if step is not None and self.spec.steps[step.step_id].env:
+            ctx["env"] = dict(env)
+            env = {**env, **{k: render(v, ctx) for k, v in self.spec.steps[step.step_id].env.items()}}
+        return env
 
     def emit(self, type_: str, key: str | None, **data: Any) -> None:
         """Append an event to the timeline, secrets masked."""
@@ -598,6 +633,14 @@ class Core:
     def now(self) -> float:
         """The time of the signal being applied."""
         return self._now
+
+
+_OUTCOMES = {
+    StepStatus.SUCCEEDED: "success",
+    StepStatus.FAILED: "failure",
+    StepStatus.CANCELLED: "cancelled",
+    StepStatus.SKIPPED: "skipped",
+}
 
 
 def _in_flight(step: StepState) -> bool:

@@ -1,51 +1,95 @@
-"""``${{ ... }}`` expressions, evaluated in Jinja2's sandbox, never with Python's ``eval``.
+"""``${{ ... }}`` expressions in GitHub Actions' language, parsed and evaluated by ``engine.expr``.
 
-A string that is exactly one expression keeps the value's type (a list stays a list); a string that
-mixes text and expressions renders to text.
+``evaluate`` reads one expression (without ``${{ }}``); ``render`` fills every ``${{ }}`` of a string,
+list or mapping. A string that is exactly one expression keeps the value's type (a list stays a
+list); a string that mixes text and expressions renders to text. Nothing is ever passed to ``eval``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from engine.expr.coerce import to_text, truthy
+from engine.expr.errors import ExpressionError
+from engine.expr.evaluate import Filtered, Fn, Run, compiled
+from engine.expr.lexer import unexpected
+from engine.expr.nodes import Call, walk
+from engine.expr.parser import Parsed, ParseError, parse
+from engine.expr.template import split, whole
 
-EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-ROOTS = ("inputs", "steps", "run", "item", "index", "secrets", "result", "approval", "env_name")
+__all__ = [
+    "ROOTS",
+    "STATUS_FUNCTIONS",
+    "ExpressionError",
+    "calls_status",
+    "evaluate",
+    "expressions_in",
+    "has_expression",
+    "parse",
+    "render",
+    "text_truthy",
+    "truthy",
+]  # fmt: skip
 
-
-class ExpressionError(ValueError):
-    """An expression that cannot be compiled or evaluated; the message is for the workflow author."""
-
-    def __init__(self, expression: str, reason: str) -> None:
-        super().__init__(f"expression '${{{{ {expression} }}}}': {reason}")
-        self.expression = expression
-        self.reason = reason
-
-
-class _Env(ImmutableSandboxedEnvironment):
-    """The sandbox with every global (range, lipsum, cycler, joiner, namespace, dict) removed."""
-
-    def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False)
-        self.globals.clear()
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        # Keys before attributes: `inputs.items` or `outputs.items` must read the key, not dict.items.
-        if isinstance(obj, Mapping):
-            try:
-                return obj[attribute]
-            except (KeyError, TypeError):
-                pass
-        return super().getattr(obj, attribute)
+ROOTS = ("inputs", "steps", "run", "item", "index", "secrets", "result", "approval", "env")
+STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled"})
+_SAFE_INT = 2**53
 
 
-_ENV = _Env()
-_CACHE: dict[str, Any] = {}
+@lru_cache(maxsize=8192)
+def _program(text: str) -> tuple[Parsed, Fn | None]:
+    parsed = parse(text)
+    return parsed, compiled(parsed.tree) if parsed.tree is not None else None
+
+
+def evaluate(
+    text: str, contexts: Mapping[str, Any], status: str = "success", files_root: str | None = None
+) -> Any:
+    """Evaluate one expression (the text inside ``${{ }}``) against ``contexts``.
+
+    ``status`` is what the status functions see ('success', 'failure' or 'cancelled');
+    ``files_root`` is the folder hashFiles() reads. Raises ExpressionError.
+    """
+    try:
+        parsed, program = _program(text)
+    except ParseError as exc:
+        _check_names(exc.contexts, contexts, text)
+        raise
+    _check_names(parsed.contexts, contexts, text)
+    if program is None:
+        return None
+    try:
+        value = program(Run(contexts, status, files_root, text))
+    except RecursionError:  # pragma: no cover - the depth bound keeps trees shallow
+        raise ExpressionError(text, "the expression nests too deeply to evaluate") from None
+    return _export(value)
+
+
+def _check_names(names: tuple[tuple[str, int], ...], contexts: Mapping[str, Any], text: str) -> None:
+    for name, pos in names:
+        if name in contexts:
+            continue
+        folded = name.lower()
+        if not any(isinstance(k, str) and k.lower() == folded for k in contexts):
+            raise unexpected(text, name, pos, "Unrecognized named-value")
+
+
+def _export(value: Any, depth: int = 0) -> Any:
+    """Plain Python data: filters become lists, whole numbers below 2**53 become ints."""
+    if type(value) is float:
+        if value.is_integer() and abs(value) < _SAFE_INT:
+            return int(value)
+        return value
+    if depth > 64:
+        return value
+    if isinstance(value, Filtered) or type(value) is list:
+        return [_export(v, depth + 1) for v in value]
+    if type(value) is dict:
+        return {k: _export(v, depth + 1) for k, v in value.items()}
+    return value
 
 
 def has_expression(text: str) -> bool:
@@ -54,98 +98,63 @@ def has_expression(text: str) -> bool:
 
 
 def expressions_in(text: str) -> list[str]:
-    """The inner text of every ``${{ }}`` in ``text``."""
-    return [m.group(1).strip() for m in EXPR.finditer(text)]
+    """The inner text of every ``${{ }}`` in ``text``; an unclosed one raises ExpressionError."""
+    return [p.text for p in split(text) if p.expression]
 
 
-def check(expression: str, known_roots: Iterable[str] = ROOTS) -> set[str]:
-    """Compile an expression; return the names it reads at top level, or raise ExpressionError."""
-    _compiled(expression)
+def calls_status(text: str) -> bool:
+    """Whether an ``if:`` calls success(), failure(), always() or cancelled() (then it decides alone)."""
     try:
-        tree = _ENV.parse("{{ " + expression + " }}")
-    except TemplateSyntaxError as exc:  # pragma: no cover - _compiled already raised
-        raise ExpressionError(expression, exc.message or "syntax error") from None
-    names = {node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}
-    allowed = set(known_roots)
-    for name in sorted(names - allowed):
-        raise ExpressionError(expression, f"unknown name '{name}'; available: {', '.join(sorted(allowed))}")
-    return names
+        inner = [p.text for p in split(text) if p.expression] if "${{" in text else [text]
+        trees = [parse(t).tree for t in inner]
+    except ExpressionError:
+        return False
+    return any(
+        isinstance(n, Call) and n.name in STATUS_FUNCTIONS for t in trees if t is not None for n in walk(t)
+    )
 
 
-def step_references(expression: str) -> set[str]:
-    """The step ids an expression reads through ``steps.<id>``."""
-    tree = _ENV.parse("{{ " + expression + " }}")
-    found: set[str] = set()
-    for node in tree.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and node.node.name == "steps":
-            found.add(node.attr)
-    for sub in tree.find_all(nodes.Getitem):
-        if isinstance(sub.node, nodes.Name) and sub.node.name == "steps" and isinstance(sub.arg, nodes.Const):
-            found.add(str(sub.arg.value))
-    return found
+def condition(
+    text: str, contexts: Mapping[str, Any], status: str = "success", files_root: str | None = None
+) -> bool:
+    """An ``if:``: a bare expression, or one ``${{ }}``, or text with ``${{ }}`` (true unless empty)."""
+    if "${{" not in text:
+        return truthy(evaluate(text, contexts, status, files_root))
+    return truthy(render(text, contexts, status, files_root))
 
 
-def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
-    """Evaluate one expression (the text inside ``${{ }}``) against ``context``."""
-    compiled = _compiled(expression)
-    try:
-        result = compiled(**context)
-        if isinstance(result, Undefined):
-            result._fail_with_undefined_error()
-        return result
-    except SecurityError as exc:
-        raise ExpressionError(expression, f"refused by the sandbox: {exc}") from None
-    except UndefinedError as exc:
-        message = str(exc)
-        if "unsafe" in message:
-            raise ExpressionError(expression, f"refused by the sandbox: {message}") from None
-        raise ExpressionError(expression, message) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
-        raise ExpressionError(expression, f"{type(exc).__name__}: {exc}") from None
-
-
-def render(value: Any, context: Mapping[str, Any]) -> Any:
+def render(
+    value: Any, context: Mapping[str, Any], status: str = "success", files_root: str | None = None
+) -> Any:
     """Render every ``${{ }}`` in a string, list or mapping, keeping types where the whole string is one."""
     if isinstance(value, str):
         if "${{" not in value:
             return value
-        whole = EXPR.fullmatch(value.strip())
-        if whole:
-            return evaluate(whole.group(1).strip(), context)
-        return EXPR.sub(lambda m: _as_text(evaluate(m.group(1).strip(), context)), value)
+        one = whole(value)
+        if one is not None:
+            return evaluate(one.text, context, status, files_root)
+        parts = []
+        for piece in split(value):
+            if piece.expression:
+                parts.append(_as_text(evaluate(piece.text, context, status, files_root)))
+            else:
+                parts.append(piece.text)
+        return "".join(parts)
     if isinstance(value, list):
-        return [render(v, context) for v in value]
+        return [render(v, context, status, files_root) for v in value]
     if isinstance(value, dict):
-        return {k: render(v, context) for k, v in value.items()}
+        return {k: render(v, context, status, files_root) for k, v in value.items()}
     return value
 
 
-def truthy(value: Any) -> bool:
-    """How an ``if:`` reads a rendered value: the text 'false', '0' and '' are false too."""
+def text_truthy(value: Any) -> bool:
+    """A yes/no field's rendered value: GitHub's truthiness, and the text 'false' or '0' is false."""
     if isinstance(value, str):
         return value.strip().lower() not in ("", "false", "0", "no", "none", "null")
-    return bool(value)
+    return truthy(value)
 
 
 def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _compiled(expression: str) -> Any:
-    compiled = _CACHE.get(expression)
-    if compiled is None:
-        if not expression.strip():
-            raise ExpressionError(expression, "empty expression")
-        try:
-            compiled = _ENV.compile_expression(expression, undefined_to_none=False)
-        except TemplateSyntaxError as exc:
-            raise ExpressionError(expression, f"syntax error: {exc.message}") from None
-        except SecurityError as exc:
-            raise ExpressionError(expression, f"refused by the sandbox: {exc}") from None
-        if len(_CACHE) < 10_000:
-            _CACHE[expression] = compiled
-    return compiled
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return to_text(value)

@@ -85,7 +85,8 @@ def load_text(text: str, source: str) -> LoadedWorkflow:
     if errors or spec is None:
         raise WorkflowInvalid(errors)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return LoadedWorkflow(spec=spec, source=text, path=source, digest=digest)
+    folder = str(Path(source).resolve().parent) if source and not source.startswith("<") else None
+    return LoadedWorkflow(spec=spec.in_folder(folder), source=text, path=source, digest=digest)
 
 
 def load_workflow(path: Path) -> LoadedWorkflow:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -339,6 +340,9 @@ class Permissions(Strict):
     rollback: list[str] | None = None
 
 
+_FOLDERS: dict[int, str] = {}  # id of a loaded Workflow -> its folder, dropped with the model
+
+
 class Workflow(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
     description: str | None = None
@@ -348,8 +352,21 @@ class Workflow(Strict):
     timeout: Duration | None = None
     on_failure: Literal["compensate", "stop"] = "stop"
     permissions: Permissions = Permissions()
+    env: dict[str, str] = {}
     steps: dict[str, Step] = Field(min_length=1, max_length=MAX_STEPS)
     outputs: dict[str, str] = {}
+
+    @property
+    def folder(self) -> str | None:
+        """The folder the workflow file is in (what hashFiles() reads), when it came from a file."""
+        return _FOLDERS.get(id(self))
+
+    def in_folder(self, folder: str | None) -> Workflow:
+        """Record the folder the workflow was loaded from (kept beside the model, not in its fields)."""
+        if folder is not None and id(self) not in _FOLDERS:
+            _FOLDERS[id(self)] = folder
+            weakref.finalize(self, _FOLDERS.pop, id(self), None)
+        return self
 
     @field_validator("steps", mode="before")
     @classmethod

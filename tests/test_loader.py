@@ -55,7 +55,7 @@ steps:
     action: examples.actions:lint
   deploy:
     needs: [unit_tests, lint]
-    if: "${{ inputs.env in ['staging', 'prod'] }}"
+    if: "${{ inputs.env == 'staging' || inputs.env == 'prod' }}"
     run: ["python3", "-c", "print('deployed')"]
     compensate:
       run: ["python3", "-c", "print('rolled back')"]
@@ -134,7 +134,7 @@ def test_sandbox_escapes_are_refused_when_loading(payload: str) -> None:
     [(line, col, message)] = errors_of(text)
     assert (line, col) == (4, 17)
     assert message.startswith(f"step 'probe', field 'run[1]': expression '${{{{ {payload} }}}}': ")
-    assert "refused by the sandbox" in message or "unknown name" in message
+    assert any(word in message for word in ("syntax error", "is not a context", "not declared"))
 
 
 def test_every_error_in_a_file_is_reported_sorted_by_position() -> None:

@@ -1,0 +1,228 @@
+"""Evaluation of a parsed tree against contexts, with GitHub's property access, filters and operators.
+
+Each tree is turned once into nested Python closures (no ``eval``), cached with the parse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from engine.expr.coerce import equals, greater, is_primitive, less, to_number, to_text, truthy
+from engine.expr.errors import MAX_RESULT, MAX_WORK, ExpressionError
+from engine.expr.functions import IMPLS, FunctionFailed
+from engine.expr.nodes import Access, Call, Compare, Ctx, Lit, Logic, Node, Not, Star
+
+Fn = Callable[["Run"], Any]
+
+
+class Filtered(list[Any]):
+    """The list a ``*`` filter builds; indexing it indexes every item."""
+
+
+class Run:
+    """One evaluation: the contexts, the run's status for the status functions, and the work budget."""
+
+    __slots__ = ("contexts", "files_root", "status", "text", "work")
+
+    def __init__(self, contexts: Mapping[str, Any], status: str, files_root: str | None, text: str) -> None:
+        self.contexts, self.status, self.files_root, self.work, self.text = (
+            contexts,
+            status,
+            files_root,
+            0,
+            text,
+        )
+
+    def spend(self, units: int) -> None:
+        self.work += units
+        if self.work > MAX_WORK:
+            raise ExpressionError(
+                self.text, f"the evaluation took more than {MAX_WORK:,} steps (the work bound)"
+            )
+
+
+def lookup(mapping: Mapping[str, Any], key: str) -> Any:
+    """A key read ignoring case (an exact match first); a missing key is null."""
+    try:
+        return mapping[key]
+    except (KeyError, TypeError):
+        pass
+    folded = key.lower()
+    for k, v in mapping.items():
+        if isinstance(k, str) and k.lower() == folded:
+            return v
+    return None
+
+
+def _index(target: Any, key: Any) -> Any:
+    """``target[key]``: objects by text key, arrays by a whole non-negative index; anything else null."""
+    if isinstance(target, Mapping):
+        return lookup(target, to_text(key)) if is_primitive(key) else None
+    if isinstance(target, list | tuple):
+        number = to_number(key)
+        if math.isfinite(number) and number >= 0 and number < len(target):
+            return target[int(number)]
+    return None
+
+
+def _star(target: Any, run: Run) -> Filtered:
+    if isinstance(target, Filtered):
+        out = Filtered()
+        for item in target:
+            if isinstance(item, Mapping):
+                out.extend(item.values())
+            elif isinstance(item, list | tuple):
+                out.extend(item)
+        run.spend(len(out) + len(target))
+        return out
+    if isinstance(target, Mapping):
+        run.spend(len(target))
+        return Filtered(target.values())
+    if isinstance(target, list | tuple):
+        run.spend(len(target))
+        return Filtered(target)
+    return Filtered()
+
+
+def _filter_key(target: Filtered, key: Any, run: Run) -> Filtered:
+    out = Filtered()
+    run.spend(len(target))
+    text = to_text(key) if is_primitive(key) else None
+    number = to_number(key)
+    whole = int(number) if math.isfinite(number) and number >= 0 else None
+    for item in target:
+        if isinstance(item, Mapping):
+            if text is not None:
+                found = lookup(item, text)
+                if found is not None or _has(item, text):
+                    out.append(found)
+        elif isinstance(item, list | tuple) and whole is not None and whole < len(item):
+            out.append(item[whole])
+    return out
+
+
+def _has(mapping: Mapping[str, Any], key: str) -> bool:
+    folded = key.lower()
+    return any(isinstance(k, str) and k.lower() == folded for k in mapping)
+
+
+@lru_cache(maxsize=8192)
+def compiled(tree: Node) -> Fn:
+    """The closure that evaluates ``tree``."""
+    return _compile(tree)
+
+
+def _compile(node: Node) -> Fn:
+    if isinstance(node, Lit):
+        value = node.value
+        return lambda run: value
+    if isinstance(node, Ctx):
+        name = node.name
+        return lambda run: lookup(run.contexts, name)
+    if isinstance(node, Access):
+        return _access(node)
+    if isinstance(node, Not):
+        inner = _compile(node.operand)
+        return lambda run: not truthy(inner(run))
+    if isinstance(node, Compare):
+        return _compare(node)
+    if isinstance(node, Logic):
+        return _logic(node)
+    return _call(node)
+
+
+def _access(node: Access) -> Fn:
+    base = _compile(node.base)
+    steps: list[tuple[str, Any]] = []
+    for key in node.keys:
+        if isinstance(key, Star):
+            steps.append(("*", None))
+        elif isinstance(key, Lit) and isinstance(key.value, str):
+            steps.append(("name", key.value))
+        else:
+            steps.append(("expr", _compile(key)))
+    plan = tuple(steps)
+
+    def access(run: Run) -> Any:
+        value = base(run)
+        for kind, key in plan:
+            if kind == "*":
+                value = _star(value, run)
+                continue
+            index = key(run) if kind == "expr" else key
+            if isinstance(value, Filtered):
+                value = _filter_key(value, index, run)
+            elif kind == "name" and isinstance(value, Mapping):
+                value = lookup(value, index)
+            else:
+                value = _index(value, index)
+        return value
+
+    return access
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": equals,
+    "!=": lambda a, b: not equals(a, b),
+    "<": less,
+    ">": greater,
+    "<=": lambda a, b: equals(a, b) or less(a, b),
+    ">=": lambda a, b: equals(a, b) or greater(a, b),
+}
+
+
+def _compare(node: Compare) -> Fn:
+    first = _compile(node.first)
+    rest = tuple((_OPS[op], _compile(operand)) for op, operand, _ in node.rest)
+    if len(rest) == 1:
+        ((op, right),) = rest
+        return lambda run: op(first(run), right(run))
+
+    def chain(run: Run) -> Any:
+        value = first(run)
+        for op, operand in rest:
+            value = op(value, operand(run))
+        return value
+
+    return chain
+
+
+def _logic(node: Logic) -> Fn:
+    args = tuple(_compile(a) for a in node.args)
+    stop_when = node.op == "||"
+
+    def logic(run: Run) -> Any:
+        value = None
+        for arg in args:
+            value = arg(run)
+            if truthy(value) is stop_when:
+                return value
+        return value
+
+    return logic
+
+
+def _call(node: Call) -> Fn:
+    impl = IMPLS[node.name]
+    args = tuple(_compile(a) for a in node.args)
+    name, pos = node.spelt, node.pos
+
+    def call(run: Run) -> Any:
+        values = [a(run) for a in args]
+        run.spend(1)
+        try:
+            result = impl(run, values)
+        except FunctionFailed as exc:
+            reason = str(exc)
+            lead = "" if reason.lower().startswith(name.lower()) else f"{name}(): "
+            raise ExpressionError(run.text, lead + reason, pos) from None
+        if isinstance(result, str) and len(result) > MAX_RESULT:
+            raise ExpressionError(
+                run.text, f"{name}() built more than {MAX_RESULT:,} characters (the result size bound)", pos
+            )
+        return result
+
+    return call

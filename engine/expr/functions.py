@@ -1,0 +1,237 @@
+"""GitHub's functions: contains, startsWith, endsWith, format, join, toJSON, fromJSON, case,
+hashFiles and the status functions success(), failure(), always() and cancelled()."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from engine.expr.coerce import equals, is_primitive, js_number_text, to_text, upper
+from engine.expr.errors import MAX_JSON_DEPTH, MAX_RESULT
+from engine.expr.files import hash_files
+
+# Lower-case name: (fewest, most) arguments. Names are case-insensitive, as on GitHub.
+ARITY: dict[str, tuple[int, int]] = {
+    "contains": (2, 2),
+    "startswith": (2, 2),
+    "endswith": (2, 2),
+    "format": (1, 255),
+    "join": (1, 2),
+    "tojson": (1, 1),
+    "fromjson": (1, 1),
+    "case": (3, 255),
+    "hashfiles": (1, 255),
+    "success": (0, 0),
+    "failure": (0, 0),
+    "always": (0, 0),
+    "cancelled": (0, 0),
+}
+SPELLING = {
+    "startswith": "startsWith", "endswith": "endsWith", "tojson": "toJSON",
+    "fromjson": "fromJSON", "hashfiles": "hashFiles",
+}  # fmt: skip
+
+
+class State(Protocol):
+    """What a function may read of the evaluation: the run's status, the files' folder, the work budget."""
+
+    status: str
+    files_root: str | None
+
+    def spend(self, units: int) -> None: ...
+
+
+class FunctionFailed(ValueError):
+    """A function refused its arguments; the evaluator adds the position."""
+
+
+def _contains(st: State, args: list[Any]) -> Any:
+    search, item = args
+    if is_primitive(search):
+        return is_primitive(item) and to_text(item).lower() in to_text(search).lower()
+    if isinstance(search, list):
+        st.spend(len(search))
+        return any(equals(item, v) for v in search)
+    return False
+
+
+def _starts(st: State, args: list[Any]) -> Any:
+    left, right = args
+    return (
+        is_primitive(left) and is_primitive(right) and upper(to_text(left)).startswith(upper(to_text(right)))
+    )
+
+
+def _ends(st: State, args: list[Any]) -> Any:
+    left, right = args
+    return is_primitive(left) and is_primitive(right) and upper(to_text(left)).endswith(upper(to_text(right)))
+
+
+def _format(st: State, args: list[Any]) -> Any:
+    fmt = to_text(args[0])
+    out: list[str] = []
+    i, n, size = 0, len(fmt), 0
+    while i < n:
+        lb, rb = fmt.find("{", i), fmt.find("}", i)
+        if lb >= 0 and (rb < 0 or rb > lb):
+            if fmt[lb + 1 : lb + 2] == "{":
+                out.append(fmt[i : lb + 1])
+                i = lb + 2
+                continue
+            j = lb + 1
+            while j < n and "0" <= fmt[j] <= "9":
+                j += 1
+            if rb > lb + 1 and j > lb + 1:
+                index = int(fmt[lb + 1 : j])
+                if index + 1 > len(args) - 1:
+                    raise FunctionFailed(
+                        f"The following format string references more arguments than were supplied: {fmt}"
+                    )
+                piece = fmt[i:lb] + to_text(args[index + 1])
+                size += len(piece)
+                if size > MAX_RESULT:
+                    raise FunctionFailed(
+                        f"format() would build more than {MAX_RESULT:,} characters (the result size bound)"
+                    )
+                out.append(piece)
+                i = rb + 1
+                continue
+            raise FunctionFailed(f"The following format string is invalid: {fmt}")
+        if rb >= 0:
+            if fmt[rb + 1 : rb + 2] != "}":
+                raise FunctionFailed(f"The following format string is invalid: {fmt}")
+            out.append(fmt[i : rb + 1])
+            i = rb + 2
+        else:
+            out.append(fmt[i:])
+            break
+    return "".join(out)
+
+
+def _join(st: State, args: list[Any]) -> Any:
+    items = args[0]
+    if is_primitive(items):
+        return to_text(items)
+    if not isinstance(items, list):
+        return ""
+    sep = to_text(args[1]) if len(args) > 1 and is_primitive(args[1]) else ","
+    st.spend(len(items))
+    text = sep.join(to_text(v) for v in items)
+    if len(text) > MAX_RESULT:
+        raise FunctionFailed(
+            f"join() built {len(text):,} characters; the result size bound is {MAX_RESULT:,}"
+        )
+    return text
+
+
+def to_json(value: Any, st: State | None = None, depth: int = 0, pad: str = "") -> str:
+    """JSON as GitHub's toJSON writes it: pretty, two spaces, numbers as JavaScript writes them."""
+    if depth > MAX_JSON_DEPTH:
+        raise FunctionFailed(f"toJSON() met data nested deeper than {MAX_JSON_DEPTH} levels")
+    if st is not None:
+        st.spend(1)
+    if value is None or value is True or value is False:
+        return "null" if value is None else "true" if value else "false"
+    if isinstance(value, int | float):
+        number = float(value)
+        return "null" if math.isnan(number) or math.isinf(number) else js_number_text(number)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    inner = pad + "  "
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        parts = [
+            f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {to_json(v, st, depth + 1, inner)}"
+            for k, v in value.items()
+        ]
+        return "{\n" + ",\n".join(parts) + "\n" + pad + "}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(inner + to_json(v, st, depth + 1, inner) for v in value) + "\n" + pad + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _to_json(st: State, args: list[Any]) -> Any:
+    text = to_json(args[0], st)
+    if len(text) > MAX_RESULT:
+        raise FunctionFailed(
+            f"toJSON() built {len(text):,} characters; the result size bound is {MAX_RESULT:,}"
+        )
+    return text
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _from_json(st: State, args: list[Any]) -> Any:
+    text = to_text(args[0])
+    if not text.strip(" \t\n\r"):
+        raise FunctionFailed("fromJSON() was given empty input; it needs JSON text such as '{\"a\": 1}'")
+    st.spend(len(text) // 16 + 1)
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise FunctionFailed(f"fromJSON() was given JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_int=float)
+    except ValueError as exc:
+        raise FunctionFailed(f"Error parsing JSON when evaluating fromJSON: {exc}") from None
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    quoted = escaped = False
+    for c in text:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def _case(st: State, args: list[Any]) -> Any:
+    for i in range(0, len(args) - 1, 2):
+        if args[i] is not True and args[i] is not False:
+            raise FunctionFailed("case predicate must evaluate to a boolean value")
+        if args[i]:
+            return args[i + 1]
+    return args[-1]
+
+
+def _hash_files(st: State, args: list[Any]) -> Any:
+    if st.files_root is None:
+        raise FunctionFailed("hashFiles() reads files in the workflow's folder, and this run has none")
+    try:
+        return hash_files(st.files_root, [to_text(a) for a in args], st.spend)
+    except ValueError as exc:
+        raise FunctionFailed(str(exc)) from None
+
+
+IMPLS: dict[str, Callable[[State, list[Any]], Any]] = {
+    "contains": _contains,
+    "startswith": _starts,
+    "endswith": _ends,
+    "format": _format,
+    "join": _join,
+    "tojson": _to_json,
+    "fromjson": _from_json,
+    "case": _case,
+    "hashfiles": _hash_files,
+    "success": lambda st, _: st.status == "success",
+    "failure": lambda st, _: st.status == "failure",
+    "cancelled": lambda st, _: st.status == "cancelled",
+    "always": lambda st, _: True,
+}
