@@ -48,11 +48,11 @@ from bot.conversations.model import Inbound  # noqa: E402
 from bot.conversations.service import Conversations, make_conversations  # noqa: E402
 from bot.identity import Identity  # noqa: E402
 from bot.process import start_app, stop_app  # noqa: E402
+from bot.runtime.catalog import Catalog  # noqa: E402
 from bot.runtime.runtime import Runtime  # noqa: E402
 from bot.storage.database import create_engine, migrate  # noqa: E402
 from bot.storage.runs import RunStore  # noqa: E402
 from bot.storage.tables import chat_cards, chat_posts  # noqa: E402
-from handlers.services import Services  # noqa: E402
 
 AGENTS = [Identity("console", "console", f"agent{i}", f"agent{i}", frozenset({"agents"})) for i in range(10)]
 Row = tuple[str, str, str, str]  # figure, value, target, verdict
@@ -176,7 +176,7 @@ class Service:
         await migrate(engine)
         runtime = Runtime(config, RunStore(engine))
         await runtime.start(resume=True)
-        service = make_conversations(runtime, Services(runtime, config), lambda: None)
+        service = make_conversations(runtime, Catalog(config.workflows_dir), lambda: None)
         await service.start()
         return cls(runtime, service)
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.approvals.presence import install as install_approval_chat
 from bot.config import Settings
 from bot.conversations.service import Conversations, make_conversations
 from bot.delivery.contract import Platform
 from bot.delivery.outbox import Outbox
+from bot.platforms.context import PlatformContext
+from bot.runtime.presence import install as install_approval_chat
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.dedupe import Dedupe, make_dedupe
@@ -35,6 +36,7 @@ class App:
     outbox: Outbox
     dedupe: Dedupe
     server: web.Application
+    context: PlatformContext
     conversations: Conversations | None = None
     platforms: dict[str, Platform] = field(default_factory=dict)
     runner: web.AppRunner | None = None
@@ -49,20 +51,20 @@ class App:
 APP_KEY = web.AppKey("switchboard", App)
 
 
-def platforms_for(settings: Settings, app: App) -> tuple[dict[str, Platform], list[str]]:
+def platforms_for(settings: Settings, ctx: PlatformContext) -> tuple[dict[str, Platform], list[str]]:
     """The adapters the settings configure, and a line for each one skipped, saying why."""
     chosen: dict[str, Platform] = {}
     skipped = []
     if settings.console:
         from bot.platforms.console.adapter import ConsoleAdapter
 
-        chosen["console"] = ConsoleAdapter(app)
+        chosen["console"] = ConsoleAdapter(ctx)
     else:
         skipped.append("console: SWITCHBOARD_CONSOLE is false")
     if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
         from bot.platforms.slack.adapter import SlackAdapter
 
-        chosen["slack"] = SlackAdapter(app)
+        chosen["slack"] = SlackAdapter(ctx)
     else:
         skipped.append(
             "Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)"
@@ -70,7 +72,7 @@ def platforms_for(settings: Settings, app: App) -> tuple[dict[str, Platform], li
     if settings.discord_token:
         from bot.platforms.discord.adapter import DiscordAdapter
 
-        chosen["discord"] = DiscordAdapter(app)
+        chosen["discord"] = DiscordAdapter(ctx)
     else:
         skipped.append("Discord: set DISCORD_TOKEN")
     return chosen, skipped
@@ -87,15 +89,18 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     outbox = Outbox(engine, {}, runtime.owner, runtime.clock, card_interval=settings.card_update_interval)
     web_app = web.Application()
     web_app.router.add_get("/healthz", _healthz)
-    app = App(settings, engine, runtime, router, outbox, make_dedupe(engine, settings.redis_url), web_app)
+    dedupe = make_dedupe(engine, settings.redis_url)
+    context = PlatformContext(settings, router, dedupe, engine, runtime.clock)
+    app = App(settings, engine, runtime, router, outbox, dedupe, web_app, context)
     web_app[APP_KEY] = app
-    app.platforms, skipped = platforms_for(settings, app)
+    app.platforms, skipped = platforms_for(settings, context)
     for platform in app.platforms.values():
         platform.attach(web_app)
     outbox.adapters.update(app.platforms)
     install_approval_chat(runtime)  # status and approval cards, written with each change
     runtime.after_commit.append(outbox.wake)
-    app.conversations = make_conversations(runtime, router.services, outbox.wake)
+    app.conversations = make_conversations(runtime, router.services.catalog, outbox.wake)
+    router.services.conversations = context.conversations = app.conversations
     resumed = await runtime.start(resume=True)
     await app.conversations.start()
     outbox.start()
@@ -104,6 +109,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     site = web.TCPSite(app.runner, settings.host, settings.port)
     await site.start()
     app.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the real port when 0 was asked
+    context.url = app.url
     for platform in app.platforms.values():
         await platform.start()
         log.info("started %s", platform.describe())

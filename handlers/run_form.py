@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bot.errors import NotPermitted
+from bot.runtime.catalog import check_may_run
 from cards.model import Form, action_id
 from engine.inputs import InputError, resolve_inputs
 from engine.loader import LoadedWorkflow
@@ -34,9 +35,9 @@ def run_form(loaded: LoadedWorkflow, given: dict[str, str]) -> Form:
 
 async def submit_run_form(sub: Submission, workflow: str, svc: Services) -> Reply:
     """Start the run from a submitted form, or send the form back with per-field errors."""
-    from handlers.workflow import check_may_run, find, start
+    from handlers.workflow import start
 
-    loaded = find(svc, workflow)
+    loaded = svc.catalog.find(workflow)
     try:
         check_may_run(loaded, sub.who, sub.where)
     except NotPermitted as exc:

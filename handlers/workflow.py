@@ -7,6 +7,7 @@ import shlex
 
 from bot.errors import BadInput, NotFound, NotPermitted
 from bot.identity import Identity, Place, allowed, describe
+from bot.runtime.catalog import check_may_run
 from bot.runtime.run_views import view_from_store
 from cards.model import Card, Field
 from cards.run_card import run_card
@@ -40,33 +41,11 @@ async def workflow_command(cmd: Command, svc: Services) -> Reply:
     return await handler(cmd, args, svc)
 
 
-def find(svc: Services, name: str) -> LoadedWorkflow:
-    """A workflow by name, with user-facing errors."""
-    try:
-        return svc.workflow(name)
-    except WorkflowNotFound:
-        names = [w.spec.name for w in svc.workflows()]
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = (
-            f" Did you mean {close[0]}?" if close else (f" Workflows: {', '.join(names)}." if names else "")
-        )
-        raise NotFound(f"No workflow named {name}.{hint}") from None
-    except WorkflowInvalid as exc:
-        raise BadInput(f"Workflow {name} is invalid and cannot run:\n{exc}") from None
-
-
-def check_may_run(loaded: LoadedWorkflow, who: Identity, where: Place) -> None:
-    """Refuse, saying who may, when ``who`` may not start this workflow here."""
-    entries = loaded.spec.permissions.run
-    if not allowed(entries, who, where):
-        raise NotPermitted(f"You may not run {loaded.spec.name}. Allowed: {describe(entries)}.")
-
-
 async def run(cmd: Command, args: list[str], svc: Services) -> Reply:
     """``/workflow run NAME key=value ...``: start it, or open a form for missing inputs."""
     if not args:
         raise BadInput("Which workflow? " + USAGE)
-    loaded = find(svc, args[0])
+    loaded = svc.catalog.find(args[0])
     check_may_run(loaded, cmd.who, cmd.where)
     try:
         raw = parse_pairs(args[1:])
@@ -106,7 +85,7 @@ async def help_(cmd: Command, args: list[str], svc: Services) -> Reply:
     """``/workflow help [NAME]``: usage, or a workflow's typed inputs."""
     if not args:
         return Say(USAGE)
-    loaded = find(svc, args[0])
+    loaded = svc.catalog.find(args[0])
     spec = loaded.spec
     fields = []
     for name, inp in spec.inputs.items():

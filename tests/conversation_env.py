@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from bot.conversations.model import Conversation, Inbound
 from bot.conversations.service import Conversations, make_conversations
 from bot.identity import Identity
+from bot.runtime.catalog import Catalog
 from bot.runtime.runtime import Runtime
 from bot.storage.conversation_tables import conversation_events
 from bot.storage.tables import chat_cards, chat_posts
 from cards.model import Card
-from handlers.services import Services
 
 T = TypeVar("T")
 
@@ -77,7 +77,7 @@ class Env:
 
 
 async def make_env(runtime: Runtime) -> Env:
-    service = make_conversations(runtime, Services(runtime, runtime.settings), lambda: None)
+    service = make_conversations(runtime, Catalog(runtime.settings.workflows_dir), lambda: None)
     await service.start()
     return Env(runtime, service)
 

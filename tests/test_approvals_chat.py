@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.approvals.presence import install
 from bot.config import Settings
 from bot.identity import Identity, Place
 from bot.process import start_app, stop_app
+from bot.runtime.presence import install
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bot.conversations.states import State
+from handlers.services import Services
 from handlers.types import Click
 from tests.conftest import FakeClock
 from tests.conversation_env import Env, make_env, person, said
@@ -135,7 +136,7 @@ async def test_after_a_restart_in_human_active_the_relay_and_buttons_still_work(
     assert any("still there?" in t for t in await later.texts(parent=held.card_key))
     await later.service.desk.agent_said(held, DAVE, "yes, here", "e9")
     assert any("yes, here" in t for t in await later.texts("@alice"))
-    router = Router(later.service.services)
+    router = Router(Services(later.runtime, later.runtime.settings, later.service))
     from bot.identity import Place
 
     where = Place("console", "agents")

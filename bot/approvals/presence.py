@@ -12,22 +12,19 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.approvals.views import Stored, asked_by, display, read_view, view_of
-from bot.runtime.status_cards import card_row, card_upsert, post_row
+from bot.storage.cards import card_row, card_upsert, post_row
 from bot.storage.journal import Batch
 from bot.storage.tables import approvals, chat_cards, chat_posts
 from cards.approval_card import ApprovalView, Vote, approval_card
 from cards.model import Card
 from engine.approval_flow import latest_feedback
 from engine.state import RunState
-
-if TYPE_CHECKING:
-    from bot.runtime.runtime import Runtime
 
 SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 DISCORD_USER = re.compile(r"\d{17,20}")  # a snowflake: user ids have 17 to 20 digits
@@ -202,18 +199,3 @@ class ApprovalChat:
                 continue
             row = post_row(card.platform, card.channel, card.key, post, now)
             await conn.execute(chat_posts.insert(), row)
-
-
-def install(runtime: Runtime) -> ApprovalChat:
-    """Give ``runtime`` its chat presence: run status cards and approval cards, written with each change.
-
-    The bot process and every CLI runtime install the same hooks, so a run resumed or decided from the
-    command line keeps its chat cards current (the bot's outbox delivers them).
-    """
-    from bot.runtime.status_cards import StatusCards
-
-    runtime.observers.append(StatusCards(runtime.store.engine))
-    chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
-    runtime.approvals.on_request.append(chat.on_request)
-    runtime.approvals.on_change.append(chat.on_change)
-    return chat

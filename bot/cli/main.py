@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli import audit, commands, discord
+from bot.cli import conversations as conversation_stats
 from bot.cli.wiring import configure_logging
 from bot.config import Settings, load_settings
-from bot.conversations import transcripts as conversation_stats
 from bot.errors import SwitchboardError
 from engine.inputs import InputError
 from engine.loader import WorkflowError, WorkflowInvalid

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.approvals.presence import install as install_approval_chat
 from bot.config import Settings
+from bot.runtime.presence import install as install_approval_chat
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore

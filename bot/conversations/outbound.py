@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.config import Settings
 from bot.conversations.model import Conversation
-from bot.runtime.status_cards import card_row, card_upsert, post_row
+from bot.storage.cards import card_row, card_upsert, post_row
 from bot.storage.conversation_tables import conversations
 from bot.storage.tables import chat_posts, timers
 from cards.model import Card

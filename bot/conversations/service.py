@@ -34,8 +34,8 @@ from cards.conversation_card import assistant_reply, notice, relayed
 
 if TYPE_CHECKING:
     from bot.conversations.desk import Desk
+    from bot.runtime.catalog import Catalog
     from bot.runtime.runtime import Runtime
-    from handlers.services import Services
 
 log = logging.getLogger(__name__)
 RECENT_REPLIES = 3  # an assistant reply identical to one of these is not sent again
@@ -48,7 +48,7 @@ class Conversations:
     def __init__(
         self,
         runtime: Runtime,
-        services: Services,
+        catalog: Catalog,
         locks: Locks,
         assistant: Assistant | None,
         wake: Callable[[], None] = lambda: None,
@@ -56,8 +56,8 @@ class Conversations:
         from bot.conversations.desk import Desk
 
         self.runtime = runtime
-        self.services = services
-        self.settings: Settings = services.settings
+        self.catalog = catalog
+        self.settings: Settings = runtime.settings
         self.engine = runtime.store.engine
         self.store = ConversationStore(self.engine)
         self.out = Outbound(self.engine, self.settings)
@@ -395,17 +395,16 @@ def _last_user_words(history: list[Any]) -> str:
     return "The user wrote: " + " / ".join(said) if said else ""
 
 
-def make_conversations(runtime: Runtime, services: Services, wake: Callable[[], None]) -> Conversations:
+def make_conversations(runtime: Runtime, catalog: Catalog, wake: Callable[[], None]) -> Conversations:
     """The service as the settings configure it: the assistant if an LLM is set, Redis locks if Redis is."""
     from bot.conversations.locks import make_locks
     from bot.conversations.runs import watch_runs
 
-    settings = services.settings
+    settings = runtime.settings
     llm = settings.llm()
     ttl = settings.llm_timeout * (settings.llm_retries + 1) * 2 + 30.0
     service = Conversations(
-        runtime, services, make_locks(settings.redis_url, ttl=ttl), Assistant(llm) if llm else None, wake
+        runtime, catalog, make_locks(settings.redis_url, ttl=ttl), Assistant(llm) if llm else None, wake
     )
-    services.conversations = service
     watch_runs(service)
     return service

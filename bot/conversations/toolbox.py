@@ -13,9 +13,9 @@ from bot.conversations.states import AI_SPEAKS
 from bot.conversations.tools import Remember, RunStatus, RunWorkflow
 from bot.errors import SwitchboardError
 from bot.identity import Place, allowed
+from bot.runtime.catalog import check_may_run
 from bot.runtime.run_views import view_from_store
 from engine.inputs import InputError, resolve_inputs
-from handlers.workflow import check_may_run, find
 
 if TYPE_CHECKING:
     from bot.conversations.model import Conversation
@@ -53,8 +53,7 @@ class ConversationTools:
         return f"Error: the tool {name} is not available here.", False
 
     def _list(self) -> str:
-        svc = self.service.services
-        mine = [w for w in svc.workflows() if allowed(w.spec.permissions.run, self.who, self.where)]
+        mine = [w for w in self.service.catalog.workflows() if allowed(w.spec.permissions.run, self.who, self.where)]
         if not mine:
             return "This user may not run any workflow here."
         lines = []
@@ -69,8 +68,7 @@ class ConversationTools:
         return "\n".join(lines)
 
     async def _run(self, args: RunWorkflow) -> str:
-        svc = self.service.services
-        loaded = find(svc, args.name)
+        loaded = self.service.catalog.find(args.name)
         check_may_run(loaded, self.who, self.where)
         try:
             resolve_inputs(loaded.spec, args.inputs)
@@ -78,7 +76,7 @@ class ConversationTools:
             problems = "; ".join(f"{k}: {v}" for k, v in exc.problems.items())
             return f"Error: not started; inputs of {loaded.spec.name}: {problems}"
         meta = {"origin": self.where.to_dict(), "who": self.who.to_dict(), "conversation": self.conv.id}
-        started = await svc.runtime.submit(loaded, args.inputs, started_by=self.who.ref, meta=meta)
+        started = await self.service.runtime.submit(loaded, args.inputs, started_by=self.who.ref, meta=meta)
         return (
             f"Started {loaded.spec.name} as run {started.run_id}. Its status card is posted in the chat; "
             "approval steps wait for their approvers."

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -11,7 +9,6 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.config import Settings
 from bot.conversations import context
 from bot.conversations.model import Conversation
 from bot.conversations.states import State
@@ -111,33 +108,3 @@ def _pct(values: list[float], pct: int) -> float | None:
     if len(values) == 1:
         return round(values[0], 2)
     return round(statistics.quantiles(values, n=100, method="inclusive")[pct - 1], 2)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``conversations stats``."""
-    parser.add_argument("--since", metavar="DATE", help="only conversations started at or after this date")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(handler=print_stats)
-
-
-async def print_stats(settings: Settings, args: argparse.Namespace) -> int:
-    """``switchboard conversations stats``."""
-    from bot.cli.audit import parse_since
-    from bot.cli.wiring import open_database
-
-    since = parse_since(args.since) if args.since else 0.0
-    async with open_database(settings) as engine:
-        figures = (await stats(engine, since)).report()
-    if args.json:
-        print(json.dumps(figures, indent=2))
-        return 0
-    agents = figures.pop("agents")
-    for name, value in figures.items():
-        shown = "n/a" if value is None else f"{value:.0%}" if name in SHARES else value
-        print(f"{name.replace('_', ' '):<24} {shown}")
-    for name, load in agents.items():  # type: ignore[attr-defined]
-        print(f"agent {name:<18} holding {load['holding']}, handled {load['handled']}")
-    return 0
-
-
-SHARES = {"resolved_by_ai", "handover_rate"}

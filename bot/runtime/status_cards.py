@@ -10,77 +10,16 @@ import json
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import Executable
 
 from bot.runtime.run_views import view_from_state
+from bot.storage.cards import card_row, card_upsert, post_row
 from bot.storage.journal import Batch
-from bot.storage.tables import chat_cards, chat_posts
+from bot.storage.tables import chat_posts
 from cards.limits import clip
 from cards.model import Card
 from cards.run_card import run_card
 from engine.durations import format_duration
 from engine.state import RunState
-
-
-def card_upsert(engine: AsyncEngine) -> Executable:
-    """Insert a card row, or replace its card and bump its version (the outbox sends the newest only).
-
-    The statement is built once per engine (its dialect spells the upsert) and reused for every row.
-    """
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    ins = insert(chat_cards)
-    return ins.on_conflict_do_update(
-        index_elements=[chat_cards.c.key],
-        set_={
-            "card": ins.excluded.card,
-            "version": chat_cards.c.version + 1,
-            "updated_at": ins.excluded.updated_at,
-        },
-    )
-
-
-def card_row(key: str, platform: str, channel: str, card: Card, now: float) -> dict[str, Any]:
-    """The parameters of ``card_upsert`` for a card that is new or changed."""
-    return {
-        "key": key,
-        "platform": platform,
-        "channel": channel,
-        "card": card.to_dict(),
-        "version": 1,
-        "sent_version": 0,
-        "attempts": 0,
-        "next_at": 0.0,
-        "updated_at": now,
-    }
-
-
-def post_row(
-    platform: str,
-    channel: str,
-    parent_key: str | None,
-    card: Card,
-    now: float,
-    thread_ref: str | None = None,
-) -> dict[str, Any]:
-    """The parameters of ``chat_posts.insert()`` for a message sent once.
-
-    It goes into the thread of ``parent_key``'s card, or of the platform message ``thread_ref``, or
-    straight into ``channel`` when neither is given.
-    """
-    return {
-        "platform": platform,
-        "channel": channel,
-        "parent_key": parent_key,
-        "thread_ref": thread_ref,
-        "card": card.to_dict(),
-        "status": "pending",
-        "attempts": 0,
-        "next_at": 0.0,
-        "created_at": now,
-    }
 
 
 class StatusCards:

@@ -27,7 +27,7 @@ from handlers.types import Click, Command, FieldErrors, Reply, ShowForm, Submiss
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bot.process import App
+    from bot.platforms.context import PlatformContext
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4000
@@ -41,15 +41,15 @@ class ConsoleAdapter:
     platform = "console"
     pace = 0.0  # a local table: no rate limit to respect
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.settings = app.settings
-        self.store = ConsoleStore(app.engine)
+    def __init__(self, ctx: PlatformContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.store = ConsoleStore(ctx.engine)
         self.hub = Hub()
         self.listeners: list[MessageListener] = []
         from bot.platforms.console.support import ConversationListener  # it imports this module
 
-        self.listeners.append(ConversationListener(app))
+        self.listeners.append(ConversationListener(ctx))
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- who and where -------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ class ConsoleAdapter:
         name, _, rest = _text(text)[1:].partition(" ")
         if not name:
             raise BadInput("Type a command after the slash, e.g. /workflow help")
-        reply = await self.app.router.command(Command(who, where, name.lower(), rest.strip()))
+        reply = await self.ctx.router.command(Command(who, where, name.lower(), rest.strip()))
         return await self.answer(reply, who, where)
 
     async def say(self, who: Identity, where: Place, text: str) -> dict[str, Any]:
@@ -122,14 +122,14 @@ class ConsoleAdapter:
         where = await self.place(who, channel)
         msg = await self.message(who, where.channel, message_id)
         where = await self.place(who, where.channel, msg.thread_id)
-        reply = await self.app.router.click(Click(who, where, action_id, message=str(msg.id)))
+        reply = await self.ctx.router.click(Click(who, where, action_id, message=str(msg.id)))
         return await self.answer(reply, who, where)
 
     async def submit(
         self, who: Identity, where: Place, form_id: str, state: str, values: dict[str, str], form: Form | None
     ) -> dict[str, Any]:
         """A filled-in dialog; field errors send the form back, redrawn with the values and messages."""
-        reply = await self.app.router.submit(Submission(who, where, form_id, values, state))
+        reply = await self.ctx.router.submit(Submission(who, where, form_id, values, state))
         if isinstance(reply, FieldErrors) and form is not None:
             fields = tuple(replace(f, default=values.get(f.name, f.default)) for f in form.fields)
             redrawn = replace(form, fields=fields, errors=reply.errors)
@@ -163,7 +163,7 @@ class ConsoleAdapter:
         return Sent(str(msg.id))
 
     async def update(self, sent: Sent, card: Card) -> None:
-        msg = await self.store.edit(_id(sent.ref), card, self.app.runtime.clock())
+        msg = await self.store.edit(_id(sent.ref), card, self.ctx.clock())
         if msg is None:
             raise DeliveryError(f"console message {sent.ref} no longer exists", permanent=True)
         await self.hub.publish(msg, "update")
@@ -205,7 +205,7 @@ class ConsoleAdapter:
             task.cancel()
 
     def describe(self) -> str:
-        return f"Console: {self.app.url}"
+        return f"Console: {self.ctx.url}"
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -221,7 +221,7 @@ class ConsoleAdapter:
         thread_id = int(where.thread) if where.thread else None
         visible_to = visible_to or dm_owner(where.channel)  # a DM, the bot's posts too, is its user's only
         msg = await self.store.add(
-            where.channel, author, text, self.app.runtime.clock(), card, thread_id, visible_to, key
+            where.channel, author, text, self.ctx.clock(), card, thread_id, visible_to, key
         )
         await self.hub.publish(msg)
         return msg

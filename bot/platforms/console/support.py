@@ -16,17 +16,17 @@ from bot.platforms.console.adapter import dm_owner
 from bot.platforms.console.store import Message
 
 if TYPE_CHECKING:
-    from bot.process import App
+    from bot.platforms.context import PlatformContext
 
 
 class ConversationListener:
-    """A ``MessageListener`` routing console messages to ``app.conversations``."""
+    """A ``MessageListener`` routing console messages to ``ctx.conversations``."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app  # app.conversations is made after the platforms, so it is read per message
+    def __init__(self, ctx: PlatformContext) -> None:
+        self.ctx = ctx  # ctx.conversations is made after the platforms, so it is read per message
 
     async def __call__(self, who: Identity, where: Place, msg: Message) -> None:
-        service = self.app.conversations
+        service = self.ctx.conversations
         if service is None:
             return
         key = f"console:{msg.id}"  # a message id is used once, so a repeated call is one message
@@ -44,7 +44,7 @@ class ConversationListener:
 
     def _support(self, channel: str) -> bool:
         # Entries name a channel bare (``help``, ``#help``) or for one platform (``console:help``).
-        for entry in self.app.settings.support_channels:
+        for entry in self.ctx.settings.support_channels:
             kind, sep, name = entry.partition(":")
             if (name if sep and kind == "console" else entry if not sep else "").lstrip("#") == channel:
                 return True

@@ -90,7 +90,7 @@ class ConsoleRoutes:
             "users": users,
             "workflows": [
                 {"name": w.spec.name, "description": w.spec.description or ""}
-                for w in self.console.app.router.services.workflows()
+                for w in self.console.ctx.router.services.workflows()
             ],
             "messages": [message_json(m) for m in messages],
         }
@@ -99,7 +99,7 @@ class ConsoleRoutes:
         q = request.query
         who = self.console.identity(q.get("user", ""))
         where = await self.console.place(who, q.get("channel", ""))
-        return {"hints": await hints(self.console.app.router, who, where, q.get("text", ""))}
+        return {"hints": await hints(self.console.ctx.router, who, where, q.get("text", ""))}
 
     async def command(self, request: web.Request) -> dict[str, Any]:
         body = await _body(request)

@@ -32,7 +32,7 @@ from cards.model import Card
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bot.process import App
+    from bot.platforms.context import PlatformContext
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,9 +54,9 @@ class DiscordAdapter:
     platform = "discord"
     pace = 0.25  # Discord allows about 5 messages per 5 s per channel
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.bot = SwitchboardBot(Interactions(app))
+    def __init__(self, ctx: PlatformContext) -> None:
+        self.ctx = ctx
+        self.bot = SwitchboardBot(Interactions(ctx))
         self._task: asyncio.Task[None] | None = None
         self._titles: dict[str, str] = {}  # message ref -> its card's title, to name its thread
         self._dms: dict[int, int] = {}  # user id -> their DM channel's id (Discord keeps it for good)
@@ -69,7 +69,7 @@ class DiscordAdapter:
 
     async def start(self) -> None:
         """Log in, connect the gateway in the background and wait until ready."""
-        settings = self.app.settings
+        settings = self.ctx.settings
         if not settings.discord_token:
             raise BadInput("Discord needs DISCORD_TOKEN")
         point_at(settings)

@@ -51,7 +51,7 @@ from handlers.run_form import missing_only
 from handlers.types import Autocomplete, Click, Command, FieldErrors, Reply, Say, ShowForm, Submission
 
 if TYPE_CHECKING:
-    from bot.process import App
+    from bot.platforms.context import PlatformContext
 
 log = logging.getLogger(__name__)
 CARD_KEYS = {"conv": "conversation"}  # button kind -> its card's key prefix, where they differ
@@ -62,13 +62,13 @@ EXPIRED = "This form has expired (forms are kept for 15 minutes). Run the comman
 class Interactions:
     """The adapter's inbound half; the bot's commands and buttons call these methods."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.router = app.router
-        self.identities = Identities(app.settings.admins)
+    def __init__(self, ctx: PlatformContext) -> None:
+        self.ctx = ctx
+        self.router = ctx.router
+        self.identities = Identities(ctx.settings.admins)
         self.forms = FormMemory()
         self.confirms: dict[str, Confirm] = {}  # from cards answered ephemerally (they have no stored row)
-        self.messages = DiscordMessages(app, self.identities)
+        self.messages = DiscordMessages(ctx, self.identities)
 
     async def message(self, client: discord.Client, message: discord.Message) -> None:
         """A MESSAGE_CREATE; a failure is logged (nobody waits for an answer to a message)."""
@@ -184,7 +184,7 @@ class Interactions:
         key = f"{CARD_KEYS.get(parsed[0], parsed[0])}:{parsed[1]}"
         keys = [key, f"{key}:dm:{user_id}"]
         query = sa.select(chat_cards.c.key, chat_cards.c.card).where(chat_cards.c.key.in_(keys))
-        async with self.app.engine.connect() as conn:
+        async with self.ctx.engine.connect() as conn:
             rows = {r.key: r.card for r in (await conn.execute(query)).all()}
         stored = rows.get(key) or rows.get(keys[1])
         if stored is None:

@@ -25,7 +25,7 @@ from bot.platforms.discord.commands import Identities
 
 if TYPE_CHECKING:
     from bot.conversations.service import Conversations
-    from bot.process import App
+    from bot.platforms.context import PlatformContext
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@!?(\d+)>\s*")
@@ -35,8 +35,8 @@ THREADS = (discord.ChannelType.public_thread, discord.ChannelType.private_thread
 class DiscordMessages:
     """The ``on_message`` listener."""
 
-    def __init__(self, app: App, identities: Identities) -> None:
-        self.app = app
+    def __init__(self, ctx: PlatformContext, identities: Identities) -> None:
+        self.ctx = ctx
         self.identities = identities
         self._parents: dict[int, int | None] = {}  # channel id -> its parent's id if it is a thread
 
@@ -45,7 +45,7 @@ class DiscordMessages:
             return  # our own cards, other bots, webhooks
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return  # joins, pins, "started a thread" and other system messages
-        service = self.app.conversations
+        service = self.ctx.conversations
         if service is None or not _set_up(service):
             return
         direct = message.guild is None
@@ -101,7 +101,7 @@ class DiscordMessages:
         """Whether the channel is in SWITCHBOARD_SUPPORT_CHANNELS (by id, or by #name)."""
         found = client.get_channel(channel_id)
         name = getattr(found, "name", None)
-        for entry in self.app.settings.support_channels:
+        for entry in self.ctx.settings.support_channels:
             platform, sep, value = entry.partition(":")
             if sep and platform in ("slack", "console"):
                 continue

@@ -35,7 +35,7 @@ from cards.slack import render_blocks, render_text
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.process import App
+    from bot.platforms.context import PlatformContext
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -59,10 +59,10 @@ class SlackAdapter:
     platform = "slack"
     pace = 1.0  # chat.postMessage allows about one message per second per channel
 
-    def __init__(self, app: App) -> None:
-        settings = app.settings
+    def __init__(self, ctx: PlatformContext) -> None:
+        settings = ctx.settings
         assert settings.slack_bot_token is not None, "SlackAdapter needs SLACK_BOT_TOKEN"
-        self.app = app
+        self.ctx = ctx
         app_token = settings.slack_app_token
         self.socket_token = app_token.get_secret_value() if app_token else None
         # One keep-alive session for every call: slack_sdk otherwise opens a new one per request.
@@ -90,7 +90,7 @@ class SlackAdapter:
             process_before_response=False,  # the 200 leaves at ack(); the listener keeps running
         )
         self.directory = SlackDirectory(self.client, settings.admins)
-        self.listeners = SlackListeners(app, self.client, self.directory, self.session)
+        self.listeners = SlackListeners(ctx, self.client, self.directory, self.session)
         self.listeners.register(self.bolt)
         self._socket: AsyncSocketModeHandler | None = None
         self._connecting: asyncio.Future[None] | None = None
@@ -156,7 +156,7 @@ class SlackAdapter:
 
     def describe(self) -> str:
         """One line for the start-up log."""
-        mode = f"HTTP at {self.app.url}{EVENTS_PATH}"
+        mode = f"HTTP at {self.ctx.url}{EVENTS_PATH}"
         if self.socket_token is not None:
             mode = (
                 "Socket Mode" if self._socket is not None else "Socket Mode not started (see the error above)"

@@ -31,7 +31,7 @@ from cards.slack import MAX_BLOCKS, escape, modal_errors, render_blocks, render_
 from handlers.types import Click, Command, FieldErrors, Reply, Say, ShowForm, Submission
 
 if TYPE_CHECKING:
-    from bot.process import App
+    from bot.platforms.context import PlatformContext
 
 log = logging.getLogger(__name__)
 COMMAND = "/workflow"
@@ -57,13 +57,13 @@ class SlackListeners:
     """The Bolt listeners for the commands, ``sb:`` buttons, ``sb:form:`` modals and messages."""
 
     def __init__(
-        self, app: App, client: AsyncWebClient, directory: SlackDirectory, session: aiohttp.ClientSession
+        self, ctx: PlatformContext, client: AsyncWebClient, directory: SlackDirectory, session: aiohttp.ClientSession
     ) -> None:
-        self.app = app
+        self.ctx = ctx
         self.client = client
         self.directory = directory
         self.session = session
-        self.messages = SlackMessages(app, client, directory)
+        self.messages = SlackMessages(ctx, client, directory)
 
     def register(self, bolt: AsyncApp) -> None:
         """Add every listener to the Bolt app."""
@@ -88,7 +88,7 @@ class SlackListeners:
         )
         where = Place("slack", to.channel, channel_name=to.channel_name)
         cmd = Command(who, where, str(body.get("command", COMMAND)).lstrip("/"), body.get("text", ""))
-        await self.answer(await self.app.router.command(cmd), to)
+        await self.answer(await self.ctx.router.command(cmd), to)
 
     async def on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -100,7 +100,7 @@ class SlackListeners:
         name = (body.get("channel") or {}).get("name")
         where = Place("slack", channel, channel_name=name)
         ref = f"{channel}:{message_ts}" if message_ts else None
-        reply = await self.app.router.click(Click(who, where, body["actions"][0]["action_id"], ref))
+        reply = await self.ctx.router.click(Click(who, where, body["actions"][0]["action_id"], ref))
         await self.answer(
             reply, ReplyTo(channel, user["id"], body.get("trigger_id"), body.get("response_url"))
         )
@@ -132,7 +132,7 @@ class SlackListeners:
         where = Place("slack", to.channel, channel_name=to.channel_name)
         values = _values(view)
         sub = Submission(who, where, view["callback_id"], values, str(meta.get("state", "")))
-        return await self.app.router.submit(sub)
+        return await self.ctx.router.submit(sub)
 
     # Replies.
 

@@ -27,7 +27,7 @@ from cards.slack import escape
 
 if TYPE_CHECKING:
     from bot.conversations.service import Conversations
-    from bot.process import App
+    from bot.platforms.context import PlatformContext
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>\s*")  # <@U0BOT> or <@U0BOT|switchboard>
@@ -90,8 +90,8 @@ class Heard:
 class SlackMessages:
     """The ``message`` and ``app_mention`` listener."""
 
-    def __init__(self, app: App, client: AsyncWebClient, directory: SlackDirectory) -> None:
-        self.app = app
+    def __init__(self, ctx: PlatformContext, client: AsyncWebClient, directory: SlackDirectory) -> None:
+        self.ctx = ctx
         self.client = client
         self.directory = directory
         self.converse: Converse = point_to_workflow  # the answer when conversations are not running
@@ -101,7 +101,7 @@ class SlackMessages:
         heard = Heard.parse(body)
         if heard is None:
             return
-        service = self.app.conversations
+        service = self.ctx.conversations
         if service is None or not _set_up(service):
             await self._point(body, heard)
             return
@@ -136,12 +136,12 @@ class SlackMessages:
         # Mark on receipt, by event_id alone: a retry (X-Slack-Retry-Num) of a delivery already taken
         # is dropped, but a retry whose first delivery never reached us is the only copy and is handled.
         event_id = body.get("event_id")
-        return not event_id or await self.app.dedupe.first(f"slack:{event_id}", self.app.runtime.clock())
+        return not event_id or await self.ctx.dedupe.first(f"slack:{event_id}", self.ctx.clock())
 
     async def _support(self, channel: str) -> bool:
         """Whether ``channel`` is in SWITCHBOARD_SUPPORT_CHANNELS (by id, or by #name)."""
         names: set[str] = set()
-        for entry in self.app.settings.support_channels:
+        for entry in self.ctx.settings.support_channels:
             platform, sep, value = entry.partition(":")
             if sep and platform != "slack":
                 continue

@@ -1,0 +1,70 @@
+"""The workflows a process may run: the files of the workflows folder, parsed once per change, found by name."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.errors import BadInput, NotFound, NotPermitted
+from bot.identity import Identity, Place, allowed, describe
+from engine.loader import (
+    LoadedWorkflow,
+    WorkflowInvalid,
+    WorkflowNotFound,
+    find_workflow,
+    load_workflow,
+    workflow_files,
+)
+
+
+@dataclass
+class Catalog:
+    """The workflows folder, read lazily: a file is parsed again only when its modification time changes."""
+
+    folder: Path
+    _cache: dict[Path, tuple[float, LoadedWorkflow]] = field(default_factory=dict)
+
+    def workflow(self, name: str) -> LoadedWorkflow:
+        """The workflow called ``name`` (raises WorkflowNotFound with a suggestion, or WorkflowInvalid)."""
+        return self._load(find_workflow(self.folder, name))
+
+    def workflows(self) -> list[LoadedWorkflow]:
+        """Every valid workflow in the folder, by name (files are parsed again only when they change)."""
+        loaded = []
+        for path in workflow_files(self.folder) if self.folder.is_dir() else []:
+            try:
+                loaded.append(self._load(path))
+            except (WorkflowInvalid, OSError):
+                continue  # `switchboard workflow validate` reports these; chat lists what can run
+        return sorted(loaded, key=lambda w: w.spec.name)
+
+    def find(self, name: str) -> LoadedWorkflow:
+        """A workflow by name, with the errors a user should read (a did-you-mean, or why it cannot run)."""
+        try:
+            return self.workflow(name)
+        except WorkflowNotFound:
+            names = [w.spec.name for w in self.workflows()]
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = (
+                f" Did you mean {close[0]}?" if close else (f" Workflows: {', '.join(names)}." if names else "")
+            )
+            raise NotFound(f"No workflow named {name}.{hint}") from None
+        except WorkflowInvalid as exc:
+            raise BadInput(f"Workflow {name} is invalid and cannot run:\n{exc}") from None
+
+    def _load(self, path: Path) -> LoadedWorkflow:
+        mtime = path.stat().st_mtime
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        loaded = load_workflow(path)
+        self._cache[path] = (mtime, loaded)
+        return loaded
+
+
+def check_may_run(loaded: LoadedWorkflow, who: Identity, where: Place) -> None:
+    """Refuse, saying who may, when ``who`` may not start this workflow here."""
+    entries = loaded.spec.permissions.run
+    if not allowed(entries, who, where):
+        raise NotPermitted(f"You may not run {loaded.spec.name}. Allowed: {describe(entries)}.")

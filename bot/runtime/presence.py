@@ -1,0 +1,20 @@
+"""A runtime's chat presence: status cards for runs and approval cards, written in the runtime's own commits."""
+
+from __future__ import annotations
+
+from bot.approvals.presence import ApprovalChat
+from bot.runtime.runtime import Runtime
+from bot.runtime.status_cards import StatusCards
+
+
+def install(runtime: Runtime) -> ApprovalChat:
+    """Give ``runtime`` its chat presence: run status cards and approval cards, written with each change.
+
+    The bot process and every CLI runtime install the same hooks, so a run resumed or decided from the
+    command line keeps its chat cards current (the bot's outbox delivers them).
+    """
+    runtime.observers.append(StatusCards(runtime.store.engine))
+    chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
+    runtime.approvals.on_request.append(chat.on_request)
+    runtime.approvals.on_change.append(chat.on_change)
+    return chat
