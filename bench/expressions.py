@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.expressions import evaluate, render  # noqa: E402
+from engine.expressions import evaluate, render
 
 CONTEXTS = {
     "inputs": {"env": "prod", "service": "api", "count": 3},

@@ -45,6 +45,12 @@ def _program(text: str) -> tuple[Parsed, Fn | None]:
     return parsed, compiled(parsed.tree) if parsed.tree is not None else None
 
 
+@lru_cache(maxsize=8192)
+def _fast(text: str) -> tuple[tuple[str, ...], Fn | None]:
+    parsed, program = _program(text)
+    return tuple(name for name, _ in parsed.contexts), program
+
+
 def evaluate(
     text: str, contexts: Mapping[str, Any], status: str = "success", files_root: str | None = None
 ) -> Any:
@@ -54,17 +60,23 @@ def evaluate(
     ``files_root`` is the folder hashFiles() reads. Raises ExpressionError.
     """
     try:
-        parsed, program = _program(text)
+        names, program = _fast(text)
     except ParseError as exc:
         _check_names(exc.contexts, contexts, text)
         raise
-    _check_names(parsed.contexts, contexts, text)
+    for name in names:
+        if name not in contexts:
+            _check_names(_program(text)[0].contexts, contexts, text)
+            break
     if program is None:
         return None
     try:
         value = program(Run(contexts, status, files_root, text))
     except RecursionError:  # pragma: no cover - the depth bound keeps trees shallow
         raise ExpressionError(text, "the expression nests too deeply to evaluate") from None
+    kind = type(value)
+    if kind is bool or kind is str or value is None:
+        return value
     return _export(value)
 
 
@@ -79,7 +91,10 @@ def _check_names(names: tuple[tuple[str, int], ...], contexts: Mapping[str, Any]
 
 def _export(value: Any, depth: int = 0) -> Any:
     """Plain Python data: filters become lists, whole numbers below 2**53 become ints."""
-    if type(value) is float:
+    kind = type(value)
+    if kind is str or kind is bool or value is None or kind is int:
+        return value
+    if kind is float:
         if value.is_integer() and abs(value) < _SAFE_INT:
             return int(value)
         return value
@@ -123,6 +138,24 @@ def condition(
     return truthy(render(text, contexts, status, files_root))
 
 
+@lru_cache(maxsize=8192)
+def _template(text: str) -> tuple[str | None, tuple[tuple[str, Fn | None] | str, ...], frozenset[str]]:
+    """A string's single whole expression, or its pieces compiled, and the context names it reads."""
+    one = whole(text)
+    if one is not None:
+        return one.text, (), frozenset()
+    parts: list[tuple[str, Fn | None] | str] = []
+    names: set[str] = set()
+    for piece in split(text):
+        if piece.expression:
+            parsed, program = _program(piece.text)
+            names.update(name for name, _ in parsed.contexts)
+            parts.append((piece.text, program))
+        else:
+            parts.append(piece.text)
+    return None, tuple(parts), frozenset(names)
+
+
 def render(
     value: Any, context: Mapping[str, Any], status: str = "success", files_root: str | None = None
 ) -> Any:
@@ -130,21 +163,38 @@ def render(
     if isinstance(value, str):
         if "${{" not in value:
             return value
-        one = whole(value)
+        try:
+            one, parts, names = _template(value)
+        except ExpressionError:
+            return _render_slowly(value, context, status, files_root)
         if one is not None:
-            return evaluate(one.text, context, status, files_root)
-        parts = []
-        for piece in split(value):
-            if piece.expression:
-                parts.append(_as_text(evaluate(piece.text, context, status, files_root)))
-            else:
-                parts.append(piece.text)
-        return "".join(parts)
+            return evaluate(one, context, status, files_root)
+        for name in names:
+            if name not in context:
+                return _render_slowly(value, context, status, files_root)  # words the unknown name
+        run = Run(context, status, files_root, "")
+        out: list[str] = []
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            run.text, program = part
+            if program is not None:
+                got = program(run)
+                out.append(got if type(got) is str else _as_text(_export(got)))
+        return "".join(out)
     if isinstance(value, list):
         return [render(v, context, status, files_root) for v in value]
     if isinstance(value, dict):
         return {k: render(v, context, status, files_root) for k, v in value.items()}
     return value
+
+
+def _render_slowly(value: str, context: Mapping[str, Any], status: str, files_root: str | None) -> str:
+    pieces = split(value)
+    return "".join(
+        _as_text(evaluate(p.text, context, status, files_root)) if p.expression else p.text for p in pieces
+    )
 
 
 def text_truthy(value: Any) -> bool:
@@ -155,6 +205,8 @@ def text_truthy(value: Any) -> bool:
 
 
 def _as_text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, list | dict):
         return json.dumps(value, default=str)
     return to_text(value)

@@ -26,6 +26,8 @@ def string_to_number(text: str) -> float:
     s = text.strip(_JS_SPACE)
     if not s:
         return 0.0
+    if s.isascii() and s.isdigit():
+        return float(s)
     if _DECIMAL.match(s):
         return float(s)
     if s in ("Infinity", "+Infinity"):

@@ -10,7 +10,17 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from engine.expr.coerce import equals, greater, is_primitive, less, to_number, to_text, truthy
+from engine.expr.coerce import (
+    equals,
+    greater,
+    is_primitive,
+    less,
+    string_to_number,
+    to_number,
+    to_text,
+    truthy,
+    upper,
+)
 from engine.expr.errors import MAX_RESULT, MAX_WORK, ExpressionError
 from engine.expr.functions import IMPLS, FunctionFailed
 from engine.expr.nodes import Access, Call, Compare, Ctx, Lit, Logic, Node, Not, Star
@@ -135,6 +145,8 @@ def _compile(node: Node) -> Fn:
 
 
 def _access(node: Access) -> Fn:
+    if isinstance(node.base, Ctx) and all(isinstance(k, Lit) and isinstance(k.value, str) for k in node.keys):
+        return _names_access(node.base.name, tuple(str(k.value) for k in node.keys if isinstance(k, Lit)))
     base = _compile(node.base)
     steps: list[tuple[str, Any]] = []
     for key in node.keys:
@@ -153,15 +165,51 @@ def _access(node: Access) -> Fn:
                 value = _star(value, run)
                 continue
             index = key(run) if kind == "expr" else key
-            if isinstance(value, Filtered):
-                value = _filter_key(value, index, run)
-            elif kind == "name" and isinstance(value, Mapping):
-                value = lookup(value, index)
-            else:
-                value = _index(value, index)
+            value = _step(value, index, run)
         return value
 
     return access
+
+
+def _step(value: Any, index: Any, run: Run) -> Any:
+    if type(value) is dict and type(index) is str:
+        found = value.get(index, _MISSING)
+        return lookup(value, index) if found is _MISSING else found
+    if isinstance(value, Filtered):
+        return _filter_key(value, index, run)
+    return _index(value, index)
+
+
+def _names_access(root: str, names: tuple[str, ...]) -> Fn:
+    """The common case ``inputs.env`` or ``steps.build.outputs.version``: a context and names."""
+
+    def access(run: Run) -> Any:
+        try:  # exact keys all the way down: plain subscripts
+            value = run.contexts[root]
+            for name in names:
+                value = value[name]
+            return value
+        except (KeyError, TypeError, IndexError):
+            pass
+        return slow(run)
+
+    def slow(run: Run) -> Any:
+        contexts = run.contexts
+        value = contexts.get(root, _MISSING)
+        if value is _MISSING:
+            value = lookup(contexts, root)
+        for name in names:
+            if type(value) is dict:
+                found = value.get(name, _MISSING)
+                value = lookup(value, name) if found is _MISSING else found
+            else:
+                value = _step(value, name, run)
+        return value
+
+    return access
+
+
+_MISSING = object()
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -176,10 +224,15 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 def _compare(node: Compare) -> Fn:
     first = _compile(node.first)
-    rest = tuple((_OPS[op], _compile(operand)) for op, operand, _ in node.rest)
-    if len(rest) == 1:
-        ((op, right),) = rest
+    if len(node.rest) == 1:
+        op_name, operand, _ = node.rest[0]
+        if op_name in ("==", "!=") and isinstance(operand, Lit) and type(operand.value) is str:
+            return _equals_text(first, operand.value, op_name == "==")
+        if op_name in _NUMERIC and isinstance(operand, Lit) and type(operand.value) is float:
+            return _against_number(first, op_name, operand.value)
+        op, right = _OPS[op_name], _compile(operand)
         return lambda run: op(first(run), right(run))
+    rest = tuple((_OPS[op], _compile(operand)) for op, operand, _ in node.rest)
 
     def chain(run: Run) -> Any:
         value = first(run)
@@ -190,6 +243,45 @@ def _compare(node: Compare) -> Fn:
     return chain
 
 
+_NUMERIC: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _against_number(left: Fn, op_name: str, literal: float) -> Fn:
+    """``x > 0`` and its kin: a number compares directly, anything else by GitHub's coercion."""
+    direct, general = _NUMERIC[op_name], _OPS[op_name]
+
+    def compare(run: Run) -> bool:
+        value = left(run)
+        kind = type(value)
+        if kind is float or kind is int:
+            return direct(value, literal)
+        if kind is str:
+            return direct(string_to_number(value), literal)  # NaN compares false either way
+        return general(value, literal)
+
+    return compare
+
+
+def _equals_text(left: Fn, literal: str, want: bool) -> Fn:
+    """``x == 'text'``, the commonest comparison, with the literal's upper case worked out once."""
+    folded = upper(literal)
+
+    def compare(run: Run) -> bool:
+        value = left(run)
+        if type(value) is str:
+            same = value == literal or upper(value) == folded
+        else:
+            same = equals(value, literal)
+        return same is want
+
+    return compare
+
+
 def _logic(node: Logic) -> Fn:
     args = tuple(_compile(a) for a in node.args)
     stop_when = node.op == "||"
@@ -198,7 +290,7 @@ def _logic(node: Logic) -> Fn:
         value = None
         for arg in args:
             value = arg(run)
-            if truthy(value) is stop_when:
+            if value is stop_when or (value is not (not stop_when) and truthy(value) is stop_when):
                 return value
         return value
 
