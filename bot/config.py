@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import BadInput
@@ -33,7 +33,8 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 class Settings(BaseSettings):
     """Every setting, read from the environment (standard names where the ecosystem has them)."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", populate_by_name=True)
+    # A misspelt keyword or SWITCHBOARD_* variable is an error, never silently ignored.
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", populate_by_name=True)
 
     database_url: str = Field(
         default="sqlite+aiosqlite:///./switchboard.db",
@@ -95,6 +96,19 @@ class Settings(BaseSettings):
     user_warn_after: float = Field(default=1800.0, gt=0.0)
     user_close_after: float = Field(default=3600.0, gt=0.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown(cls, data: Any) -> Any:
+        # pydantic-settings skips SWITCHBOARD_* variables that match no field, and `extra="forbid"`
+        # alone names a misspelt keyword without saying what was meant: both get a did-you-mean here.
+        _refuse_unknown_variables()
+        if isinstance(data, dict):
+            names = set(cls.model_fields) | _aliases()
+            for key in data:
+                if key not in names:
+                    raise ValueError(f"unknown setting {key}{_hint(key, sorted(cls.model_fields))}")
+        return data
+
     def llm(self) -> LlmSettings | None:
         """The LLM connection, or None when no API key is set."""
         if self.openai_api_key is None:
@@ -117,14 +131,32 @@ def known_names() -> set[str]:
     return {PREFIX + name.upper() for name in Settings.model_fields}
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build Settings from the environment, refusing misspelt SWITCHBOARD_* variables."""
+def _aliases() -> set[str]:
+    found = set()
+    for info in Settings.model_fields.values():
+        alias = info.validation_alias
+        if isinstance(alias, str):
+            found.add(alias)
+        elif isinstance(alias, AliasChoices):
+            found.update(c for c in alias.choices if isinstance(c, str))
+    return found
+
+
+def _hint(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else f"; valid settings: {', '.join(known)}"
+
+
+def _refuse_unknown_variables() -> None:
     known = known_names()
     for name in sorted(os.environ):
         if name.startswith(PREFIX) and name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else f"; valid settings: {', '.join(sorted(known))}"
-            raise BadInput(f"unknown setting {name}{hint}")
+            raise BadInput(f"unknown setting {name}{_hint(name, sorted(known))}")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment, refusing misspelt SWITCHBOARD_* variables."""
+    _refuse_unknown_variables()
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -39,7 +39,6 @@ class Item:
     card: Card
     version: int = 0
     message_ref: str | None = None
-    thread_ref: str | None = None
     parent_key: str | None = None
     thread_ref: str | None = None  # a post into the thread of this platform message
     attempts: int = 0
