@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
 from engine.expr.coerce import (
@@ -119,9 +118,8 @@ def _has(mapping: Mapping[str, Any], key: str) -> bool:
     return any(isinstance(k, str) and k.lower() == folded for k in mapping)
 
 
-@lru_cache(maxsize=8192)
 def compiled(tree: Node) -> Fn:
-    """The closure that evaluates ``tree``."""
+    """The closure that evaluates ``tree`` (cached by the caller, per expression text)."""
     return _compile(tree)
 
 
@@ -274,10 +272,8 @@ def _equals_text(left: Fn, literal: str, want: bool) -> Fn:
     def compare(run: Run) -> bool:
         value = left(run)
         if type(value) is str:
-            same = value == literal or upper(value) == folded
-        else:
-            same = equals(value, literal)
-        return same is want
+            return (value == literal or upper(value) == folded) is want
+        return equals(value, literal) is want
 
     return compare
 

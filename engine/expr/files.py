@@ -25,6 +25,8 @@ def hash_files(root: str, patterns: list[str], spend: Callable[[int], None]) -> 
         pattern = pattern[1:] if negate else pattern
         if not pattern or PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
             raise ValueError(f"hashFiles() pattern {raw!r} must be relative to the workflow's folder")
+        if pattern.endswith("**"):
+            pattern += "/*"  # 'dir/**' means every file below dir
         found = {p for p in base.glob(pattern) if p.is_file()}
         spend(len(found) + 1)
         if len(found) > MAX_FILES:
