@@ -239,11 +239,11 @@ class _Expressions:
                 want = _LITERAL_KINDS.get(kind)
                 got = _literal_kind(other.value)
                 if want is not None and got not in want:
-                    shown = other.value if isinstance(other.value, str) else to_text(other.value)
+                    shown = repr(other.value) if isinstance(other.value, str) else to_text(other.value)
                     example = _EXAMPLE_LITERAL.get(kind, "")
                     fix = f"; compare with {example}" if example else ""
                     yield (
-                        f"{refer} compares inputs.{name} (type {kind}) with the {got} {shown!r}, "
+                        f"{refer} compares inputs.{name} (type {kind}) with the {got} {shown}, "
                         f"which GitHub's rules coerce and rarely match{fix}"
                     )
 

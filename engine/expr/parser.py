@@ -6,12 +6,13 @@ indexing on a context, a call or a group. Parsing is cached per expression text.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from engine.expr.errors import MAX_DEPTH, ExpressionError
-from engine.expr.functions import ARITY
+from engine.expr.functions import ARITY, SPELLING
 from engine.expr.lexer import Token, tokenize, unexpected
 from engine.expr.nodes import Access, Call, Compare, Ctx, Lit, Logic, Node, Not, Star
 
@@ -208,7 +209,14 @@ class _Parser:
 def _check_call(text: str, token: Token, name: str, count: int) -> None:
     arity = ARITY.get(name)
     if arity is None:
-        raise unexpected(text, token.text, token.pos, "Unrecognized function")
+        error = unexpected(text, token.text, token.pos, "Unrecognized function")
+        names = [SPELLING.get(n, n) for n in ARITY]
+        close = difflib.get_close_matches(token.text, names, n=1, cutoff=0.6)
+        if close:
+            error = ExpressionError(
+                error.expression, f"{error.reason}. Did you mean '{close[0]}'?", token.pos, True
+            )
+        raise error
     low, high = arity
     if count < low:
         raise unexpected(text, token.text, token.pos, "Too few parameters supplied")
