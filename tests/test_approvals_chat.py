@@ -73,7 +73,7 @@ steps:
       max_revisions: 2
   ship:
     needs: [approve_prod]
-    notify: "shipped after ${{ steps.approve_prod.outputs.approvers | join(', ') }}"
+    notify: "shipped after ${{ join(steps.approve_prod.outputs.approvers, ', ') }}"
 """
 WINDOW = """
 name: window

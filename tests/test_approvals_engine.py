@@ -53,7 +53,7 @@ name: quorum
 steps:
   ask:
     approval: {title: "Ship?", approvers: ["user:carol", "user:dave", "group:release-managers"], required: 2}
-  ship: {needs: [ask], notify: "by ${{ steps.ask.outputs.approvers | join(', ') }}"}
+  ship: {needs: [ask], notify: "by ${{ join(steps.ask.outputs.approvers, ', ') }}"}
 """
 
 

@@ -38,7 +38,7 @@ steps:
       revise: build
   ship:
     needs: [approve_prod]
-    notify: "shipped after ${{ steps.approve_prod.outputs.approvers | join(', ') }}"
+    notify: "shipped after ${{ join(steps.approve_prod.outputs.approvers, ', ') }}"
 """
 ACK = 3_000  # ms: a click is answered within Slack's and Discord's 3 seconds here too
 

@@ -125,7 +125,7 @@ name: w
 concurrency: 6
 steps:
   wave:
-    for_each: "${{{{ [0, 1, 2, 3, 4, 5] }}}}"
+    for_each: "${{{{ fromJSON('[0, 1, 2, 3, 4, 5]') }}}}"
     run: {appender(log, "start-$N", slow)}
     env: {{N: "${{{{ item }}}}"}}
   after: {{needs: [wave], run: {appender(log, "after")}}}

@@ -43,7 +43,7 @@ steps:
       revise: build
   ship:
     needs: [approve_prod]
-    notify: "shipped after ${{ steps.approve_prod.outputs.approvers | join(', ') }}"
+    notify: "shipped after ${{ join(steps.approve_prod.outputs.approvers, ', ') }}"
 """
 # As a chat name, or as a ref (the late-click message has used both).
 ALICE_SAID, CAROL_SAID = "@Alice", "@Carol"

@@ -36,7 +36,7 @@ steps:
       notify: dm
   after:
     needs: [ask]
-    notify: "paging, approved by ${{ steps.ask.outputs.approvers | join(', ') }}"
+    notify: "paging, approved by ${{ join(steps.ask.outputs.approvers, ', ') }}"
 """.replace("ALICE_ID", p.ALICE).replace("CAROL_ID", CAROL)
 
 

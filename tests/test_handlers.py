@@ -31,7 +31,7 @@ inputs:
   env: {type: string, enum: [staging, prod], default: staging}
 permissions: {run: ["group:release-managers", "channel:#ops"]}
 steps:
-  go: {run: ["sleep", "${{ '10' if inputs.service == 'slow' else '0' }}"]}
+  go: {run: ["sleep", "${{ inputs.service == 'slow' && '10' || '0' }}"]}
 """
 LOCKED = """
 name: locked

@@ -37,7 +37,7 @@ steps:
       revise: build
   ship:
     needs: [approve_prod]
-    notify: "shipped after ${{ steps.approve_prod.outputs.approvers | join(', ') }}"
+    notify: "shipped after ${{ join(steps.approve_prod.outputs.approvers, ', ') }}"
 """
 APPROVALS = "C0APPROVALS"
 ALICE, CAROL = "@alice", "@carol"  # as chat names them
