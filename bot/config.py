@@ -28,6 +28,21 @@ def _comma_list(value: Any) -> Any:
 
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+PLATFORMS = ("slack", "discord", "console")
+
+
+def for_platform(entries: list[str], platform: str, *, bare: bool = True) -> list[str]:
+    """The values of a ``platform:value`` list that apply to ``platform``: its own entries first, then
+    (with ``bare``) the entries that name no platform, which apply to every one."""
+    own, general = [], []
+    for entry in entries:
+        kind, sep, value = entry.partition(":")
+        if sep and kind in PLATFORMS:
+            if kind == platform:
+                own.append(value)
+        elif bare:
+            general.append(entry)
+    return own + general
 
 
 class Settings(BaseSettings):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
+from dataclasses import dataclass
+
 
 class SwitchboardError(Exception):
     """Base of every user-facing error; ``str(error)`` is the message to show."""
@@ -29,3 +33,22 @@ class Conflict(SwitchboardError):
 
 class UpstreamUnavailable(SwitchboardError):
     """A service Switchboard depends on did not answer."""
+
+
+@dataclass(frozen=True)
+class Unexpected:
+    """An error no one planned for: its traceback is in the log under ``ref``, and the user sees only the ref."""
+
+    ref: str
+
+    @property
+    def message(self) -> str:
+        """What a user is shown, on every surface alike."""
+        return f"Something went wrong (ref {self.ref}). The details are in Switchboard's log."
+
+
+def log_unexpected(log: logging.Logger, what: str, *args: object) -> Unexpected:
+    """Log the exception being handled, with ``what`` (a %-format of ``args``) and a fresh ref."""
+    found = Unexpected(secrets.token_hex(3))
+    log.exception(f"{what} (ref %s)", *args, found.ref)
+    return found

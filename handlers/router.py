@@ -8,11 +8,10 @@ to the append-only ``action_log`` with the identity that took it.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.errors import BadInput, SwitchboardError
+from bot.errors import BadInput, SwitchboardError, log_unexpected
 from bot.identity import Identity, Place
 from bot.storage.tables import action_log
 from cards.model import parse_action_id
@@ -95,10 +94,9 @@ class Router:
             outcome = type(exc).__name__
             reply = Say(str(exc))
         except Exception:
-            ref = secrets.token_hex(3)
-            log.exception("handling %s %s for %s failed (ref %s)", kind, detail, who.ref, ref)
-            outcome = f"error:{ref}"
-            reply = Say(f"Something went wrong (ref {ref}). The details are in Switchboard's log.")
+            found = log_unexpected(log, "handling %s %s for %s failed", kind, detail, who.ref)
+            outcome = f"error:{found.ref}"
+            reply = Say(found.message)
         await self._log(kind, who, where, detail, outcome, run_id)
         return reply
 

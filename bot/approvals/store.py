@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.errors import Conflict, NotFound, NotPermitted
 from bot.storage.journal import Batch
 from bot.storage.tables import approval_audit, approval_votes, approvals, inbox, runs, timers
+from bot.storage.timers import claim_timer
 from engine.signals import ApprovalDecided, RequestApproval
 from engine.state import RunState
 
@@ -369,14 +370,8 @@ class ApprovalStore:
         """
         now = self.clock()
         async with self.engine.begin() as conn:
-            if timer_id is not None:
-                won = await conn.execute(
-                    timers.update()
-                    .where(timers.c.id == timer_id, timers.c.fired_at.is_(None))
-                    .values(fired_at=now)
-                )
-                if won.rowcount != 1:
-                    return None
+            if timer_id is not None and not await claim_timer(conn, timer_id, now):
+                return None
             await conn.execute(
                 approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
             )

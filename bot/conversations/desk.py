@@ -23,7 +23,7 @@ from bot.errors import BadInput, NotFound, NotPermitted
 from bot.identity import Identity, allowed, describe
 from bot.storage.conversation_tables import agents as agents_table
 from bot.storage.conversation_tables import conversation_transcripts, conversations
-from bot.storage.tables import timers
+from bot.storage.timers import claim_timer
 from cards.approval_card import hhmm
 from cards.conversation_card import HandoverView, handover_card, notice, relayed
 
@@ -321,12 +321,7 @@ class Desk:
         """A conversation's timer rang: act on whatever deadline has passed, then arm the next one."""
         now = self.service.clock()
         async with self.engine.begin() as conn:
-            won = await conn.execute(
-                timers.update()
-                .where(timers.c.id == timer_id, timers.c.fired_at.is_(None))
-                .values(fired_at=now)
-            )
-            if won.rowcount != 1:
+            if not await claim_timer(conn, timer_id, now):
                 return False  # another process fired it
         conv = await self.store.get(conv_id)
         if conv is None or conv.closed_at is not None:

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.config import Settings
+from bot.config import Settings, for_platform
 from bot.conversations.model import Conversation
 from bot.storage.cards import card_row, card_upsert, post_row
 from bot.storage.conversation_tables import conversations
@@ -33,15 +33,11 @@ def fallback_channel(settings: Settings, platform: str) -> str | None:
 
 
 def _pick(entries: list[str], platform: str, default: str | None) -> str | None:
-    bare = None
-    for entry in entries:
-        kind, sep, value = entry.partition(":")
-        if sep and kind in ("slack", "discord", "console"):
-            if kind == platform:
-                return value.lstrip("#") if platform == "console" else value
-        elif platform != "console" and bare is None:
-            bare = entry
-    return bare or default
+    # A bare id is a Slack or Discord channel id, so it never names a console channel.
+    values = for_platform(entries, platform, bare=platform != "console")
+    if not values:
+        return default
+    return values[0].lstrip("#") if platform == "console" else values[0]
 
 
 class Outbound:

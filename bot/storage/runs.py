@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage.journal import Batch, Journal
 from bot.storage.tables import events, inbox, runs, step_runs, timers, workflow_versions
+from bot.storage.timers import claim_timer
 from engine.state import RunState, RunStatus, StepState, StepStatus
 
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.COMPENSATING)
@@ -347,12 +348,7 @@ class RunStore:
     async def fire_timer(self, timer_id: int, now: float) -> tuple[str, str, str, str | None] | None:
         """Mark a timer fired (compare-and-set); return (run_id, step_key, kind, ref) if this call won."""
         async with self.engine.begin() as conn:
-            won = await conn.execute(
-                timers.update()
-                .where(timers.c.id == timer_id, timers.c.fired_at.is_(None))
-                .values(fired_at=now)
-            )
-            if won.rowcount != 1:
+            if not await claim_timer(conn, timer_id, now):
                 return None
             row = (
                 await conn.execute(

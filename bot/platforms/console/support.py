@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.config import for_platform
+from bot.conversations.intake import for_assistant
 from bot.conversations.model import Inbound
 from bot.identity import Identity, Place
 from bot.platforms.console.adapter import dm_owner
@@ -35,17 +37,16 @@ class ConversationListener:
             if conv is not None:
                 await service.desk.agent_said(conv, who, msg.text, key)
                 return
-        if dm_owner(where.channel) == who.name:
-            await service.user_said(Inbound(who, "console", where.channel, msg.text, None, key, True))
-        elif self._support(where.channel):
-            # The bot answers under the message that started the conversation (or in the thread it is in).
-            thread = where.thread or str(msg.id)
-            await service.user_said(Inbound(who, "console", where.channel, msg.text, thread, key))
+        direct = dm_owner(where.channel) == who.name
+        support = not direct and self._support(where.channel)
+        if not await for_assistant(service, direct=direct, mentioned=False, support=support):
+            return
+        # In a support channel the bot answers under the message that started the conversation (or in
+        # the thread it is in).
+        thread = None if direct else where.thread or str(msg.id)
+        await service.user_said(Inbound(who, "console", where.channel, msg.text, thread, key, direct))
 
     def _support(self, channel: str) -> bool:
         # Entries name a channel bare (``help``, ``#help``) or for one platform (``console:help``).
-        for entry in self.ctx.settings.support_channels:
-            kind, sep, name = entry.partition(":")
-            if (name if sep and kind == "console" else entry if not sep else "").lstrip("#") == channel:
-                return True
-        return False
+        entries = for_platform(self.ctx.settings.support_channels, "console")
+        return any(value.lstrip("#") == channel for value in entries)

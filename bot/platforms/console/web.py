@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from bot.errors import BadInput, Conflict, NotFound, NotPermitted, SwitchboardError, UpstreamUnavailable
+from bot.errors import (
+    BadInput,
+    Conflict,
+    NotFound,
+    NotPermitted,
+    SwitchboardError,
+    UpstreamUnavailable,
+    log_unexpected,
+)
 from bot.platforms.console.feed import message_json
 from bot.platforms.console.hints import hints
 from cards.model import Form
@@ -165,9 +172,8 @@ class ConsoleRoutes:
             except SwitchboardError as exc:
                 return _error(STATUS.get(type(exc), 400), str(exc))
             except Exception:
-                ref = secrets.token_hex(3)
-                log.exception("console: %s %s failed (ref %s)", request.method, request.path, ref)
-                return _error(500, f"Something went wrong (ref {ref}). The details are in Switchboard's log.")
+                found = log_unexpected(log, "console: %s %s failed", request.method, request.path)
+                return _error(500, found.message)
 
         return handle
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import shlex
 from collections.abc import Awaitable
 from dataclasses import replace
@@ -30,6 +29,7 @@ import discord
 import sqlalchemy as sa
 from discord import app_commands
 
+from bot.errors import log_unexpected
 from bot.platforms.discord.commands import Identities, place
 from bot.platforms.discord.messages import DiscordMessages
 from bot.platforms.discord.views import (
@@ -82,16 +82,15 @@ class Interactions:
         try:
             await work
         except Exception:
-            ref = secrets.token_hex(3)
-            log.exception("Discord interaction %s failed (ref %s)", interaction.id, ref)
-            text = f"Something went wrong (ref {ref}). The details are in Switchboard's log."
+            found = log_unexpected(log, "Discord interaction %s failed", interaction.id)
+            text = found.message
             try:
                 if interaction.response.is_done():
                     await interaction.followup.send(text, ephemeral=True)
                 else:
                     await interaction.response.send_message(text, ephemeral=True)
             except discord.HTTPException:
-                log.warning("could not tell the user about ref %s (the interaction has expired)", ref)
+                log.warning("could not tell the user about ref %s (the interaction has expired)", found.ref)
 
     async def run(self, interaction: discord.Interaction, name: str, inputs: str) -> None:
         """``/workflow run``: a modal when inputs are missing, else defer and start the run."""

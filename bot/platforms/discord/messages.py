@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 
+from bot.config import for_platform
+from bot.conversations.intake import for_assistant, taking_messages
 from bot.conversations.model import Inbound
-from bot.conversations.outbound import agents_channel
 from bot.identity import Identity
 from bot.platforms.discord.commands import Identities
 
 if TYPE_CHECKING:
-    from bot.conversations.service import Conversations
     from bot.platforms.context import PlatformContext
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class DiscordMessages:
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return  # joins, pins, "started a thread" and other system messages
         service = self.ctx.conversations
-        if service is None or not _set_up(service):
+        if service is None or not taking_messages(service, "discord"):
             return
         direct = message.guild is None
         parent = None if direct else await self._parent(client, message.channel)
@@ -59,11 +59,13 @@ class DiscordMessages:
                 await service.desk.agent_said(card, who, message.content, _key(message))
                 return
         home = parent if parent is not None else channel_id
-        if not (direct or mentioned or self._support(client, home)):
-            # A reply in the thread where the bot answers a mention needs no second mention.
-            place = f"discord:{home}:{home}:{channel_id}"
-            if parent is None or await service.store.open_at(place) is None:
-                return
+        # A reply in the thread where the bot answers a mention needs no second mention.
+        place = f"discord:{home}:{home}:{channel_id}" if parent is not None else None
+        support = not (direct or mentioned) and self._support(client, home)
+        if not await for_assistant(
+            service, direct=direct, mentioned=mentioned, support=support, thread_place=place
+        ):
+            return
         text = MENTION.sub("", message.content).strip()
         if not text:
             return
@@ -101,11 +103,7 @@ class DiscordMessages:
         """Whether the channel is in SWITCHBOARD_SUPPORT_CHANNELS (by id, or by #name)."""
         found = client.get_channel(channel_id)
         name = getattr(found, "name", None)
-        for entry in self.ctx.settings.support_channels:
-            platform, sep, value = entry.partition(":")
-            if sep and platform in ("slack", "console"):
-                continue
-            value = value if sep and platform == "discord" else entry
+        for value in for_platform(self.ctx.settings.support_channels, "discord"):
             if value == str(channel_id) or (name and value.lstrip("#").lower() == name.lower()):
                 return True
         return False
@@ -113,8 +111,3 @@ class DiscordMessages:
 
 def _key(message: discord.Message) -> str:
     return f"discord:{message.id}"
-
-
-def _set_up(service: Conversations) -> bool:
-    """Conversations are on for Discord with an assistant or an agents' channel to hand over to."""
-    return service.assistant is not None or agents_channel(service.settings, "discord") is not None

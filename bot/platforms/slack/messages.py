@@ -18,8 +18,9 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.config import for_platform
+from bot.conversations.intake import for_assistant, taking_messages
 from bot.conversations.model import Inbound
-from bot.conversations.outbound import agents_channel
 from bot.identity import Identity, Place
 from bot.platforms.slack.errors import hint_for, slack_error
 from bot.platforms.slack.identity import SlackDirectory
@@ -102,7 +103,7 @@ class SlackMessages:
         if heard is None:
             return
         service = self.ctx.conversations
-        if service is None or not _set_up(service):
+        if service is None or not taking_messages(service, "slack"):
             await self._point(body, heard)
             return
         # Decide first (a read), mark second: the bot sees every message of the channels it is in,
@@ -121,11 +122,12 @@ class SlackMessages:
         await service.user_said(self._inbound(heard, who))
 
     async def _for_assistant(self, heard: Heard, service: Conversations) -> bool:
-        if heard.direct or heard.kind == "app_mention" or await self._support(heard.channel):
-            return True
-        # A plain reply in the thread of a conversation a mention started is for us too.
-        place = f"slack:{heard.channel}:{heard.channel}:{heard.thread_ts}"
-        return heard.in_thread and await service.store.open_at(place) is not None
+        mentioned = heard.kind == "app_mention"
+        support = not (heard.direct or mentioned) and await self._support(heard.channel)
+        place = f"slack:{heard.channel}:{heard.channel}:{heard.thread_ts}" if heard.in_thread else None
+        return await for_assistant(
+            service, direct=heard.direct, mentioned=mentioned, support=support, thread_place=place
+        )
 
     def _inbound(self, heard: Heard, who: Identity) -> Inbound:
         thread = None if heard.direct else f"{heard.channel}:{heard.thread_ts or heard.ts}"
@@ -141,11 +143,7 @@ class SlackMessages:
     async def _support(self, channel: str) -> bool:
         """Whether ``channel`` is in SWITCHBOARD_SUPPORT_CHANNELS (by id, or by #name)."""
         names: set[str] = set()
-        for entry in self.ctx.settings.support_channels:
-            platform, sep, value = entry.partition(":")
-            if sep and platform != "slack":
-                continue
-            value = value if sep else entry
+        for value in for_platform(self.ctx.settings.support_channels, "slack"):
             if value == channel:
                 return True
             if value.startswith("#") or not CHANNEL_ID.match(value):
@@ -195,9 +193,3 @@ class SlackMessages:
                 slack_error(exc),
                 hint_for(exc),
             )
-
-
-def _set_up(service: Conversations) -> bool:
-    """Conversations are on for Slack with an assistant or an agents' channel to hand over to; without
-    either, a handover would reach nobody, so mentions and DMs keep pointing at /workflow."""
-    return service.assistant is not None or agents_channel(service.settings, "slack") is not None
