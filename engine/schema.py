@@ -26,8 +26,15 @@ _DURATION: list[dict[str, Any]] = [
 _DOCS = {
     "needs": "Steps that must finish before this one starts.",
     "depends_on": "Another name for 'needs'.",
-    "if": "Run the step only when this expression is true, e.g. ${{ inputs.env == 'prod' }}.",
-    "trigger": "Which outcomes of the needed steps let this step run.",
+    "if": (
+        "Run the step only when this expression (GitHub Actions' language) is true: bare, "
+        "inputs.env == 'prod', or ${{ inputs.env == 'prod' }}. An if: calling success(), failure(), "
+        "always() or cancelled() decides alone; an if: that cannot be evaluated fails the step."
+    ),
+    "trigger": (
+        "Which outcomes of the needed steps let this step run: all_success is success(), "
+        "all_done is always(), one_failed is failure(), none_failed is !failure() with skips allowed."
+    ),
     "for_each": "A list, or an expression giving a list: the step runs once per item (item, index).",
     "outputs": "Values this step exposes to later steps as steps.<id>.outputs.<name>.",
     "compensate": "What undoes this step when a later step fails and on_failure is 'compensate'.",
