@@ -37,7 +37,7 @@ class UpstreamUnavailable(SwitchboardError):
 
 @dataclass(frozen=True)
 class Unexpected:
-    """An error no one planned for: its traceback is in the log under ``ref``, and the user sees only the ref."""
+    """An error no one planned for: its traceback is logged under ``ref``; the user sees only the ref."""
 
     ref: str
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.errors import BadInput, SwitchboardError, log_unexpected
 from bot.identity import Identity, Place
-from bot.storage.tables import action_log
+from bot.storage.action_log import record_action
 from cards.model import parse_action_id
 from handlers.registry import ACTIONS, COMMANDS, COMPLETIONS, FORMS
 from handlers.services import Services
@@ -114,8 +114,7 @@ class Router:
             "run_id": run_id,
         }
         try:
-            async with self.services.runtime.store.engine.begin() as conn:
-                await conn.execute(action_log.insert(), row)
+            await record_action(self.services.runtime.store.engine, row)
         except Exception:
             log.exception("could not record %s by %s in the action log", kind, who.ref)
 

@@ -1,4 +1,4 @@
-"""What handlers may use: the runtime, the settings, the workflow catalog and conversations, passed in, never global."""
+"""What handlers may use: runtime, settings, workflow catalog, conversations; passed in, never global."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ class ConversationTools:
         return f"Error: the tool {name} is not available here.", False
 
     def _list(self) -> str:
-        mine = [w for w in self.service.catalog.workflows() if allowed(w.spec.permissions.run, self.who, self.where)]
+        runnable = self.service.catalog.workflows()
+        mine = [w for w in runnable if allowed(w.spec.permissions.run, self.who, self.where)]
         if not mine:
             return "This user may not run any workflow here."
         lines = []

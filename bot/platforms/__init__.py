@@ -1,5 +1,5 @@
-"""The chat platforms: slack/, discord/ and console/, each an adapter with its listeners, messages and identity.
+"""The chat platforms: slack/, discord/ and console/, each an adapter with its listeners and messages.
 
-Each gets a narrow PlatformContext, never the whole process. May import handlers and everything below; one platform
-never imports another.
+Each gets a narrow PlatformContext, never the whole process. May import handlers and everything below;
+one platform never imports another.
 """

@@ -1,4 +1,4 @@
-"""The workflows a process may run: the files of the workflows folder, parsed once per change, found by name."""
+"""The workflows a process may run: the workflows folder's files, parsed once per change, found by name."""
 
 from __future__ import annotations
 
@@ -46,9 +46,8 @@ class Catalog:
         except WorkflowNotFound:
             names = [w.spec.name for w in self.workflows()]
             close = difflib.get_close_matches(name, names, n=1)
-            hint = (
-                f" Did you mean {close[0]}?" if close else (f" Workflows: {', '.join(names)}." if names else "")
-            )
+            listed = f" Workflows: {', '.join(names)}." if names else ""
+            hint = f" Did you mean {close[0]}?" if close else listed
             raise NotFound(f"No workflow named {name}.{hint}") from None
         except WorkflowInvalid as exc:
             raise BadInput(f"Workflow {name} is invalid and cannot run:\n{exc}") from None

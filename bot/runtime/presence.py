@@ -1,4 +1,4 @@
-"""A runtime's chat presence: status cards for runs and approval cards, written in the runtime's own commits."""
+"""A runtime's chat presence: run status cards and approval cards, written in the runtime's own commits."""
 
 from __future__ import annotations
 

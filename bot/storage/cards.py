@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 
@@ -70,3 +71,10 @@ def post_row(
         "next_at": 0.0,
         "created_at": now,
     }
+
+
+async def cards_by_key(engine: AsyncEngine, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored cards (as dicts) of those ``keys`` that have one."""
+    query = sa.select(chat_cards.c.key, chat_cards.c.card).where(chat_cards.c.key.in_(keys))
+    async with engine.connect() as conn:
+        return {r.key: r.card for r in (await conn.execute(query)).all()}

@@ -1,1 +1,1 @@
-"""The local web console: a trusted dev surface on loopback, with its page, feed, hints and support channels."""
+"""The local web console: a trusted dev surface on loopback, with its page, feed, hints and support."""

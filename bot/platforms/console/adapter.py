@@ -1,7 +1,8 @@
 """The local console as a chat platform: Switchboard is both the bot and the chat server.
 
 Outbound, the outbox's cards and thread replies become rows of ``console_messages`` pushed to every open
-page. Inbound, the page's requests (``bot.platforms.console.web``) arrive here already parsed: each is turned into
+page. Inbound, the page's requests (``bot.platforms.console.web``) arrive here already parsed: each is
+turned into
 a ``handlers.types`` input acting as the console user picked in the page, sent through the ``Router``,
 and its reply stored (ephemeral ones for that user only) or returned (forms, field errors).
 """
@@ -20,7 +21,7 @@ from bot.delivery.contract import DeliveryError, Sent
 from bot.errors import BadInput, NotFound
 from bot.identity import Identity, Place
 from bot.platforms.console.feed import BOT, Hub, form_json, message_json
-from bot.platforms.console.store import ConsoleStore, Message
+from bot.storage.console import ConsoleStore, Message
 from cards.model import Card, Form
 from handlers.types import Click, Command, FieldErrors, Reply, ShowForm, Submission
 

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from markupsafe import Markup
 
-from bot.platforms.console.store import Message
+from bot.storage.console import Message
 from cards.html import render_form_html, render_html
 from cards.model import Form
 

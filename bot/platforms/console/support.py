@@ -15,7 +15,7 @@ from bot.conversations.intake import for_assistant
 from bot.conversations.model import Inbound
 from bot.identity import Identity, Place
 from bot.platforms.console.adapter import dm_owner
-from bot.platforms.console.store import Message
+from bot.storage.console import Message
 
 if TYPE_CHECKING:
     from bot.platforms.context import PlatformContext

@@ -1,8 +1,9 @@
 """The Discord platform: runs the bot and is the outbox's sender.
 
-The bot and its ``/workflow`` group are in ``bot.platforms.discord.client`` and ``bot.platforms.discord.commands``, inbound work
-in ``bot.platforms.discord.interactions``. This module logs in, connects the gateway, stops, and delivers the
-outbox's cards: a status message edited in place, a thread started from it, and replies in that thread.
+The bot and its ``/workflow`` group are in ``bot.platforms.discord.client`` and
+``bot.platforms.discord.commands``, inbound work in ``bot.platforms.discord.interactions``. This module
+logs in, connects the gateway, stops, and delivers the outbox's cards: a status message edited in place,
+a thread started from it, and replies in that thread.
 A channel of the form ``dm:<user id>`` (an approval card for one approver) is that user's DM channel,
 opened once and remembered. Delivery failures become ``DeliveryError`` (429: retry after; 5xx: retry;
 missing access, an unknown channel or a user who takes no DMs: permanent, with a hint).

@@ -26,7 +26,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
-import sqlalchemy as sa
 from discord import app_commands
 
 from bot.errors import log_unexpected
@@ -43,7 +42,7 @@ from bot.platforms.discord.views import (
     modal_values,
     split_modal_id,
 )
-from bot.storage.tables import chat_cards
+from bot.storage.cards import cards_by_key
 from cards.limits import clip
 from cards.model import Card, Confirm, Form, parse_action_id
 from engine.inputs import InputError, parse_pairs, resolve_inputs
@@ -173,8 +172,9 @@ class Interactions:
             await interaction.response.send_message("Switchboard does not know this button.", ephemeral=True)
 
     async def _confirm(self, action_id: str, user_id: int) -> Confirm | None:
-        # The card as stored now (key "{kind}:{target}", as bot.runtime.status_cards writes it) says whether the button
-        # still exists and what to ask; a card that no longer has it lets the router explain it is stale.
+        # The card as stored now (key "{kind}:{target}", as bot.runtime.status_cards writes it) says
+        # whether the button still exists and what to ask; a card that no longer has it lets the router
+        # explain it is stale.
         # An approval sent by DM (notify: dm) has no channel card, only one per approver,
         # "approval:<id>:dm:<user id>": the clicker's own.
         parsed = parse_action_id(action_id)
@@ -182,9 +182,7 @@ class Interactions:
             return None
         key = f"{CARD_KEYS.get(parsed[0], parsed[0])}:{parsed[1]}"
         keys = [key, f"{key}:dm:{user_id}"]
-        query = sa.select(chat_cards.c.key, chat_cards.c.card).where(chat_cards.c.key.in_(keys))
-        async with self.ctx.engine.connect() as conn:
-            rows = {r.key: r.card for r in (await conn.execute(query)).all()}
+        rows = await cards_by_key(self.ctx.engine, keys)
         stored = rows.get(key) or rows.get(keys[1])
         if stored is None:
             return self.confirms.get(action_id)

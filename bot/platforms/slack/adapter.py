@@ -4,7 +4,8 @@ The same listeners (``bot.platforms.slack.listeners``) serve both modes: HTTP mo
 to the shared server, where Bolt verifies each signature (401 when forged or over 5 minutes old);
 ``SLACK_APP_TOKEN`` switches to Socket Mode, where Slack pushes the same payloads over a websocket.
 Outbound, the outbox calls ``post``/``update``/``reply``/``find``; whatever Slack refuses becomes a
-``DeliveryError`` that says whether a retry can help and, if not, what to fix (``bot.platforms.slack.errors``).
+``DeliveryError`` that says whether a retry can help and, if not, what to fix
+(``bot.platforms.slack.errors``).
 """
 
 from __future__ import annotations

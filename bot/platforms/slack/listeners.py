@@ -57,7 +57,11 @@ class SlackListeners:
     """The Bolt listeners for the commands, ``sb:`` buttons, ``sb:form:`` modals and messages."""
 
     def __init__(
-        self, ctx: PlatformContext, client: AsyncWebClient, directory: SlackDirectory, session: aiohttp.ClientSession
+        self,
+        ctx: PlatformContext,
+        client: AsyncWebClient,
+        directory: SlackDirectory,
+        session: aiohttp.ClientSession,
     ) -> None:
         self.ctx = ctx
         self.client = client
