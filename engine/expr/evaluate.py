@@ -5,117 +5,16 @@ Each tree is turned once into nested Python closures (no ``eval``), cached with 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from engine.expr.coerce import (
-    equals,
-    greater,
-    is_primitive,
-    less,
-    string_to_number,
-    to_number,
-    to_text,
-    truthy,
-    upper,
-)
-from engine.expr.errors import MAX_RESULT, MAX_WORK, ExpressionError
+from engine.expr.access import MISSING, Filtered, Fn, Run, lookup, star, step
+from engine.expr.coerce import equals, greater, less, string_to_number, truthy, upper
+from engine.expr.errors import MAX_RESULT, ExpressionError
 from engine.expr.functions import IMPLS, FunctionFailed
 from engine.expr.nodes import Access, Call, Compare, Ctx, Lit, Logic, Node, Not, Star
 
-Fn = Callable[["Run"], Any]
-
-
-class Filtered(list[Any]):
-    """The list a ``*`` filter builds; indexing it indexes every item."""
-
-
-class Run:
-    """One evaluation: the contexts, the run's status for the status functions, and the work budget."""
-
-    __slots__ = ("contexts", "files_root", "status", "text", "work")
-
-    def __init__(self, contexts: Mapping[str, Any], status: str, files_root: str | None, text: str) -> None:
-        self.contexts, self.status, self.files_root, self.work, self.text = (
-            contexts,
-            status,
-            files_root,
-            0,
-            text,
-        )
-
-    def spend(self, units: int) -> None:
-        self.work += units
-        if self.work > MAX_WORK:
-            raise ExpressionError(
-                self.text, f"the evaluation took more than {MAX_WORK:,} steps (the work bound)"
-            )
-
-
-def lookup(mapping: Mapping[str, Any], key: str) -> Any:
-    """A key read ignoring case (an exact match first); a missing key is null."""
-    try:
-        return mapping[key]
-    except (KeyError, TypeError):
-        pass
-    folded = key.lower()
-    for k, v in mapping.items():
-        if isinstance(k, str) and k.lower() == folded:
-            return v
-    return None
-
-
-def _index(target: Any, key: Any) -> Any:
-    """``target[key]``: objects by text key, arrays by a whole non-negative index; anything else null."""
-    if isinstance(target, Mapping):
-        return lookup(target, to_text(key)) if is_primitive(key) else None
-    if isinstance(target, list | tuple):
-        number = to_number(key)
-        if math.isfinite(number) and number >= 0 and number < len(target):
-            return target[int(number)]
-    return None
-
-
-def _star(target: Any, run: Run) -> Filtered:
-    if isinstance(target, Filtered):
-        out = Filtered()
-        for item in target:
-            if isinstance(item, Mapping):
-                out.extend(item.values())
-            elif isinstance(item, list | tuple):
-                out.extend(item)
-        run.spend(len(out) + len(target))
-        return out
-    if isinstance(target, Mapping):
-        run.spend(len(target))
-        return Filtered(target.values())
-    if isinstance(target, list | tuple):
-        run.spend(len(target))
-        return Filtered(target)
-    return Filtered()
-
-
-def _filter_key(target: Filtered, key: Any, run: Run) -> Filtered:
-    out = Filtered()
-    run.spend(len(target))
-    text = to_text(key) if is_primitive(key) else None
-    number = to_number(key)
-    whole = int(number) if math.isfinite(number) and number >= 0 else None
-    for item in target:
-        if isinstance(item, Mapping):
-            if text is not None:
-                found = lookup(item, text)
-                if found is not None or _has(item, text):
-                    out.append(found)
-        elif isinstance(item, list | tuple) and whole is not None and whole < len(item):
-            out.append(item[whole])
-    return out
-
-
-def _has(mapping: Mapping[str, Any], key: str) -> bool:
-    folded = key.lower()
-    return any(isinstance(k, str) and k.lower() == folded for k in mapping)
+__all__ = ["Filtered", "Fn", "Run", "compiled"]
 
 
 def compiled(tree: Node) -> Fn:
@@ -160,22 +59,13 @@ def _access(node: Access) -> Fn:
         value = base(run)
         for kind, key in plan:
             if kind == "*":
-                value = _star(value, run)
+                value = star(value, run)
                 continue
             index = key(run) if kind == "expr" else key
-            value = _step(value, index, run)
+            value = step(value, index, run)
         return value
 
     return access
-
-
-def _step(value: Any, index: Any, run: Run) -> Any:
-    if type(value) is dict and type(index) is str:
-        found = value.get(index, _MISSING)
-        return lookup(value, index) if found is _MISSING else found
-    if isinstance(value, Filtered):
-        return _filter_key(value, index, run)
-    return _index(value, index)
 
 
 def _names_access(root: str, names: tuple[str, ...]) -> Fn:
@@ -193,21 +83,18 @@ def _names_access(root: str, names: tuple[str, ...]) -> Fn:
 
     def slow(run: Run) -> Any:
         contexts = run.contexts
-        value = contexts.get(root, _MISSING)
-        if value is _MISSING:
+        value = contexts.get(root, MISSING)
+        if value is MISSING:
             value = lookup(contexts, root)
         for name in names:
             if type(value) is dict:
-                found = value.get(name, _MISSING)
-                value = lookup(value, name) if found is _MISSING else found
+                found = value.get(name, MISSING)
+                value = lookup(value, name) if found is MISSING else found
             else:
-                value = _step(value, name, run)
+                value = step(value, name, run)
         return value
 
     return access
-
-
-_MISSING = object()
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
