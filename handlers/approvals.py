@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
-from bot.approvals.store import Approval
 from bot.approvals.views import Stored, acting, read_view
 from bot.errors import BadInput, Conflict, NotFound
 from bot.identity import Identity, matches
-from bot.storage.tables import approval_votes
+from bot.storage.approvals import Approval
 from cards.approval_card import buttons, progress, rules
 from cards.limits import more_line
 from cards.model import Button, Card, Field
@@ -105,11 +102,7 @@ async def _decidable(svc: Services, who: Identity) -> list[Approval]:
     ]
     if not candidates:
         return []
-    voted = sa.select(approval_votes.c.approval_id).where(
-        approval_votes.c.actor == who.ref, approval_votes.c.approval_id.in_([a.id for a in candidates])
-    )
-    async with store.engine.connect() as conn:
-        done = set((await conn.execute(voted)).scalars())
+    done = await store.voted_on(who.ref, [a.id for a in candidates])
     return [a for a in candidates if a.id not in done]
 
 

@@ -8,36 +8,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.approvals import policy
 from bot.errors import Conflict, NotFound, NotPermitted
+from bot.storage import approvals as rows
+from bot.storage.approvals import Approval, audit_row
 from bot.storage.journal import Batch
-from bot.storage.tables import approval_audit, approval_votes, approvals, inbox, runs, timers
 from bot.storage.timers import claim_timer
 from engine.signals import ApprovalDecided, RequestApproval
 from engine.state import RunState
-
-OUTCOME_ON_TIMEOUT = {"reject": "rejected", "approve": "approved", "cancel": "cancel"}
-
-
-@dataclass(frozen=True)
-class Approval:
-    """An approval request as stored."""
-
-    id: str
-    run_id: str
-    step_key: str
-    status: str
-    title: str
-    description: str | None
-    context: dict[str, str]
-    approvers: list[str]
-    required: int
-    allow_self_approval: bool
-    requested_by: str
-    created_at: float
-    expires_at: float | None
 
 
 @dataclass(frozen=True)
@@ -96,60 +76,51 @@ class ApprovalStore:
             "escalation": [list(r) for r in req.escalation] or None,
             "auto_reason": req.auto,
         }
-        batch.add(approvals.insert(), row)
+        timer_rows = []
         if expires is not None:
-            batch.add(
-                timers.insert(),
+            timer_rows.append(
                 {
                     "run_id": state.run_id,
                     "step_key": req.key,
                     "kind": "approval_timeout",
                     "ref": approval_id,
                     "due_at": expires,
-                },
+                }
             )
         for rung, (after, _remind, _add) in enumerate(req.escalation if not req.auto else ()):
-            batch.add(
-                timers.insert(),
+            timer_rows.append(
                 {
                     "run_id": state.run_id,
                     "step_key": req.key,
                     "kind": f"approval_escalate:{rung}",
                     "ref": approval_id,
                     "due_at": now + after,
-                },
+                }
             )
         action = "auto_approved" if req.auto else "requested"
         detail = {"title": req.title, "revision": req.revision, **({"reason": req.auto} if req.auto else {})}
-        batch.add(
-            approval_audit.insert(),
-            _audit(approval_id, state.run_id, state.started_by, action, detail, "engine", now),
-        )
+        audit = audit_row(approval_id, state.run_id, state.started_by, action, detail, "engine", now)
+        rows.add_request(batch, row, timer_rows, audit)
         for hook in self.on_request:
             hook(batch, row, state, now)
         return approval_id
 
     async def pending(self) -> list[Approval]:
         """Every request still waiting for a decision, oldest first."""
-        query = sa.select(approvals).where(approvals.c.status == "pending").order_by(approvals.c.created_at)
-        async with self.engine.connect() as conn:
-            return [_approval(r) for r in (await conn.execute(query)).all()]
+        return await rows.pending(self.engine)
 
     async def get(self, approval_id: str) -> Approval:
         """One request by id (or unique prefix)."""
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(approvals)
-                    .where(approvals.c.id.startswith(approval_id, autoescape=True))
-                    .limit(2)
-                )
-            ).all()
-        if len(rows) != 1:
+        found = await rows.by_prefix(self.engine, approval_id)
+        if len(found) != 1:
             raise NotFound(
                 f"No approval request {approval_id!r}; `switchboard approvals list` shows those waiting"
             )
-        return _approval(rows[0])
+        return found[0]
+
+    async def voted_on(self, actor: str, approval_ids: list[str]) -> set[str]:
+        """Those of ``approval_ids`` that ``actor`` has voted on."""
+        return await rows.voted_on(self.engine, actor, approval_ids)
 
     async def decide(
         self,
@@ -169,7 +140,7 @@ class ApprovalStore:
         Everything happens in one transaction that starts by writing the request's row, so concurrent
         clicks queue on it: a compare-and-set on the row decides, and each person counts once.
         """
-        if decision not in ("approve", "reject", "changes"):
+        if decision not in policy.DECISIONS:
             raise Conflict(f"'{decision}' is not a decision; use approve, reject or changes")
         request = await self.get(approval_id)
         async with self.engine.begin() as conn:
@@ -193,7 +164,7 @@ class ApprovalStore:
 
     async def _decide(
         self,
-        conn: Any,
+        conn: AsyncConnection,
         approval_id: str,
         actor: str,
         decision: str,
@@ -207,87 +178,29 @@ class ApprovalStore:
     ) -> Outcome | Exception:
         now = self.clock()
         shown = name or actor  # how the person reads their own outcome
-        # A write first: it takes SQLite's write lock (PostgreSQL's row lock) before anything is read.
-        await conn.execute(
-            approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
-        )
-        row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).one()
+        row = await rows.lock(conn, approval_id)
         refused = await self._gate(conn, row, actor, decision, groups, source, aliases, now, where=where)
         if refused is not None:
             return refused
-        await conn.execute(
-            approval_votes.insert(),
-            {
-                "approval_id": row.id,
-                "actor": actor,
-                "decision": decision,
-                "comment": comment,
-                "source": source,
-                "at": now,
-            },
-        )
-        await conn.execute(
-            approval_audit.insert(),
-            _audit(
-                row.id,
-                row.run_id,
-                actor,
-                decision,
-                {"comment": comment, **({"values": values} if values else {}), **(where or {})},
-                source,
-                now,
-            ),
-        )
-        votes = (
-            await conn.execute(
-                sa.select(approval_votes.c.actor, approval_votes.c.decision)
-                .where(approval_votes.c.approval_id == row.id)
-                .order_by(approval_votes.c.at)
-            )
-        ).all()
-        approved = [v.actor for v in votes if v.decision == "approve"]
-        rejected = [v.actor for v in votes if v.decision == "reject"]
-        final = _settles(row, decision, len(approved), len(rejected))
+        vote = {"approval_id": row.id, "actor": actor, "decision": decision, "comment": comment}
+        await rows.add_vote(conn, {**vote, "source": source, "at": now})
+        detail = {"comment": comment, **({"values": values} if values else {}), **(where or {})}
+        await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, decision, detail, source, now))
+        cast = await rows.votes(conn, row.id)
+        approved = [v.actor for v in cast if v.decision == "approve"]
+        rejected = [v.actor for v in cast if v.decision == "reject"]
+        final = policy.settles(row, decision, len(approved), len(rejected))
         if final is None:
-            message = (
-                f"Approved by {shown}, {len(approved)} of {row.required}"
-                if decision == "approve"
-                else (f"Rejected by {shown}, {len(rejected)} of {row.required} rejections end it")
-            )
             await self._changed(conn, row.id, "vote", {"actor": actor, "decision": decision})
-            return Outcome(message, row.run_id, False)
-        won = await conn.execute(
-            approvals.update()
-            .where(
-                approvals.c.id == row.id,
-                approvals.c.status == "pending",
-                approvals.c.version == row.version,
+            return Outcome(
+                policy.tally(row, decision, shown, len(approved), len(rejected)), row.run_id, False
             )
-            .values(status=final, decided_at=now, version=row.version + 1)
-        )
-        if won.rowcount != 1:
+        if not await rows.settle(conn, row, final, now):
             return Conflict(await _already(conn, row))
-        outcome = {"approved": "approved", "rejected": "rejected", "changes": "changes_requested"}[final]
-        payload = {
-            "key": row.step_key,
-            "outcome": outcome,
-            "reason": comment or f"{outcome} by {actor}",
-            "outputs": {
-                "approvers": approved,
-                "rejected_by": rejected,
-                "decided_by": actor,
-                "decided_by_name": shown,  # how chat names them, e.g. "@alice"
-                "comment": comment,
-                "feedback": comment if final == "changes" else None,
-                **({"form": values} if values else {}),
-            },
-        }
-        await conn.execute(
-            inbox.insert(), {"run_id": row.run_id, "kind": "approval", "payload": payload, "created_at": now}
-        )
+        payload = policy.decision_payload(row, final, actor, shown, comment, approved, rejected, values)
+        await rows.signal_run(conn, row.run_id, payload, now)
         await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
-        verb = {"approved": "Approved", "rejected": "Rejected", "changes": "Changes requested"}[final]
-        return Outcome(f"{verb} by {shown}; the run continues", row.run_id, True)
+        return Outcome(f"{policy.VERBS[final]} by {shown}; the run continues", row.run_id, True)
 
     async def check(
         self,
@@ -301,18 +214,14 @@ class ApprovalStore:
         """Raise now what ``decide`` would refuse (audited alike), without voting: before a form opens."""
         request = await self.get(approval_id)
         async with self.engine.begin() as conn:
-            # A write first, as in ``decide``: an audit row may follow the reads (SQLite's lock rule).
-            await conn.execute(
-                approvals.update().where(approvals.c.id == request.id).values(version=approvals.c.version)
-            )
-            row = (await conn.execute(sa.select(approvals).where(approvals.c.id == request.id))).one()
+            row = await rows.lock(conn, request.id)  # an audit row may follow the reads
             refused = await self._gate(conn, row, actor, decision, groups, source, aliases, self.clock())
         if refused is not None:
             raise refused
 
     async def _gate(
         self,
-        conn: Any,
+        conn: AsyncConnection,
         row: Any,
         actor: str,
         decision: str,
@@ -323,41 +232,19 @@ class ApprovalStore:
         where: dict[str, Any] | None = None,
     ) -> Exception | None:
         """Why ``actor`` may not decide now (late, not an approver, already voted), audited; else None."""
-        started_by = (
-            await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == row.run_id))
-        ).scalar_one()
+        started_by = await rows.run_starter(conn, row.run_id)
         if row.status != "pending":
-            await conn.execute(
-                approval_audit.insert(),
-                _audit(
-                    row.id, row.run_id, actor, "late", {"decision": decision, **(where or {})}, source, now
-                ),
-            )
+            detail = {"decision": decision, **(where or {})}
+            await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "late", detail, source, now))
             return Conflict(await _already(conn, row))
-        refusal = _refusal(row, actor, groups, started_by, aliases)
+        refusal = policy.refusal(row, actor, groups, started_by, aliases)
         if refusal is None and decision == "changes" and not row.can_revise:
             refusal = "This request cannot send the work back for changes (its step has no 'revise:')"
         if refusal:
-            await conn.execute(
-                approval_audit.insert(),
-                _audit(
-                    row.id,
-                    row.run_id,
-                    actor,
-                    "denied",
-                    {"decision": decision, "why": refusal, **(where or {})},
-                    source,
-                    now,
-                ),
-            )
+            detail = {"decision": decision, "why": refusal, **(where or {})}
+            await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "denied", detail, source, now))
             return NotPermitted(refusal)
-        vote = (
-            await conn.execute(
-                sa.select(approval_votes).where(
-                    approval_votes.c.approval_id == row.id, approval_votes.c.actor == actor
-                )
-            )
-        ).first()
+        vote = await rows.vote_of(conn, row.id, actor)
         if vote is not None:
             return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
         return None
@@ -372,43 +259,26 @@ class ApprovalStore:
         async with self.engine.begin() as conn:
             if timer_id is not None and not await claim_timer(conn, timer_id, now):
                 return None
-            await conn.execute(
-                approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
-            )
-            row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
+            row = await rows.lock(conn, approval_id)
             if row is None or row.status != "pending" or not row.escalation or rung >= len(row.escalation):
                 # Decided first, or the rung no longer exists: the timer fired and does nothing.
                 return "nothing" if timer_id is not None else None
             _after, remind, add = row.escalation[rung]
-            voted = set(
-                (
-                    await conn.execute(
-                        sa.select(approval_votes.c.actor).where(approval_votes.c.approval_id == row.id)
-                    )
-                ).scalars()
-            )
+            voted = await rows.voters(conn, row.id)
             detail: dict[str, Any] = {"rung": rung, "remind": bool(remind), "add_approvers": list(add)}
+            approvers = list(dict.fromkeys([*row.approvers, *add])) if add else list(row.approvers)
             if add:
-                approvers = list(dict.fromkeys([*row.approvers, *add]))
-                await conn.execute(
-                    approvals.update()
-                    .where(approvals.c.id == row.id)
-                    .values(approvers=approvers, version=row.version + 1)
-                )
-            detail["waiting_on"] = [
-                a
-                for a in (row.approvers if not add else [*row.approvers, *add])
-                # Voters are refs ("console:alice", "slack:U024"); approvers name the part after the colon.
-                if a.removeprefix("user:") not in voted | {v.partition(":")[2] for v in voted}
-            ]
-            await conn.execute(
-                approval_audit.insert(),
-                _audit(row.id, row.run_id, "timer", "escalated", detail, "engine", now),
+                await rows.set_approvers(conn, row, approvers)
+            detail["waiting_on"] = policy.waiting_on(approvers, voted)
+            await rows.add_audit(
+                conn, audit_row(row.id, row.run_id, "timer", "escalated", detail, "engine", now)
             )
             await self._changed(conn, row.id, "escalated", detail)
         return "reminded" if remind else "escalated"
 
-    async def _changed(self, conn: Any, approval_id: str, event: str, detail: dict[str, Any]) -> None:
+    async def _changed(
+        self, conn: AsyncConnection, approval_id: str, event: str, detail: dict[str, Any]
+    ) -> None:
         for hook in self.on_change:
             await hook(conn, approval_id, event, detail)
 
@@ -416,43 +286,28 @@ class ApprovalStore:
         """Close the requests still pending for a run that ended, so their buttons go away."""
         now = self.clock()
         async with self.engine.begin() as conn:
-            # The write comes first (SQLite: a transaction that reads before it writes can fail at once).
-            closed = list(
-                (
-                    await conn.execute(
-                        approvals.update()
-                        .where(approvals.c.run_id == run_id, approvals.c.status == "pending")
-                        .values(status="cancelled", decided_at=now, version=approvals.c.version + 1)
-                        .returning(approvals.c.id)
-                    )
-                ).scalars()
-            )
+            closed = await rows.close_pending(conn, run_id, now)
             for approval_id in closed:
-                await conn.execute(
-                    approval_audit.insert(),
-                    _audit(approval_id, run_id, "engine", "closed", {"run_status": status}, "engine", now),
+                detail = {"run_status": status}
+                await rows.add_audit(
+                    conn, audit_row(approval_id, run_id, "engine", "closed", detail, "engine", now)
                 )
-                await self._changed(conn, approval_id, "closed", {"run_status": status})
+                await self._changed(conn, approval_id, "closed", detail)
         return len(closed)
 
     async def expire(self, approval_id: str | None) -> ApprovalDecided | None:
         """Close a request whose time ran out (unless a decision got there first)."""
         now = self.clock()
         async with self.engine.begin() as conn:
-            won = await conn.execute(
-                approvals.update()
-                .where(approvals.c.id == approval_id, approvals.c.status == "pending")
-                .values(status="expired", decided_at=now, version=approvals.c.version + 1)
-            )
-            if won.rowcount != 1:
+            row = await rows.expire(conn, approval_id, now) if approval_id is not None else None
+            if row is None:
                 return None  # decided (or expired by another process) first
-            row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).one()
-            await conn.execute(
-                approval_audit.insert(),
-                _audit(row.id, row.run_id, "timer", "expired", {"on_timeout": row.on_timeout}, "engine", now),
+            detail = {"on_timeout": row.on_timeout}
+            await rows.add_audit(
+                conn, audit_row(row.id, row.run_id, "timer", "expired", detail, "engine", now)
             )
             await self._changed(conn, row.id, "expired", {"on_timeout": row.on_timeout})
-        outcome = OUTCOME_ON_TIMEOUT[row.on_timeout]
+        outcome = policy.OUTCOME_ON_TIMEOUT[row.on_timeout]
         return ApprovalDecided(
             row.step_key,
             outcome,
@@ -461,50 +316,12 @@ class ApprovalStore:
         )
 
 
-def _settles(row: Any, decision: str, approved: int, rejected: int) -> str | None:
-    """The request's final state after a vote, or None while it still waits."""
-    if decision == "changes":
-        return "changes"
-    if decision == "reject" and (row.veto or rejected >= row.required):
-        return "rejected"  # veto: one reject ends it; otherwise rejects count like approvals
-    return "approved" if approved >= row.required else None
-
-
-def _refusal(
-    row: Any, actor: str, groups: tuple[str, ...], started_by: str, aliases: tuple[str, ...] = ()
-) -> str | None:
-    if not row.allow_self_approval and actor == started_by:
-        return (
-            "You started this run, so you cannot approve it; someone else must (allow_self_approval is off)"
-        )
-    approvers: list[str] = row.approvers
-    if not approvers:
-        return None
-    # A chat identity is "slack:U024BE7LH"; approvers write "user:U024BE7LH" or "user:alice" (aliases).
-    names = {actor, *aliases}
-    mine = {*names, *(f"user:{n}" for n in names), *(f"group:{g}" for g in groups)}
-    mine |= {m.lower() for m in mine}
-    if mine & {a.lower() for a in approvers} or mine & set(approvers):
-        return None
-    return f"You are not an approver for this request (approvers: {', '.join(approvers)})"
-
-
-async def _already(conn: Any, row: Any) -> str:
-    votes = (
-        await conn.execute(
-            sa.select(approval_votes)
-            .where(approval_votes.c.approval_id == row.id)
-            .order_by(approval_votes.c.at)
-        )
-    ).all()
-    current = (
-        await conn.execute(
-            sa.select(approvals.c.status, approvals.c.decided_at).where(approvals.c.id == row.id)
-        )
-    ).one()
+async def _already(conn: AsyncConnection, row: Any) -> str:
+    cast = await rows.votes(conn, row.id)
+    current = await rows.status_of(conn, row.id)
     from bot.approvals.views import display, names  # the chat names of the people behind the refs
 
-    deciders = [v.actor for v in votes if (v.decision != "reject") == (current.status == "approved")]
+    deciders = [v.actor for v in cast if (v.decision != "reject") == (current.status == "approved")]
     known = await names(conn, deciders)
     who = ", ".join(display(actor, known) for actor in deciders)
     when = _hhmm(current.decided_at) if current.decided_at else "?"
@@ -515,35 +332,3 @@ async def _already(conn: Any, row: Any) -> str:
 
 def _hhmm(moment: float) -> str:
     return datetime.fromtimestamp(moment, tz=UTC).strftime("%H:%M UTC")
-
-
-def _audit(
-    approval_id: str, run_id: str, actor: str, action: str, detail: dict[str, Any], source: str, at: float
-) -> dict[str, Any]:
-    return {
-        "approval_id": approval_id,
-        "run_id": run_id,
-        "actor": actor,
-        "action": action,
-        "detail": detail,
-        "source": source,
-        "at": at,
-    }
-
-
-def _approval(r: Any) -> Approval:
-    return Approval(
-        r.id,
-        r.run_id,
-        r.step_key,
-        r.status,
-        r.title,
-        r.description,
-        r.context,
-        r.approvers,
-        r.required,
-        r.allow_self_approval,
-        r.requested_by,
-        r.created_at,
-        r.expires_at,
-    )

@@ -14,14 +14,13 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.cli.wiring import open_database
 from bot.config import Settings
 from bot.errors import BadInput, NotFound
+from bot.storage.approvals import audit_rows
 from bot.storage.runs import RunStore
-from bot.storage.tables import approval_audit, approvals
 
 COLUMNS = ("id", "at", "actor", "action", "source", "approval_id", "run_id", "step_key", "title", "detail")
 SINCE_HELP = (
@@ -80,18 +79,6 @@ async def audit_records(
     engine: AsyncEngine, run_id: str | None = None, since: float | None = None
 ) -> list[dict[str, Any]]:
     """The audit records, oldest first, as plain dicts (``detail`` a dict, ``at`` an ISO string)."""
-    joined = approval_audit.outerjoin(approvals, approvals.c.id == approval_audit.c.approval_id)
-    query = (
-        sa.select(approval_audit, approvals.c.step_key, approvals.c.title)
-        .select_from(joined)
-        .order_by(approval_audit.c.at, approval_audit.c.id)
-    )
-    if run_id is not None:
-        query = query.where(approval_audit.c.run_id == run_id)
-    if since is not None:
-        query = query.where(approval_audit.c.at >= since)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
     return [
         {
             "id": r.id,
@@ -105,7 +92,7 @@ async def audit_records(
             "title": r.title,
             "detail": r.detail,
         }
-        for r in rows
+        for r in await audit_rows(engine, run_id, since)
     ]
 
 

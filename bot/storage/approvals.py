@@ -1,0 +1,229 @@
+"""Approval rows: requests, votes, the audit trail and the compare-and-sets that settle a request.
+
+Every function that takes ``conn`` runs inside the caller's transaction, so a decision, its audit record
+and the run's signal commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.storage.journal import Batch
+from bot.storage.tables import approval_audit, approval_votes, approvals, inbox, runs, timers
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval request as stored."""
+
+    id: str
+    run_id: str
+    step_key: str
+    status: str
+    title: str
+    description: str | None
+    context: dict[str, str]
+    approvers: list[str]
+    required: int
+    allow_self_approval: bool
+    requested_by: str
+    created_at: float
+    expires_at: float | None
+
+
+def audit_row(
+    approval_id: str, run_id: str, actor: str, action: str, detail: dict[str, Any], source: str, at: float
+) -> dict[str, Any]:
+    """The parameters of one ``approval_audit`` record."""
+    return {
+        "approval_id": approval_id,
+        "run_id": run_id,
+        "actor": actor,
+        "action": action,
+        "detail": detail,
+        "source": source,
+        "at": at,
+    }
+
+
+def add_request(
+    batch: Batch, row: dict[str, Any], timer_rows: list[dict[str, Any]], audit: dict[str, Any]
+) -> None:
+    """Queue a new request, its timers and its first audit record in the run's batch."""
+    batch.add(approvals.insert(), row)
+    for timer in timer_rows:
+        batch.add(timers.insert(), timer)
+    batch.add(approval_audit.insert(), audit)
+
+
+async def pending(engine: AsyncEngine) -> list[Approval]:
+    """Every request still waiting for a decision, oldest first."""
+    query = sa.select(approvals).where(approvals.c.status == "pending").order_by(approvals.c.created_at)
+    async with engine.connect() as conn:
+        return [_approval(r) for r in (await conn.execute(query)).all()]
+
+
+async def by_prefix(engine: AsyncEngine, approval_id: str) -> list[Approval]:
+    """The requests whose id starts with ``approval_id`` (at most two: enough to tell it is unique)."""
+    query = sa.select(approvals).where(approvals.c.id.startswith(approval_id, autoescape=True)).limit(2)
+    async with engine.connect() as conn:
+        return [_approval(r) for r in (await conn.execute(query)).all()]
+
+
+async def voted_on(engine: AsyncEngine, actor: str, approval_ids: list[str]) -> set[str]:
+    """Those of ``approval_ids`` that ``actor`` has voted on."""
+    query = sa.select(approval_votes.c.approval_id).where(
+        approval_votes.c.actor == actor, approval_votes.c.approval_id.in_(approval_ids)
+    )
+    async with engine.connect() as conn:
+        return set((await conn.execute(query)).scalars())
+
+
+async def lock(conn: AsyncConnection, approval_id: str) -> Any:
+    """The request's row, read after a write to it, or None.
+
+    The write comes first: it takes SQLite's write lock (PostgreSQL's row lock) before anything is read,
+    so concurrent clicks queue here, and a transaction that reads before it writes cannot fail at once.
+    """
+    await conn.execute(
+        approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
+    )
+    return (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
+
+
+async def run_starter(conn: AsyncConnection, run_id: str) -> str:
+    """Who started the run (``platform:user_id``)."""
+    return str((await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == run_id))).scalar_one())
+
+
+async def vote_of(conn: AsyncConnection, approval_id: str, actor: str) -> Any:
+    """``actor``'s vote on the request, or None."""
+    query = sa.select(approval_votes).where(
+        approval_votes.c.approval_id == approval_id, approval_votes.c.actor == actor
+    )
+    return (await conn.execute(query)).first()
+
+
+async def votes(conn: AsyncConnection, approval_id: str) -> list[Any]:
+    """Every vote on the request, in the order cast."""
+    query = (
+        sa.select(approval_votes)
+        .where(approval_votes.c.approval_id == approval_id)
+        .order_by(approval_votes.c.at)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def voters(conn: AsyncConnection, approval_id: str) -> set[str]:
+    """Who has voted on the request."""
+    query = sa.select(approval_votes.c.actor).where(approval_votes.c.approval_id == approval_id)
+    return set((await conn.execute(query)).scalars())
+
+
+async def add_vote(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    """Record one vote (``approval_id``, ``actor``, ``decision``, ``comment``, ``source``, ``at``)."""
+    await conn.execute(approval_votes.insert(), row)
+
+
+async def add_audit(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    """Append one audit record (see ``audit_row``)."""
+    await conn.execute(approval_audit.insert(), row)
+
+
+async def settle(conn: AsyncConnection, row: Any, status: str, now: float) -> bool:
+    """Move a pending request to ``status`` if no one changed it since ``row`` was read; True if so."""
+    won = await conn.execute(
+        approvals.update()
+        .where(approvals.c.id == row.id, approvals.c.status == "pending", approvals.c.version == row.version)
+        .values(status=status, decided_at=now, version=row.version + 1)
+    )
+    return won.rowcount == 1
+
+
+async def expire(conn: AsyncConnection, approval_id: str, now: float) -> Any:
+    """Mark a still-pending request expired; its row if this call did, None if a decision came first."""
+    won = await conn.execute(
+        approvals.update()
+        .where(approvals.c.id == approval_id, approvals.c.status == "pending")
+        .values(status="expired", decided_at=now, version=approvals.c.version + 1)
+    )
+    if won.rowcount != 1:
+        return None
+    return (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).one()
+
+
+async def close_pending(conn: AsyncConnection, run_id: str, now: float) -> list[str]:
+    """Cancel the run's pending requests; their ids."""
+    closed = await conn.execute(
+        approvals.update()
+        .where(approvals.c.run_id == run_id, approvals.c.status == "pending")
+        .values(status="cancelled", decided_at=now, version=approvals.c.version + 1)
+        .returning(approvals.c.id)
+    )
+    return list(closed.scalars())
+
+
+async def set_approvers(conn: AsyncConnection, row: Any, approvers: list[str]) -> None:
+    """Replace the request's approvers (an escalation that adds people)."""
+    await conn.execute(
+        approvals.update()
+        .where(approvals.c.id == row.id)
+        .values(approvers=approvers, version=row.version + 1)
+    )
+
+
+async def status_of(conn: AsyncConnection, approval_id: str) -> Any:
+    """The request's ``status`` and ``decided_at`` as they are now."""
+    query = sa.select(approvals.c.status, approvals.c.decided_at).where(approvals.c.id == approval_id)
+    return (await conn.execute(query)).one()
+
+
+async def approvers_of(conn: AsyncConnection, approval_id: str) -> list[str]:
+    """The request's approvers as they are now."""
+    query = sa.select(approvals.c.approvers).where(approvals.c.id == approval_id)
+    return list((await conn.execute(query)).scalar_one() or [])
+
+
+async def signal_run(conn: AsyncConnection, run_id: str, payload: dict[str, Any], now: float) -> None:
+    """Put the decision in the run's inbox: the runtime applies it to the run."""
+    await conn.execute(
+        inbox.insert(), {"run_id": run_id, "kind": "approval", "payload": payload, "created_at": now}
+    )
+
+
+async def audit_rows(engine: AsyncEngine, run_id: str | None = None, since: float | None = None) -> list[Any]:
+    """The audit records, oldest first, each with its request's ``step_key`` and ``title``."""
+    joined = approval_audit.outerjoin(approvals, approvals.c.id == approval_audit.c.approval_id)
+    query = (
+        sa.select(approval_audit, approvals.c.step_key, approvals.c.title)
+        .select_from(joined)
+        .order_by(approval_audit.c.at, approval_audit.c.id)
+    )
+    if run_id is not None:
+        query = query.where(approval_audit.c.run_id == run_id)
+    if since is not None:
+        query = query.where(approval_audit.c.at >= since)
+    async with engine.connect() as conn:
+        return list((await conn.execute(query)).all())
+
+
+def _approval(r: Any) -> Approval:
+    return Approval(
+        r.id,
+        r.run_id,
+        r.step_key,
+        r.status,
+        r.title,
+        r.description,
+        r.context,
+        r.approvers,
+        r.required,
+        r.allow_self_approval,
+        r.requested_by,
+        r.created_at,
+        r.expires_at,
+    )
