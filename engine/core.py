@@ -608,7 +608,13 @@ class Core:
         if self.spec.env:
             ctx["env"] = env
             env.update({k: render(v, ctx) for k, v in self.spec.env.items()})
-        if step is not None and self.spec.steps[step.step_id].env:
+        spec = self.spec.steps[step.step_id] if step is not None else None
+        if (
+            step is not None
+            and spec is not None
+            and spec.env
+            and (spec.for_each is None or step.index is not None)
+        ):
             ctx["env"] = dict(env)
             env = {**env, **{k: render(v, ctx) for k, v in self.spec.steps[step.step_id].env.items()}}
         return env

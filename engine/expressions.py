@@ -114,13 +114,13 @@ def has_expression(text: str) -> bool:
 
 def expressions_in(text: str) -> list[str]:
     """The inner text of every ``${{ }}`` in ``text``; an unclosed one raises ExpressionError."""
-    return [p.text for p in split(text) if p.expression]
+    return [p.text.strip() for p in split(text) if p.expression]
 
 
 def calls_status(text: str) -> bool:
     """Whether an ``if:`` calls success(), failure(), always() or cancelled() (then it decides alone)."""
     try:
-        inner = [p.text for p in split(text) if p.expression] if "${{" in text else [text]
+        inner = expressions_in(text) if "${{" in text else [text]
         trees = [parse(t).tree for t in inner]
     except ExpressionError:
         return False
@@ -143,14 +143,14 @@ def _template(text: str) -> tuple[str | None, tuple[tuple[str, Fn | None] | str,
     """A string's single whole expression, or its pieces compiled, and the context names it reads."""
     one = whole(text)
     if one is not None:
-        return one.text, (), frozenset()
+        return one.text.strip(), (), frozenset()
     parts: list[tuple[str, Fn | None] | str] = []
     names: set[str] = set()
     for piece in split(text):
         if piece.expression:
-            parsed, program = _program(piece.text)
+            parsed, program = _program(piece.text.strip())
             names.update(name for name, _ in parsed.contexts)
-            parts.append((piece.text, program))
+            parts.append((piece.text.strip(), program))
         else:
             parts.append(piece.text)
     return None, tuple(parts), frozenset(names)
@@ -193,7 +193,8 @@ def render(
 def _render_slowly(value: str, context: Mapping[str, Any], status: str, files_root: str | None) -> str:
     pieces = split(value)
     return "".join(
-        _as_text(evaluate(p.text, context, status, files_root)) if p.expression else p.text for p in pieces
+        _as_text(evaluate(p.text.strip(), context, status, files_root)) if p.expression else p.text
+        for p in pieces
     )
 
 

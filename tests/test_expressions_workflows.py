@@ -50,7 +50,7 @@ def test_a_string_that_is_one_expression_keeps_its_type() -> None:
 def test_a_closing_brace_pair_inside_a_string_literal_does_not_end_the_expression() -> None:
     assert render("${{ format('{0}}}', inputs.n) }}!", CTX) == "3}!"
     assert render("x ${{ 'a }} b' }} y", CTX) == "x a }} b y"
-    assert expressions_in("${{ 'it''s }}' }} and ${{ inputs.n }}") == [" 'it''s }}' ", " inputs.n "]
+    assert expressions_in("${{ 'it''s }}' }} and ${{ inputs.n }}") == ["'it''s }}'", "inputs.n"]
 
 
 def test_values_in_text_are_written_as_github_writes_them() -> None:
@@ -260,3 +260,17 @@ def test_validate_reports_expression_mistakes(step: str, where: tuple[int, int],
 def test_validate_reports_an_unclosed_expression() -> None:
     [(line, col, message)] = errors_of('  probe:\n    run: [echo, "${{ inputs.env"]\n')
     assert (line, col) == (13, 17) and "never closed" in message
+
+
+def test_a_fan_out_step_env_reads_item_and_index_per_item() -> None:
+    c = core(
+        {
+            "each": {
+                "for_each": "${{ fromJSON('[5, 6]') }}",
+                "run": ["x"],
+                "env": {"N": "${{ index }}-${{ item }}"},
+            }
+        }
+    )
+    d = c.advance(Start(), 0)
+    assert [e.params["env"] for e in d.effects if isinstance(e, StartStep)] == [{"N": "0-5"}, {"N": "1-6"}]
