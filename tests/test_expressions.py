@@ -627,3 +627,11 @@ def test_unclosed_things() -> None:
     fails("1 2", "Unexpected symbol: '2'")
     fails(")", "Unexpected symbol: ')'")
     fails("inputs.env == 'a' 'b'", "Unexpected symbol: 'b'")
+
+
+def test_positions_are_counted_as_github_counts_them() -> None:
+    fails("inputs.", "Unexpected symbol: 'EOF'. Located at position 7 within expression: inputs.")
+    fails(
+        "1 ==\n  2 )", "Unexpected symbol: ')'. Located at position 5 within expression"
+    )  # from the line start
+    fails("1 ==\n 'a", "Located at position 6 within expression")  # a lexing error counts from the start

@@ -53,8 +53,9 @@ def tokenize(expr: str) -> list[Token]:
     if len(expr) > MAX_LENGTH:
         raise ExpressionError(_short(expr), f"Exceeded max expression length {MAX_LENGTH}", None, True)
     tokens: list[Token] = []
-    i, n = 0, len(expr)
+    i, n, last = 0, len(expr), 0
     while i < n:
+        last = i  # GitHub places the end of the expression at the last thing read
         c = expr[i]
         if c in " \t\r\n":
             i += 1
@@ -73,7 +74,7 @@ def tokenize(expr: str) -> list[Token]:
                 tokens.append(Token(two, two, None, i))
                 i += 2
             elif c == "=":
-                raise unexpected(expr, expr[i : _word_end(expr, i + 1)], i)
+                raise unexpected(expr, expr[i : _word_end(expr, i + 1)], i, absolute=True)
             else:
                 tokens.append(Token(c, c, None, i))
                 i += 1
@@ -82,7 +83,7 @@ def tokenize(expr: str) -> list[Token]:
                 tokens.append(Token(c * 2, c * 2, None, i))
                 i += 2
             else:
-                raise unexpected(expr, expr[i : _word_end(expr, i + 1)], i, hint_key=c)
+                raise unexpected(expr, expr[i : _word_end(expr, i + 1)], i, hint_key=c, absolute=True)
         elif c == "'":
             i = _string(expr, i, tokens)
         elif "0" <= c <= "9" or c in "+-.":
@@ -90,7 +91,7 @@ def tokenize(expr: str) -> list[Token]:
             text = expr[start:i]
             number = string_to_number(text)
             if math.isnan(number):
-                raise unexpected(expr, text, start, hint_key=c if c in "+-" else "")
+                raise unexpected(expr, text, start, hint_key=c if c in "+-" else "", absolute=True)
             tokens.append(Token("number", text, number, start))
         else:
             i = _word_end(expr, i + 1)
@@ -101,18 +102,39 @@ def tokenize(expr: str) -> list[Token]:
             elif _legal_name(text):
                 tokens.append(Token("name", text, None, start))
             else:
-                raise unexpected(expr, text, start, hint_key=text[0])
-    tokens.append(Token("end", "", None, n))
+                raise unexpected(expr, text, start, hint_key=text[0], absolute=True)
+    tokens.append(Token("end", "", None, last))
     return tokens
 
 
 def unexpected(
-    expr: str, symbol: str, pos: int, what: str = "Unexpected symbol", hint_key: str = ""
+    expr: str,
+    symbol: str,
+    pos: int,
+    what: str = "Unexpected symbol",
+    hint_key: str = "",
+    absolute: bool = False,
 ) -> ExpressionError:
-    """GitHub's wording for a symbol out of place, with the GitHub spelling of a Jinja habit."""
+    """GitHub's wording for a symbol out of place, with the GitHub spelling of a Jinja habit.
+
+    Like GitHub, a lexing error counts the position from the start of the expression and a parsing
+    error from the start of its line.
+    """
     hint = JINJA_HINTS.get(hint_key or symbol)
-    reason = f"{what}: '{symbol}'. Located at position {pos + 1} within expression: {expr}"
+    column = pos if absolute else pos - _line_start(expr, pos)
+    reason = f"{what}: '{symbol}'. Located at position {column + 1} within expression: {expr}"
     return ExpressionError(_short(expr), f"{reason} ({hint})" if hint else reason, pos, syntax=True)
+
+
+def _line_start(expr: str, pos: int) -> int:
+    """Where the line holding ``pos`` starts, counting only line breaks outside string literals."""
+    start, quoted = 0, False
+    for i, c in enumerate(expr[:pos]):
+        if c == "'":
+            quoted = not quoted
+        elif c == "\n" and not quoted:
+            start = i + 1
+    return start
 
 
 def _string(expr: str, i: int, tokens: list[Token]) -> int:
@@ -120,7 +142,7 @@ def _string(expr: str, i: int, tokens: list[Token]) -> int:
     while True:
         k = expr.find("'", j)
         if k < 0:
-            raise unexpected(expr, expr[i:], i)
+            raise unexpected(expr, expr[i:], i, absolute=True)
         parts.append(expr[j:k])
         if expr[k + 1 : k + 2] == "'":
             parts.append("'")
