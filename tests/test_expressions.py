@@ -634,4 +634,4 @@ def test_positions_are_counted_as_github_counts_them() -> None:
     fails(
         "1 ==\n  2 )", "Unexpected symbol: ')'. Located at position 5 within expression"
     )  # from the line start
-    fails("1 ==\n 'a", "Located at position 6 within expression")  # a lexing error counts from the start
+    fails("1 ==\n 'a", "Located at position 7 within expression")  # a lexing error counts from the start
