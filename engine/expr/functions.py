@@ -118,12 +118,17 @@ def _join(st: State, args: list[Any]) -> Any:
         return ""
     sep = to_text(args[1]) if len(args) > 1 and is_primitive(args[1]) else ","
     st.spend(len(items))
-    text = sep.join(to_text(v) for v in items)
-    if len(text) > MAX_RESULT:
-        raise FunctionFailed(
-            f"join() built {len(text):,} characters; the result size bound is {MAX_RESULT:,}"
-        )
-    return text
+    parts: list[str] = []
+    size = -len(sep)
+    for v in items:
+        part = to_text(v)
+        size += len(part) + len(sep)
+        if size > MAX_RESULT:
+            raise FunctionFailed(
+                f"join() would build more than {MAX_RESULT:,} characters (the result size bound)"
+            )
+        parts.append(part)
+    return sep.join(parts)
 
 
 def to_json(value: Any, st: State | None = None, depth: int = 0, pad: str = "") -> str:
@@ -138,6 +143,8 @@ def to_json(value: Any, st: State | None = None, depth: int = 0, pad: str = "") 
         number = float(value)
         return "null" if math.isnan(number) or math.isinf(number) else js_number_text(number)
     if isinstance(value, str):
+        if st is not None:
+            st.spend(len(value) // 16)  # long text costs work too, so the result stays bounded
         return json.dumps(value, ensure_ascii=False)
     inner = pad + "  "
     if isinstance(value, Mapping):
