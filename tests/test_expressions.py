@@ -635,3 +635,15 @@ def test_positions_are_counted_as_github_counts_them() -> None:
         "1 ==\n  2 )", "Unexpected symbol: ')'. Located at position 5 within expression"
     )  # from the line start
     fails("1 ==\n 'a", "Located at position 7 within expression")  # a lexing error counts from the start
+
+
+def test_results_are_bounded_before_they_are_built() -> None:
+    with pytest.raises(ExpressionError, match="result size bound"):
+        evaluate(
+            "join(x, format('{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}', y))",
+            {"x": list(range(100_000)), "y": "a" * 90_000},
+        )
+    with pytest.raises(ExpressionError, match="work bound"):
+        evaluate("toJSON(x)", {"x": ["a" * 1_000_000] * 1000})
+    with pytest.raises(ExpressionError, match="result size bound"):
+        evaluate("format('{0}{0}', format('{0}{0}', format('{0}{0}', x)))", {"x": "a" * 200_000})
