@@ -14,13 +14,12 @@ from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.approvals.views import Stored, asked_by, display, read_view, view_of
-from bot.storage.cards import card_row, card_upsert, post_row
+from bot.storage.approvals import approvers_of
+from bot.storage.cards import add_post, card_places, card_row, card_upsert, post_row, redraw
 from bot.storage.journal import Batch
-from bot.storage.tables import approvals, chat_cards, chat_posts
 from cards.approval_card import ApprovalView, Vote, approval_card
 from cards.model import Card
 from engine.approval_flow import latest_feedback
@@ -155,15 +154,10 @@ class ApprovalChat:
     async def on_change(self, conn: Any, approval_id: str, event: str, detail: dict[str, Any]) -> None:
         """Redraw the request's cards after a vote, decision, escalation or expiry; remind in the thread."""
         key = f"approval:{approval_id}"
-        approvers = (
-            await conn.execute(sa.select(approvals.c.approvers).where(approvals.c.id == approval_id))
-        ).scalar_one()
+        approvers = await approvers_of(conn, approval_id)
         # Every card the request can have, by exact key: primary-key lookups, however big the table.
         keys = [key, *(f"{key}:dm:{e.partition(':')[2]}" for e in approvers if e.startswith("user:"))]
-        query = sa.select(chat_cards.c.key, chat_cards.c.platform, chat_cards.c.channel).where(
-            chat_cards.c.key.in_(keys)
-        )
-        cards = (await conn.execute(query)).all()
+        cards = await card_places(conn, keys)
         if not cards:
             return  # the request has no chat presence (its run was started from the CLI)
         now = self.clock()
@@ -180,11 +174,7 @@ class ApprovalChat:
         for target in wanted:
             if target.key not in have:  # an approver added by escalation gets their own DM card
                 await conn.execute(self.upsert, card_row(target.key, platform, target.channel, card, now))
-        await conn.execute(
-            chat_cards.update()
-            .where(chat_cards.c.key.in_(list(have)))
-            .values(card=card.to_dict(), version=chat_cards.c.version + 1, updated_at=now)
-        )
+        await redraw(conn, list(have), card, now)
         if event == "escalated" and (detail.get("remind") or detail.get("add_approvers")):
             await self._remind(conn, stored, list(have.values()), list(detail.get("add_approvers") or ()))
 
@@ -198,4 +188,4 @@ class ApprovalChat:
             if user and f"@{user}" not in waiting:
                 continue
             row = post_row(card.platform, card.channel, card.key, post, now)
-            await conn.execute(chat_posts.insert(), row)
+            await add_post(conn, row)

@@ -14,10 +14,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from bot.identity import Identity
-from bot.storage.tables import action_log, approval_votes, approvals, runs
+from bot.storage import approvals as rows
 from cards.approval_card import ApprovalView, Vote
 
 _ACTING: ContextVar[Identity | None] = ContextVar("switchboard_acting", default=None)
@@ -51,13 +49,7 @@ async def names(conn: Any, refs: Iterable[str]) -> dict[str, str]:
     wanted = sorted(set(refs))
     known: dict[str, str] = {}
     if wanted:
-        latest = (
-            sa.select(sa.func.max(action_log.c.id))
-            .where(action_log.c.actor.in_(wanted))
-            .group_by(action_log.c.actor)
-        )
-        query = sa.select(action_log.c.actor, action_log.c.identity).where(action_log.c.id.in_(latest))
-        for actor, identity in (await conn.execute(query)).all():
+        for actor, identity in (await rows.latest_identities(conn, wanted)).items():
             if isinstance(identity, dict) and identity.get("name"):
                 known[actor] = str(identity["name"])
     now = _ACTING.get()
@@ -79,24 +71,12 @@ class Stored:
 
 async def read_view(conn: Any, approval_id: str, now: float) -> Stored | None:
     """One request read for its card (None when there is no such id)."""
-    row = (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
+    row = await rows.request_row(conn, approval_id)
     if row is None:
         return None
-    run = (
-        await conn.execute(
-            sa.select(runs.c.id, runs.c.workflow, runs.c.meta, runs.c.started_by, runs.c.status).where(
-                runs.c.id == row.run_id
-            )
-        )
-    ).one()
-    votes = (
-        await conn.execute(
-            sa.select(approval_votes)
-            .where(approval_votes.c.approval_id == row.id)
-            .order_by(approval_votes.c.at, approval_votes.c.actor)
-        )
-    ).all()
-    previous = await _previous_feedback(conn, row) if row.revision > 1 else None
+    run = await rows.run_summary(conn, row.run_id)
+    votes = await rows.votes_in_card_order(conn, row.id)
+    previous = await rows.previous_feedback(conn, row) if row.revision > 1 else None
     known = await names(conn, [v.actor for v in votes] + ([previous.actor] if previous else []))
     view = view_of(
         row,
@@ -145,19 +125,3 @@ def view_of(
         auto_reason=row.auto_reason,
         now=now,
     )
-
-
-async def _previous_feedback(conn: Any, row: Any) -> Any:
-    """The request for changes that sent the work back before this revision."""
-    earlier = sa.select(approvals.c.id).where(
-        approvals.c.run_id == row.run_id,
-        approvals.c.step_key == row.step_key,
-        approvals.c.revision == row.revision - 1,
-    )
-    query = (
-        sa.select(approval_votes.c.actor, approval_votes.c.comment)
-        .where(approval_votes.c.approval_id.in_(earlier), approval_votes.c.decision == "changes")
-        .order_by(approval_votes.c.at.desc())
-        .limit(1)
-    )
-    return (await conn.execute(query)).first()

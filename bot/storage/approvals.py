@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.journal import Batch
-from bot.storage.tables import approval_audit, approval_votes, approvals, inbox, runs, timers
+from bot.storage.tables import action_log, approval_audit, approval_votes, approvals, inbox, runs, timers
 
 
 @dataclass(frozen=True)
@@ -227,3 +227,53 @@ def _approval(r: Any) -> Approval:
         r.created_at,
         r.expires_at,
     )
+
+
+async def request_row(conn: AsyncConnection, approval_id: str) -> Any:
+    """The request's row, or None."""
+    return (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
+
+
+async def run_summary(conn: AsyncConnection, run_id: str) -> Any:
+    """What an approval card shows of its run: ``id``, ``workflow``, ``meta``, ``started_by``, ``status``."""
+    query = sa.select(runs.c.id, runs.c.workflow, runs.c.meta, runs.c.started_by, runs.c.status).where(
+        runs.c.id == run_id
+    )
+    return (await conn.execute(query)).one()
+
+
+async def votes_in_card_order(conn: AsyncConnection, approval_id: str) -> list[Any]:
+    """Every vote on the request, by time and then by voter, as a card lists them."""
+    query = (
+        sa.select(approval_votes)
+        .where(approval_votes.c.approval_id == approval_id)
+        .order_by(approval_votes.c.at, approval_votes.c.actor)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def previous_feedback(conn: AsyncConnection, row: Any) -> Any:
+    """The request for changes (``actor``, ``comment``) that sent the work back before this revision."""
+    earlier = sa.select(approvals.c.id).where(
+        approvals.c.run_id == row.run_id,
+        approvals.c.step_key == row.step_key,
+        approvals.c.revision == row.revision - 1,
+    )
+    query = (
+        sa.select(approval_votes.c.actor, approval_votes.c.comment)
+        .where(approval_votes.c.approval_id.in_(earlier), approval_votes.c.decision == "changes")
+        .order_by(approval_votes.c.at.desc())
+        .limit(1)
+    )
+    return (await conn.execute(query)).first()
+
+
+async def latest_identities(conn: AsyncConnection, refs: list[str]) -> dict[str, Any]:
+    """ref -> the identity dict of that person's latest logged action."""
+    latest = (
+        sa.select(sa.func.max(action_log.c.id))
+        .where(action_log.c.actor.in_(refs))
+        .group_by(action_log.c.actor)
+    )
+    query = sa.select(action_log.c.actor, action_log.c.identity).where(action_log.c.id.in_(latest))
+    return {actor: identity for actor, identity in (await conn.execute(query)).all()}

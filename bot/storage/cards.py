@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
-from bot.storage.tables import chat_cards
+from bot.storage.tables import chat_cards, chat_posts
 from cards.model import Card
 
 
@@ -78,3 +78,25 @@ async def cards_by_key(engine: AsyncEngine, keys: list[str]) -> dict[str, dict[s
     query = sa.select(chat_cards.c.key, chat_cards.c.card).where(chat_cards.c.key.in_(keys))
     async with engine.connect() as conn:
         return {r.key: r.card for r in (await conn.execute(query)).all()}
+
+
+async def card_places(conn: AsyncConnection, keys: list[str]) -> list[Any]:
+    """The stored cards among ``keys``, each with its ``key``, ``platform`` and ``channel``."""
+    query = sa.select(chat_cards.c.key, chat_cards.c.platform, chat_cards.c.channel).where(
+        chat_cards.c.key.in_(keys)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def redraw(conn: AsyncConnection, keys: list[str], card: Card, now: float) -> None:
+    """Replace the card of every row in ``keys`` and bump their versions, so the outbox edits each once."""
+    await conn.execute(
+        chat_cards.update()
+        .where(chat_cards.c.key.in_(keys))
+        .values(card=card.to_dict(), version=chat_cards.c.version + 1, updated_at=now)
+    )
+
+
+async def add_post(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    """Queue one message to send once (see ``post_row``)."""
+    await conn.execute(chat_posts.insert(), row)
