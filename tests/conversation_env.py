@@ -6,8 +6,6 @@ need no chat platform; the platform tests drive the same service through Slack, 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -80,13 +78,3 @@ async def make_env(runtime: Runtime) -> Env:
     service = make_conversations(runtime, Catalog(runtime.settings.workflows_dir), lambda: None)
     await service.start()
     return Env(runtime, service)
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
-    """Poll ``probe`` until it returns something truthy."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = await probe()
-            if found:
-                return found
-            await asyncio.sleep(0.02)

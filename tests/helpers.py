@@ -11,7 +11,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bot.runtime.runtime import Runtime
+from bot.storage.tables import chat_cards, chat_posts
 from engine.loader import LoadedWorkflow, load_text
 
 T = TypeVar("T")
@@ -23,7 +27,7 @@ POLL = 0.02
 
 
 async def eventually(
-    probe: Callable[[], T | None | Awaitable[T | None]],
+    probe: Callable[[], T | Awaitable[T | None] | None],
     timeout: float = 20.0,
     message: str | None = None,
     interval: float = POLL,
@@ -85,3 +89,12 @@ async def status_is(runtime: Runtime, run_id: str, status: str, timeout: float =
 async def event_types(runtime: Runtime, run_id: str) -> list[tuple[str, str | None]]:
     """The run's stored timeline as (type, step key) pairs."""
     return [(e.type, e.step_key) for e in await runtime.store.events_after(run_id, 0, limit=100_000)]
+
+
+async def outbox_settled(engine: AsyncEngine) -> bool:
+    """True once the outbox has nothing left to send: every post sent (or failed for good), every card sent
+    at its newest version. The positive signal before checking that nothing more arrives."""
+    async with engine.connect() as conn:
+        posts = (await conn.execute(sa.select(chat_posts.c.status))).scalars().all()
+        cards = (await conn.execute(sa.select(chat_cards.c.version, chat_cards.c.sent_version))).all()
+    return all(s in ("sent", "failed") for s in posts) and all(c.sent_version >= c.version for c in cards)

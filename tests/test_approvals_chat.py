@@ -36,7 +36,7 @@ from handlers.router import Router
 from handlers.services import Services
 from handlers.types import Click, Command, FieldErrors, Say, ShowForm, Submission
 from tests.conftest import FakeClock
-from tests.helpers import event_types, finished, status_is, workflow
+from tests.helpers import event_types, eventually, finished, status_is, workflow
 
 OPS = Place("console", "ops", channel_name="#ops")
 
@@ -167,9 +167,7 @@ async def request_of(runtime: Runtime, run_id: str, revision: int = 1) -> Any:
     stmt = sa.select(approvals).where(
         approvals.c.run_id == run_id, approvals.c.revision == revision, approvals.c.status == "pending"
     )
-    async with asyncio.timeout(20):
-        while not (found := await query(runtime, stmt)):
-            await asyncio.sleep(0.02)
+    found = await eventually(lambda: query(runtime, stmt), message=f"a pending request of run {run_id}")
     return found[0]
 
 
@@ -190,9 +188,7 @@ async def test_the_card_is_written_in_the_same_commit_as_the_request(chat: Chat)
     both = sa.select(approvals.c.id, chat_cards.c.key).outerjoin(
         chat_cards, chat_cards.c.key == sa.literal("approval:") + approvals.c.id
     )
-    async with asyncio.timeout(20):
-        while not (seen := await query(chat.runtime, both)):
-            await asyncio.sleep(0.005)
+    seen = await eventually(lambda: query(chat.runtime, both), interval=0.005, message="the request")
     [(approval, key)] = seen
     assert key == f"approval:{approval}"
     card, row = await card_of(chat.runtime, approval)
@@ -457,14 +453,14 @@ async def test_the_bot_process_delivers_and_edits_the_card_in_the_console(
         request = await request_of(app.runtime, await chat.run("deploy"))
         key = f"sb-card-approval:{request.id}"
         stmt = sa.select(console_messages).where(console_messages.c.key == key)
-        async with asyncio.timeout(20):
-            while not (shown := await query(app.runtime, stmt)):
-                await asyncio.sleep(0.02)
+        shown = await eventually(lambda: query(app.runtime, stmt), message="the approval card in the console")
         assert shown[0].channel == "approvals" and shown[0].card["status"] == "waiting for approval"
         await chat.click(ALICE, request.id, "approve")
-        async with asyncio.timeout(20):
-            while "1 of 2" not in (await query(app.runtime, stmt))[0].card["text"]:
-                await asyncio.sleep(0.02)
+
+        async def one_of_two() -> bool:
+            return "1 of 2" in (await query(app.runtime, stmt))[0].card["text"]
+
+        await eventually(one_of_two)
     finally:
         await stop_app(app, grace=1.0, flush=1.0)
 

@@ -7,7 +7,6 @@ after the fake clock moves, except at start, where the real alarm clock (APSched
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -16,15 +15,17 @@ from bot.cli.audit import audit_records
 from bot.errors import Conflict, NotPermitted
 from bot.runtime.runtime import Runtime
 from tests.conftest import FakeClock
-from tests.helpers import event_types, finished
+from tests.helpers import event_types, eventually, finished
 from tests.test_approvals_engine import MakeRuntime, actions, decide, waiting_request
 
 
 async def quiet(runtime: Runtime, run_id: str) -> None:
     """Wait until the run has read every signal a timer gave it and is no longer loaded."""
-    async with asyncio.timeout(10):
-        while run_id in runtime.live or await runtime.store.inbox_for(run_id):
-            await asyncio.sleep(0.02)
+
+    async def settled() -> bool:
+        return run_id not in runtime.live and not await runtime.store.inbox_for(run_id)
+
+    await eventually(settled, message=f"run {run_id} to read its signals and unload")
 
 
 LADDER = """

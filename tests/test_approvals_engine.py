@@ -19,7 +19,7 @@ from bot.errors import Conflict, NotPermitted
 from bot.runtime.runtime import Runtime
 from engine.loader import load_workflow
 from tests.conftest import FakeClock
-from tests.helpers import event_types, finished, status_is, workflow
+from tests.helpers import event_types, eventually, finished, status_is, workflow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "workflows"
 MakeRuntime = Callable[..., Awaitable[Runtime]]
@@ -193,14 +193,11 @@ async def test_request_changes_reruns_the_revised_step_then_past_max_revisions_r
     clock.advance(60)  # a review takes time (and each request of a step is stored with its own time)
     await decide(runtime, first, "carol", "changes", comment="bump the version")
 
-    async def asked_again() -> str:
-        while True:
-            pending = [a for a in await runtime.approvals.pending() if a.run_id == run_id]
-            if pending:
-                return pending[0].id
-            await asyncio.sleep(0.02)
+    async def asked_again() -> str | None:
+        pending = [a for a in await runtime.approvals.pending() if a.run_id == run_id]
+        return pending[0].id if pending else None
 
-    second = await asyncio.wait_for(asked_again(), 20)
+    second = await eventually(asked_again)
     assert second != first
     build = {s.key: s for s in await runtime.store.step_rows(run_id)}["build"]
     assert build.attempt == 2 and build.outputs["line"] == "build 1 bump the version"

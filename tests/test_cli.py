@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from engine.loader import load_workflow
 from engine.source_map import parse_yaml, plain
+from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "workflows"
@@ -94,14 +94,7 @@ async def cli(env: dict[str, str], *args: str, timeout: float = 60.0) -> Result:
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
     """Poll until ``predicate()`` is true; a database without tables yet counts as not yet."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                if await predicate():
-                    return
-            except sa.exc.DBAPIError:
-                pass
-            await asyncio.sleep(0.05)
+    await eventually(predicate, timeout, predicate.__name__, ignore=(sa.exc.DBAPIError,))
 
 
 def run_id(output: str) -> str:
@@ -326,12 +319,9 @@ async def test_cancel_from_another_process_stops_the_run(
         await wait_for(napping)
         [row] = await store.list_runs()
         canceller = start(env, "workflow", "cancel", row.id, "--as", "ops-oncall")
-        asked = time.monotonic()
-        ran, cancelled = await finish(runner, canceller, timeout=30)
-        took = time.monotonic() - asked
+        ran, cancelled = await finish(runner, canceller, timeout=60)
         assert ran.code == 1, ran.out
-        assert "run cancelled" in ran.out
-        assert took < 10, f"the run took {took:.1f}s to stop after the cancel command started"
+        assert "run cancelled" in ran.out  # stopped by the cancel, not by its 30 s sleep ending (bench/lifecycle.py times it)
         assert cancelled.code == 0, cancelled.out
         assert f"cancelling run {row.id}" in cancelled.out
         final = await store.run_row(row.id)
@@ -383,10 +373,8 @@ async def test_db_upgrade_twice_then_run_the_bot_until_sigterm(db_url: str, work
         line = await asyncio.wait_for(asyncio.to_thread(_line_with, bot, "Switchboard is running"), 30)
         assert "Press Ctrl-C to stop" in line
         bot.send_signal(signal.SIGTERM)
-        asked = time.monotonic()
-        code = await asyncio.to_thread(bot.wait, 10)
-        assert time.monotonic() - asked < 5
-        assert code == 0, bot.stdout.read()
+        code = await asyncio.to_thread(bot.wait, 60)  # how long it takes: bench/lifecycle.py
+        assert code == 0, bot.stdout.read()  # a graceful stop: exit code 0, not killed by the signal
         [second] = await finish(again)
         assert second.code == 0 and "database is up to date" in second.out, second.out
         store = RunStore(create_engine(env["DATABASE_URL"]))

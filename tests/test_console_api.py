@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,9 +15,10 @@ from bot.config import Settings
 from bot.delivery.contract import DeliveryError, Sent
 from bot.identity import Identity, Place
 from bot.platforms.console.adapter import ConsoleAdapter
-from bot.platforms.console.store import Message
 from bot.process import App, start_app, stop_app
+from bot.storage.console import Message
 from cards.model import Card
+from tests.helpers import eventually
 
 T = TypeVar("T")
 
@@ -101,16 +102,6 @@ class Client:
         async with self.session.get("/api/state", params={"user": user}) as res:
             assert res.status == 200
             return list((await res.json())["messages"])
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 15.0) -> T:
-    """Poll ``probe`` until it returns something other than None."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = await probe()
-            if found is not None:
-                return found
-            await asyncio.sleep(0.05)
 
 
 def run_id_of(reply: dict[str, Any]) -> str:

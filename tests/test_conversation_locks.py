@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,10 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.conversations.locks import LocalLocks, Locks, RedisLocks
-from tests.conversation_env import Env, eventually, make_env, person, said
+from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import FakeOpenAI, Text
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.helpers import REDIS_URL, eventually
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -61,6 +59,10 @@ async def test_a_failing_holder_releases_the_lock(locks: Locks) -> None:
             pass
 
 
+async def _replies(env: Env, n: int) -> bool:
+    return len(await env.texts("@alice")) >= n
+
+
 @pytest.mark.parametrize("redis", [False, True])
 async def test_two_processes_on_one_conversation_answer_once(
     make_runtime: Callable[..., Any], redis: bool
@@ -79,9 +81,11 @@ async def test_two_processes_on_one_conversation_answer_once(
             opened, _ = await envs[1].service.store.open_for(said(alice, "hi"), 0.0)
             envs[1].service.schedule_turn(opened.id, delay=0.0)
             await eventually(lambda: envs[0].texts("@alice"))
-            await asyncio.sleep(0.5)
-            assert await envs[0].texts("@alice") == ["one answer"]
-            assert len(fake.completions) == 1
+            # A later message as the marker: once its reply is out, a second turn for "hi" would be too.
+            await envs[0].service.user_said(said(alice, "marker", key="k2"))
+            await eventually(lambda: _replies(envs[0], 2), message="the reply to the marker message")
+            assert await envs[0].texts("@alice") == ["one answer", "marker"]
+            assert len(fake.completions) == 2
         finally:
             for env in envs:
                 await env.service.stop()

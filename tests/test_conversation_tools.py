@@ -11,8 +11,9 @@ import pytest
 
 from bot.conversations.states import State
 from bot.conversations.transcripts import stats
-from tests.conversation_env import Env, eventually, make_env, person, said
+from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
+from tests.helpers import eventually
 
 ALICE = person("alice", groups=("release-managers",))
 ERIN = person("erin")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from bot.conversations.states import State
-from tests.conversation_env import Env, eventually, make_env, person, said
+from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import Error, FakeOpenAI, Text, ToolCalls
+from tests.helpers import eventually
 
 ALICE = person("alice")
 DAVE = person("dave", groups=("agents",))
@@ -153,10 +154,13 @@ async def test_three_quick_messages_make_one_turn(env_for: Callable[..., Any], f
     for text in ("hi", "my deploy", "is stuck"):
         await env.service.user_said(said(ALICE, text))
     await eventually(lambda: env.texts("@alice"))
-    await asyncio.sleep(0.4)
-    assert len(fake.completions) == 1
+    # A later message as the marker: once its reply is out, a second turn for the three would be too.
+    await env.service.user_said(said(ALICE, "marker"))
+    await eventually(lambda: _text_in(env, "marker"), message="the reply to the marker message")
+    assert len(fake.completions) == 2
     users = [m["content"] for m in fake.completions[0]["messages"] if m["role"] == "user"]
     assert users == ["hi", "my deploy", "is stuck"]
+    assert [m["content"] for m in fake.completions[1]["messages"] if m["role"] == "user"][-1] == "marker"
 
 
 async def test_a_repeated_delivery_is_one_message_and_one_reply(
@@ -167,8 +171,10 @@ async def test_a_repeated_delivery_is_one_message_and_one_reply(
     again = await env.service.user_said(said(ALICE, "hi", key="slack:Ev1"))
     assert first is not None and again is None
     await eventually(lambda: env.texts("@alice"))
-    await asyncio.sleep(0.2)
-    assert len(fake.completions) == 1 and len(await env.texts("@alice")) == 1
+    # A later message as the marker: once its reply is out, a reply to the repeat would be too.
+    await env.service.user_said(said(ALICE, "marker", key="slack:Ev2"))
+    await eventually(lambda: _text_in(env, "marker"), message="the reply to the marker message")
+    assert len(fake.completions) == 2 and len(await env.texts("@alice")) == 2
 
 
 async def test_rate_limits_are_retried_then_answered(env_for: Callable[..., Any], fake: FakeOpenAI) -> None:

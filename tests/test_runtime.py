@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from bot.errors import NotPermitted
 from bot.runtime.runtime import Runtime
-from tests.helpers import event_types, finished, status_is, workflow
+from tests.helpers import event_types, eventually, finished, status_is, workflow
 
 DEPLOY = (Path(__file__).resolve().parent.parent / "workflows" / "deploy.yaml").read_text()
 
@@ -299,7 +298,5 @@ steps:
     async def closed() -> bool:
         return (await runtime.approvals.get(request.id)).status == "cancelled"
 
-    async with asyncio.timeout(5):
-        while not await closed():
-            await asyncio.sleep(0.02)
+    await eventually(closed)
     assert await runtime.approvals.pending() == []

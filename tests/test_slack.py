@@ -3,11 +3,10 @@ client against a fake Slack Web API (tests/fakes/slack_api.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +23,7 @@ from bot.storage.tables import chat_cards, chat_posts
 from cards.model import Card
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_sender import SlackSender
-from tests.helpers import finished, status_is, workflow
+from tests.helpers import eventually, finished, outbox_settled, status_is, workflow
 
 T = TypeVar("T")
 FORM = "application/x-www-form-urlencoded"
@@ -101,14 +100,6 @@ async def slack(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Harness]:
             await stop_app(harness.app, grace=0.5, flush=0.5)
 
 
-async def until(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
-    """Poll ``probe`` until it returns something truthy."""
-    async with asyncio.timeout(timeout):
-        while not (value := probe()):
-            await asyncio.sleep(0.02)
-    return value
-
-
 def started_run(texts: list[str]) -> str | None:
     for text in texts:
         if match := re.search(r"\(run ([0-9a-f]+)\)", text):
@@ -134,13 +125,11 @@ async def test_a_command_acks_at_once_and_the_card_is_posted_then_edited_until_t
     fake = slack.fake
     workflow(SLOW, slack.workflows)
     answer = await slack.send.command("run slow")
-    assert answer.status == 200
-    assert answer.elapsed < 3.0, "Slack shows an error without a 200 within 3 s"
-    assert answer.elapsed < 0.5  # in fact it leaves at ack(), before any work
+    assert answer.status == 200  # Slack wants it within 3 s: bench/lifecycle.py measures how long it takes
 
-    run_id = await until(lambda: started_run(ephemeral_texts(fake)))
+    run_id = await eventually(lambda: started_run(ephemeral_texts(fake)))
     assert fake.ephemerals[0]["user"] == "U0ALICE" and fake.ephemerals[0]["channel"] == "C0OPS"
-    post = (await until(lambda: fake.delivered("chat.postMessage")))[0]
+    post = (await eventually(lambda: fake.delivered("chat.postMessage")))[0]
     assert post.params["channel"] == "C0OPS"
     assert post.params["blocks"][0]["type"] == "header" and post.params["text"]
     assert post.params["metadata"] == {
@@ -150,7 +139,7 @@ async def test_a_command_acks_at_once_and_the_card_is_posted_then_edited_until_t
     ts = post.answer["ts"]
 
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
-    await until(lambda: "succeeded" in fake.message("C0OPS", ts)["text"])
+    await eventually(lambda: "succeeded" in fake.message("C0OPS", ts)["text"])
     edits = [c for c in fake.delivered("chat.update") if c.params["ts"] == ts]
     assert len(edits) >= 2
     gaps = [b.at - a.at for a, b in zip([post, *edits], edits, strict=False)]
@@ -162,7 +151,7 @@ async def test_a_command_acks_at_once_and_the_card_is_posted_then_edited_until_t
             m["text"] for m in fake.channel_messages("C0OPS") if m.get("thread_ts") == ts and m["ts"] != ts
         )
 
-    await until(lambda: "slow is done" in thread_texts() and "Run succeeded" in thread_texts())
+    await eventually(lambda: "slow is done" in thread_texts() and "Run succeeded" in thread_texts())
     threaded = [c for c in fake.delivered("chat.postMessage") if c.params.get("thread_ts") == ts]
     assert threaded and all(c.params["metadata"]["event_type"] == "switchboard" for c in threaded)
 
@@ -177,9 +166,12 @@ async def test_forged_and_stale_signatures_get_401(slack: Harness) -> None:
     challenge = json.dumps({"token": "t", "challenge": "c4llenge", "type": "url_verification"}).encode()
     verified = await slack.send.send(challenge, "application/json")  # Slack checking the Request URL
     assert verified.status == 200 and verified.json() == {"challenge": "c4llenge"}
-    await until(lambda: slack.fake.ephemerals)
-    await asyncio.sleep(0.2)  # nothing else is coming: only the signed request was handled
-    assert len(slack.fake.ephemerals) == 1 and "Usage" in slack.fake.ephemerals[0]["text"]
+    await eventually(lambda: slack.fake.ephemerals)
+    # A later signed command as the marker: once it is answered, anything the forged ones set off would be too.
+    assert (await slack.send.send(slack.send.command_body("help", user="U0BOB"), FORM)).status == 200
+    await eventually(lambda: [e for e in slack.fake.ephemerals if e["user"] == "U0BOB"], message="the marker")
+    assert [e["user"] for e in slack.fake.ephemerals] == ["U0ALICE", "U0BOB"]  # only the signed requests
+    assert "Usage" in slack.fake.ephemerals[0]["text"]
 
 
 async def test_an_event_is_handled_once_but_a_retry_whose_first_delivery_was_lost_is_handled(
@@ -214,9 +206,13 @@ async def test_an_event_is_handled_once_but_a_retry_whose_first_delivery_was_los
             if c.params["channel"] == channel and c.params.get("thread_ts") == thread
         ]
 
-    await until(lambda: answered(lost["ts"]) and answered(None, "D0ALICE"))
-    await until(lambda: answered(first["ts"]))
-    await asyncio.sleep(0.2)  # a second answer would have arrived by now
+    await eventually(lambda: answered(lost["ts"]) and answered(None, "D0ALICE"))
+    await eventually(lambda: answered(first["ts"]))
+    # A later event as the marker: once it is answered and the outbox is idle, a duplicate would be out too.
+    marker = {**first, "text": "<@U0BOT> last one", "ts": "1700000000.000400"}
+    assert (await slack.send.event(marker, "Ev0004")).status == 200
+    await eventually(lambda: answered(marker["ts"]), message="the answer to the marker event")
+    await eventually(lambda: outbox_settled(slack.app.engine), message="the outbox to be idle")
     assert len(answered(first["ts"])) == 1
     assert len(answered(lost["ts"])) == 1
     assert "/workflow list" in answered(first["ts"])[0].params["text"]
@@ -227,10 +223,10 @@ async def test_a_429_with_retry_after_on_chat_update_is_retried_and_delivered(sl
     workflow(QUICK, slack.workflows)
     fake.fail("chat.update", times=1, status=429, retry_after=1)
     await slack.send.command("run quick")
-    run_id = await until(lambda: started_run(ephemeral_texts(fake)))
+    run_id = await eventually(lambda: started_run(ephemeral_texts(fake)))
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
-    ts = (await until(lambda: fake.delivered("chat.postMessage")))[0].answer["ts"]
-    await until(lambda: "succeeded" in fake.message("C0OPS", ts)["text"], timeout=15)
+    ts = (await eventually(lambda: fake.delivered("chat.postMessage")))[0].answer["ts"]
+    await eventually(lambda: "succeeded" in fake.message("C0OPS", ts)["text"], timeout=15)
     updates = fake.calls_to("chat.update")
     assert updates[0].status == 429 and updates[0].answer["error"] == "ratelimited"
     assert updates[1].status == 200 and updates[1].at - updates[0].at >= 1.0  # it waited Retry-After
@@ -243,7 +239,7 @@ async def test_channel_not_found_does_not_stop_the_run_and_is_recorded_with_a_hi
     workflow(QUICK, slack.workflows)
     assert (await slack.send.command("run quick", channel="C0GONE")).status == 200
     # chat.postEphemeral cannot reach that channel; the command's response_url still can.
-    run_id = await until(lambda: started_run([str(r.get("text", "")) for r in fake.responses]))
+    run_id = await eventually(lambda: started_run([str(r.get("text", "")) for r in fake.responses]))
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
 
     async def card_error() -> str | None:
@@ -253,9 +249,7 @@ async def test_channel_not_found_does_not_stop_the_run_and_is_recorded_with_a_hi
             ).first()
         return row.error if row is not None else None
 
-    async with asyncio.timeout(10):
-        while not (error := await card_error()):
-            await asyncio.sleep(0.05)
+    error = await eventually(card_error)
     assert "channel_not_found" in error and "/invite @Switchboard" in error
 
 
@@ -263,15 +257,15 @@ async def test_the_cancel_button_cancels_a_running_run_and_the_card_ends_cancell
     fake = slack.fake
     workflow(LONG, slack.workflows)
     await slack.send.command("run long")
-    run_id = await until(lambda: started_run(ephemeral_texts(fake)))
-    ts = (await until(lambda: fake.delivered("chat.postMessage")))[0].answer["ts"]
+    run_id = await eventually(lambda: started_run(ephemeral_texts(fake)))
+    ts = (await eventually(lambda: fake.delivered("chat.postMessage")))[0].answer["ts"]
     cancel = button(fake.message("C0OPS", ts), "cancel")
     assert cancel == f"sb:run:{run_id}:cancel"
 
     answer = await slack.send.click(cancel, "C0OPS", ts, user="U0ALICE")
     assert answer.status == 200
     await status_is(slack.app.runtime, run_id, "cancelled")
-    await until(lambda: "cancelled" in fake.message("C0OPS", ts)["text"], timeout=10)
+    await eventually(lambda: "cancelled" in fake.message("C0OPS", ts)["text"], timeout=10)
     assert button(fake.message("C0OPS", ts), "cancel") is None
     assert any(t.startswith(f"Cancelling run {run_id}") for t in ephemeral_texts(fake))
 
@@ -280,7 +274,7 @@ async def test_missing_inputs_open_a_modal_whose_bad_values_come_back_as_field_e
     fake = slack.fake
     workflow(RELEASE, slack.workflows)
     assert (await slack.send.command("run release service=api")).status == 200
-    view = (await until(lambda: fake.views))[0]
+    view = (await eventually(lambda: fake.views))[0]
     opened = fake.delivered("views.open")[0]
     assert opened.params["view"]["callback_id"] == "sb:form:run:release"
     assert json.loads(view["private_metadata"])["channel"] == "C0OPS"
@@ -292,11 +286,11 @@ async def test_missing_inputs_open_a_modal_whose_bad_values_come_back_as_field_e
 
     good = await slack.send.submit(view, {"service": "api", "count": "3", "env": "prod"})
     assert good.status == 200 and not good.text
-    run_id = await until(lambda: started_run(ephemeral_texts(fake)))
+    run_id = await eventually(lambda: started_run(ephemeral_texts(fake)))
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
     row = await slack.app.runtime.store.run_row(run_id)
     assert row is not None and row.started_by == "slack:U0ALICE"
-    card = (await until(lambda: fake.delivered("chat.postMessage")))[0]
+    card = (await eventually(lambda: fake.delivered("chat.postMessage")))[0]
     assert card.params["channel"] == "C0OPS"
 
 
@@ -304,11 +298,11 @@ async def test_identity_comes_from_users_info_and_user_groups_and_is_cached(slac
     fake = slack.fake
     workflow(RELEASE, slack.workflows)
     await slack.send.command("run release service=api count=1", user="U0BOB")
-    refusal = await until(lambda: [t for t in ephemeral_texts(fake) if "may not run" in t])
+    refusal = await eventually(lambda: [t for t in ephemeral_texts(fake) if "may not run" in t])
     assert "group:release-managers" in refusal[0]
     for _ in range(3):
         await slack.send.command("help", user="U0BOB")
-    await until(lambda: len(fake.ephemerals) == 4)
+    await eventually(lambda: len(fake.ephemerals) == 4)
     assert len([c for c in fake.calls_to("users.info") if c.params["user"] == "U0BOB"]) == 1
     assert len(fake.calls_to("usergroups.list")) == 1  # warmed at start, then cached
 
@@ -331,14 +325,14 @@ async def test_socket_mode_runs_the_same_listeners_over_the_websocket(
         try:
             assert "Socket Mode" in app.platforms["slack"].describe()
             assert (await sender.command("help")).status == 404  # no HTTP route in Socket Mode
-            await until(lambda: fake.sockets)
+            await eventually(lambda: fake.sockets)
             envelope = await fake.push(
                 "slash_commands", sender.command_fields("run tiny", "U0ALICE", "C0OPS")
             )
-            await until(lambda: envelope in fake.socket_acks)
-            run_id = await until(lambda: started_run(ephemeral_texts(fake)))
+            await eventually(lambda: envelope in fake.socket_acks)
+            run_id = await eventually(lambda: started_run(ephemeral_texts(fake)))
             assert (await finished(app.runtime, run_id)).status == "succeeded"
-            post = (await until(lambda: fake.delivered("chat.postMessage")))[0]
+            post = (await eventually(lambda: fake.delivered("chat.postMessage")))[0]
             assert post.params["metadata"]["event_payload"]["key"] == f"sb-card-run:{run_id}"
         finally:
             await sender.close()
@@ -349,9 +343,9 @@ async def test_find_recovers_a_card_or_a_thread_reply_posted_before_a_crash(slac
     fake, adapter = slack.fake, slack.app.platforms["slack"]
     workflow(TINY, slack.workflows)
     await slack.send.command("run tiny")
-    run_id = await until(lambda: started_run(ephemeral_texts(fake)))
+    run_id = await eventually(lambda: started_run(ephemeral_texts(fake)))
     await finished(slack.app.runtime, run_id)
-    ts = (await until(lambda: fake.delivered("chat.postMessage")))[0].answer["ts"]
+    ts = (await eventually(lambda: fake.delivered("chat.postMessage")))[0].answer["ts"]
     assert await adapter.find("C0OPS", f"sb-card-run:{run_id}") == Sent(f"C0OPS:{ts}")
 
     async def sent_posts() -> list[Any]:
@@ -360,9 +354,7 @@ async def test_find_recovers_a_card_or_a_thread_reply_posted_before_a_crash(slac
                 (await conn.execute(sa.select(chat_posts).where(chat_posts.c.status == "sent"))).all()
             )
 
-    async with asyncio.timeout(10):
-        while not (posts := await sent_posts()):
-            await asyncio.sleep(0.05)
+    posts = await eventually(sent_posts)
     assert await adapter.find("C0OPS", f"sb-post-{posts[0].id}") == Sent(posts[0].message_ref)
     assert await adapter.find("C0OPS", "sb-post-never-sent") is None
 

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from bot.process import start_app, stop_app
 from bot.storage.tables import approval_votes
 from tests.fakes.slack_api import FakeSlack
-from tests.helpers import finished, status_is, workflow
-from tests.test_slack import Harness, button, ephemeral_texts, slack, started_run, until
+from tests.helpers import eventually, finished, status_is, workflow
+from tests.test_slack import Harness, button, ephemeral_texts, slack, started_run
 
 __all__ = ["slack"]  # the harness's fixture, used by name below
 
@@ -73,8 +73,8 @@ async def start_deploy(slack: Harness) -> tuple[str, str, str]:
     slack.fake.add_user("U0CAROL", "carol")
     slack.fake.add_user("U0ERIN", "erin")
     await slack.send.command("run deploy", user="U0ERIN")
-    run_id = await until(lambda: started_run(ephemeral_texts(slack.fake)))
-    [(channel, ts)] = await until(lambda: keyed(slack.fake, "sb-card-approval:"))
+    run_id = await eventually(lambda: started_run(ephemeral_texts(slack.fake)))
+    [(channel, ts)] = await eventually(lambda: keyed(slack.fake, "sb-card-approval:"))
     assert channel == APPROVALS  # the step's channel, not the one the run was started in
     approve = button(slack.fake.message(APPROVALS, ts), "approve")
     assert approve is not None
@@ -97,38 +97,38 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     ]
     assert actions[0]["elements"][1]["confirm"]["title"]["text"] == "Reject this request?"
     assert "2 of group:release-managers, user:U0CAROL" in blocks_text(post.params)
-    [(_, run_ts)] = await until(lambda: keyed(fake, f"sb-card-run:{run_id}"))
-    await until(lambda: "Waiting for approval at step approve_prod" in fake.message("C0OPS", run_ts)["text"])
+    [(_, run_ts)] = await eventually(lambda: keyed(fake, f"sb-card-run:{run_id}"))
+    await eventually(lambda: "Waiting for approval at step approve_prod" in fake.message("C0OPS", run_ts)["text"])
 
     first = await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0ALICE")
-    assert first.status == 200 and first.elapsed < 3.0, "Slack wants the 200 within 3 s"
-    await until(lambda: said_to(fake, "U0ALICE", "Approved by @alice, 1 of 2"))
-    await until(lambda: "Approved by @alice, 1 of 2" in blocks_text(fake.message(APPROVALS, ts)))
+    assert first.status == 200  # Slack wants the 200 within 3 s: bench/lifecycle.py measures it
+    await eventually(lambda: said_to(fake, "U0ALICE", "Approved by @alice, 1 of 2"))
+    await eventually(lambda: "Approved by @alice, 1 of 2" in blocks_text(fake.message(APPROVALS, ts)))
     edit = [c for c in fake.delivered("chat.update") if c.params["ts"] == ts][-1]
     assert edit.params["channel"] == APPROVALS  # edited in place: the same message
     assert button(fake.message(APPROVALS, ts), "approve") is not None  # still open
 
     refused = await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0BOB")
     assert refused.status == 200
-    [text] = await until(lambda: said_to(fake, "U0BOB", "You are not an approver"))
+    [text] = await eventually(lambda: said_to(fake, "U0BOB", "You are not an approver"))
     assert text == (
         "You are not an approver for this request (approvers: group:release-managers, user:U0CAROL)"
     )
     assert await votes(slack, approval) == 1  # not counted
 
     await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0CAROL")
-    await until(lambda: said_to(fake, "U0CAROL", "the run continues"))
+    await eventually(lambda: said_to(fake, "U0CAROL", "the run continues"))
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
-    await until(lambda: "Approved by @alice and @carol at" in blocks_text(fake.message(APPROVALS, ts)))
+    await eventually(lambda: "Approved by @alice and @carol at" in blocks_text(fake.message(APPROVALS, ts)))
     final = fake.message(APPROVALS, ts)
     assert not [b for b in final["blocks"] if b["type"] == "actions"]  # no buttons left to click
     assert final["text"].startswith("Deploy api to prod?: Approved by @alice and @carol at ")
-    await until(lambda: "succeeded" in fake.message("C0OPS", run_ts)["text"], timeout=10)
+    await eventually(lambda: "succeeded" in fake.message("C0OPS", run_ts)["text"], timeout=10)
 
     # A click from a stale copy of the card (a client that has not redrawn it yet).
     late = await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0ALICE")
     assert late.status == 200
-    [told] = await until(lambda: said_to(fake, "U0ALICE", "Already approved"))
+    [told] = await eventually(lambda: said_to(fake, "U0ALICE", "Already approved"))
     assert re.fullmatch(rf"Already approved by {ALICE}, {CAROL} at \d\d:\d\d UTC", told), told
     assert await votes(slack, approval) == 2
 
@@ -137,8 +137,8 @@ async def test_request_changes_opens_a_modal_and_its_feedback_brings_revision_tw
     fake = slack.fake
     run_id, ts, approval = await start_deploy(slack)
     clicked = await slack.send.click(f"sb:approval:{approval}:changes", APPROVALS, ts, user="U0ALICE")
-    assert clicked.status == 200 and clicked.elapsed < 3.0
-    [view] = await until(lambda: fake.views)
+    assert clicked.status == 200
+    [view] = await eventually(lambda: fake.views)
     assert view["callback_id"] == f"sb:form:approval:{approval}.changes"
     assert json.loads(view["private_metadata"])["channel"] == APPROVALS
     assert [b["block_id"] for b in view["blocks"] if b["type"] == "input"] == ["feedback"]
@@ -150,10 +150,10 @@ async def test_request_changes_opens_a_modal_and_its_feedback_brings_revision_tw
     }
     sent = await slack.send.submit(view, {"feedback": "bump the version"}, user="U0ALICE")
     assert sent.status == 200 and not sent.text  # the modal closes
-    await until(lambda: said_to(fake, "U0ALICE", "Changes requested by @alice; the run continues"))
+    await eventually(lambda: said_to(fake, "U0ALICE", "Changes requested by @alice; the run continues"))
 
     # The build runs again with the feedback, and a new request is posted: revision 2 of 3.
-    [_, (channel, new_ts)] = await until(
+    [_, (channel, new_ts)] = await eventually(
         lambda: keyed(fake, "sb-card-approval:")[1:] and keyed(fake, "sb-card-approval:")
     )
     assert channel == APPROVALS and new_ts != ts
@@ -163,7 +163,7 @@ async def test_request_changes_opens_a_modal_and_its_feedback_brings_revision_tw
     assert re.search(r"Revised after @(alice|U0ALICE) asked for changes: “bump the version”", revised)
     build = {s.key: s for s in await slack.app.runtime.store.step_rows(run_id)}["build"]
     assert build.attempt == 2 and build.outputs["stdout"].strip() == "built bump the version"
-    await until(lambda: "The work goes back for revision 2." in blocks_text(fake.message(APPROVALS, ts)))
+    await eventually(lambda: "The work goes back for revision 2." in blocks_text(fake.message(APPROVALS, ts)))
     assert button(fake.message(APPROVALS, ts), "approve") is None  # the old card is closed
     assert button(fake.message(APPROVALS, new_ts), "approve") is not None
 
@@ -178,8 +178,8 @@ async def test_an_old_card_still_works_after_a_restart(slack: Harness) -> None:
     slack.app = await start_app(settings)  # the same database; a new server on a new port
     slack.send.url = f"{slack.app.url}/slack/events"
     await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0ALICE")
-    await until(lambda: "Approved by @alice, 1 of 2" in blocks_text(fake.message(APPROVALS, ts)))
+    await eventually(lambda: "Approved by @alice, 1 of 2" in blocks_text(fake.message(APPROVALS, ts)))
     await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0CAROL")
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
-    await until(lambda: button(fake.message(APPROVALS, ts), "approve") is None)
+    await eventually(lambda: button(fake.message(APPROVALS, ts), "approve") is None)
     assert len(keyed(fake, "sb-card-approval:")) == 1  # edited in place, never posted again

@@ -7,7 +7,6 @@ interaction webhook (``/webhooks/{app}/{token}``; the first followup after a def
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import discord_payloads as p
+from tests.helpers import eventually
 
 Json = dict[str, Any]
 
@@ -101,12 +101,9 @@ class FakeInteractions:
         return await self.until(first, timeout)
 
     @staticmethod
-    async def until(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-        """Poll ``check`` until it returns something truthy."""
-        async with asyncio.timeout(timeout):
-            while not (value := check()):
-                await asyncio.sleep(0.02)
-            return value
+    async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Poll ``check`` until it returns something truthy (with ``tests.helpers.eventually``)."""
+        return await eventually(check, timeout)
 
     async def _callback(self, body: Json, id: str, token: str) -> web.Response:
         interaction = self.interactions.get(id)
