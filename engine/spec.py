@@ -300,6 +300,16 @@ class Step(Strict):
     def _needs_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("if_", mode="before")
+    @classmethod
+    def _if_literal(cls, value: Any) -> Any:
+        # GitHub accepts `if: true` and `if: 0`: a YAML scalar is read as that expression literal.
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return repr(value)
+        return value
+
     @field_validator("run")
     @classmethod
     def _argv(cls, value: list[str] | None) -> list[str] | None:

@@ -274,3 +274,11 @@ def test_a_fan_out_step_env_reads_item_and_index_per_item() -> None:
     )
     d = c.advance(Start(), 0)
     assert [e.params["env"] for e in d.effects if isinstance(e, StartStep)] == [{"N": "0-5"}, {"N": "1-6"}]
+
+
+def test_if_may_be_a_yaml_boolean_or_number() -> None:
+    loaded = load_text(
+        "name: x\nsteps:\n  a:\n    if: false\n    run: [x]\n  b:\n    if: 1\n    run: [y]\n", "x.yaml"
+    )
+    assert loaded.spec.steps["a"].if_ == "false" and loaded.spec.steps["b"].if_ == "1"
+    assert started(Core(RunState("r", loaded.spec, {})).advance(Start(), 0)) == ["b"]
