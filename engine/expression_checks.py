@@ -10,6 +10,7 @@ from typing import Any
 from engine.diagnostics import Issue, Loc, describe, suggest
 from engine.expr.coerce import to_text
 from engine.expr.nodes import Access, Compare, Ctx, Lit, Node, walk
+from engine.expr.template import whole
 from engine.expressions import ExpressionError, expressions_in, parse
 from engine.graph import HasNeeds, upstream
 
@@ -55,6 +56,13 @@ class ExpressionChecks:
                     Issue(loc, f"{where}: an expression opened with '${{{{' is never closed with '}}}}'")
                 )
                 continue
+            if not bare and field == "if" and whole(text) is None:
+                fix = "write it as one expression, e.g. ${{ a && b }} or a bare a && b"
+                found.append(
+                    Issue(
+                        loc, f"{where}: text around '${{{{ }}}}' makes a non-empty string, always true; {fix}"
+                    )
+                )
             for expression in inner:
                 try:
                     tree = parse(expression.strip()).tree

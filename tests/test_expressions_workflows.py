@@ -282,3 +282,8 @@ def test_if_may_be_a_yaml_boolean_or_number() -> None:
     )
     assert loaded.spec.steps["a"].if_ == "false" and loaded.spec.steps["b"].if_ == "1"
     assert started(Core(RunState("r", loaded.spec, {})).advance(Start(), 0)) == ["b"]
+
+
+def test_validate_reports_an_if_that_is_always_true() -> None:
+    errors = errors_of("  probe:\n    if: ${{ inputs.dry }} && ${{ inputs.env == 'x' }}\n    run: [p]\n")
+    assert any("always true" in m for _, _, m in errors), errors
