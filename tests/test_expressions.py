@@ -647,3 +647,8 @@ def test_results_are_bounded_before_they_are_built() -> None:
         evaluate("toJSON(x)", {"x": ["a" * 1_000_000] * 1000})
     with pytest.raises(ExpressionError, match="result size bound"):
         evaluate("format('{0}{0}', format('{0}{0}', format('{0}{0}', x)))", {"x": "a" * 200_000})
+
+
+def test_from_json_keys_like_github() -> None:
+    assert ev("fromJSON('{\"a\": 1, \"A\": 2, \"b\": 3, \"b\": 4}')") == {"a": 1, "b": 4}
+    assert ev("fromJSON('{\"Key\": 1, \"KEY\": 2}').key") == 1

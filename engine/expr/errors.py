@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 MAX_LENGTH = 21_000  # characters in one expression (GitHub's own limit)
 MAX_DEPTH = 50  # nesting of groups, operators and property accesses (GitHub's own limit)
 MAX_WORK = 1_000_000  # items visited by filters, functions and comparisons in one evaluation
@@ -26,3 +28,16 @@ class ExpressionError(ValueError):
         self.reason = reason
         self.position = position
         self.syntax = syntax
+
+
+class FunctionFailed(ValueError):
+    """A function refused its arguments; the evaluator adds the expression and the position."""
+
+
+class State(Protocol):
+    """What a function may read of the evaluation: the run's status, the files' folder, the work budget."""
+
+    status: str
+    files_root: str | None
+
+    def spend(self, units: int) -> None: ...

@@ -10,8 +10,8 @@ from typing import Any
 
 from engine.expr.access import MISSING, Filtered, Fn, Run, lookup, star, step
 from engine.expr.coerce import equals, greater, less, string_to_number, truthy, upper
-from engine.expr.errors import MAX_RESULT, ExpressionError
-from engine.expr.functions import IMPLS, FunctionFailed
+from engine.expr.errors import MAX_RESULT, ExpressionError, FunctionFailed
+from engine.expr.functions import IMPLS
 from engine.expr.nodes import Access, Call, Compare, Ctx, Lit, Logic, Node, Not, Star
 
 __all__ = ["Filtered", "Fn", "Run", "compiled"]

@@ -3,14 +3,13 @@ hashFiles and the status functions success(), failure(), always() and cancelled(
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-from engine.expr.coerce import equals, is_primitive, js_number_text, to_text, upper
-from engine.expr.errors import MAX_JSON_DEPTH, MAX_RESULT
+from engine.expr.coerce import equals, is_primitive, to_text, upper
+from engine.expr.errors import MAX_RESULT, FunctionFailed, State
 from engine.expr.files import hash_files
+from engine.expr.json_text import from_json, to_json_call
 
 # Lower-case name: (fewest, most) arguments. Names are case-insensitive, as on GitHub.
 ARITY: dict[str, tuple[int, int]] = {
@@ -32,19 +31,6 @@ SPELLING = {
     "startswith": "startsWith", "endswith": "endsWith", "tojson": "toJSON",
     "fromjson": "fromJSON", "hashfiles": "hashFiles",
 }  # fmt: skip
-
-
-class State(Protocol):
-    """What a function may read of the evaluation: the run's status, the files' folder, the work budget."""
-
-    status: str
-    files_root: str | None
-
-    def spend(self, units: int) -> None: ...
-
-
-class FunctionFailed(ValueError):
-    """A function refused its arguments; the evaluator adds the position."""
 
 
 def _contains(st: State, args: list[Any]) -> Any:
@@ -131,84 +117,6 @@ def _join(st: State, args: list[Any]) -> Any:
     return sep.join(parts)
 
 
-def to_json(value: Any, st: State | None = None, depth: int = 0, pad: str = "") -> str:
-    """JSON as GitHub's toJSON writes it: pretty, two spaces, numbers as JavaScript writes them."""
-    if depth > MAX_JSON_DEPTH:
-        raise FunctionFailed(f"toJSON() met data nested deeper than {MAX_JSON_DEPTH} levels")
-    if st is not None:
-        st.spend(1)
-    if value is None or value is True or value is False:
-        return "null" if value is None else "true" if value else "false"
-    if isinstance(value, int | float):
-        number = float(value)
-        return "null" if math.isnan(number) or math.isinf(number) else js_number_text(number)
-    if isinstance(value, str):
-        if st is not None:
-            st.spend(len(value) // 16)  # long text costs work too, so the result stays bounded
-        return json.dumps(value, ensure_ascii=False)
-    inner = pad + "  "
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        parts = [
-            f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {to_json(v, st, depth + 1, inner)}"
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(parts) + "\n" + pad + "}"
-    if isinstance(value, list | tuple):
-        if not value:
-            return "[]"
-        return "[\n" + ",\n".join(inner + to_json(v, st, depth + 1, inner) for v in value) + "\n" + pad + "]"
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def _to_json(st: State, args: list[Any]) -> Any:
-    text = to_json(args[0], st)
-    if len(text) > MAX_RESULT:
-        raise FunctionFailed(
-            f"toJSON() built {len(text):,} characters; the result size bound is {MAX_RESULT:,}"
-        )
-    return text
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _from_json(st: State, args: list[Any]) -> Any:
-    text = to_text(args[0])
-    if not text.strip(" \t\n\r"):
-        raise FunctionFailed("fromJSON() was given empty input; it needs JSON text such as '{\"a\": 1}'")
-    st.spend(len(text) // 16 + 1)
-    if _nesting(text) > MAX_JSON_DEPTH:
-        raise FunctionFailed(f"fromJSON() was given JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        return json.loads(text, parse_constant=_no_constant, parse_int=float)
-    except ValueError as exc:
-        raise FunctionFailed(f"Error parsing JSON when evaluating fromJSON: {exc}") from None
-
-
-def _nesting(text: str) -> int:
-    depth = deepest = 0
-    quoted = escaped = False
-    for c in text:
-        if quoted:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in "]}":
-            depth -= 1
-    return deepest
-
-
 def _case(st: State, args: list[Any]) -> Any:
     for i in range(0, len(args) - 1, 2):
         if args[i] is not True and args[i] is not False:
@@ -233,8 +141,8 @@ IMPLS: dict[str, Callable[[State, list[Any]], Any]] = {
     "endswith": _ends,
     "format": _format,
     "join": _join,
-    "tojson": _to_json,
-    "fromjson": _from_json,
+    "tojson": to_json_call,
+    "fromjson": from_json,
     "case": _case,
     "hashfiles": _hash_files,
     "success": lambda st, _: st.status == "success",
