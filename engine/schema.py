@@ -37,6 +37,7 @@ _DOCS = {
     ),
     "for_each": "A list, or an expression giving a list: the step runs once per item (item, index).",
     "outputs": "Values this step exposes to later steps as steps.<id>.outputs.<name>.",
+    "env": "Environment variables for the program; expressions read them as env.<NAME>, with the workflow's env.",
     "compensate": "What undoes this step when a later step fails and on_failure is 'compensate'.",
     "run": "A program and its arguments, as a list (never a shell string).",
     "action": "A Python function as module:function.",
@@ -62,6 +63,7 @@ def json_schema() -> dict[str, Any]:
     step["not"] = {"required": ["needs", "depends_on"]}
     for key, doc in _DOCS.items():
         step["properties"][key]["description"] = doc
+    step["properties"]["if"]["anyOf"][1:1] = [{"type": "boolean"}, {"type": "number"}]  # if: true
     step["oneOf"] = [{"required": [kind]} for kind in spec.STEP_KINDS]
     compensate["oneOf"] = [{"required": [kind]} for kind in spec.COMPENSATE_KINDS]
     http = defs["HttpSpec"]["properties"]
