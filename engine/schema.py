@@ -37,7 +37,7 @@ _DOCS = {
     ),
     "for_each": "A list, or an expression giving a list: the step runs once per item (item, index).",
     "outputs": "Values this step exposes to later steps as steps.<id>.outputs.<name>.",
-    "env": "Environment variables for the program; expressions read them as env.<NAME>, with the workflow's env.",
+    "env": "Environment variables for the program; expressions read them (and the workflow's) as env.<NAME>.",
     "compensate": "What undoes this step when a later step fails and on_failure is 'compensate'.",
     "run": "A program and its arguments, as a list (never a shell string).",
     "action": "A Python function as module:function.",
