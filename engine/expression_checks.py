@@ -122,8 +122,13 @@ class ExpressionChecks:
         names = _names(node)
         if not names:
             return
-        name = names[0]
         refer += " reads"
+        if root == "inputs":
+            name = _canon(names[0], self.inputs)
+        elif root == "secrets":
+            name = _canon(names[0], self.secrets)
+        else:
+            name = _canon(names[0], self.steps)
         if root == "inputs" and name not in self.inputs:
             close = suggest(name, self.inputs)
             hint = f"did you mean '{close}'?" if close else "declare it under 'inputs:'"
@@ -141,6 +146,7 @@ class ExpressionChecks:
             hint = f"did you mean '{close}'?" if close else f"the steps are: {listing(self.steps)}"
             yield f"{refer} steps.{name}, which is not a step; {hint}"
             return
+        rest = [_canon(rest[0], _STEP_FIELDS), *rest[1:]] if rest else rest
         if rest and rest[0] not in _STEP_FIELDS:
             close = suggest(rest[0], sorted(_STEP_FIELDS))
             hint = f"did you mean '{close}'?" if close else f"a step has {', '.join(sorted(_STEP_FIELDS))}"
@@ -149,7 +155,7 @@ class ExpressionChecks:
         declared: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         if self.steps[name].get("for_each") is not None:
             declared = {"items": None}  # a fan-out's outputs are its items' outputs, in order
-        if len(rest) >= 2 and rest[0] == "outputs" and declared and rest[1] not in declared:
+        if len(rest) >= 2 and rest[0] == "outputs" and declared and _canon(rest[1], declared) not in declared:
             outputs = [str(k) for k in declared]
             close = suggest(rest[1], outputs)
             hint = f"did you mean '{close}'?" if close else f"its outputs are: {', '.join(outputs)}"
@@ -168,7 +174,7 @@ class ExpressionChecks:
                 name = _input_name(one)
                 if name is None or not isinstance(other, Lit) or other.value is None:
                     continue
-                kind = self.input_types.get(name, "")
+                kind = self.input_types.get(_canon(name, self.input_types), "")
                 want = _LITERAL_KINDS.get(kind)
                 got = _literal_kind(other.value)
                 if want is not None and got not in want:
@@ -184,6 +190,14 @@ class ExpressionChecks:
         if step_id not in self._upstream:
             self._upstream[step_id] = upstream(self.graph, step_id)
         return self._upstream[step_id]
+
+
+def _canon(name: str, choices: Iterable[str]) -> str:
+    """The declared spelling of a name read ignoring case, as GitHub reads property names."""
+    if name in choices:
+        return name
+    folded = name.lower()
+    return next((c for c in choices if c.lower() == folded), name)
 
 
 def _names(node: Access) -> list[str]:

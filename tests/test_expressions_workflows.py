@@ -287,3 +287,10 @@ def test_if_may_be_a_yaml_boolean_or_number() -> None:
 def test_validate_reports_an_if_that_is_always_true() -> None:
     errors = errors_of("  probe:\n    if: ${{ inputs.dry }} && ${{ inputs.env == 'x' }}\n    run: [p]\n")
     assert any("always true" in m for _, _, m in errors), errors
+
+
+def test_validate_reads_names_ignoring_case_as_github_does() -> None:
+    text = "  ok:\n    needs: [build]\n    if: INPUTS.Env == 'x' && Steps.BUILD.Outputs.VERSION && steps.build.OUTCOME\n    run: [y]\n"
+    load_text(HEAD + text, "wf.yaml")
+    errors = errors_of("  probe:\n    if: inputs.COUNT == 'three'\n    run: [p]\n")
+    assert any("compares inputs.COUNT (type number)" in m for _, _, m in errors), errors
