@@ -219,21 +219,13 @@ def _input_name(node: Node) -> str | None:
 
 
 def _literal_kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "string"
+    return "boolean" if isinstance(value, bool) else "number" if isinstance(value, int | float) else "string"
 
 
-_LITERAL_KINDS = {
-    "string": {"string"},
-    "text": {"string"},
-    "enum": {"string", "number", "boolean"},
-    "number": {"number"},
-    "integer": {"number"},
-    "boolean": {"boolean"},
-}
+_LITERAL_KINDS = {  # an input's type: the literal kinds it is sensibly compared with
+    "string": {"string"}, "text": {"string"}, "enum": {"string", "number", "boolean"},
+    "number": {"number"}, "integer": {"number"}, "boolean": {"boolean"},
+}  # fmt: skip
 _EXAMPLE_LITERAL = {"number": "a number like 3", "integer": "a number like 3", "boolean": "true or false"}
 _STEP_FIELDS = frozenset({"outputs", "outcome", "conclusion", "status"})
 
