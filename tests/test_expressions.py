@@ -652,3 +652,9 @@ def test_results_are_bounded_before_they_are_built() -> None:
 def test_from_json_keys_like_github() -> None:
     assert ev("fromJSON('{\"a\": 1, \"A\": 2, \"b\": 3, \"b\": 4}')") == {"a": 1, "b": 4}
     assert ev("fromJSON('{\"Key\": 1, \"KEY\": 2}').key") == 1
+
+
+def test_only_ascii_digits_make_numbers() -> None:
+    assert ev("'\u0663' == 3") is False  # an Arabic-Indic digit is not a number to JavaScript's Number()
+    assert ev("'\u00b2' == 2") is False
+    fails("\u0663", "Unexpected symbol")
