@@ -117,6 +117,7 @@ def expressions_in(text: str) -> list[str]:
     return [p.text.strip() for p in split(text) if p.expression]
 
 
+@lru_cache(maxsize=4096)
 def calls_status(text: str) -> bool:
     """Whether an ``if:`` calls success(), failure(), always() or cancelled() (then it decides alone)."""
     try:
