@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.contract import ChatAdapter, DeliveryError, Sent
 from bot.owners import is_dead
-from bot.storage.tables import chat_cards, chat_posts
+from bot.storage.outbox import OutboxRows
 from cards.model import Card
 
 log = logging.getLogger(__name__)
@@ -59,6 +58,7 @@ class Outbox:
         poll: float = 1.0,
     ) -> None:
         self.engine = engine
+        self.rows = OutboxRows(engine)
         self.adapters = adapters
         self.owner = owner
         self.clock = clock
@@ -119,21 +119,9 @@ class Outbox:
 
     async def _due(self) -> list[Item]:
         now = self.clock()
-        cards_q = (
-            sa.select(chat_cards)
-            .where(chat_cards.c.version > chat_cards.c.sent_version, chat_cards.c.next_at <= now)
-            .order_by(chat_cards.c.updated_at)
-            .limit(200)
-        )
-        posts_q = (
-            sa.select(chat_posts)
-            .where(chat_posts.c.status.in_(("pending", "sending")), chat_posts.c.next_at <= now)
-            .order_by(chat_posts.c.id)
-            .limit(500)
-        )
-        async with self.engine.connect() as conn:
-            cards = [r for r in (await conn.execute(cards_q)).all() if self._free(r, now)]
-            posts = [r for r in (await conn.execute(posts_q)).all() if self._free(r, now)]
+        card_rows, post_rows = await self.rows.due(now)
+        cards = [r for r in card_rows if self._free(r, now)]
+        posts = [r for r in post_rows if self._free(r, now)]
         items = [
             Item(
                 "card",
@@ -226,8 +214,7 @@ class Outbox:
             return True
 
     async def _parent(self, key: str) -> Any:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(chat_cards).where(chat_cards.c.key == key))).first()
+        row = await self.rows.card(key)
         return row if row is not None and row.message_ref is not None else None
 
     async def _thread(self, adapter: ChatAdapter, parent_key: str) -> str:
@@ -236,34 +223,14 @@ class Outbox:
         if row.thread_ref:
             return str(row.thread_ref)
         thread = await adapter.thread(Sent(row.message_ref))
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                chat_cards.update().where(chat_cards.c.key == parent_key).values(thread_ref=thread)
-            )
+        await self.rows.set_thread(parent_key, thread)
         return thread
 
     async def _claim(self, item: Item) -> bool:
         now = self.clock()
-        table = chat_cards if item.kind == "card" else chat_posts
-        ident = table.c.key == item.key if item.kind == "card" else table.c.id == int(item.key)
-        free = sa.or_(
-            table.c.claimed_by.is_(None),
-            table.c.claimed_at < now - CLAIM_TIMEOUT,
-            table.c.claimed_by == item.claimed_by if item.claimed_by else sa.false(),
+        return await self.rows.claim(
+            item.kind, item.key, item.version, self.owner, item.claimed_by, now, now - CLAIM_TIMEOUT
         )
-        # The item was read a moment ago; another task may have delivered it since (and cleared its
-        # claim). Only a row still undelivered, as read, may be claimed: never send one twice.
-        undelivered = (
-            table.c.status.in_(("pending", "sending"))
-            if item.kind == "post"
-            else chat_cards.c.sent_version < item.version
-        )
-        values: dict[str, Any] = {"claimed_by": self.owner, "claimed_at": now}
-        if item.kind == "post":
-            values["status"] = "sending"
-        async with self.engine.begin() as conn:
-            query = table.update().where(ident, free, undelivered).values(**values)
-            return (await conn.execute(query)).rowcount == 1
 
     async def _card_sent(self, item: Item, sent: Sent | None) -> None:
         values: dict[str, Any] = {
@@ -276,18 +243,11 @@ class Outbox:
         }
         if sent is not None:
             values["message_ref"] = sent.ref
-        async with self.engine.begin() as conn:
-            await conn.execute(chat_cards.update().where(chat_cards.c.key == item.key).values(**values))
+        await self.rows.update_card(item.key, values)
 
     async def _post_sent(self, item: Item, sent: Sent) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                chat_posts.update()
-                .where(chat_posts.c.id == int(item.key))
-                .values(
-                    status="sent", message_ref=sent.ref, claimed_by=None, sent_at=self.clock(), error=None
-                )
-            )
+        values = {"status": "sent", "message_ref": sent.ref, "claimed_by": None, "sent_at": self.clock()}
+        await self.rows.update_post(int(item.key), {**values, "error": None})
 
     async def _failed(self, item: Item, exc: DeliveryError) -> None:
         attempts = item.attempts + 1
@@ -305,35 +265,28 @@ class Outbox:
             )
         else:
             log.info("outbox: %s %s will be retried in %.1fs: %s", item.kind, item.key, delay, error)
-        async with self.engine.begin() as conn:
-            if item.kind == "card":
-                values: dict[str, Any] = {
+        if item.kind == "card":
+            values: dict[str, Any] = {
+                "claimed_by": None,
+                "claimed_at": None,
+                "attempts": attempts,
+                "error": error,
+                "next_at": self.clock() + delay,
+            }
+            if give_up:
+                values["sent_version"] = item.version  # give up on this version; a newer one may succeed
+            # A card never posted has no thread: its posts would wait forever (and hold up every shutdown).
+            orphans = f"its card was not delivered: {error}" if give_up and item.message_ref is None else None
+            await self.rows.update_card(item.key, values, orphans)
+        else:
+            await self.rows.update_post(
+                int(item.key),
+                {
+                    "status": "failed" if give_up else "pending",
                     "claimed_by": None,
                     "claimed_at": None,
                     "attempts": attempts,
                     "error": error,
                     "next_at": self.clock() + delay,
-                }
-                if give_up:
-                    values["sent_version"] = item.version  # give up on this version; a newer one may succeed
-                await conn.execute(chat_cards.update().where(chat_cards.c.key == item.key).values(**values))
-                if give_up and item.message_ref is None:
-                    # Its thread cannot exist: its posts would wait forever (and hold up every shutdown).
-                    await conn.execute(
-                        chat_posts.update()
-                        .where(chat_posts.c.parent_key == item.key, chat_posts.c.status == "pending")
-                        .values(status="failed", error=f"its card was not delivered: {error}")
-                    )
-            else:
-                await conn.execute(
-                    chat_posts.update()
-                    .where(chat_posts.c.id == int(item.key))
-                    .values(
-                        status="failed" if give_up else "pending",
-                        claimed_by=None,
-                        claimed_at=None,
-                        attempts=attempts,
-                        error=error,
-                        next_at=self.clock() + delay,
-                    )
-                )
+                },
+            )

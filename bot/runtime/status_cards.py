@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.runtime.run_views import view_from_state
-from bot.storage.cards import card_row, card_upsert, post_row
+from bot.storage.cards import card_row, card_upsert, post_insert, post_row
 from bot.storage.journal import Batch
-from bot.storage.tables import chat_posts
 from cards.limits import clip
 from cards.model import Card
 from cards.run_card import run_card
@@ -27,7 +26,7 @@ class StatusCards:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.upsert_card = card_upsert(engine)
-        self.insert_post = chat_posts.insert()
+        self.insert_post = post_insert()
 
     def __call__(self, batch: Batch, state: RunState, events: list[dict[str, Any]], now: float) -> None:
         origin = state.meta.get("origin")

@@ -100,3 +100,8 @@ async def redraw(conn: AsyncConnection, keys: list[str], card: Card, now: float)
 async def add_post(conn: AsyncConnection, row: dict[str, Any]) -> None:
     """Queue one message to send once (see ``post_row``)."""
     await conn.execute(chat_posts.insert(), row)
+
+
+def post_insert() -> Executable:
+    """The statement that queues a post (parameters from ``post_row``), for a batch to reuse."""
+    return chat_posts.insert()
