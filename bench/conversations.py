@@ -44,12 +44,12 @@ sys.path.insert(0, str(ROOT))
 from bench_db import drop, fresh_url  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
-from bot.conversations.model import Inbound  # noqa: E402
 from bot.conversations.service import Conversations, make_conversations  # noqa: E402
 from bot.identity import Identity  # noqa: E402
 from bot.process import start_app, stop_app  # noqa: E402
 from bot.runtime.catalog import Catalog  # noqa: E402
 from bot.runtime.runtime import Runtime  # noqa: E402
+from bot.storage.conversations.rows import Inbound  # noqa: E402
 from bot.storage.database import create_engine, migrate  # noqa: E402
 from bot.storage.runs import RunStore  # noqa: E402
 from bot.storage.tables import chat_cards, chat_posts  # noqa: E402

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import shlex
 
-from bot.conversations.model import Inbound
 from bot.conversations.routing import queue_order
 from bot.conversations.service import Conversations
 from bot.errors import BadInput, NotFound, NotPermitted
+from bot.storage.conversations.rows import Inbound
 from cards.conversation_card import AgentLine, queue_card
 from cards.model import Form, FormField, action_id
 from handlers.services import Services

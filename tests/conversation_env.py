@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from bot.conversations.model import Conversation, Inbound
 from bot.conversations.service import Conversations, make_conversations
 from bot.identity import Identity
 from bot.runtime.catalog import Catalog
 from bot.runtime.runtime import Runtime
-from bot.storage.conversation_tables import conversation_events
+from bot.storage.conversations.rows import Conversation, Inbound
+from bot.storage.conversations.tables import conversation_events
 from bot.storage.tables import chat_cards, chat_posts
 from cards.model import Card
 

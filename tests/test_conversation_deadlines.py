@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.conversations.states import State
+from bot.storage.conversations.states import State
 from handlers.services import Services
 from handlers.types import Click
 from tests.conftest import FakeClock

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.conversations.states import State
 from bot.conversations.transcripts import stats
+from bot.storage.conversations.states import State
 from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.helpers import eventually

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.conversations.states import State
+from bot.storage.conversations.states import State
 from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import Error, FakeOpenAI, Text, ToolCalls
 from tests.helpers import eventually

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.storage import conversation_tables  # noqa: F401  (its tables join the metadata)
+from bot.storage.conversations import tables as conversation_tables  # noqa: F401  (its tables join the metadata)
 from bot.storage.database import create_engine, migrate
 from bot.storage.tables import metadata
 

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from bot.conversations.service import Conversations
-from bot.conversations.states import State
 from bot.process import App, start_app, stop_app
-from bot.storage.conversation_tables import conversation_messages, conversations
+from bot.storage.conversations.states import State
+from bot.storage.conversations.tables import conversation_messages, conversations
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.fakes.slack_api import Call, FakeSlack
 from tests.fakes.slack_sender import SlackSender

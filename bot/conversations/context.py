@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.conversations.model import Conversation, Message
+from bot.storage.conversations.rows import Conversation, Message
 
 CHARS_PER_TOKEN = 4
 SUMMARY_AFTER = 30  # unsummarized messages before the summary is refreshed in the background

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.conversations.model import Conversation
-from bot.conversations.states import AI_SPEAKS, State
+from bot.storage.conversations.rows import Conversation
+from bot.storage.conversations.states import AI_SPEAKS, State
 
 MAX_PINGS = 3
 

@@ -15,14 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.conversations import context, deadlines
-from bot.conversations.model import Conversation
 from bot.conversations.outbound import fallback_channel
 from bot.conversations.routing import pick_agent, qualified
-from bot.conversations.states import AI_SPEAKS, State
 from bot.errors import BadInput, NotFound, NotPermitted
 from bot.identity import Identity, allowed, describe
-from bot.storage.conversation_tables import agents as agents_table
-from bot.storage.conversation_tables import conversation_transcripts, conversations
+from bot.storage.conversations.rows import Conversation
+from bot.storage.conversations.states import AI_SPEAKS, State
 from bot.storage.timers import claim_timer
 from cards.approval_card import hhmm
 from cards.conversation_card import HandoverView, handover_card, notice, relayed
@@ -116,18 +114,13 @@ class Desk:
                 current = await self._current(conn, conv.id)
                 await self.store.event(conn, conv.id, now, who.ref, "claim_refused", current.state, None, {})
                 return _refusal(current)
-            if conn.dialect.name == "postgresql":  # one agent's claims in a row: the capacity check holds
-                await conn.execute(
-                    sa.select(agents_table.c.ref).where(agents_table.c.ref == who.ref).with_for_update()
-                )
+            await self.store.lock_agent(conn, who.ref)  # one agent's claims in a row: capacity holds
             load = await self.store.load_of(conn, who.ref)
             if load > agent.capacity:
                 raise BadInput(
                     f"You already hold {load - 1} conversations (your capacity is {agent.capacity})."
                 )
-            await conn.execute(
-                agents_table.update().where(agents_table.c.ref == who.ref).values(idle_since=now)
-            )
+            await self.store.agent_busy(conn, who.ref, now)
             claimed = await self._current(conn, conv.id)
             await self.draw(conn, claimed, now)
             text = f"{who.name} from the support team has joined the conversation."
@@ -191,9 +184,7 @@ class Desk:
             await self.draw(conn, closed, now)
             history = await self.store.messages(conv.id)
             text = context.transcript(closed, history, hhmm)
-            await conn.execute(
-                conversation_transcripts.insert(), {"conversation_id": conv.id, "at": now, "text": text}
-            )
+            await self.store.save_transcript(conn, conv.id, text, now)
             await self.out.to_agents(conn, closed, notice(f"Transcript\n{text}", "neutral"), now)
         self.service.wake()
         return True
@@ -296,15 +287,10 @@ class Desk:
                             conn, conv, notice(why + " Start with // for a note.", "warning"), now
                         )
                     return
-                query = conversations.update().where(
-                    conversations.c.id == conv.id,
-                    conversations.c.state == State.HUMAN_ACTIVE.value,
-                    conversations.c.agent_ref == who.ref,
-                )
                 values: dict[str, Any] = {"last_agent_at": now, "reminded": False, "warned": False}
                 if conv.first_human_at is None:
                     values["first_human_at"] = now
-                if (await conn.execute(query.values(**values))).rowcount != 1:
+                if not await self.store.agent_replied(conn, conv.id, who.ref, values):
                     return
                 await self.store.add_message(conn, conv.id, "agent", text, now, who, event_key)
                 await self.out.to_user(conn, conv, relayed(who.name, text, "support"), now)

@@ -6,16 +6,12 @@ assistant wrote after an agent claimed the conversation is never stored, so neve
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.config import Settings, for_platform
-from bot.conversations.model import Conversation
-from bot.storage.cards import card_row, card_upsert, post_row
-from bot.storage.conversation_tables import conversations
-from bot.storage.tables import chat_posts, timers
+from bot.storage.cards import add_post, card_row, card_upsert, post_row
+from bot.storage.conversations.rows import Conversation
+from bot.storage.timers import arm_earliest
 from cards.model import Card
 
 CONSOLE_AGENTS = "agents"
@@ -50,21 +46,21 @@ class Outbound:
     async def to_user(self, conn: AsyncConnection, conv: Conversation, card: Card, now: float) -> None:
         """A message to the user, in their DM or under the thread they wrote in."""
         row = post_row(conv.platform, conv.channel, None, card, now, thread_ref=conv.thread)
-        await conn.execute(chat_posts.insert(), row)
+        await add_post(conn, row)
 
     async def to_agents(self, conn: AsyncConnection, conv: Conversation, card: Card, now: float) -> bool:
         """A reply in the thread of the conversation's handover card (False when it has no card)."""
         channel = agents_channel(self.settings, conv.platform)
         if channel is None:
             return False
-        await conn.execute(chat_posts.insert(), post_row(conv.platform, channel, conv.card_key, card, now))
+        await add_post(conn, post_row(conv.platform, channel, conv.card_key, card, now))
         return True
 
     async def to_channel(
         self, conn: AsyncConnection, platform: str, channel: str, card: Card, now: float
     ) -> None:
         """A message of its own in a channel (an escalation)."""
-        await conn.execute(chat_posts.insert(), post_row(platform, channel, None, card, now))
+        await add_post(conn, post_row(platform, channel, None, card, now))
 
     async def card(self, conn: AsyncConnection, conv: Conversation, card: Card, now: float) -> bool:
         """Post or redraw the handover card (False when the platform has no agents' channel configured)."""
@@ -77,24 +73,6 @@ class Outbound:
     async def timer(self, conn: AsyncConnection, conv_id: str, due_at: float) -> None:
         """Make sure the conversation's timer rings by ``due_at`` (a row in ``timers``; the alarm rings it).
 
-        A conversation keeps one pending timer, at its earliest deadline: a later one is replaced, an
-        earlier one kept (when it rings, the tick arms the next). The delete comes first, so the
-        transaction starts with a write even when it is the first statement (SQLite's lock rule).
+        A conversation keeps one pending timer, at its earliest deadline.
         """
-        pending = sa.and_(
-            timers.c.run_id == conv_id, timers.c.kind == "conversation", timers.c.fired_at.is_(None)
-        )
-        await conn.execute(timers.delete().where(pending, timers.c.due_at > due_at))
-        if (await conn.execute(sa.select(timers.c.id).where(pending).limit(1))).first() is not None:
-            return
-        row: dict[str, Any] = {
-            "run_id": conv_id,
-            "step_key": "conversation",
-            "kind": "conversation",
-            "ref": conv_id,
-            "due_at": due_at,
-        }
-        await conn.execute(timers.insert(), row)
-
-    async def bump(self, conn: AsyncConnection, conv_id: str, **values: Any) -> None:
-        await conn.execute(conversations.update().where(conversations.c.id == conv_id).values(**values))
+        await arm_earliest(conn, conv_id, "conversation", due_at)

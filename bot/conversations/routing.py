@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.conversations.model import Agent, Conversation
+from bot.storage.conversations.rows import Agent, Conversation
 
 DEFAULT_HANDLE = 300.0  # seconds a conversation takes when there is no history to go by
 

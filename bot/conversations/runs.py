@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.states import AI_SPEAKS
+from bot.storage.conversations.states import AI_SPEAKS
 from bot.storage.journal import Batch
 from engine.state import RunState
 

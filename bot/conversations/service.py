@@ -22,13 +22,13 @@ from bot.conversations import context
 from bot.conversations.assistant import Assistant, AssistantUnavailable, Finished, HandedOver
 from bot.conversations.deadlines import Policy, next_at
 from bot.conversations.locks import Locks
-from bot.conversations.model import Conversation, Inbound, Message, priority_of
 from bot.conversations.outbound import Outbound
 from bot.conversations.routing import describe_wait, estimated_wait, position
-from bot.conversations.states import AI_SPEAKS, WITH_HUMANS, State
-from bot.conversations.store import ConversationStore
 from bot.conversations.toolbox import ConversationTools
-from bot.storage.conversation_tables import conversations
+from bot.storage.conversations.rows import Conversation, Inbound, Message, priority_of
+from bot.storage.conversations.states import AI_SPEAKS, WITH_HUMANS, State
+from bot.storage.conversations.store import ConversationStore
+from bot.storage.conversations.tables import conversations
 from cards.approval_card import hhmm
 from cards.conversation_card import assistant_reply, notice, relayed
 
@@ -240,12 +240,8 @@ class Conversations:
         if not repeat:
             values["last_bot_at"] = now
         async with self.engine.begin() as conn:
-            query = conversations.update().where(
-                conversations.c.id == conv.id,
-                conversations.c.state.in_([s.value for s in AI_SPEAKS]),
-                conversations.c.turns == turn - 1,
-            )
-            if (await conn.execute(query.values(**values))).rowcount != 1:
+            speaking = [s.value for s in AI_SPEAKS]
+            if not await self.store.assistant_replied(conn, conv.id, turn, speaking, values):
                 await self.store.event(
                     conn, conv.id, now, "assistant", "reply_dropped", None, None, {"turn": turn}
                 )

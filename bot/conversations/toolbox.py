@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.states import AI_SPEAKS
 from bot.conversations.tools import Remember, RunStatus, RunWorkflow
 from bot.errors import SwitchboardError
 from bot.identity import Place, allowed
 from bot.runtime.catalog import check_may_run
 from bot.runtime.run_views import view_from_store
+from bot.storage.conversations.states import AI_SPEAKS
 from engine.inputs import InputError, resolve_inputs
 
 if TYPE_CHECKING:
-    from bot.conversations.model import Conversation
     from bot.conversations.service import Conversations
+    from bot.storage.conversations.rows import Conversation
 
 
 class ConversationTools:

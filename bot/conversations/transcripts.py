@@ -6,18 +6,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.conversations import context
-from bot.conversations.model import Conversation
-from bot.conversations.states import State
-from bot.storage.conversation_tables import (
-    agents,
-    conversation_events,
-    conversation_transcripts,
-    conversations,
-)
+from bot.storage.conversations.rows import Conversation
+from bot.storage.conversations.states import State
+from bot.storage.conversations.store import ConversationStore
 from cards.approval_card import hhmm
 
 if TYPE_CHECKING:
@@ -26,11 +20,7 @@ if TYPE_CHECKING:
 
 async def transcript_of(service: Conversations, conv: Conversation) -> str:
     """The stored transcript of a resolved conversation, or the one so far."""
-    query = sa.select(conversation_transcripts.c.text).where(
-        conversation_transcripts.c.conversation_id == conv.id
-    )
-    async with service.engine.connect() as conn:
-        stored = (await conn.execute(query)).scalar()
+    stored = await service.store.transcript(conv.id)
     return stored or context.transcript(conv, await service.store.messages(conv.id), hhmm)
 
 
@@ -65,14 +55,7 @@ class Stats:
 async def stats(engine: AsyncEngine, since: float = 0.0) -> Stats:
     """Figures over the conversations created since ``since``."""
     out = Stats()
-    query = sa.select(conversations).where(conversations.c.created_at >= since)
-    claims = sa.select(
-        conversation_events.c.conversation_id, conversation_events.c.actor, conversation_events.c.at
-    ).where(conversation_events.c.to_state == State.HUMAN_ACTIVE.value, conversation_events.c.at >= since)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-        claimed = (await conn.execute(claims)).all()
-        agent_rows = (await conn.execute(sa.select(agents.c.ref, agents.c.name))).all()
+    rows, claimed, agent_rows = await ConversationStore(engine).figures_since(since)
     for row in rows:
         conv = Conversation.from_row(row)
         out.total += 1

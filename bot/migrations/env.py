@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from bot.storage import conversation_tables  # noqa: F401  (its tables join the metadata)
+from bot.storage.conversations import tables as conversation_tables  # noqa: F401  (its tables join the metadata)
 from bot.storage.tables import metadata
 
 connection = context.config.attributes.get("connection")

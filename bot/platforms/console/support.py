@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from bot.config import for_platform
 from bot.conversations.intake import for_assistant
-from bot.conversations.model import Inbound
 from bot.identity import Identity, Place
 from bot.platforms.console.adapter import dm_owner
 from bot.storage.console import Message
+from bot.storage.conversations.rows import Inbound
 
 if TYPE_CHECKING:
     from bot.platforms.context import PlatformContext

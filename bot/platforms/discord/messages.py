@@ -20,9 +20,9 @@ import discord
 
 from bot.config import for_platform
 from bot.conversations.intake import for_assistant, taking_messages
-from bot.conversations.model import Inbound
 from bot.identity import Identity
 from bot.platforms.discord.commands import Identities
+from bot.storage.conversations.rows import Inbound
 
 if TYPE_CHECKING:
     from bot.platforms.context import PlatformContext

@@ -20,10 +20,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import for_platform
 from bot.conversations.intake import for_assistant, taking_messages
-from bot.conversations.model import Inbound
 from bot.identity import Identity, Place
 from bot.platforms.slack.errors import hint_for, slack_error
 from bot.platforms.slack.identity import SlackDirectory
+from bot.storage.conversations.rows import Inbound
 from cards.slack import escape
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.conversations.states import State
 from bot.identity import Identity
+from bot.storage.conversations.states import State
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 

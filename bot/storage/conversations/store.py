@@ -12,14 +12,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.conversations.model import Agent, Conversation, Inbound, Message
-from bot.conversations.states import CLOSED, State, can_move
 from bot.identity import Identity
-from bot.storage.conversation_tables import (
+from bot.storage.conversations.rows import Agent, Conversation, Inbound, Message
+from bot.storage.conversations.states import CLOSED, State, can_move
+from bot.storage.conversations.tables import (
     agents,
     conversation_events,
     conversation_memory,
     conversation_messages,
+    conversation_transcripts,
     conversations,
 )
 from bot.storage.tables import chat_cards
@@ -383,3 +384,76 @@ class ConversationStore:
         )
         async with self.engine.connect() as conn:
             return {r.key: r.value for r in (await conn.execute(query)).all()}
+
+    async def lock_agent(self, conn: AsyncConnection, agent_ref: str) -> None:
+        """On PostgreSQL, hold the agent's row until commit, so one agent's claims queue for the capacity
+        check (SQLite's single writer already serialises them)."""
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(agents.c.ref).where(agents.c.ref == agent_ref).with_for_update())
+
+    async def agent_busy(self, conn: AsyncConnection, agent_ref: str, now: float) -> None:
+        """The agent took a conversation: no longer idle."""
+        await conn.execute(agents.update().where(agents.c.ref == agent_ref).values(idle_since=now))
+
+    async def save_transcript(
+        self, conn: AsyncConnection, conversation_id: str, text: str, now: float
+    ) -> None:
+        """Keep the transcript of a resolved conversation."""
+        row = {"conversation_id": conversation_id, "at": now, "text": text}
+        await conn.execute(conversation_transcripts.insert(), row)
+
+    async def transcript(self, conversation_id: str) -> str | None:
+        """The stored transcript, or None while the conversation is open."""
+        query = sa.select(conversation_transcripts.c.text).where(
+            conversation_transcripts.c.conversation_id == conversation_id
+        )
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(query)).scalar()
+        return None if found is None else str(found)
+
+    async def agent_replied(
+        self, conn: AsyncConnection, conversation_id: str, agent_ref: str, values: dict[str, Any]
+    ) -> bool:
+        """Record an agent's reply if they still hold the conversation; True if they do."""
+        query = conversations.update().where(
+            conversations.c.id == conversation_id,
+            conversations.c.state == State.HUMAN_ACTIVE.value,
+            conversations.c.agent_ref == agent_ref,
+        )
+        return bool((await conn.execute(query.values(**values))).rowcount == 1)
+
+    async def assistant_replied(
+        self,
+        conn: AsyncConnection,
+        conversation_id: str,
+        turn: int,
+        speaking: list[str],
+        values: dict[str, Any],
+    ) -> bool:
+        """Record the assistant's reply for ``turn`` if the conversation is still the assistant's (in one of
+        the ``speaking`` states) and no later turn answered first; True if so."""
+        query = conversations.update().where(
+            conversations.c.id == conversation_id,
+            conversations.c.state.in_(speaking),
+            conversations.c.turns == turn - 1,
+        )
+        return bool((await conn.execute(query.values(**values))).rowcount == 1)
+
+    async def bump(self, conn: AsyncConnection, conversation_id: str, **values: Any) -> None:
+        """Set columns of the conversation's row."""
+        await conn.execute(
+            conversations.update().where(conversations.c.id == conversation_id).values(**values)
+        )
+
+    async def figures_since(self, since: float) -> tuple[list[Any], list[Any], list[Any]]:
+        """For the analytics: the conversations created since ``since``, their claims (conversation id,
+        agent, time) and every agent's ref and name."""
+        query = sa.select(conversations).where(conversations.c.created_at >= since)
+        claims = sa.select(
+            conversation_events.c.conversation_id, conversation_events.c.actor, conversation_events.c.at
+        ).where(conversation_events.c.to_state == State.HUMAN_ACTIVE.value, conversation_events.c.at >= since)
+        async with self.engine.connect() as conn:
+            rows = list((await conn.execute(query)).all())
+            claimed = list((await conn.execute(claims)).all())
+            agent_rows = list((await conn.execute(sa.select(agents.c.ref, agents.c.name))).all())
+        return rows, claimed, agent_rows
