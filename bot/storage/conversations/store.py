@@ -13,23 +13,22 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.identity import Identity
-from bot.storage.conversations.rows import Agent, Conversation, Inbound, Message
+from bot.storage.conversations.agents import AgentRows
+from bot.storage.conversations.memory import MemoryRows
+from bot.storage.conversations.records import RecordRows
+from bot.storage.conversations.rows import Conversation, Inbound, Message
 from bot.storage.conversations.states import CLOSED, State, can_move
 from bot.storage.conversations.tables import (
-    agents,
     conversation_events,
-    conversation_memory,
     conversation_messages,
-    conversation_transcripts,
     conversations,
 )
 from bot.storage.tables import chat_cards
 
-MEMORY_KEYS = 20  # facts kept per conversation; the oldest go first
-MEMORY_VALUE = 500
 
+class ConversationStore(AgentRows, MemoryRows, RecordRows):
+    """Conversations, their messages and events; agents, memory and records come from the mixins."""
 
-class ConversationStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
@@ -270,147 +269,6 @@ class ConversationStore:
 
     # -- agents ----------------------------------------------------------------------------------
 
-    async def set_agent(
-        self,
-        who: Identity,
-        now: float,
-        available: bool | None = None,
-        skills: list[str] | None = None,
-        capacity: int = 3,
-    ) -> Agent:
-        """Register or update an agent; returns them with their current load."""
-        async with self.engine.begin() as conn:
-            changes: dict[str, Any] = {"name": who.name, "updated_at": now}
-            if available is not None:
-                changes["available"] = available
-                if available:
-                    changes["idle_since"] = now
-            if skills is not None:
-                changes["skills"] = skills
-            updated = await conn.execute(agents.update().where(agents.c.ref == who.ref).values(**changes))
-            if updated.rowcount == 0:
-                await conn.execute(
-                    agents.insert(),
-                    {
-                        "ref": who.ref,
-                        "platform": who.platform,
-                        "name": who.name,
-                        "available": bool(available),
-                        "skills": skills or [],
-                        "capacity": capacity,
-                        "idle_since": now,
-                        "updated_at": now,
-                    },
-                )
-        found = await self.agent(who.ref)
-        assert found is not None
-        return found
-
-    async def agent(self, ref: str) -> Agent | None:
-        """One agent, with their load."""
-        found = await self.agents(ref)
-        return found[0] if found else None
-
-    async def agents(self, ref: str | None = None) -> list[Agent]:
-        """Every known agent (or the one ``ref`` names) with the number of conversations they hold."""
-        load = (
-            sa.select(conversations.c.agent_ref, sa.func.count().label("n"))
-            .where(conversations.c.state == State.HUMAN_ACTIVE.value)
-            .group_by(conversations.c.agent_ref)
-        )
-        rows_q = sa.select(agents).order_by(agents.c.name)
-        if ref is not None:
-            load = load.where(conversations.c.agent_ref == ref)
-            rows_q = rows_q.where(agents.c.ref == ref)
-        async with self.engine.connect() as conn:
-            counts = {r.agent_ref: r.n for r in (await conn.execute(load)).all()}
-            rows = (await conn.execute(rows_q)).all()
-        return [
-            Agent(
-                r.ref,
-                r.platform,
-                r.name,
-                bool(r.available),
-                tuple(r.skills or ()),
-                r.capacity,
-                r.idle_since,
-                counts.get(r.ref, 0),
-            )
-            for r in rows
-        ]
-
-    async def load_of(self, conn: AsyncConnection, agent_ref: str) -> int:
-        query = sa.select(sa.func.count()).where(
-            conversations.c.state == State.HUMAN_ACTIVE.value, conversations.c.agent_ref == agent_ref
-        )
-        return int((await conn.execute(query)).scalar_one())
-
-    # -- memory ----------------------------------------------------------------------------------
-
-    async def remember(self, conversation_id: str, key: str, value: str, now: float, ttl: float) -> None:
-        """Keep a fact for ``ttl`` seconds; past MEMORY_KEYS facts the oldest is forgotten."""
-        key, value = key.strip()[:80], value.strip()[:MEMORY_VALUE]
-        mine = conversation_memory.c.conversation_id == conversation_id
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                conversation_memory.delete().where(
-                    mine, sa.or_(conversation_memory.c.key == key, conversation_memory.c.expires_at <= now)
-                )
-            )
-            await conn.execute(
-                conversation_memory.insert(),
-                {
-                    "conversation_id": conversation_id,
-                    "key": key,
-                    "value": value,
-                    "updated_at": now,
-                    "expires_at": now + ttl,
-                },
-            )
-            keep = (
-                sa.select(conversation_memory.c.key)
-                .where(mine)
-                .order_by(conversation_memory.c.updated_at.desc())
-                .limit(MEMORY_KEYS)
-            )
-            await conn.execute(
-                conversation_memory.delete().where(mine, conversation_memory.c.key.not_in(keep))
-            )
-
-    async def recall(self, conversation_id: str, now: float) -> dict[str, str]:
-        """The facts that have not expired."""
-        query = sa.select(conversation_memory.c.key, conversation_memory.c.value).where(
-            conversation_memory.c.conversation_id == conversation_id, conversation_memory.c.expires_at > now
-        )
-        async with self.engine.connect() as conn:
-            return {r.key: r.value for r in (await conn.execute(query)).all()}
-
-    async def lock_agent(self, conn: AsyncConnection, agent_ref: str) -> None:
-        """On PostgreSQL, hold the agent's row until commit, so one agent's claims queue for the capacity
-        check (SQLite's single writer already serialises them)."""
-        if conn.dialect.name == "postgresql":
-            await conn.execute(sa.select(agents.c.ref).where(agents.c.ref == agent_ref).with_for_update())
-
-    async def agent_busy(self, conn: AsyncConnection, agent_ref: str, now: float) -> None:
-        """The agent took a conversation: no longer idle."""
-        await conn.execute(agents.update().where(agents.c.ref == agent_ref).values(idle_since=now))
-
-    async def save_transcript(
-        self, conn: AsyncConnection, conversation_id: str, text: str, now: float
-    ) -> None:
-        """Keep the transcript of a resolved conversation."""
-        row = {"conversation_id": conversation_id, "at": now, "text": text}
-        await conn.execute(conversation_transcripts.insert(), row)
-
-    async def transcript(self, conversation_id: str) -> str | None:
-        """The stored transcript, or None while the conversation is open."""
-        query = sa.select(conversation_transcripts.c.text).where(
-            conversation_transcripts.c.conversation_id == conversation_id
-        )
-        async with self.engine.connect() as conn:
-            found = (await conn.execute(query)).scalar()
-        return None if found is None else str(found)
-
     async def agent_replied(
         self, conn: AsyncConnection, conversation_id: str, agent_ref: str, values: dict[str, Any]
     ) -> bool:
@@ -438,22 +296,3 @@ class ConversationStore:
             conversations.c.turns == turn - 1,
         )
         return bool((await conn.execute(query.values(**values))).rowcount == 1)
-
-    async def bump(self, conn: AsyncConnection, conversation_id: str, **values: Any) -> None:
-        """Set columns of the conversation's row."""
-        await conn.execute(
-            conversations.update().where(conversations.c.id == conversation_id).values(**values)
-        )
-
-    async def figures_since(self, since: float) -> tuple[list[Any], list[Any], list[Any]]:
-        """For the analytics: the conversations created since ``since``, their claims (conversation id,
-        agent, time) and every agent's ref and name."""
-        query = sa.select(conversations).where(conversations.c.created_at >= since)
-        claims = sa.select(
-            conversation_events.c.conversation_id, conversation_events.c.actor, conversation_events.c.at
-        ).where(conversation_events.c.to_state == State.HUMAN_ACTIVE.value, conversation_events.c.at >= since)
-        async with self.engine.connect() as conn:
-            rows = list((await conn.execute(query)).all())
-            claimed = list((await conn.execute(claims)).all())
-            agent_rows = list((await conn.execute(sa.select(agents.c.ref, agents.c.name))).all())
-        return rows, claimed, agent_rows
