@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.approvals import policy
+from bot.approvals.deadlines import ApprovalDeadlines
 from bot.errors import Conflict, NotFound, NotPermitted
 from bot.storage import approvals as rows
 from bot.storage.approvals import Approval, audit_row
 from bot.storage.journal import Batch
-from bot.storage.timers import claim_timer
-from engine.signals import ApprovalDecided, RequestApproval
+from engine.signals import RequestApproval
 from engine.state import RunState
 
 
@@ -29,7 +29,7 @@ class Outcome:
     resolved: bool
 
 
-class ApprovalStore:
+class ApprovalStore(ApprovalDeadlines):
     """Creates approval requests and applies decisions and timeouts to them."""
 
     def __init__(self, engine: AsyncEngine, clock: Callable[[], float]) -> None:
@@ -248,72 +248,6 @@ class ApprovalStore:
         if vote is not None:
             return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
         return None
-
-    async def escalate(self, approval_id: str, rung: int, timer_id: int | None = None) -> str | None:
-        """Apply one escalation rung if the request still waits: "reminded", "escalated" or "nothing".
-
-        With ``timer_id`` the timer is marked fired in the same transaction (compare-and-set), so a rung
-        is applied exactly once across processes and a crash cannot mark it fired without applying it.
-        """
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            if timer_id is not None and not await claim_timer(conn, timer_id, now):
-                return None
-            row = await rows.lock(conn, approval_id)
-            if row is None or row.status != "pending" or not row.escalation or rung >= len(row.escalation):
-                # Decided first, or the rung no longer exists: the timer fired and does nothing.
-                return "nothing" if timer_id is not None else None
-            _after, remind, add = row.escalation[rung]
-            voted = await rows.voters(conn, row.id)
-            detail: dict[str, Any] = {"rung": rung, "remind": bool(remind), "add_approvers": list(add)}
-            approvers = list(dict.fromkeys([*row.approvers, *add])) if add else list(row.approvers)
-            if add:
-                await rows.set_approvers(conn, row, approvers)
-            detail["waiting_on"] = policy.waiting_on(approvers, voted)
-            await rows.add_audit(
-                conn, audit_row(row.id, row.run_id, "timer", "escalated", detail, "engine", now)
-            )
-            await self._changed(conn, row.id, "escalated", detail)
-        return "reminded" if remind else "escalated"
-
-    async def _changed(
-        self, conn: AsyncConnection, approval_id: str, event: str, detail: dict[str, Any]
-    ) -> None:
-        for hook in self.on_change:
-            await hook(conn, approval_id, event, detail)
-
-    async def close_for_run(self, run_id: str, status: str) -> int:
-        """Close the requests still pending for a run that ended, so their buttons go away."""
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            closed = await rows.close_pending(conn, run_id, now)
-            for approval_id in closed:
-                detail = {"run_status": status}
-                await rows.add_audit(
-                    conn, audit_row(approval_id, run_id, "engine", "closed", detail, "engine", now)
-                )
-                await self._changed(conn, approval_id, "closed", detail)
-        return len(closed)
-
-    async def expire(self, approval_id: str | None) -> ApprovalDecided | None:
-        """Close a request whose time ran out (unless a decision got there first)."""
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            row = await rows.expire(conn, approval_id, now) if approval_id is not None else None
-            if row is None:
-                return None  # decided (or expired by another process) first
-            detail = {"on_timeout": row.on_timeout}
-            await rows.add_audit(
-                conn, audit_row(row.id, row.run_id, "timer", "expired", detail, "engine", now)
-            )
-            await self._changed(conn, row.id, "expired", {"on_timeout": row.on_timeout})
-        outcome = policy.OUTCOME_ON_TIMEOUT[row.on_timeout]
-        return ApprovalDecided(
-            row.step_key,
-            outcome,
-            {"timed_out": True},
-            f"no decision before the deadline; on_timeout is {row.on_timeout}",
-        )
 
 
 async def _already(conn: AsyncConnection, row: Any) -> str:
