@@ -18,8 +18,9 @@ from pydantic import SecretStr
 from bot.config import Settings
 from bot.process import App, start_app, stop_app
 from tests.fakes.openai_server import FakeOpenAI, Text
+from tests.helpers import eventually
 from tests.test_console import ARGS, CHROMIUM, send
-from tests.test_console_api import Client, console_settings, eventually
+from tests.test_console_api import Client, console_settings
 
 expect.set_options(timeout=15_000)
 
