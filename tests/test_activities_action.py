@@ -67,7 +67,7 @@ async def test_a_sync_action_does_not_block_the_loop() -> None:
     result = await action_kind.execute(call("fixture_actions.basic:blocking", {"seconds": 0.3}), CTX)
     task.cancel()
     assert result == {"slept": True}
-    assert ticks >= 5  # about 30 if nothing else runs; 1 if the action blocked the loop
+    assert ticks >= 2  # the loop kept running (about 30 ticks when idle); at most 1 if the action blocked it
 
 
 @pytest.mark.parametrize(
