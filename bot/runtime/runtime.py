@@ -4,76 +4,42 @@ Every run is driven by one task that applies its signals in batches: the decisio
 committed together (through the journal) before any effect starts, so a step's start and finish are
 durable before anything that depends on them proceeds. A run that only waits (a timer, an approval,
 a sub-workflow) is unloaded: it costs a row, not a task.
+
+This module holds the Runtime (its parts, start and stop, and what callers ask of it); the work is
+in starts.py (submit, load), driver.py (a run's task), commit.py (storing a batch), effects.py
+(running steps) and leases.py (resume, lease renewal, polling).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import logging
-import os
-import secrets as pysecrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.approvals.store import ApprovalStore
 from bot.config import Settings
-from bot.owners import is_dead, new_owner
+from bot.owners import new_owner
+from bot.runtime import leases, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
-from bot.runtime.live import LiveRun, merge
+from bot.runtime.live import LiveRun
+from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
-from engine.activities.base import ActivityContext, StepCall, StepFailure
-from engine.activities.registry import activity
-from engine.core import Core
-from engine.durations import format_duration
-from engine.inputs import resolve_inputs
-from engine.signals import (
-    ApprovalDecided,
-    Cancel,
-    CancelStep,
-    Decision,
-    Notify,
-    RequestApproval,
-    Resume,
-    Retry,
-    Rollback,
-    SetTimer,
-    Signal,
-    Start,
-    StartStep,
-    StepCompleted,
-    StepFailed,
-    TimerFired,
-)
+from engine.activities.base import ActivityContext
+from engine.signals import Notify
 from engine.spec import Workflow
-from engine.state import RunState, RunStatus, StepStatus
+from engine.state import RunState, StepStatus
 
 if TYPE_CHECKING:
     from engine.loader import LoadedWorkflow
 
-log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 # Adds rows to a run's batch so they commit with its state change: (batch, state, event rows, now).
 Observer = Callable[[Batch, RunState, list[dict[str, Any]], float], None]
-
-
-def new_run_id() -> str:
-    """A short, unguessable run id."""
-    return pysecrets.token_hex(6)
-
-
-@dataclass(frozen=True)
-class Started:
-    """What ``submit`` returns."""
-
-    run_id: str
-    digest: str
 
 
 class Runtime:
@@ -98,10 +64,10 @@ class Runtime:
         # Timers that are not a run's: kind -> handler(timer_id, ref), which marks the timer fired itself.
         self.timer_kinds: dict[str, Callable[[int, str], Awaitable[bool]]] = {}
         self.after_commit: list[Callable[[], None]] = []
-        self._specs: dict[str, Workflow] = {}
+        self.specs: dict[str, Workflow] = {}  # parsed workflow versions, by digest
+        self.stopping = False  # set by stop(): no new steps start and no runs load here
         self._background: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[Any]] = set()
-        self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -110,19 +76,19 @@ class Runtime:
         self.store.journal.start()
         resumed = await self.resume_all() if resume else []
         await self.alarm.start()
-        self._background.append(asyncio.create_task(self._poll_loop(), name="runtime-poll"))
-        self._background.append(asyncio.create_task(self._lease_loop(), name="runtime-leases"))
+        self._background.append(asyncio.create_task(leases.poll_loop(self), name="runtime-poll"))
+        self._background.append(asyncio.create_task(leases.lease_loop(self), name="runtime-leases"))
         return resumed
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let running steps finish within ``grace``, then leave the rest to resume."""
-        self._stopping = True
+        self.stopping = True
         self.alarm.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         held = list(self.live)  # drivers remove themselves from ``live`` as they end
-        # No new steps start now (see _carry_out); give the running ones ``grace`` to finish and be stored.
+        # No new steps start now (see effects.carry_out); give running ones ``grace`` to finish and be stored.
         deadline = time.monotonic() + grace
         while any(lr.tasks for lr in self.live.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -163,34 +129,7 @@ class Runtime:
         run_id: str | None = None,
     ) -> Started:
         """Validate inputs, store the run pinned to this exact workflow version, and start it."""
-        inputs = resolve_inputs(loaded.spec, raw_inputs)
-        now = self.clock()
-        run_id = run_id or new_run_id()
-        self._specs[loaded.digest] = loaded.spec
-        state = RunState(
-            run_id,
-            loaded.spec,
-            inputs,
-            started_by=started_by,
-            created_at=now,
-            meta=dict(meta or {}),
-            secrets=_secrets(loaded.spec),
-        )
-        batch = Batch()
-        batch.add(
-            self.store.insert_version,
-            {
-                "digest": loaded.digest,
-                "name": loaded.spec.name,
-                "path": loaded.path,
-                "source": loaded.source,
-                "created_at": now,
-            },
-        )
-        self.store.new_run(batch, state, loaded.digest, now, self.owner, now + self.settings.lease_seconds)
-        await self.store.journal.write(batch)
-        self._adopt(state, loaded.digest, seq=0, mail=False)
-        return Started(run_id, loaded.digest)
+        return await starts.submit(self, loaded, raw_inputs, started_by, meta, run_id)
 
     async def cancel(self, run_id: str, by: str, reason: str = "") -> None:
         """Ask a run to stop; the process running it (maybe another) applies it."""
@@ -214,17 +153,16 @@ class Runtime:
         live = self.live.get(run_id)
         if live is not None:
             live.poke()
-        elif not self._stopping:
+        elif not self.stopping:
             await self.load(run_id)
+
+    async def load(self, run_id: str, dead: list[str] | None = None) -> bool:
+        """Claim a run and drive it here; False when another live process holds it."""
+        return await starts.load(self, run_id, dead)
 
     async def resume_all(self) -> list[str]:
         """Load every active run that no live process is working on."""
-        dead = await self._dead_owners()
-        resumed = []
-        for run_id in await self.store.runs_to_resume(self.owner, self.clock(), dead):
-            if await self.load(run_id, dead):
-                resumed.append(run_id)
-        return resumed
+        return await leases.resume_all(self)
 
     async def fire_due(self) -> int:
         """Fire every timer that is due (each exactly once across processes); returns how many fired here."""
@@ -246,347 +184,6 @@ class Runtime:
                 fired += 1
                 await self.wake(won[0])
         return fired
-
-    # -- loading ---------------------------------------------------------------------------------
-
-    async def load(self, run_id: str, dead: list[str] | None = None) -> bool:
-        """Claim a run and drive it here; False when another live process holds it."""
-        if run_id in self.live:
-            self.live[run_id].poke()
-            return True
-        now = self.clock()
-        if not await self.store.claim(run_id, self.owner, now, now + self.settings.lease_seconds, dead or []):
-            return False
-        row = await self.store.run_row(run_id)
-        if row is None or run_id in self.live:
-            return row is not None
-        spec = await self._spec(row.digest)
-        state = RunState(
-            run_id,
-            spec,
-            row.inputs,
-            status=RunStatus(row.status),
-            started_by=row.started_by,
-            created_at=row.created_at,
-            meta=row.meta,
-            outputs=row.outputs,
-            error=row.error,
-            secrets=_secrets(spec),
-            cancel_requested=row.cancel_requested,
-            rollback_to=row.rollback_to,
-            finish_counter=row.finish_counter,
-            failed_step=row.failed_step,
-        )
-        for step in await self.store.step_rows(run_id):
-            state.steps[step.key] = step
-        for parent in [s for s in state.steps.values() if s.items is not None]:
-            for key in state.item_keys(parent.step_id):
-                state.step(key)
-        if run_id in self.live:  # a concurrent load (a click's wake and the poll loop) adopted it meanwhile
-            self.live[run_id].poke()
-            return True
-        self._adopt(state, row.digest, seq=row.event_seq, mail=True)
-        return True
-
-    def _adopt(self, state: RunState, digest: str, seq: int, mail: bool) -> None:
-        """Drive a run we hold the lease on: a new one starts, a stored one resumes."""
-        core = Core(state)
-        core.event_count = seq
-        live = LiveRun(core, digest, seq=seq, mail=mail, had_approvals=mail)
-        self.live[state.run_id] = live
-        if state.status == RunStatus.PENDING:
-            live.push(Start())
-        elif not state.status.finished:
-            live.push(Resume())
-        else:
-            live.wake.set()
-        live.driver = asyncio.create_task(self._drive(live), name=f"run-{state.run_id}")
-
-    async def _spec(self, digest: str) -> Workflow:
-        spec = self._specs.get(digest)
-        if spec is None:
-            source, path = await self.store.source_of(digest)
-            from engine.loader import parse_stored  # YAML parsing is needed only for stored versions
-
-            spec = self._specs[digest] = parse_stored(source, path)
-        return spec
-
-    async def _dead_owners(self) -> list[str]:
-        """Lease holders on this host whose process is gone (so a resume need not wait for expiry)."""
-        return [owner for owner in await self.store.lease_owners() if is_dead(owner, self.owner)]
-
-    # -- driving a run ---------------------------------------------------------------------------
-
-    async def _drive(self, live: LiveRun) -> None:
-        run_id = live.run_id
-        try:
-            while not live.lost:
-                await live.wake.wait()
-                live.wake.clear()
-                if live.mail:
-                    live.mail = False
-                    await self._read_inbox(live)
-                signals = live.take()
-                if not signals and not live.consumed:
-                    if live.parked:
-                        break
-                    continue
-                decision = Decision()
-                for signal in signals:
-                    merge(decision, live.core.advance(signal, self.clock()))
-                state = live.core.state
-                done = state.status.finished
-                park = done or (
-                    not live.tasks
-                    and not _starts_work(decision)
-                    and not live.signals
-                    and state.status == RunStatus.WAITING
-                )
-                await self._persist(live, decision, release=park)
-                self._carry_out(live, decision)
-                if park and live.parked:
-                    break
-                if park:  # something arrived while storing: take the lease back, or leave it to its new owner
-                    now = self.clock()
-                    if not await self.store.claim(
-                        run_id, self.owner, now, now + self.settings.lease_seconds, []
-                    ):
-                        live.lost = True
-        except Exception:
-            log.exception("run %s stopped unexpectedly; it will be resumed", run_id)
-            await self.store.release(run_id, self.owner)
-        finally:
-            for task in live.tasks.values():
-                task.cancel()
-            self.live.pop(run_id, None)
-        if not live.lost and not self._stopping and await self.store.inbox_for(run_id):
-            await self.load(run_id)  # a signal slipped in while the lease was being released
-
-    async def _read_inbox(self, live: LiveRun) -> None:
-        for inbox_id, kind, payload in await self.store.inbox_for(live.run_id, live.inbox_seen):
-            live.inbox_seen = max(live.inbox_seen, inbox_id)
-            live.consumed.append(inbox_id)
-            signal = await self._signal(live, kind, payload)
-            if signal is not None:
-                live.signals.append(signal)
-
-    async def _signal(self, live: LiveRun, kind: str, p: dict[str, Any]) -> Signal | None:
-        if kind == "cancel":
-            return Cancel(p.get("by", "?"), p.get("reason", ""))
-        if kind == "retry":
-            return Retry(p.get("by", "?"))
-        if kind == "rollback":
-            return Rollback(p.get("by", "?"), p.get("to"))
-        if kind == "approval":
-            return ApprovalDecided(p["key"], p["outcome"], p.get("outputs", {}), p.get("reason", ""))
-        if kind == "child":
-            if p["status"] == "succeeded":
-                return StepCompleted(p["key"], p["attempt"], p.get("outputs") or {})
-            return StepFailed(
-                p["key"], p["attempt"], "child", p.get("error") or f"sub-workflow {p['status']}"
-            )
-        if kind == "timer":
-            if p["kind"] == "approval_timeout":
-                return await self.approvals.expire(p["ref"])
-            return TimerFired(p["key"], p["kind"])
-        log.warning("run %s: ignoring unknown inbox signal %r", live.run_id, kind)
-        return None
-
-    async def _persist(self, live: LiveRun, d: Decision, release: bool) -> None:
-        store, state, now = self.store, live.core.state, self.clock()
-        batch = Batch()
-        batch.add(store.upsert_step, [store.step_row(state.run_id, state.steps[k]) for k in sorted(d.dirty)])
-        rows = []
-        for event in d.events:
-            live.seq += 1
-            rows.append(
-                {
-                    "run_id": state.run_id,
-                    "seq": live.seq,
-                    "type": event.type,
-                    "step_key": event.key,
-                    "data": event.data,
-                    "at": now,
-                }
-            )
-        batch.add(store.insert_event, rows)
-        for effect in d.effects:
-            if isinstance(effect, SetTimer):
-                batch.add(
-                    store.insert_timer,
-                    {
-                        "run_id": state.run_id,
-                        "step_key": effect.key,
-                        "kind": effect.kind,
-                        "due_at": effect.due_at,
-                    },
-                )
-            elif isinstance(effect, RequestApproval):
-                self.approvals.add_request(batch, state, effect, now)
-                live.had_approvals = True
-            elif isinstance(effect, StartStep) and effect.kind == "workflow":
-                await self.children.prepare(batch, live, effect)
-        parent = state.meta.get("parent_run_id")
-        if state.status.finished and parent:
-            batch.add(
-                store.insert_inbox,
-                {
-                    "run_id": parent,
-                    "kind": "child",
-                    "created_at": now,
-                    "payload": {
-                        "key": state.meta["parent_step"],
-                        "attempt": state.meta.get("parent_attempt", 1),
-                        "status": str(state.status),
-                        "outputs": state.outputs,
-                        "error": state.error,
-                    },
-                },
-            )
-        for observer in self.observers:
-            observer(batch, state, rows, now)  # e.g. chat status cards, committed with the state change
-        if d.run_changed or release:
-            # Most steps change only step rows and events; the run's row waits for a run-level change.
-            owner, until = (None, None) if release else (self.owner, now + self.settings.lease_seconds)
-            batch.add(store.update_run, store.run_update(state, now, owner, until))
-        batch.add(store.consume_inbox, [{"_id": i, "at": now} for i in live.consumed])
-        live.consumed = []
-        await store.journal.write(batch)
-        if rows:
-            self.hub.publish(state.run_id, rows)
-            for hook in self.after_commit:
-                hook()
-        if state.status.finished and parent:
-            self.spawn(self.wake(parent))
-        if state.status.finished and state.status != RunStatus.SUCCEEDED and live.had_approvals:
-            # Only a run that did not succeed can end with a request still open (its step was cancelled).
-            self.spawn(self.approvals.close_for_run(state.run_id, str(state.status)))
-
-    def _carry_out(self, live: LiveRun, d: Decision) -> None:
-        for effect in d.effects:
-            if isinstance(effect, StartStep):
-                if effect.kind == "workflow":
-                    self.children.start(live, effect)
-                elif not self._stopping:  # stopping: the step stays stored as started; resume runs it
-                    task = asyncio.create_task(self._activity(live, effect))
-                    live.tasks[effect.key] = task
-                    task.add_done_callback(functools.partial(self._never_ran, live, effect))
-            elif isinstance(effect, CancelStep):
-                self._cancel_step(live, effect.key)
-            elif isinstance(effect, SetTimer):
-                self.alarm.arm(effect.due_at)
-            elif isinstance(effect, RequestApproval) and effect.timeout:
-                self.alarm.arm(self.clock() + effect.timeout)
-            elif isinstance(effect, Notify):
-                for hook in self.notify_hooks:
-                    hook(live.run_id, effect)
-
-    def _never_ran(self, live: LiveRun, effect: StartStep, task: asyncio.Task[None]) -> None:
-        # A task cancelled before its first line runs never reports; report the cancel for it.
-        if task.cancelled() and effect.key in live.cancelling and not self._stopping:
-            live.cancelling.discard(effect.key)
-            live.tasks.pop(effect.key, None)
-            live.push(
-                StepFailed(effect.key, effect.attempt, "cancelled", "cancelled", {}, effect.compensation)
-            )
-
-    def _cancel_step(self, live: LiveRun, key: str) -> None:
-        task = live.tasks.get(key)
-        if task is not None:
-            live.cancelling.add(key)
-            task.cancel()
-            return
-        step = live.core.state.steps.get(key)
-        if step is not None and step.waiting_on == "child":
-            self.spawn(self.children.cancel(live, key))
-
-    async def _activity(self, live: LiveRun, effect: StartStep) -> None:
-        state = live.core.state
-        call = StepCall(
-            run_id=state.run_id,
-            step_key=effect.key,
-            step_id=effect.step_id,
-            attempt=effect.attempt,
-            idempotency_key=f"{state.run_id}:{effect.key}" + (":compensate" if effect.compensation else ""),
-            kind=effect.kind,
-            params=effect.params,
-            inputs=state.inputs,
-            timeout=effect.timeout,
-        )
-        signal: Signal
-        try:
-            async with self.slots:
-                async with asyncio.timeout(effect.timeout):
-                    result = await activity(effect.kind)(call, self.activity)
-            signal = StepCompleted(effect.key, effect.attempt, result, effect.compensation)
-        except StepFailure as exc:
-            signal = StepFailed(
-                effect.key, effect.attempt, exc.kind, exc.message, exc.result, effect.compensation
-            )
-        except TimeoutError:
-            limit = format_duration(effect.timeout or 0)
-            signal = StepFailed(
-                effect.key, effect.attempt, "timeout", f"timed out after {limit}", {}, effect.compensation
-            )
-        except asyncio.CancelledError:
-            if effect.key not in live.cancelling or self._stopping:
-                raise
-            live.cancelling.discard(effect.key)
-            signal = StepFailed(effect.key, effect.attempt, "cancelled", "cancelled", {}, effect.compensation)
-        except Exception as exc:
-            ref = pysecrets.token_hex(3)
-            log.exception("step %s of run %s failed unexpectedly (ref %s)", effect.key, state.run_id, ref)
-            signal = StepFailed(
-                effect.key,
-                effect.attempt,
-                "action",
-                f"something went wrong (ref {ref}): {type(exc).__name__}: {exc}",
-                {},
-                effect.compensation,
-            )
-        live.tasks.pop(effect.key, None)
-        live.push(signal)
-
-    # -- background loops ------------------------------------------------------------------------
-
-    async def _poll_loop(self) -> None:
-        """A safety net for work other processes hand us: signals, and runs a dead process left."""
-        ticks = 0
-        while True:
-            await asyncio.sleep(self.settings.poll_interval)
-            try:
-                for run_id in await self.store.runs_with_mail():
-                    await self.wake(run_id)
-                ticks += 1
-                if ticks % 10 == 0:
-                    await self.resume_all()
-            except Exception:
-                log.exception("polling for work failed; retrying")
-
-    async def _lease_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease_seconds / 3)
-            try:
-                lost = await self.store.renew(
-                    list(self.live), self.owner, self.clock() + self.settings.lease_seconds
-                )
-            except Exception:
-                log.exception("renewing run leases failed; retrying")
-                continue
-            for run_id in lost:
-                live = self.live.get(run_id)
-                if live is not None:
-                    log.error("lost the lease on run %s to another process; stopping work on it here", run_id)
-                    live.lost = True
-                    live.wake.set()
-
-
-def _secrets(spec: Workflow) -> dict[str, str]:
-    return {name: os.environ.get(name, "") for name in spec.secrets}
-
-
-def _starts_work(d: Decision) -> bool:
-    return any(isinstance(e, StartStep) for e in d.effects)
 
 
 __all__ = ["Runtime", "Started", "StepStatus", "new_run_id"]

@@ -1,0 +1,85 @@
+"""Storing a batch of a run's decisions in one commit: steps, events, timers, approvals, children, run row."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.runtime.live import LiveRun
+from bot.storage.journal import Batch
+from engine.signals import Decision, RequestApproval, SetTimer, StartStep
+from engine.state import RunStatus
+
+if TYPE_CHECKING:
+    from bot.runtime.runtime import Runtime
+
+
+async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool) -> None:
+    """Commit the decision (giving up the lease when ``release``), then publish it and do the follow-ups."""
+    store, state, now = rt.store, live.core.state, rt.clock()
+    batch = Batch()
+    batch.add(store.upsert_step, [store.step_row(state.run_id, state.steps[k]) for k in sorted(d.dirty)])
+    rows = []
+    for event in d.events:
+        live.seq += 1
+        rows.append(
+            {
+                "run_id": state.run_id,
+                "seq": live.seq,
+                "type": event.type,
+                "step_key": event.key,
+                "data": event.data,
+                "at": now,
+            }
+        )
+    batch.add(store.insert_event, rows)
+    for effect in d.effects:
+        if isinstance(effect, SetTimer):
+            batch.add(
+                store.insert_timer,
+                {
+                    "run_id": state.run_id,
+                    "step_key": effect.key,
+                    "kind": effect.kind,
+                    "due_at": effect.due_at,
+                },
+            )
+        elif isinstance(effect, RequestApproval):
+            rt.approvals.add_request(batch, state, effect, now)
+            live.had_approvals = True
+        elif isinstance(effect, StartStep) and effect.kind == "workflow":
+            await rt.children.prepare(batch, live, effect)
+    parent = state.meta.get("parent_run_id")
+    if state.status.finished and parent:
+        batch.add(
+            store.insert_inbox,
+            {
+                "run_id": parent,
+                "kind": "child",
+                "created_at": now,
+                "payload": {
+                    "key": state.meta["parent_step"],
+                    "attempt": state.meta.get("parent_attempt", 1),
+                    "status": str(state.status),
+                    "outputs": state.outputs,
+                    "error": state.error,
+                },
+            },
+        )
+    for observer in rt.observers:
+        observer(batch, state, rows, now)  # e.g. chat status cards, committed with the state change
+    if d.run_changed or release:
+        # Most steps change only step rows and events; the run's row waits for a run-level change.
+        owner, until = (None, None) if release else (rt.owner, now + rt.settings.lease_seconds)
+        batch.add(store.update_run, store.run_update(state, now, owner, until))
+    batch.add(store.consume_inbox, [{"_id": i, "at": now} for i in live.consumed])
+    live.consumed = []
+    await store.journal.write(batch)
+    if rows:
+        rt.hub.publish(state.run_id, rows)
+        for hook in rt.after_commit:
+            hook()
+    if state.status.finished and parent:
+        rt.spawn(rt.wake(parent))
+    if state.status.finished and state.status != RunStatus.SUCCEEDED and live.had_approvals:
+        # Only a run that did not succeed can end with a request still open (its step was cancelled).
+        rt.spawn(rt.approvals.close_for_run(state.run_id, str(state.status)))

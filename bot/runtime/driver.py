@@ -1,0 +1,109 @@
+"""The task that drives a loaded run: read its inbox, apply signals in batches, store each, then act on it."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.runtime.commit import persist
+from bot.runtime.effects import carry_out
+from bot.runtime.live import LiveRun, merge
+from engine.signals import (
+    ApprovalDecided,
+    Cancel,
+    Decision,
+    Retry,
+    Rollback,
+    Signal,
+    StartStep,
+    StepCompleted,
+    StepFailed,
+    TimerFired,
+)
+from engine.state import RunStatus
+
+if TYPE_CHECKING:
+    from bot.approvals.store import ApprovalStore
+    from bot.runtime.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def drive(rt: Runtime, live: LiveRun) -> None:
+    """Apply the run's signals until it parks, finishes or is lost; then leave the live set."""
+    run_id = live.run_id
+    try:
+        while not live.lost:
+            await live.wake.wait()
+            live.wake.clear()
+            if live.mail:
+                live.mail = False
+                await _read_inbox(rt, live)
+            signals = live.take()
+            if not signals and not live.consumed:
+                if live.parked:
+                    break
+                continue
+            decision = Decision()
+            for signal in signals:
+                merge(decision, live.core.advance(signal, rt.clock()))
+            state = live.core.state
+            done = state.status.finished
+            park = done or (
+                not live.tasks
+                and not _starts_work(decision)
+                and not live.signals
+                and state.status == RunStatus.WAITING
+            )
+            await persist(rt, live, decision, release=park)
+            carry_out(rt, live, decision)
+            if park and live.parked:
+                break
+            if park:  # something arrived while storing: take the lease back, or leave it to its new owner
+                now = rt.clock()
+                if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, []):
+                    live.lost = True
+    except Exception:
+        log.exception("run %s stopped unexpectedly; it will be resumed", run_id)
+        await rt.store.release(run_id, rt.owner)
+    finally:
+        for task in live.tasks.values():
+            task.cancel()
+        rt.live.pop(run_id, None)
+    if not live.lost and not rt.stopping and await rt.store.inbox_for(run_id):
+        await rt.load(run_id)  # a signal slipped in while the lease was being released
+
+
+async def _read_inbox(rt: Runtime, live: LiveRun) -> None:
+    for inbox_id, kind, payload in await rt.store.inbox_for(live.run_id, live.inbox_seen):
+        live.inbox_seen = max(live.inbox_seen, inbox_id)
+        live.consumed.append(inbox_id)
+        signal = await inbox_signal(rt.approvals, live.run_id, kind, payload)
+        if signal is not None:
+            live.signals.append(signal)
+
+
+async def inbox_signal(approvals: ApprovalStore, run_id: str, kind: str, p: dict[str, Any]) -> Signal | None:
+    """The engine signal for one inbox row (None, logged, for a kind this version does not know)."""
+    if kind == "cancel":
+        return Cancel(p.get("by", "?"), p.get("reason", ""))
+    if kind == "retry":
+        return Retry(p.get("by", "?"))
+    if kind == "rollback":
+        return Rollback(p.get("by", "?"), p.get("to"))
+    if kind == "approval":
+        return ApprovalDecided(p["key"], p["outcome"], p.get("outputs", {}), p.get("reason", ""))
+    if kind == "child":
+        if p["status"] == "succeeded":
+            return StepCompleted(p["key"], p["attempt"], p.get("outputs") or {})
+        return StepFailed(p["key"], p["attempt"], "child", p.get("error") or f"sub-workflow {p['status']}")
+    if kind == "timer":
+        if p["kind"] == "approval_timeout":
+            return await approvals.expire(p["ref"])
+        return TimerFired(p["key"], p["kind"])
+    log.warning("run %s: ignoring unknown inbox signal %r", run_id, kind)
+    return None
+
+
+def _starts_work(d: Decision) -> bool:
+    return any(isinstance(e, StartStep) for e in d.effects)

@@ -1,0 +1,118 @@
+"""Acting on a stored batch's effects: running step activities, cancelling steps, arming alarms, notifying."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets as pysecrets
+from typing import TYPE_CHECKING
+
+from bot.runtime.live import LiveRun
+from engine.activities.base import StepCall, StepFailure
+from engine.activities.registry import activity
+from engine.durations import format_duration
+from engine.signals import (
+    CancelStep,
+    Decision,
+    Notify,
+    RequestApproval,
+    SetTimer,
+    Signal,
+    StartStep,
+    StepCompleted,
+    StepFailed,
+)
+
+if TYPE_CHECKING:
+    from bot.runtime.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def carry_out(rt: Runtime, live: LiveRun, d: Decision) -> None:
+    """Start what the decision starts and stop what it cancels, now that it is stored."""
+    for effect in d.effects:
+        if isinstance(effect, StartStep):
+            if effect.kind == "workflow":
+                rt.children.start(live, effect)
+            elif not rt.stopping:  # stopping: the step stays stored as started; resume runs it
+                task = asyncio.create_task(_activity(rt, live, effect))
+                live.tasks[effect.key] = task
+                task.add_done_callback(functools.partial(_never_ran, rt, live, effect))
+        elif isinstance(effect, CancelStep):
+            _cancel_step(rt, live, effect.key)
+        elif isinstance(effect, SetTimer):
+            rt.alarm.arm(effect.due_at)
+        elif isinstance(effect, RequestApproval) and effect.timeout:
+            rt.alarm.arm(rt.clock() + effect.timeout)
+        elif isinstance(effect, Notify):
+            for hook in rt.notify_hooks:
+                hook(live.run_id, effect)
+
+
+def _never_ran(rt: Runtime, live: LiveRun, effect: StartStep, task: asyncio.Task[None]) -> None:
+    # A task cancelled before its first line runs never reports; report the cancel for it.
+    if task.cancelled() and effect.key in live.cancelling and not rt.stopping:
+        live.cancelling.discard(effect.key)
+        live.tasks.pop(effect.key, None)
+        live.push(StepFailed(effect.key, effect.attempt, "cancelled", "cancelled", {}, effect.compensation))
+
+
+def _cancel_step(rt: Runtime, live: LiveRun, key: str) -> None:
+    task = live.tasks.get(key)
+    if task is not None:
+        live.cancelling.add(key)
+        task.cancel()
+        return
+    step = live.core.state.steps.get(key)
+    if step is not None and step.waiting_on == "child":
+        rt.spawn(rt.children.cancel(live, key))
+
+
+async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
+    state = live.core.state
+    call = StepCall(
+        run_id=state.run_id,
+        step_key=effect.key,
+        step_id=effect.step_id,
+        attempt=effect.attempt,
+        idempotency_key=f"{state.run_id}:{effect.key}" + (":compensate" if effect.compensation else ""),
+        kind=effect.kind,
+        params=effect.params,
+        inputs=state.inputs,
+        timeout=effect.timeout,
+    )
+    signal: Signal
+    try:
+        async with rt.slots:
+            async with asyncio.timeout(effect.timeout):
+                result = await activity(effect.kind)(call, rt.activity)
+        signal = StepCompleted(effect.key, effect.attempt, result, effect.compensation)
+    except StepFailure as exc:
+        signal = StepFailed(
+            effect.key, effect.attempt, exc.kind, exc.message, exc.result, effect.compensation
+        )
+    except TimeoutError:
+        limit = format_duration(effect.timeout or 0)
+        signal = StepFailed(
+            effect.key, effect.attempt, "timeout", f"timed out after {limit}", {}, effect.compensation
+        )
+    except asyncio.CancelledError:
+        if effect.key not in live.cancelling or rt.stopping:
+            raise
+        live.cancelling.discard(effect.key)
+        signal = StepFailed(effect.key, effect.attempt, "cancelled", "cancelled", {}, effect.compensation)
+    except Exception as exc:
+        ref = pysecrets.token_hex(3)
+        log.exception("step %s of run %s failed unexpectedly (ref %s)", effect.key, state.run_id, ref)
+        signal = StepFailed(
+            effect.key,
+            effect.attempt,
+            "action",
+            f"something went wrong (ref {ref}): {type(exc).__name__}: {exc}",
+            {},
+            effect.compensation,
+        )
+    live.tasks.pop(effect.key, None)
+    live.push(signal)

@@ -1,0 +1,143 @@
+"""Putting a run in this process's hands: a new run submitted, or a stored one claimed and rebuilt."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets as pysecrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.runtime.driver import drive
+from bot.runtime.live import LiveRun
+from bot.storage.journal import Batch
+from engine.core import Core
+from engine.inputs import resolve_inputs
+from engine.signals import Resume, Start
+from engine.spec import Workflow
+from engine.state import RunState, RunStatus
+
+if TYPE_CHECKING:
+    from bot.runtime.runtime import Runtime
+    from engine.loader import LoadedWorkflow
+
+
+def new_run_id() -> str:
+    """A short, unguessable run id."""
+    return pysecrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class Started:
+    """What ``submit`` returns."""
+
+    run_id: str
+    digest: str
+
+
+async def submit(
+    rt: Runtime,
+    loaded: LoadedWorkflow,
+    raw_inputs: dict[str, Any],
+    started_by: str,
+    meta: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> Started:
+    """Validate inputs, store the run pinned to this exact workflow version, and start it."""
+    inputs = resolve_inputs(loaded.spec, raw_inputs)
+    now = rt.clock()
+    run_id = run_id or new_run_id()
+    rt.specs[loaded.digest] = loaded.spec
+    state = RunState(
+        run_id,
+        loaded.spec,
+        inputs,
+        started_by=started_by,
+        created_at=now,
+        meta=dict(meta or {}),
+        secrets=_secrets(loaded.spec),
+    )
+    batch = Batch()
+    batch.add(
+        rt.store.insert_version,
+        {
+            "digest": loaded.digest,
+            "name": loaded.spec.name,
+            "path": loaded.path,
+            "source": loaded.source,
+            "created_at": now,
+        },
+    )
+    rt.store.new_run(batch, state, loaded.digest, now, rt.owner, now + rt.settings.lease_seconds)
+    await rt.store.journal.write(batch)
+    adopt(rt, state, loaded.digest, seq=0, mail=False)
+    return Started(run_id, loaded.digest)
+
+
+async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
+    """Claim a run and drive it here; False when another live process holds it."""
+    if run_id in rt.live:
+        rt.live[run_id].poke()
+        return True
+    now = rt.clock()
+    if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead or []):
+        return False
+    row = await rt.store.run_row(run_id)
+    if row is None or run_id in rt.live:
+        return row is not None
+    spec = await _spec(rt, row.digest)
+    state = RunState(
+        run_id,
+        spec,
+        row.inputs,
+        status=RunStatus(row.status),
+        started_by=row.started_by,
+        created_at=row.created_at,
+        meta=row.meta,
+        outputs=row.outputs,
+        error=row.error,
+        secrets=_secrets(spec),
+        cancel_requested=row.cancel_requested,
+        rollback_to=row.rollback_to,
+        finish_counter=row.finish_counter,
+        failed_step=row.failed_step,
+    )
+    for step in await rt.store.step_rows(run_id):
+        state.steps[step.key] = step
+    for parent in [s for s in state.steps.values() if s.items is not None]:
+        for key in state.item_keys(parent.step_id):
+            state.step(key)
+    if run_id in rt.live:  # a concurrent load (a click's wake and the poll loop) adopted it meanwhile
+        rt.live[run_id].poke()
+        return True
+    adopt(rt, state, row.digest, seq=row.event_seq, mail=True)
+    return True
+
+
+def adopt(rt: Runtime, state: RunState, digest: str, seq: int, mail: bool) -> None:
+    """Drive a run we hold the lease on: a new one starts, a stored one resumes."""
+    core = Core(state)
+    core.event_count = seq
+    live = LiveRun(core, digest, seq=seq, mail=mail, had_approvals=mail)
+    rt.live[state.run_id] = live
+    if state.status == RunStatus.PENDING:
+        live.push(Start())
+    elif not state.status.finished:
+        live.push(Resume())
+    else:
+        live.wake.set()
+    live.driver = asyncio.create_task(drive(rt, live), name=f"run-{state.run_id}")
+
+
+async def _spec(rt: Runtime, digest: str) -> Workflow:
+    spec = rt.specs.get(digest)
+    if spec is None:
+        source, path = await rt.store.source_of(digest)
+        from engine.loader import parse_stored  # YAML parsing is needed only for stored versions
+
+        spec = rt.specs[digest] = parse_stored(source, path)
+    return spec
+
+
+def _secrets(spec: Workflow) -> dict[str, str]:
+    return {name: os.environ.get(name, "") for name in spec.secrets}

@@ -1,0 +1,40 @@
+"""A run's inbox: signals left for a run, to be applied by whichever process runs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.storage.tables import inbox
+
+
+class RunInbox:
+    """Posting to and reading run inboxes; part of RunStore (which supplies ``engine``, ``insert_inbox``)."""
+
+    engine: AsyncEngine
+    insert_inbox: sa.Insert
+
+    async def post(self, run_id: str, kind: str, payload: dict[str, Any], now: float) -> None:
+        """Leave a signal for a run, to be applied by whichever process runs it."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                self.insert_inbox, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": now}
+            )
+
+    async def inbox_for(self, run_id: str, after_id: int = 0) -> list[tuple[int, str, dict[str, Any]]]:
+        """A run's unconsumed signals, oldest first."""
+        query = (
+            sa.select(inbox.c.id, inbox.c.kind, inbox.c.payload)
+            .where(inbox.c.run_id == run_id, inbox.c.consumed_at.is_(None), inbox.c.id > after_id)
+            .order_by(inbox.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [(r.id, r.kind, r.payload) for r in (await conn.execute(query)).all()]
+
+    async def runs_with_mail(self) -> list[str]:
+        """Runs that have unconsumed signals."""
+        query = sa.select(inbox.c.run_id).where(inbox.c.consumed_at.is_(None)).distinct()
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
