@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine.core_base import CoreBase
+from engine.core_base import latest_feedback as latest_feedback  # re-exported: bot/ reads it from here
 from engine.expressions import ExpressionError, render, text_truthy
 from engine.graph import downstream
 from engine.signals import ApprovalDecided, RequestApproval
 from engine.spec import ApprovalSpec, BudgetTier, Step
 from engine.state import StepState, StepStatus
 
-if TYPE_CHECKING:
-    from engine.core import Core
-
 
 class ApprovalFlow:
     """Requests approvals and applies their outcomes to the run."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: CoreBase) -> None:
         self.core = core
 
     def request(self, step: StepState, spec: Step, ctx: dict[str, Any]) -> None:
@@ -123,19 +122,6 @@ class ApprovalFlow:
             feedback=outputs.get("feedback"),
         )
         core.schedule([target])
-
-
-def latest_feedback(steps: dict[str, StepState]) -> dict[str, Any]:
-    """What ``${{ approval }}`` reads: the newest request for changes in the run, or empty values."""
-    asked = [
-        s
-        for s in steps.values()
-        if isinstance(s.outputs, dict) and s.outputs.get("decision") == "changes_requested"
-    ]
-    if not asked:
-        return {"feedback": "", "revision": 0, "decided_by": None}
-    newest = max(asked, key=lambda s: s.finish_seq)
-    return dict(newest.outputs)
 
 
 def _amount(value: Any) -> float:

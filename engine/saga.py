@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from engine.core_base import CoreBase
 from engine.expressions import ExpressionError
 from engine.params import render_params
 from engine.signals import Notify, Rollback, StartStep, StepCompleted, StepFailed
 from engine.state import RunStatus, StepState, StepStatus
 
-if TYPE_CHECKING:
-    from engine.core import Core
-
 
 class Saga:
     """Runs the ``compensate`` actions of a run, one at a time, newest first."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: CoreBase) -> None:
         self.core = core
 
     @property
