@@ -149,11 +149,10 @@ async def _decide(
     values: dict[str, Any] | None = None,
     where: dict[str, Any] | None = None,
 ) -> Say:
-    """Record the decision; wake the outbox (the card changed) and, when it settled, the run."""
+    """Record the decision through the runtime, which sends the cards and resumes a settled run."""
     _still_open(stored)
-    runtime = svc.runtime
-    with acting(who):  # the card redrawn inside ``decide`` names this person
-        outcome = await runtime.approvals.decide(
+    with acting(who):  # the card redrawn inside the decision names this person
+        outcome = await svc.runtime.decide(
             stored.row.id,
             who.ref,
             decision,
@@ -165,10 +164,6 @@ async def _decide(
             name=f"@{who.name}",
             where=where,
         )
-    for hook in runtime.after_commit:
-        hook()  # the outbox: the card's new version is committed
-    if outcome.resolved:
-        runtime.spawn(runtime.wake(outcome.run_id))  # answer the click first; the run resumes meanwhile
     return Say(outcome.message)
 
 

@@ -269,13 +269,12 @@ async def decide(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings, resume=False) as runtime:
         request = await runtime.approvals.get(args.id)
         row = await _row(runtime.store, request.run_id)
-        outcome = await runtime.approvals.decide(
-            request.id, args.user, args.decision, args.comment, tuple(args.group)
+        outcome = await runtime.decide(
+            request.id, args.user, args.decision, args.comment, tuple(args.group), background=False
         )
         print(outcome.message)
         if not outcome.resolved:
             return 0
-        await runtime.wake(outcome.run_id)
         return await _follow(runtime, outcome.run_id, Progress(), stop_when_parked=True, after=row.event_seq)
 
 

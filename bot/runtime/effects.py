@@ -15,7 +15,6 @@ from engine.durations import format_duration
 from engine.signals import (
     CancelStep,
     Decision,
-    Notify,
     RequestApproval,
     SetTimer,
     Signal,
@@ -46,9 +45,8 @@ def carry_out(rt: Runtime, live: LiveRun, d: Decision) -> None:
             rt.alarm.arm(effect.due_at)
         elif isinstance(effect, RequestApproval) and effect.timeout:
             rt.alarm.arm(rt.clock() + effect.timeout)
-        elif isinstance(effect, Notify):
-            for hook in rt.notify_hooks:
-                hook(live.run_id, effect)
+        # A Notify needs nothing here: it is stored as a "notification" event, which the status cards
+        # (runtime/status_cards.py) post in the same commit.
 
 
 def _never_ran(rt: Runtime, live: LiveRun, effect: StartStep, task: asyncio.Task[None]) -> None:

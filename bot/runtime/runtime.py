@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from bot.approvals.store import ApprovalStore
+from bot.approvals.store import ApprovalStore, Outcome
 from bot.config import Settings
 from bot.owners import new_owner
 from bot.runtime import leases, starts
@@ -30,7 +30,6 @@ from bot.runtime.subworkflows import ChildStarter
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
 from engine.activities.base import ActivityContext
-from engine.signals import Notify
 from engine.spec import Workflow
 from engine.state import RunState, StepStatus
 
@@ -59,7 +58,6 @@ class Runtime:
             workflows_dir=settings.workflows_dir, llm=settings.llm(), kill_grace=settings.kill_grace
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
-        self.notify_hooks: list[Callable[[str, Notify], Any]] = []
         self.observers: list[Observer] = []
         # Timers that are not a run's: kind -> handler(timer_id, ref), which marks the timer fired itself.
         self.timer_kinds: dict[str, Callable[[int, str], Awaitable[bool]]] = {}
@@ -142,6 +140,34 @@ class Runtime:
     async def retry(self, run_id: str, by: str) -> None:
         """Ask a failed run to run its failed steps again."""
         await self.deliver(run_id, "retry", {"by": by})
+
+    async def decide(
+        self,
+        approval_id: str,
+        actor: str,
+        decision: str,
+        comment: str | None = None,
+        groups: tuple[str, ...] = (),
+        source: str = "cli",
+        values: dict[str, Any] | None = None,
+        aliases: tuple[str, ...] = (),
+        name: str | None = None,
+        where: dict[str, Any] | None = None,
+        background: bool = True,
+    ) -> Outcome:
+        """Decide an approval (``ApprovalStore.decide``); its cards go out now, and a request that settled
+        wakes its run: in the background by default, so a click is answered first; before returning
+        with ``background=False``, for a caller that follows the run next."""
+        outcome = await self.approvals.decide(
+            approval_id, actor, decision, comment, groups, source, values, aliases, name, where
+        )
+        for hook in self.after_commit:
+            hook()  # the outbox: the cards' new versions are committed
+        if outcome.resolved and background:
+            self.spawn(self.wake(outcome.run_id))
+        elif outcome.resolved:
+            await self.wake(outcome.run_id)
+        return outcome
 
     async def deliver(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Store a signal in the run's inbox and wake whoever runs it (loading it here if nobody does)."""
