@@ -1,4 +1,5 @@
-"""Timers: the one compare-and-set that fires a timer exactly once, whichever process's alarm rings first."""
+"""Timers: the one compare-and-set that fires a timer exactly once, whichever process's alarm rings first;
+the due timers a run's alarm reads; and one pending timer per conversation, at its earliest deadline."""
 
 from __future__ import annotations
 
