@@ -26,7 +26,14 @@ class Catalog:
     _cache: dict[Path, tuple[float, LoadedWorkflow]] = field(default_factory=dict)
 
     def workflow(self, name: str) -> LoadedWorkflow:
-        """The workflow called ``name`` (raises WorkflowNotFound with a suggestion, or WorkflowInvalid)."""
+        """The workflow called ``name`` (raises WorkflowNotFound with a suggestion, or WorkflowInvalid).
+
+        A name from chat is data, never a path: anything that could leave the workflows folder (a
+        separator, a suffix, a leading dot) is simply not a workflow name, so chat cannot load, or learn
+        whether there is, a file elsewhere on the server.
+        """
+        if not _plain_name(name):
+            raise WorkflowNotFound(str(self.folder), f"'{name}' is not a workflow name")
         return self._load(find_workflow(self.folder, name))
 
     def workflows(self) -> list[LoadedWorkflow]:
@@ -67,3 +74,9 @@ def check_may_run(loaded: LoadedWorkflow, who: Identity, where: Place) -> None:
     entries = loaded.spec.permissions.run
     if not allowed(entries, who, where):
         raise NotPermitted(f"You may not run {loaded.spec.name}. Allowed: {describe(entries)}.")
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\:\0") and (
+        Path(name).suffix.lower() not in (".yaml", ".yml")
+    )
