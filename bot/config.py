@@ -170,8 +170,7 @@ def _refuse_unknown_variables() -> None:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build Settings from the environment, refusing misspelt SWITCHBOARD_* variables."""
-    _refuse_unknown_variables()
+    """Build Settings from the environment; a misspelt setting or a bad value is a ``BadInput``."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
