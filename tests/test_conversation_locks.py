@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +14,9 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.conversations.locks import LocalLocks, Locks, RedisLocks
+from bot.owners import new_owner
+from bot.storage.conversations.states import State
+from bot.storage.conversations.tables import conversations
 from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.helpers import REDIS_URL, eventually
@@ -89,3 +95,69 @@ async def test_two_processes_on_one_conversation_answer_once(
         finally:
             for env in envs:
                 await env.service.stop()
+
+
+async def _left_mid_turn(env: Env, owner: str, until: float) -> str:
+    """A conversation whose message a turn of ``owner`` took and never answered (its process stopped)."""
+    conv, _ = await env.service.store.open_for(said(person("alice"), "hi"), 0.0)
+    async with env.engine.begin() as conn:
+        await env.service.store.add_message(conn, conv.id, "user", "hi", time.time(), person("alice"), turn=1)
+        await conn.execute(
+            conversations.update()
+            .where(conversations.c.id == conv.id)
+            .values(state=State.AI_PROCESSING.value, turn_owner=owner, turn_until=until)
+        )
+    return conv.id
+
+
+def _owner_of_a_dead_process() -> str:
+    """The owner id a process wrote before it exited (and was reaped)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from bot.owners import new_owner; print(new_owner())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+async def test_a_turn_a_dead_process_took_is_answered_at_start(make_runtime: Callable[..., Any]) -> None:
+    """The process running a turn was killed: the next process to start answers it, once."""
+    async with FakeOpenAI() as fake:
+        fake.script(Text("answered after the crash"))
+        values: dict[str, Any] = {"openai_api_key": "k", "openai_base_url": fake.base_url, "debounce": 0.0}
+        first = await make_env(await make_runtime(**values))
+        conv_id = await _left_mid_turn(first, _owner_of_a_dead_process(), time.time() + 3600)
+        await first.service.stop()
+        second = await make_env(await make_runtime(**values))
+        try:
+            await eventually(
+                lambda: second.texts("@alice"), message="the answer to the message left mid-turn"
+            )
+            assert await second.texts("@alice") == ["answered after the crash"]
+            assert len(fake.completions) == 1
+            assert (await second.get(conv_id)).turns == 1
+        finally:
+            await second.service.stop()
+
+
+async def test_a_turn_a_live_process_holds_is_left_to_it_until_its_claim_lapses(
+    make_runtime: Callable[..., Any],
+) -> None:
+    """Another live process claimed the turn: this one waits for the claim to lapse, then answers once."""
+    async with FakeOpenAI() as fake:
+        fake.script(Text("answered after the claim lapsed"))
+        values: dict[str, Any] = {"openai_api_key": "k", "openai_base_url": fake.base_url, "debounce": 0.0}
+        first = await make_env(await make_runtime(**values))
+        lapses = time.time() + 1.0
+        conv_id = await _left_mid_turn(first, new_owner(), lapses)  # a live process (this one's pid)
+        await first.service.stop()
+        second = await make_env(await make_runtime(**values))
+        try:
+            await eventually(lambda: second.texts("@alice"), message="the answer once the claim lapsed")
+            assert len(fake.completions) == 1
+            replies = [m for m in await second.service.store.messages(conv_id) if m.role == "assistant"]
+            assert [m.text for m in replies] == ["answered after the claim lapsed"]
+            assert replies[0].at >= lapses  # taken only once the other process's claim had lapsed
+        finally:
+            await second.service.stop()

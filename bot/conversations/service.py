@@ -25,6 +25,7 @@ from bot.conversations.locks import Locks
 from bot.conversations.outbound import Outbound
 from bot.conversations.routing import describe_wait, estimated_wait, position
 from bot.conversations.toolbox import ConversationTools
+from bot.owners import is_dead
 from bot.storage.conversations.rows import Conversation, Inbound, Message, priority_of
 from bot.storage.conversations.states import AI_SPEAKS, WITH_HUMANS, State
 from bot.storage.conversations.store import ConversationStore
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RECENT_REPLIES = 3  # an assistant reply identical to one of these is not sent again
 SO_FAR = 12  # messages shown in the agents' thread at a handover
+TURN_DONE = {"turn_owner": None, "turn_until": None}  # a stored answer ends the turn's claim with it
 
 
 class Conversations:
@@ -163,65 +165,97 @@ class Conversations:
             if conv is None or conv.state not in AI_SPEAKS or self.assistant is None:
                 return False
             turn = conv.turns + 1
-            async with self.engine.begin() as conn:
-                if not await self.store.take_unread(conn, conv_id, turn, conv.turns):
-                    return False
-                if conv.state != State.AI_PROCESSING:
-                    if not await self.store.move(conn, conv, State.AI_PROCESSING, "assistant", self.clock()):
-                        return False
-                    conv = replace(conv, state=State.AI_PROCESSING)
-            history = await self.store.messages(conv_id, after=conv.summarized_through)
-            memory = await self.store.recall(conv_id, self.clock())
-            chat = context.build(conv, history, memory, self.settings.llm_context_tokens)
-            tools = ConversationTools(self, conv)
+            if not await self._take(conv, turn):
+                return False
+            conv = replace(conv, state=State.AI_PROCESSING)
+            stored = False
             try:
-                result = await self.assistant.turn(chat, tools)
-            except AssistantUnavailable as exc:
-                log.warning("conversation %s: the assistant is unavailable: %s", conv_id, exc)
-                await self.hand_over(
-                    conv,
-                    "llm_unavailable",
-                    "switchboard",
-                    turn=turn,
-                    preface="The assistant is not available right now.",
-                    summary=_last_user_words(history),
-                )
-                return True
-            outcome = result.outcome
-            failures = conv.failures + 1 if result.failed else 0
-            if isinstance(outcome, HandedOver):
-                req = outcome.request
-                await self.hand_over(
-                    conv,
-                    req.reason,
-                    "assistant",
-                    turn=turn,
-                    summary=req.summary,
-                    skills=req.skills,
-                    priority=req.priority,
-                    tried=req.tried or ", ".join(result.tools_used),
-                    suggested=req.suggested_reply,
-                )
-            elif isinstance(outcome, Finished):
-                text = outcome.text or outcome.request.resolution
-                await self.reply(conv, turn, text, failures, history, finish=outcome.request.resolution)
-            elif failures >= self.settings.handover_after_failures:
-                await self.hand_over(
-                    conv,
-                    "repeated_failures",
-                    "switchboard",
-                    turn=turn,
-                    summary=_last_user_words(history),
-                    tried=", ".join(result.tools_used),
-                    preface=outcome.text or None,
-                )
-            else:
-                text = outcome.text or "Sorry, I have no answer to that. Try rephrasing, or ask for a person."
-                await self.reply(conv, turn, text, failures, history)
-            self.turns_done += 1
-            if context.needs_summary(conv, history):
-                self.spawn(self._summarize(conv_id))
+                stored = await self._answer(conv, turn)
+            finally:
+                if not stored:
+                    await self.store.release_turn(conv_id, self.runtime.owner)
             return True
+
+    async def _take(self, conv: Conversation, turn: int) -> bool:
+        """Claim ``turn`` for this process and give it the unread messages, in one transaction.
+
+        Another process that saw the same message finds the claim and tries again only when it lapses
+        (by then the turn is answered, or its process died and the turn is taken again).
+        """
+        now = self.clock()
+        s = self.settings
+        until = now + s.llm_timeout * (s.llm_retries + 1) + s.lease_seconds
+        owner = self.runtime.owner
+        async with self.engine.begin() as conn:
+            lapses = await self.store.claim_turn(
+                conn, conv.id, conv.turns, owner, until, now, lambda other: is_dead(other, owner)
+            )
+            if lapses is not None:
+                if lapses > now:
+                    self.schedule_turn(conv.id, delay=lapses - now)
+                return False
+            taken = await self.store.take_unread(conn, conv.id, turn, conv.turns)
+            if taken and conv.state != State.AI_PROCESSING:
+                taken = await self.store.move(conn, conv, State.AI_PROCESSING, "assistant", now)
+            if not taken:
+                await self.store.release_turn_in(conn, conv.id, owner)
+            return bool(taken)
+
+    async def _answer(self, conv: Conversation, turn: int) -> bool:
+        """Ask the assistant; store its reply or hand-over. True when one was stored, ending the claim."""
+        assert self.assistant is not None
+        conv_id = conv.id
+        history = await self.store.messages(conv_id, after=conv.summarized_through)
+        memory = await self.store.recall(conv_id, self.clock())
+        chat = context.build(conv, history, memory, self.settings.llm_context_tokens)
+        tools = ConversationTools(self, conv)
+        try:
+            result = await self.assistant.turn(chat, tools)
+        except AssistantUnavailable as exc:
+            log.warning("conversation %s: the assistant is unavailable: %s", conv_id, exc)
+            return await self.hand_over(
+                conv,
+                "llm_unavailable",
+                "switchboard",
+                turn=turn,
+                preface="The assistant is not available right now.",
+                summary=_last_user_words(history),
+            )
+        outcome = result.outcome
+        failures = conv.failures + 1 if result.failed else 0
+        if isinstance(outcome, HandedOver):
+            req = outcome.request
+            stored = await self.hand_over(
+                conv,
+                req.reason,
+                "assistant",
+                turn=turn,
+                summary=req.summary,
+                skills=req.skills,
+                priority=req.priority,
+                tried=req.tried or ", ".join(result.tools_used),
+                suggested=req.suggested_reply,
+            )
+        elif isinstance(outcome, Finished):
+            text = outcome.text or outcome.request.resolution
+            stored = await self.reply(conv, turn, text, failures, history, finish=outcome.request.resolution)
+        elif failures >= self.settings.handover_after_failures:
+            stored = await self.hand_over(
+                conv,
+                "repeated_failures",
+                "switchboard",
+                turn=turn,
+                summary=_last_user_words(history),
+                tried=", ".join(result.tools_used),
+                preface=outcome.text or None,
+            )
+        else:
+            text = outcome.text or "Sorry, I have no answer to that. Try rephrasing, or ask for a person."
+            stored = await self.reply(conv, turn, text, failures, history)
+        self.turns_done += 1
+        if context.needs_summary(conv, history):
+            self.spawn(self._summarize(conv_id))
+        return stored
 
     async def reply(
         self,
@@ -236,7 +270,7 @@ class Conversations:
         now = self.clock()
         recent = [m.text for m in history if m.role == "assistant"]
         repeat = text in recent[-RECENT_REPLIES:]
-        values: dict[str, Any] = {"turns": turn, "failures": failures, "updated_at": now}
+        values: dict[str, Any] = {"turns": turn, "failures": failures, "updated_at": now, **TURN_DONE}
         if not repeat:
             values["last_bot_at"] = now
         async with self.engine.begin() as conn:
@@ -303,7 +337,7 @@ class Conversations:
                 "handovers": conversations.c.handovers + 1,
             }
             if turn is not None:
-                values["turns"] = turn
+                values.update(turns=turn, **TURN_DONE)
             where = conversations.c.turns == turn - 1 if turn is not None else None
             if not await self.store.move(
                 conn, conv, State.HANDOVER, actor, now, values, {"reason": reason}, where

@@ -7,6 +7,7 @@ its effects, the messages and chat rows it writes, commit together or not at all
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -238,6 +239,54 @@ class ConversationStore(AgentRows, MemoryRows, RecordRows):
             },
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    async def claim_turn(
+        self,
+        conn: AsyncConnection,
+        conversation_id: str,
+        answered: int,
+        owner: str,
+        until: float,
+        now: float,
+        is_dead: Callable[[str], bool],
+    ) -> float | None:
+        """Claim the turn after ``answered`` for ``owner`` until ``until``, as this transaction's first write.
+
+        Returns None when claimed, else when the current claim lapses. A claim that is free, ours, lapsed
+        or held by a process known dead is taken; so two processes that both saw a message never run the
+        assistant on it side by side, and a turn whose process died is taken again.
+        """
+        row = conversations.c
+        mine = sa.or_(row.turn_owner.is_(None), row.turn_owner == owner, row.turn_until < now)
+        claim = conversations.update().where(row.id == conversation_id, row.turns == answered)
+        claimed = await conn.execute(claim.where(mine).values(turn_owner=owner, turn_until=until))
+        if claimed.rowcount == 1:
+            return None
+        held = (
+            await conn.execute(sa.select(row.turn_owner, row.turn_until).where(row.id == conversation_id))
+        ).first()
+        if held is None or held.turn_owner is None:
+            return now  # the turn was answered meanwhile: nothing to wait for
+        if is_dead(held.turn_owner):
+            taken = await conn.execute(
+                claim.where(row.turn_owner == held.turn_owner).values(turn_owner=owner, turn_until=until)
+            )
+            if taken.rowcount == 1:
+                return None
+        return float(held.turn_until or now)
+
+    async def release_turn(self, conversation_id: str, owner: str) -> None:
+        """Give up ``owner``'s claim on the next turn (a turn that ended without storing an answer)."""
+        async with self.engine.begin() as conn:
+            await self.release_turn_in(conn, conversation_id, owner)
+
+    async def release_turn_in(self, conn: AsyncConnection, conversation_id: str, owner: str) -> None:
+        """``release_turn`` inside ``conn``'s transaction."""
+        await conn.execute(
+            conversations.update()
+            .where(conversations.c.id == conversation_id, conversations.c.turn_owner == owner)
+            .values(turn_owner=None, turn_until=None)
+        )
 
     async def take_unread(self, conn: AsyncConnection, conversation_id: str, turn: int, answered: int) -> int:
         """Give ``turn`` the user messages no answered turn has read; how many there were.

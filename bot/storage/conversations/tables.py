@@ -29,6 +29,8 @@ conversations = sa.Table(
     sa.Column("agent_name", sa.String(200)),
     sa.Column("offered_to", sa.String(200)),  # a transfer to a named agent
     sa.Column("turns", sa.Integer, nullable=False, default=0),
+    sa.Column("turn_owner", sa.String(200)),  # the process running the assistant's next turn
+    sa.Column("turn_until", sa.Float),  # ... until then (a dead owner's claim lapses sooner)
     sa.Column("failures", sa.Integer, nullable=False, default=0),  # consecutive failed AI attempts
     sa.Column("handovers", sa.Integer, nullable=False, default=0),
     sa.Column("pings", sa.Integer, nullable=False, default=0),  # re-pings of the agents while queued
