@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from cards.limits import clip
@@ -27,7 +28,10 @@ STEP_ICONS = {
     "waiting": "⏸",
     "cancelled": "⊘",
     "pending": "·",
+    "compensated": "↺",
 }
+# The word beside a step whose mark alone could be misread (a step that did not do its work).
+STEP_WORDS = {"skipped": "skipped", "cancelled": "cancelled", "compensated": "undone"}
 RUN_COLOURS: dict[str, Colour] = {
     "pending": "neutral",
     "running": "info",
@@ -42,7 +46,8 @@ FINISHED = frozenset({"succeeded", "failed", "cancelled", "compensated"})
 INPUT_MAX = 100
 STEP_ERROR_MAX = 200
 RUN_ERROR_MAX = 500
-OUTPUTS_MAX = 300
+OUTPUT_LINES = 5  # outputs shown on the card; the thread's closing message holds them all
+OUTPUT_VALUE_MAX = 80
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,14 @@ class StepView:
     attempt: int = 1
     duration: float | None = None
     error: str | None = None
+    items_done: int | None = None  # a fan-out step: its finished items ...
+    items_total: int | None = None  # ... of how many
+    compensation: str | None = None  # None | running | succeeded | failed (rolled back)
+
+    @property
+    def mark(self) -> str:
+        """The status the step's line shows: a rolled-back step is "compensated", whatever it did before."""
+        return "compensated" if self.compensation == "succeeded" else self.status
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,8 @@ class RunView:
     error: str | None = None
     outputs: Mapping[str, object] | None = None
     waiting_for: str | None = None
+    started_at: float | None = None  # epoch seconds
+    elapsed: float | None = None  # seconds from start to now, or to the end of a finished run
 
     @property
     def finished(self) -> bool:
@@ -105,42 +120,87 @@ def duration_text(seconds: float) -> str:
 
 
 def _short(value: object, limit: int) -> str:
+    if value is None or value == "":
+        return "—"
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return clip(text, limit)
+    return clip(" ".join(text.split()), limit)
+
+
+def hhmm_utc(moment: float) -> str:
+    """``14:02 UTC``."""
+    return datetime.fromtimestamp(moment, tz=UTC).strftime("%H:%M UTC")
 
 
 def _step_line(step: StepView) -> StepLine:
     parts = [duration_text(step.duration)] if step.duration is not None else []
+    if step.items_total is not None:
+        parts.append(f"{step.items_done or 0} of {step.items_total} items")
+    word = STEP_WORDS.get(step.mark)
+    if word:
+        parts.append(word)
     if step.attempt > 1:
         parts.append(f"attempt {step.attempt}")
-    if step.error:
+    if step.error and step.mark != "compensated":
         parts.append(clip(" ".join(step.error.split()), STEP_ERROR_MAX))
-    return StepLine(STEP_ICONS.get(step.status, "•"), step.key, " · ".join(parts))
+    return StepLine(STEP_ICONS.get(step.mark, "•"), step.key, " · ".join(parts))
 
 
 def _sentence(text: str) -> str:
     return text if text.endswith((".", "?", "!")) else f"{text}."
 
 
+def _count(view: RunView, mark: str) -> int:
+    return sum(1 for s in view.steps if s.mark == mark)
+
+
+def _progress(view: RunView) -> str:
+    """``2 of 5 steps done`` (done means succeeded), with the skipped ones named when there are some."""
+    if not view.steps:
+        return ""
+    text = f"{_count(view, 'succeeded')} of {len(view.steps)} steps done"
+    skipped = _count(view, "skipped")
+    return text + (f", {skipped} skipped" if skipped else "")
+
+
 def _outcome(view: RunView) -> str:
-    done = sum(1 for s in view.steps if s.status in ("succeeded", "skipped"))
-    progress = f"{done} of {len(view.steps)} steps done." if view.steps else ""
+    progress = _progress(view)
     failed = next((s.key for s in view.steps if s.status == "failed"), None)
+    current = [s.key for s in view.steps if s.status == "running"]
     error = clip(view.error, RUN_ERROR_MAX) if view.error else ""
+    undone = _count(view, "compensated")
     text = {
         "pending": "Queued.",
-        "running": f"Running. {progress}",
+        "running": (f"Running {', '.join(current)}. " if current else "Running. ") + _sentence(progress),
         "waiting": _sentence(f"Waiting for {view.waiting_for or 'an event'}"),
         "succeeded": "Succeeded.",
         "failed": (f"Failed at {failed}" if failed else "Failed") + (f": {error}" if error else "."),
-        "cancelled": f"Cancelled. {progress}",
+        "cancelled": "Cancelled" + (f" with {progress}." if progress else "."),
         "compensating": "Rolling back the completed steps.",
-        "compensated": "Rolled back." + (f" {error}" if error else ""),
+        "compensated": f"Rolled back: {undone} step{'s' if undone != 1 else ''} undone."
+        + (f" {error}" if error else ""),
     }[view.status].strip()
     if view.finished and view.outputs:
-        pairs = ", ".join(f"{k}={_short(v, INPUT_MAX)}" for k, v in view.outputs.items())
-        text += "\n" + clip(f"Outputs: {pairs}", OUTPUTS_MAX)
+        text += "\n" + "\n".join(_output_lines(view.outputs))
     return text
+
+
+def _output_lines(outputs: Mapping[str, object]) -> list[str]:
+    """A few ``key: value`` lines; the rest are counted (the thread's closing message has every value)."""
+    shown = list(outputs.items())[:OUTPUT_LINES]
+    lines = [f"{key}: {_short(value, OUTPUT_VALUE_MAX)}" for key, value in shown]
+    hidden = len(outputs) - OUTPUT_LINES
+    if hidden > 0:
+        lines.append(f"… and {hidden} more output{'s' if hidden != 1 else ''} in the thread")
+    return lines
+
+
+def _timing(view: RunView) -> list[Field]:
+    if view.started_at is None:
+        return []
+    value = hhmm_utc(view.started_at)
+    if view.elapsed is not None:
+        value += f" · {'took' if view.finished else 'for'} {duration_text(view.elapsed)}"
+    return [Field("Started", value)]
 
 
 def _buttons(view: RunView) -> tuple[Button, ...]:
@@ -158,7 +218,7 @@ def _buttons(view: RunView) -> tuple[Button, ...]:
 
 def run_card(view: RunView) -> Card:
     """The status card of a run: outcome, who started it, inputs, step lines and the buttons that apply."""
-    fields = [Field("Started by", view.started_by), Field("Status", view.status)]
+    fields = [Field("Started by", view.started_by), Field("Status", view.status), *_timing(view)]
     fields += [Field(name, _short(value, INPUT_MAX) or "—") for name, value in view.inputs.items()]
     return Card(
         title=f"{view.workflow} · run {view.run_id[:6]}",

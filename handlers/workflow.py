@@ -114,7 +114,7 @@ async def status(cmd: Command, args: list[str], svc: Services) -> Reply:
     """``/workflow status [RUN]``: a run's card, or this user's recent runs."""
     store = svc.runtime.store
     if args:
-        view = await view_from_store(store, args[0])
+        view = await view_from_store(store, args[0], svc.runtime.clock())
         if view is None:
             raise NotFound(f"No run {args[0]}; `/workflow status` lists your recent runs")
         return Say(card=run_card(view))

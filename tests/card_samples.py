@@ -27,6 +27,9 @@ def run_view(status: Any, steps: tuple[StepView, ...], **more: Any) -> RunView:
     )
 
 
+STARTED: dict[str, Any] = {"started_at": 1_764_684_120.0, "elapsed": 185.0}  # 14:02 UTC, 3m 05s
+
+
 def _fifty_steps() -> tuple[StepView, ...]:
     done = tuple(StepView(f"step-{i:02d}", "succeeded", duration=1.2 + i) for i in range(45))
     boom = StepView(
@@ -55,6 +58,62 @@ CARDS = {
             "succeeded",
             (StepView("build", "succeeded", duration=3700),),
             outputs={"url": "https://x/1", "n": 2},
+        )
+    ),
+    # One card per run state, with the start time and elapsed time a live run carries.
+    "run_pending": run_card(run_view("pending", (StepView("build", "pending"),), **STARTED)),
+    "run_fanout": run_card(
+        run_view(
+            "running",
+            (
+                StepView("build", "succeeded", duration=12.5),
+                StepView("shard", "running", items_done=37, items_total=120),
+                StepView("notify", "pending"),
+            ),
+            **STARTED,
+        )
+    ),
+    "run_waiting": run_card(
+        run_view(
+            "waiting",
+            (StepView("build", "succeeded", duration=2.0), StepView("approve", "waiting")),
+            waiting_for="approval at step approve",
+            **STARTED,
+        )
+    ),
+    "run_outputs": run_card(
+        run_view(
+            "succeeded",
+            (StepView("build", "succeeded", duration=4.0), StepView("lint", "skipped")),
+            outputs={f"build.out{i}": f"value {i} " + "long " * 30 for i in range(7)},
+            **STARTED,
+        )
+    ),
+    "run_cancelled": run_card(
+        run_view(
+            "cancelled",
+            tuple(StepView(f"step-{i}", "cancelled") for i in range(5)),
+            error="cancelled by Ada Lovelace",
+            **STARTED,
+        )
+    ),
+    "run_compensating": run_card(
+        run_view(
+            "compensating",
+            (StepView("reserve", "succeeded", compensation="running"), StepView("charge", "failed")),
+            **STARTED,
+        )
+    ),
+    "run_compensated": run_card(
+        run_view(
+            "compensated",
+            (
+                StepView("reserve", "succeeded", duration=1.0, compensation="succeeded"),
+                StepView("charge", "failed", error="card declined"),
+                StepView("ship", "skipped"),
+            ),
+            error="step charge failed: card declined",
+            **STARTED,
         )
     ),
     "crowded": Card(

@@ -24,7 +24,7 @@ from cards import discord as discord_cards
 from cards import html, slack
 from cards.limits import clip, fit, take
 from cards.model import Form, FormField
-from cards.run_card import StepView, duration_text, run_card
+from cards.run_card import RunView, StepView, duration_text, run_card
 from tests.card_samples import CARDS, FORM, HOSTILE, SNAPSHOTS, outputs, run_view, update_snapshots
 
 
@@ -208,10 +208,10 @@ RUN_CASES = [
     ("running", ["cancel"], "info", "Running. 1 of 1 steps done."),
     ("waiting", ["cancel"], "warning", "Waiting for approval: Deploy api?"),
     ("compensating", ["cancel"], "warning", "Rolling back the completed steps."),
-    ("failed", ["retry", "rollback"], "danger", "Failed at a: boom\nOutputs: url=https://x"),
-    ("succeeded", ["rollback"], "success", "Succeeded.\nOutputs: url=https://x"),
-    ("cancelled", ["rollback"], "neutral", "Cancelled. 1 of 1 steps done.\nOutputs: url=https://x"),
-    ("compensated", [], "warning", "Rolled back. boom\nOutputs: url=https://x"),
+    ("failed", ["retry", "rollback"], "danger", "Failed at a: boom\nurl: https://x"),
+    ("succeeded", ["rollback"], "success", "Succeeded.\nurl: https://x"),
+    ("cancelled", ["rollback"], "neutral", "Cancelled with 1 of 1 steps done.\nurl: https://x"),
+    ("compensated", [], "warning", "Rolled back: 0 steps undone. boom\nurl: https://x"),
 ]
 
 
@@ -226,6 +226,39 @@ def test_run_card_keeps_the_buttons_that_apply(
     assert (card.colour, card.text) == (colour, text)
     assert all(b.confirm and b.style == "danger" for b in card.buttons if not b.action_id.endswith("retry"))
     assert card.title == "deploy · run 3f9a2c"
+
+
+def test_counts_and_marks_agree_with_the_steps() -> None:
+    """A cancelled run counts what finished; a rolled-back step shows ↺ and says so; each mark has its word."""
+    cancelled = run_card(run_view("cancelled", tuple(StepView(f"s{i}", "cancelled") for i in range(5))))
+    assert cancelled.text == "Cancelled with 0 of 5 steps done."
+    assert {(line.icon, line.detail) for line in cancelled.steps} == {("⊘", "cancelled")}
+    steps = (StepView("reserve", "succeeded", compensation="succeeded"), StepView("ship", "skipped"))
+    undone = run_card(run_view("compensated", steps))
+    assert undone.text == "Rolled back: 1 step undone."
+    assert [(line.icon, line.detail) for line in undone.steps] == [("↺", "undone"), ("⏭", "skipped")]
+
+
+def test_running_card_names_the_current_step_its_items_and_its_time() -> None:
+    steps = (StepView("build", "succeeded"), StepView("shard", "running", items_done=37, items_total=120))
+    card = run_card(run_view("running", steps, started_at=1_764_684_120.0, elapsed=185.0))
+    assert card.text == "Running shard. 1 of 2 steps done."
+    assert card.steps[1].detail == "37 of 120 items"
+    assert ("Started", "14:02 UTC · for 3m 05s") in [(f.label, f.value) for f in card.fields]
+    finished = run_card(run_view("succeeded", steps[:1], started_at=1_764_684_120.0, elapsed=185.0))
+    assert ("Started", "14:02 UTC · took 3m 05s") in [(f.label, f.value) for f in finished.fields]
+
+
+def test_outputs_read_as_a_few_lines_and_empty_inputs_as_a_dash() -> None:
+    outputs = {f"k{i}": {"nested": i} if i == 0 else "v" * 200 for i in range(7)}
+    card = run_card(
+        RunView("r1", "deploy", "succeeded", "Ada", {"requester": None, "note": ""}, (), outputs=outputs)
+    )
+    lines = card.text.splitlines()
+    assert lines[1] == 'k0: {"nested": 0}'
+    assert lines[2].startswith("k1: vvv") and lines[2].endswith("…") and len(lines[2]) <= 84
+    assert lines[-1] == "… and 2 more outputs in the thread" and len(lines) == 7
+    assert {(f.label, f.value) for f in card.fields} >= {("requester", "—"), ("note", "—")}
 
 
 def test_small_helpers() -> None:

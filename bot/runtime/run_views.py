@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 from bot.storage.runs import RunStore
 from cards.run_card import RunStatus, RunView, StepView
+from engine.spec import Workflow
 from engine.state import RunState, StepState
 
 
-def view_from_state(state: RunState) -> RunView:
-    """The view of a run loaded in this process."""
-    return _view(
+def view_from_state(state: RunState, now: float | None = None) -> RunView:
+    """The view of a run loaded in this process (``now`` measures how long it has been going)."""
+    view = _view(
         state.run_id,
         state.workflow.name,
         str(state.status),
@@ -20,18 +22,19 @@ def view_from_state(state: RunState) -> RunView:
         state.inputs,
         list(state.steps.values()),
         state.error,
-        state.outputs,
+        _declared_outputs(state.outputs, state.workflow),
         order=list(state.workflow.steps),
     )
+    return replace(view, **_timing(state.created_at, _last_finish(state), view, now))
 
 
-async def view_from_store(store: RunStore, run_ref: str) -> RunView | None:
+async def view_from_store(store: RunStore, run_ref: str, now: float | None = None) -> RunView | None:
     """The view of any run, from the database (``run_ref`` may be a unique prefix)."""
     row = await store.run_row(run_ref)
     if row is None:
         return None
     steps = await store.step_rows(row.id)
-    return _view(
+    view = _view(
         row.id,
         row.workflow,
         row.status,
@@ -43,6 +46,7 @@ async def view_from_store(store: RunStore, run_ref: str) -> RunView | None:
         row.outputs,
         order=None,
     )
+    return replace(view, **_timing(row.created_at, row.finished_at, view, now))
 
 
 def _view(
@@ -63,6 +67,7 @@ def _view(
         tops.sort(key=lambda s: rank.get(s.step_id, len(rank)))
     else:
         tops.sort(key=lambda s: (s.started_at is None, s.started_at or 0.0, s.key))
+    items = _items_done(steps)
     waiting = next((s for s in tops if s.waiting_on == "approval"), None)
     who = meta.get("who", {}).get("name") if isinstance(meta.get("who"), dict) else None
     return RunView(
@@ -72,13 +77,58 @@ def _view(
         started_by=who or started_by,
         inputs=dict(inputs),
         steps=tuple(
-            StepView(key=s.key, status=str(s.status), attempt=s.attempt, duration=_duration(s), error=s.error)
+            StepView(
+                key=s.key,
+                status=str(s.status),
+                attempt=s.attempt,
+                duration=_duration(s),
+                error=s.error,
+                items_done=items.get(s.step_id) if s.items is not None else None,
+                items_total=len(s.items) if s.items is not None else None,
+                compensation=s.compensation,
+            )
             for s in tops
         ),
         error=error,
         outputs=outputs,
         waiting_for=f"approval at step {waiting.key}" if waiting else None,
     )
+
+
+def _items_done(steps: list[StepState]) -> dict[str, int]:
+    """How many items of each fan-out step have finished."""
+    done: dict[str, int] = {}
+    for step in steps:
+        if step.index is not None and step.status.finished:
+            done[step.step_id] = done.get(step.step_id, 0) + 1
+    return done
+
+
+def _declared_outputs(outputs: dict[str, Any] | None, workflow: Workflow) -> dict[str, Any] | None:
+    """The outputs a card shows: the workflow's own, or else each step's declared ones (``step.name``).
+
+    A step that declares no outputs contributes its raw result (exit code, stdout...) only to the
+    thread's closing message, not to the card.
+    """
+    if outputs is None or workflow.outputs:
+        return outputs
+    shown: dict[str, Any] = {}
+    for step_id, value in outputs.items():
+        spec = workflow.steps.get(step_id)
+        if spec is not None and spec.outputs and isinstance(value, dict):
+            shown.update({f"{step_id}.{name}": v for name, v in value.items()})
+    return shown
+
+
+def _timing(created: float, finished: float | None, view: RunView, now: float | None) -> dict[str, Any]:
+    """When the run started and how long it has taken: to its end once finished, else to ``now``."""
+    end = (finished if finished is not None else now) if view.finished else now
+    return {"started_at": created, "elapsed": max(end - created, 0.0) if end is not None else None}
+
+
+def _last_finish(state: RunState) -> float | None:
+    ends = [s.finished_at for s in state.steps.values() if s.finished_at is not None]
+    return max(ends) if ends and state.status.finished else None
 
 
 def _duration(step: StepState) -> float | None:

@@ -34,7 +34,7 @@ class StatusCards:
             return  # CLI runs have no chat origin; sub-workflows report through their parent's steps
         platform, channel = origin["platform"], origin["channel"]
         key = f"run:{state.run_id}"
-        card = run_card(view_from_state(state))
+        card = run_card(view_from_state(state, now))
         batch.add(self.upsert_card, card_row(key, platform, channel, card, now))
         for event in events:
             reply = thread_reply(event)
