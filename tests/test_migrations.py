@@ -33,3 +33,17 @@ async def _diff(conn: AsyncConnection) -> list[object]:
 def _ignorable(diff: object) -> bool:
     # Alembic's own version table is not ours to declare.
     return isinstance(diff, tuple) and diff[0] == "remove_table" and diff[1].name == "alembic_version"
+
+
+def test_head_names_the_newest_migration() -> None:
+    # migrate() skips Alembic when the database is at HEAD, so a HEAD left behind would leave
+    # every existing database without the newest migration.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from bot.migrations.versions import HEAD
+    from bot.storage.database import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
