@@ -116,7 +116,12 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     for line in skipped:
         log.info("skipped %s", line)
     _describe_conversations(settings, app)
-    log.info("resumed %d unfinished run(s); health check at %s/healthz", len(resumed), app.url)
+    log.info(
+        "resumed %d running run(s); %d more wait for a timer or an approval; health check at %s/healthz",
+        len(resumed),
+        await runtime.store.count_runs("waiting"),
+        app.url,
+    )
     return app
 
 

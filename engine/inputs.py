@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.spec import Workflow
@@ -12,16 +12,25 @@ from engine.spec import Workflow
 class InputError(ValueError):
     """Inputs that do not fit the workflow; ``problems`` maps each input name to what is wrong."""
 
-    def __init__(self, workflow: str, problems: dict[str, str]) -> None:
+    def __init__(self, workflow: str, problems: dict[str, str], missing: tuple[str, ...] = ()) -> None:
         self.workflow = workflow
         self.problems = problems
-        lines = "; ".join(f"{name}: {why}" for name, why in problems.items())
-        super().__init__(f"invalid inputs for workflow '{workflow}': {lines}")
+        self.missing = missing
+        super().__init__(self.describe())
+
+    def describe(self, pass_as: Callable[[str], str] = lambda name: f"{name}=...") -> str:
+        """The message, with each missing input's hint in the caller's syntax (chat: ``name=...``)."""
+        lines = "; ".join(
+            f"{name}: {why}" + (f"; pass it as {pass_as(name)}" if name in self.missing else "")
+            for name, why in self.problems.items()
+        )
+        return f"invalid inputs for workflow '{self.workflow}': {lines}"
 
 
 def resolve_inputs(workflow: Workflow, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Typed inputs with defaults filled in, or InputError naming every problem at once."""
     problems: dict[str, str] = {}
+    missing: list[str] = []
     declared = workflow.inputs
     for name in raw:
         if name not in declared:
@@ -43,11 +52,12 @@ def resolve_inputs(workflow: Workflow, raw: Mapping[str, Any]) -> dict[str, Any]
             values[name] = spec.coerce(spec.default)
         elif spec.required:
             hint = f" ({spec.description})" if spec.description else ""
-            problems[name] = f"required{hint}; pass it as {name}=..."
+            problems[name] = f"required{hint}"
+            missing.append(name)
         else:
             values[name] = None
     if problems:
-        raise InputError(workflow.name, problems)
+        raise InputError(workflow.name, problems, tuple(missing))
     return values
 
 

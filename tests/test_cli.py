@@ -26,7 +26,7 @@ from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from engine.loader import load_workflow
 from engine.source_map import parse_yaml, plain
-from tests.helpers import eventually
+from tests.helpers import eventually, finished
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "workflows"
@@ -131,6 +131,13 @@ steps:
   boom: {run: ["python3", "-c", "import sys; print('disk full on /var', file=sys.stderr); sys.exit(3)"]}
   never: {needs: [boom], run: ["python3", "-c", "pass"]}
 """,
+    "undone": """\
+name: undone
+on_failure: compensate
+steps:
+  book: {run: ["python3", "-c", "pass"], compensate: {run: ["sh", "-c", "echo unbook >> @LOG@"]}}
+  pay: {needs: [book], run: ["python3", "-c", "import sys; sys.exit(1)"]}
+""",
     "sleepy": """\
 name: sleepy
 steps:
@@ -186,7 +193,22 @@ def test_commands_that_store_nothing(tmp_path: Path, subtests: pytest.Subtests) 
         "list": (examples, ["workflow", "list"]),
     }
     procs = {name: start(e, *args) for name, (e, args) in commands.items()}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader that went away at once, as `| head -1` does after its line
+    closed_pipe = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli.main", "workflow", "list"],
+        env=examples,
+        text=True,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write_end)
     done = {name: finish_now(proc) for name, proc in procs.items()}
+    _, closed_pipe_errors = closed_pipe.communicate(timeout=60)
+
+    with subtests.test("output into a closed pipe ends quietly"):
+        assert closed_pipe.returncode == 141, closed_pipe_errors
+        assert closed_pipe_errors == ""
 
     with subtests.test("workflow validate: each example is valid"):
         result = done["validate_examples"]
@@ -214,7 +236,7 @@ def test_commands_that_store_nothing(tmp_path: Path, subtests: pytest.Subtests) 
     with subtests.test("workflow run: a missing required input is named"):
         result = done["missing_input"]
         assert result.code == 2, result.out
-        assert "who: required (Who to greet); pass it as who=..." in result.out
+        assert "who: required (Who to greet); pass it as -i who=..." in result.out
 
     with subtests.test("workflow run: --input without '=' is bad usage"):
         result = done["no_equals"]
@@ -272,6 +294,19 @@ async def test_run_status_and_rollback(db_url: str, workflows_dir: Path, tmp_pat
         assert "stderr: disk full on /var" in bad.out
         assert "⏭ never" in bad.out and "✗ run failed: step 'boom' failed" in bad.out
 
+        undone, detached = await finish(
+            start(env, "workflow", "run", "undone"),
+            start(env, "workflow", "run", "greet", "-i", "who=bo", "--detach"),
+        )
+        assert undone.code == 1, undone.out  # failed and undone is not success
+        assert "↺ run compensated" in undone.out and "unbook" in log.read_text()
+        assert detached.code == 0, detached.out
+        assert "queued run" in detached.out and "for the bot process" in detached.out
+        queued = await store.run_row(run_id(detached.out))
+        assert queued is not None and queued.status == "pending" and queued.lease_owner is None
+        assert await store.step_rows(queued.id) == []  # nothing started, so nothing was interrupted
+        log.write_text("")
+
         good_id, bad_id = run_id(good.out), run_id(bad.out)
         rollback, status, as_json = await finish(
             start(env, "workflow", "rollback", good_id, "--to", "a"),
@@ -279,7 +314,7 @@ async def test_run_status_and_rollback(db_url: str, workflows_dir: Path, tmp_pat
             start(env, "workflow", "status", bad_id, "--json"),
         )
         assert rollback.code == 0, rollback.out
-        assert "✓ run compensated" in rollback.out
+        assert "↺ run compensated" in rollback.out
         assert log.read_text().split() == ["undo-c", "undo-b"]  # newest first, nothing up to 'a'
         row = await store.run_row(good_id)
         assert row is not None and row.status == "compensated"
@@ -365,7 +400,7 @@ async def test_approval_refuses_the_starter_and_non_approvers(
 async def test_db_upgrade_twice_then_run_the_bot_until_sigterm(db_url: str, workflows_dir: Path) -> None:
     env = environment(db_url, workflows_dir, SWITCHBOARD_PORT="0")  # any free port: tests run in parallel
     first = await cli(env, "db", "upgrade")
-    assert first.code == 0 and "database is up to date" in first.out, first.out
+    assert first.code == 0 and "created the database schema (revision" in first.out, first.out
     bot = start(env, "run")
     again = start(env, "db", "upgrade")
     try:
@@ -376,7 +411,7 @@ async def test_db_upgrade_twice_then_run_the_bot_until_sigterm(db_url: str, work
         code = await asyncio.to_thread(bot.wait, 60)  # how long it takes: bench/lifecycle.py
         assert code == 0, bot.stdout.read()  # a graceful stop: exit code 0, not killed by the signal
         [second] = await finish(again)
-        assert second.code == 0 and "database is up to date" in second.out, second.out
+        assert second.code == 0 and "the database is up to date (revision" in second.out, second.out
         store = RunStore(create_engine(env["DATABASE_URL"]))
         try:
             assert await store.list_runs() == []  # the tables are there, once
@@ -399,3 +434,21 @@ def _line_with(proc: subprocess.Popen[str], text: str) -> str:
     raise AssertionError(
         f"the process ended (code {proc.wait()}) without printing {text!r}:\n{''.join(seen)}"
     )
+
+
+async def test_a_detached_run_is_started_by_the_bot_process(
+    db_url: str, workflows_dir: Path, tmp_path: Path, make_runtime: Callable[..., Awaitable[Runtime]]
+) -> None:
+    write_workflows(workflows_dir, tmp_path / "log")
+    store = await migrated(db_url)
+    try:
+        detached = await cli(environment(db_url, workflows_dir), "workflow", "run", "undone", "--detach")
+        assert detached.code == 0, detached.out
+        queued = run_id(detached.out)
+        bot = await make_runtime()  # the bot process starts it: the CLI process never ran a step
+        row = await finished(bot, queued)
+        assert row.status == "compensated"
+        book = {s.key: s for s in await store.step_rows(queued)}["book"]
+        assert book.attempt == 1  # not "attempt 2" after an interruption
+    finally:
+        await store.engine.dispose()

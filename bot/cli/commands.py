@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.errors import BadInput, Conflict, NotFound
 from bot.runtime.events import follow
 from bot.runtime.runtime import Runtime
-from bot.storage.database import migrate
+from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from engine.durations import format_duration
 from engine.inputs import parse_pairs
@@ -26,7 +26,7 @@ from engine.loader import WorkflowNotFound, find_workflow, load_dir, load_workfl
 from engine.schema import json_schema
 
 log = logging.getLogger(__name__)
-SUCCESS = ("succeeded", "compensated")
+SUCCESS = ("succeeded",)  # compensated, failed and cancelled are not success: the exit code says so
 FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 
 
@@ -116,13 +116,16 @@ async def run_workflow(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
     async with open_runtime(settings, resume=False) as runtime:
         progress = Progress()
-        started = await runtime.submit(loaded, raw, started_by=args.user, meta={"source": "cli"})
+        started = await runtime.submit(
+            loaded, raw, started_by=args.user, meta={"source": "cli"}, drive=not args.detach
+        )
         row = await runtime.store.run_row(started.run_id)
         assert row is not None
         progress.header(loaded.spec.name, started.run_id, row.inputs)
         if args.detach:
             print(
-                f"started run {started.run_id}; follow it with `switchboard workflow status {started.run_id}`"
+                f"queued run {started.run_id} for the bot process (`switchboard run`), which starts it; "
+                f"follow it with `switchboard workflow status {started.run_id}`"
             )
             return 0
         return await _follow(runtime, started.run_id, progress, stop_when_parked=False)
@@ -240,7 +243,9 @@ async def rollback(settings: Settings, args: argparse.Namespace) -> int:
         if row.status not in ("succeeded", "failed", "cancelled"):
             raise Conflict(f"run {row.id} is {row.status}; only a finished run can be rolled back")
         await runtime.rollback(row.id, by=args.user, to=args.to)
-        code = await _follow(runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq)
+        code = await _follow(
+            runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq, expect=("compensated",)
+        )
         for ev in await runtime.store.events_after(row.id, row.event_seq):
             if ev.type == "rollback_refused":
                 raise Conflict(f"cannot roll back run {row.id}: {ev.data.get('reason')}")
@@ -280,9 +285,17 @@ async def decide(settings: Settings, args: argparse.Namespace) -> int:
 
 async def db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     """``db upgrade``: apply migrations."""
-    async with open_database(settings) as engine:
-        await migrate(engine)
-    print("database is up to date")
+    engine = create_engine(settings.database_url)
+    try:
+        found, reached = await migrate(engine)
+    finally:
+        await engine.dispose()
+    if found is None:
+        print(f"created the database schema (revision {reached})")
+    elif found != reached:
+        print(f"upgraded the database from revision {found} to {reached}")
+    else:
+        print(f"the database is up to date (revision {reached})")
     return 0
 
 
@@ -322,7 +335,7 @@ async def _follow(
                 "(`switchboard workflow resume --all` or `switchboard run`)"
             )
         return 0
-    return 0 if last_status in expect or last_status in SUCCESS else 1
+    return 0 if last_status in expect else 1
 
 
 async def _row(store: RunStore, run_id: str) -> Any:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -128,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return asyncio.run(_guarded(handler, settings, args))
+    except BrokenPipeError:
+        # The reader went away (`workflow status | head -1`): end quietly, as other tools do. Point stdout
+        # at /dev/null so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(
             "\ninterrupted: unfinished runs are stored; `switchboard workflow resume --all` continues them",
@@ -154,7 +160,10 @@ async def _guarded(handler: Handler, settings: Settings, args: argparse.Namespac
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 2
-    except (WorkflowError, InputError) as exc:
+    except InputError as exc:
+        print(f"error: {exc.describe(lambda name: f'-i {name}=...')}", file=sys.stderr)
+        return 2
+    except WorkflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except SwitchboardError as exc:

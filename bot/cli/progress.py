@@ -27,7 +27,9 @@ ICONS = {
     "run_resumed": "▶",
     "run_cancel_requested": "⊘",
 }
-COLOURS = {"✓": "32", "✗": "31", "⏭": "90", "↻": "33", "⊘": "33", "⏸": "36", "✋": "35", "📣": "34"}
+COLOURS = {
+    "✓": "32", "✗": "31", "⏭": "90", "↻": "33", "⊘": "33", "⏸": "36", "✋": "35", "📣": "34", "↺": "33"
+}
 
 
 class Progress:
@@ -92,7 +94,7 @@ class Progress:
 
     def _finished(self, data: dict[str, Any]) -> None:
         status = data.get("status", "?")
-        icon = "✓" if status in ("succeeded", "compensated") else "✗"
+        icon = {"succeeded": "✓", "compensated": "↺", "cancelled": "⊘"}.get(status, "✗")
         self._print(f"{self._paint(icon)} run {status}" + (f": {data['error']}" if data.get("error") else ""))
         if data.get("outputs"):
             self._print(

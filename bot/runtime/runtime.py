@@ -125,9 +125,11 @@ class Runtime:
         started_by: str,
         meta: dict[str, Any] | None = None,
         run_id: str | None = None,
+        drive: bool = True,
     ) -> Started:
-        """Validate inputs, store the run pinned to this exact workflow version, and start it."""
-        return await starts.submit(self, loaded, raw_inputs, started_by, meta, run_id)
+        """Validate inputs, store the run pinned to this exact workflow version, and start it (here, or
+        with ``drive=False`` in whichever bot process claims it first)."""
+        return await starts.submit(self, loaded, raw_inputs, started_by, meta, run_id, drive)
 
     async def cancel(self, run_id: str, by: str, reason: str = "") -> None:
         """Ask a run to stop; the process running it (maybe another) applies it."""

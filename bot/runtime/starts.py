@@ -42,8 +42,13 @@ async def submit(
     started_by: str,
     meta: dict[str, Any] | None = None,
     run_id: str | None = None,
+    drive: bool = True,
 ) -> Started:
-    """Validate inputs, store the run pinned to this exact workflow version, and start it."""
+    """Validate inputs, store the run pinned to this exact workflow version, and start it.
+
+    With ``drive=False`` the run is stored unclaimed, for a bot process to pick up (``--detach``): this
+    process never starts a step it would have to abandon on exit.
+    """
     inputs = resolve_inputs(loaded.spec, raw_inputs)
     now = rt.clock()
     run_id = run_id or new_run_id()
@@ -68,9 +73,13 @@ async def submit(
             "created_at": now,
         },
     )
-    rt.store.new_run(batch, state, loaded.digest, now, rt.owner, now + rt.settings.lease_seconds)
+    if drive:
+        rt.store.new_run(batch, state, loaded.digest, now, rt.owner, now + rt.settings.lease_seconds)
+    else:
+        rt.store.new_run(batch, state, loaded.digest, now, None, now)
     await rt.store.journal.write(batch)
-    adopt(rt, state, loaded.digest, seq=0, mail=False)
+    if drive:
+        adopt(rt, state, loaded.digest, seq=0, mail=False)
     return Started(run_id, loaded.digest)
 
 

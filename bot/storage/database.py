@@ -101,8 +101,10 @@ def _sqlite_pragmas(engine: AsyncEngine | sa.Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(engine: AsyncEngine) -> tuple[str | None, str]:
     """Apply Alembic migrations up to head (a quick version check skips Alembic when current).
+
+    Returns the revision found and the one reached (None found: a new database).
 
     Several processes may start at once on a new database, so the upgrade runs under a lock (an
     advisory lock on PostgreSQL, the write lock on SQLite) and checks the version again inside it.
@@ -112,14 +114,16 @@ async def migrate(engine: AsyncEngine) -> None:
     try:
         async with engine.connect() as conn:
             if await _current_revision(conn) == HEAD:
-                return
+                return HEAD, HEAD
         async with engine.connect() as conn:
             conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
             async with conn.begin():
                 if engine.dialect.name == "postgresql":
                     await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7413229)"))
-                if await _current_revision(conn) != HEAD:
+                found = await _current_revision(conn)
+                if found != HEAD:
                     await conn.run_sync(_upgrade)
+                return found, HEAD
     except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         raise UpstreamUnavailable(f"cannot reach the database at {_safe(engine)}: {exc}") from None
 

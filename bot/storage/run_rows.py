@@ -122,6 +122,12 @@ class RunReads:
         async with self.engine.connect() as conn:
             return [_run_row(r) for r in (await conn.execute(query)).all()]
 
+    async def count_runs(self, status: str) -> int:
+        """How many runs have this status (``waiting``: parked on a timer or an approval)."""
+        query = sa.select(sa.func.count()).select_from(runs).where(runs.c.status == status)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def events_after(self, run_id: str, after_seq: int = 0, limit: int = 1000) -> list[EventRow]:
         """A run's events with seq greater than ``after_seq``, oldest first."""
         query = (
