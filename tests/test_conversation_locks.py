@@ -161,3 +161,27 @@ async def test_a_turn_a_live_process_holds_is_left_to_it_until_its_claim_lapses(
             assert replies[0].at >= lapses  # taken only once the other process's claim had lapsed
         finally:
             await second.service.stop()
+
+
+async def test_a_stop_during_a_turn_ends_it_quietly_and_the_message_waits_for_the_next_start(
+    make_runtime: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with FakeOpenAI() as fake:
+        fake.script(Text("too late", delay=30.0), Text("answered after the restart"))
+        values: dict[str, Any] = {"openai_api_key": "k", "openai_base_url": fake.base_url, "debounce": 0.0}
+        env = await make_env(await make_runtime(**values))
+        conv = await env.service.user_said(said(person("alice"), "hi", key="k1"))
+        assert conv is not None
+        await eventually(lambda: fake.completions, message="the turn to reach the assistant")
+        await env.service.stop()  # the turn is past its quiet window, mid-call
+        errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+        assert errors == [], [r.getMessage() for r in errors]
+        assert await env.texts("@alice") == []
+
+        again = await make_env(await make_runtime(**values))
+        try:
+            await again.service.start()  # what the next process does at start
+            await eventually(lambda: again.texts("@alice"))
+            assert await again.texts("@alice") == ["answered after the restart"]
+        finally:
+            await again.service.stop()

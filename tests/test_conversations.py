@@ -177,6 +177,24 @@ async def test_a_repeated_delivery_is_one_message_and_one_reply(
     assert len(fake.completions) == 2 and len(await env.texts("@alice")) == 2
 
 
+async def test_the_same_answer_twice_is_sent_marked_as_a_repeat(
+    env_for: Callable[..., Any], fake: FakeOpenAI
+) -> None:
+    env = await env_for()
+    fake.script(Text("Restart the runner."), Text("Restart the runner."))
+    await env.service.user_said(said(ALICE, "the runner is stuck", key="k1"))
+    await eventually(lambda: env.texts("@alice"))
+    await env.service.user_said(said(ALICE, "still stuck", key="k2"))
+    await eventually(lambda: _replies(env, 2), message="an answer to the second message")
+    first, second = await env.texts("@alice")
+    assert first == "Restart the runner."
+    assert second.startswith("Restart the runner.") and "same answer as before" in second
+
+
+async def _replies(env: Env, count: int) -> bool:
+    return len(await env.texts("@alice")) >= count
+
+
 async def test_rate_limits_are_retried_then_answered(env_for: Callable[..., Any], fake: FakeOpenAI) -> None:
     env = await env_for()
     fake.script(Error(429, retry_after=0.01), Text("hello after a 429"))

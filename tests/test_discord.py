@@ -240,6 +240,25 @@ async def test_a_button_sent_before_a_restart_still_works_and_goes_away_after(
     assert "already cancelled" in answer["data"]["content"]
 
 
+async def test_a_stale_command_and_an_unknown_button_get_an_answer(
+    fake: FakeDiscord, apps: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    await apps[0]()
+    old = {"id": p.COMMAND_ID, "name": "deploy-now", "type": 1, "options": []}  # removed in an upgrade
+    stale = await fake.interact(2, old)
+    answer = await fake.answered(stale)
+    assert answer["type"] == 4 and answer["data"]["flags"] & 64  # ephemeral
+    assert "does not know /deploy-now" in answer["data"]["content"]
+    assert "sync-commands" in answer["data"]["content"]
+
+    message = {"id": fake.next_id(), "channel_id": fake.channels[p.OPS], "components": []}
+    click = await fake.interact(3, {"custom_id": "sb:zz", "component_type": 2}, message=message)
+    answer = await fake.answered(click)
+    assert answer["type"] == 4 and answer["data"]["flags"] & 64
+    assert answer["data"]["content"] == "Switchboard does not know this button."
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "no traceback for either"
+
+
 async def test_a_429_is_retried_and_a_forbidden_channel_fails_with_a_hint(
     fake: FakeDiscord, apps: Any, workflows_dir: Path
 ) -> None:

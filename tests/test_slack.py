@@ -294,6 +294,27 @@ async def test_missing_inputs_open_a_modal_whose_bad_values_come_back_as_field_e
     assert card.params["channel"] == "C0OPS"
 
 
+async def test_a_submission_without_its_channel_is_answered_in_a_dm_not_channel_nothing(slack: Harness) -> None:
+    fake = slack.fake
+    workflow(RELEASE, slack.workflows)
+    assert (await slack.send.command("run release service=api")).status == 200
+    view = {**(await eventually(lambda: fake.views))[0], "private_metadata": ""}  # lost on the way
+    answer = await slack.send.submit(view, {"service": "api", "count": "3", "env": "prod"})
+    assert answer.status == 200
+
+    def to_alice() -> list[Any]:
+        return [c for c in fake.delivered("chat.postMessage") if c.params["channel"] == "D0ALICE"]
+
+    [reply] = await eventually(to_alice)
+    assert started_run([reply.params["text"]]) or "release" in reply.params["text"]
+    assert all(e.get("channel") for e in fake.ephemerals)  # nothing went to channel ""
+
+
+async def test_an_event_type_nobody_handles_is_acknowledged(slack: Harness) -> None:
+    joined = {"type": "reaction_added", "user": "U0BOB", "channel": "C0OPS", "ts": "1700000001.000100"}
+    assert (await slack.send.event(joined, "Ev0900")).status == 200  # a 404 would be retried by Slack
+
+
 async def test_identity_comes_from_users_info_and_user_groups_and_is_cached(slack: Harness) -> None:
     fake = slack.fake
     workflow(RELEASE, slack.workflows)

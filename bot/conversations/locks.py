@@ -41,9 +41,9 @@ class LocalLocks:
             async with lock:
                 yield
         finally:
-            lock, users = self._locks[key]
+            _, users = self._locks.get(key, (lock, 1))
             if users <= 1:
-                del self._locks[key]
+                self._locks.pop(key, None)
             else:
                 self._locks[key] = (lock, users - 1)
 

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
-RECENT_REPLIES = 3  # an assistant reply identical to one of these is not sent again
+RECENT_REPLIES = 3  # an assistant reply identical to one of these is sent marked as a repeat
+REPEATED = "\n\n(The same answer as before. If it does not help, ask for a person.)"
 SO_FAR = 12  # messages shown in the agents' thread at a handover
 TURN_DONE = {"turn_owner": None, "turn_until": None}  # a stored answer ends the turn's claim with it
 
@@ -145,6 +146,9 @@ class Conversations:
         wait = self.settings.debounce if delay is None else delay
         task = asyncio.create_task(self._after(conv_id, wait))
         self._pending[conv_id] = task
+        # Past the quiet window it leaves _pending, but stop() must still cancel and await it.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _after(self, conv_id: str, wait: float) -> None:
         if wait > 0:
@@ -268,11 +272,15 @@ class Conversations:
     ) -> bool:
         """Store and send the assistant's reply if the conversation is still its own and the turn open."""
         now = self.clock()
-        recent = [m.text for m in history if m.role == "assistant"]
+        recent = [m.text.removesuffix(REPEATED) for m in history if m.role == "assistant"]
         repeat = text in recent[-RECENT_REPLIES:]
-        values: dict[str, Any] = {"turns": turn, "failures": failures, "updated_at": now, **TURN_DONE}
-        if not repeat:
-            values["last_bot_at"] = now
+        values: dict[str, Any] = {
+            "turns": turn,
+            "failures": failures,
+            "updated_at": now,
+            "last_bot_at": now,
+            **TURN_DONE,
+        }
         async with self.engine.begin() as conn:
             speaking = [s.value for s in AI_SPEAKS]
             if not await self.store.assistant_replied(conn, conv.id, turn, speaking, values):
@@ -284,15 +292,16 @@ class Conversations:
                 )
                 return False
             if repeat:
+                # Never silence: the person asked again, so they get the answer, marked as the same one.
+                text += REPEATED
                 await self.store.event(
-                    conn, conv.id, now, "assistant", "reply_suppressed", None, None, {"turn": turn}
+                    conn, conv.id, now, "assistant", "reply_repeated", None, None, {"turn": turn}
                 )
-            else:
-                await self.store.add_message(
-                    conn, conv.id, "assistant", text, now, turn=turn, author_name="Assistant"
-                )
-                card = notice(text, "success") if finish else assistant_reply(conv.id, text)
-                await self.out.to_user(conn, conv, card, now)
+            await self.store.add_message(
+                conn, conv.id, "assistant", text, now, turn=turn, author_name="Assistant"
+            )
+            card = notice(text, "success") if finish else assistant_reply(conv.id, text)
+            await self.out.to_user(conn, conv, card, now)
             if finish is not None:
                 await self.store.move(
                     conn,

@@ -224,6 +224,10 @@ class FakeSlack:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return 404, {"ok": False, "error": "unknown_method"}, {}
+        if method == "chat.postMessage" and channel in self.users:
+            # A user id as the channel posts in the app's DM with that person (Slack opens it as needed).
+            channel = params["channel"] = "D" + channel[1:]
+            self.channels.setdefault(channel, self.users[channel.replace("D", "U", 1)]["name"])
         if channel and channel not in self.channels:
             return 200, {"ok": False, "error": "channel_not_found"}, {}
         try:

@@ -5,11 +5,13 @@ Shared by the running adapter and ``switchboard discord sync-commands`` (which o
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
+from discord import app_commands
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
@@ -22,11 +24,16 @@ from bot.platforms.discord.commands import (
     human_command,
     queue_command,
 )
-from bot.platforms.discord.views import CARD_TEMPLATE, UI_TEMPLATE, CardButton, UiButton
+from bot.platforms.discord.views import CARD_TEMPLATE, UI_TEMPLATE, UNKNOWN_BUTTON, CardButton, UiButton
 
 if TYPE_CHECKING:
     from bot.platforms.discord.interactions import Interactions
 
+log = logging.getLogger(__name__)
+STALE_COMMAND = (
+    "Switchboard does not know /{name}: this command may be from an older version. "
+    "Try /workflow help; an admin can run `switchboard discord sync-commands` to refresh the list."
+)
 DEFAULT_API = discord.http.Route.BASE
 DEFAULT_GATEWAY = DiscordWebSocket.DEFAULT_GATEWAY
 # Switchboard sends no voice: skip discord.py's start-up warnings about the voice libraries.
@@ -38,6 +45,34 @@ def point_at(settings: Settings) -> None:
     discord.http.Route.BASE = (settings.discord_api_url or DEFAULT_API).rstrip("/")
     gateway = settings.discord_gateway_url
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway) if gateway else DEFAULT_GATEWAY
+
+
+class SwitchboardTree(app_commands.CommandTree[Any]):
+    """The command tree, answering every command: a stale or unknown one gets an ephemeral reply."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        if isinstance(error, app_commands.CommandNotFound):
+            # Discord still shows a command this bot no longer registers (or not yet, before a sync).
+            log.info("unknown application command /%s from Discord; answered as stale", error.name)
+            text = STALE_COMMAND.format(name=" ".join([*error.parents, error.name]))
+        else:
+            # Failures inside our handlers are answered by Interactions.guarded; what reaches here is
+            # discord.py refusing the call before it (a bad option type, say).
+            name = interaction.command.name if interaction.command else "?"
+            log.warning("Discord could not call /%s: %s", name, error)
+            text = f"Switchboard could not run this command: {error}"
+        await answer_once(interaction, text)
+
+
+async def answer_once(interaction: discord.Interaction, text: str) -> None:
+    """An ephemeral answer, as the first response or a follow-up; an expired interaction is only logged."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not answer Discord interaction %s: %s", interaction.id, exc)
 
 
 class SwitchboardBot(commands.Bot):
@@ -53,6 +88,7 @@ class SwitchboardBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),  # card text never pings @everyone
             guild_ready_timeout=0.5,  # "ready" waits this long after the last GUILD_CREATE; we need none
             max_ratelimit_timeout=30.0,  # longer 429 waits go back to the outbox instead of blocking here
+            tree_cls=SwitchboardTree,
         )
         self.switchboard = switchboard
         self.tree.add_command(WorkflowGroup())
@@ -87,6 +123,13 @@ class SwitchboardBot(commands.Bot):
                 await sb.guarded(interaction, sb.click(interaction, match.group(0)))
             elif match := re.fullmatch(UI_TEMPLATE, custom_id):
                 await sb.guarded(interaction, sb.ui(interaction, match["action"], match["arg"]))
+            else:
+                await answer_once(interaction, UNKNOWN_BUTTON)
+        elif interaction.type is discord.InteractionType.component and not (
+            re.fullmatch(CARD_TEMPLATE, custom_id) or re.fullmatch(UI_TEMPLATE, custom_id)
+        ):
+            # A button of ours that no dynamic item matches (an older card's layout): discord.py drops it.
+            await answer_once(interaction, UNKNOWN_BUTTON)
 
 
 def _shows(message: discord.Message | None, custom_id: str) -> bool:

@@ -33,6 +33,7 @@ from bot.platforms.discord.commands import Identities, place
 from bot.platforms.discord.messages import DiscordMessages
 from bot.platforms.discord.views import (
     CUSTOM_ID_MAX,
+    UNKNOWN_BUTTON,
     FormMemory,
     UiButton,
     buttons,
@@ -169,7 +170,7 @@ class Interactions:
             else:
                 await self._open(interaction, form)
         else:
-            await interaction.response.send_message("Switchboard does not know this button.", ephemeral=True)
+            await interaction.response.send_message(UNKNOWN_BUTTON, ephemeral=True)
 
     async def _confirm(self, action_id: str, user_id: int) -> Confirm | None:
         # The card as stored now (key "{kind}:{target}", as bot.runtime.status_cards writes it) says

@@ -22,6 +22,7 @@ from cards.discord import render_message, render_modal
 from cards.limits import clip
 from cards.model import Card, Form
 
+UNKNOWN_BUTTON = "Switchboard does not know this button."
 CARD_TEMPLATE = r"sb:(?P<kind>[a-z]+):(?P<target>[^:]+):(?P<choice>[a-z_]+)"
 UI_TEMPLATE = r"sb-ui:(?P<action>[a-z]+):(?P<arg>.+)"
 CUSTOM_ID_MAX = 100

@@ -9,6 +9,7 @@ Bolt hands listeners their arguments by parameter name, so ``ack`` and ``body`` 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -77,6 +78,12 @@ class SlackListeners:
         bolt.view_submission(re.compile(r"^sb:form:"))(self.on_submission)
         bolt.event("app_mention")(self.messages.on_event)
         bolt.event("message")(self.messages.on_event)
+        # Last: any other event type the app is subscribed to gets its 200 (a 404 would count as a failed
+        # delivery, which Slack retries and, repeated, turns the subscription off).
+        bolt.event(re.compile(r".*"))(self.on_unhandled)
+
+    async def on_unhandled(self, body: dict[str, Any]) -> None:
+        log.debug("Slack: ignored a %r event (no listener for it)", (body.get("event") or {}).get("type"))
 
     async def on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()  # the 200 leaves now; the reply follows as its own message
@@ -150,6 +157,11 @@ class SlackListeners:
         if isinstance(reply, FieldErrors):
             reply = Say("\n".join(f"{name}: {why}" for name, why in reply.errors.items()))
         message = _message(reply)
+        if not to.channel:
+            # Nowhere to reply in (a modal submitted without its metadata, say): the app's DM with the
+            # person reaches them instead; Slack opens it for a user id.
+            to = ReplyTo(to.user, to.user, to.trigger_id, to.response_url, to.channel_name)
+            reply = dataclasses.replace(reply, ephemeral=False)
         try:
             if reply.ephemeral:
                 await self._ephemeral(to, message)
