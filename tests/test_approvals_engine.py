@@ -79,6 +79,7 @@ async def test_two_of_n_resumes_the_run_exactly_once(make_runtime: MakeRuntime) 
     kinds = await event_types(runtime, run_id)
     assert kinds.count(("approval_decided", "ask")) == 1 and kinds.count(("step_started", "ship")) == 1
     assert (await actions(runtime, run_id)).count("late") == 2
+    assert (await actions(runtime, run_id)).count("repeated") == 1  # carol's second click is on record
     with pytest.raises(Conflict, match=r"Already approved by @carol, @\w+ at \d\d:\d\d UTC"):
         await decide(runtime, approval_id, "gina", "approve", groups=("release-managers",))
 

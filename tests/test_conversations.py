@@ -134,6 +134,20 @@ async def test_twenty_concurrent_claims_make_one_owner(env_for: Callable[..., An
     assert [b.label for b in card.buttons] == ["Resolve", "Back to AI", "Release", "Transfer"]
 
 
+async def test_a_repeated_claim_by_its_owner_is_told_so_and_audited(env_for: Callable[..., Any]) -> None:
+    env = await env_for(llm=False)
+    conv = await env.service.user_said(said(ALICE, "help"))
+    assert conv is not None
+    assert (await env.service.desk.claim(conv.id, DAVE)).startswith("You have claimed")
+    again = await env.service.desk.claim(conv.id, DAVE)
+    assert again == "You already have this conversation with alice; reply in its thread."
+    refused = await env.service.desk.claim(conv.id, ERIN)
+    assert refused == "Already claimed by @dave."
+    kinds = [kind for kind, _ in await env.events(conv.id)]
+    assert "claim_repeated" in kinds and "claim_refused" in kinds
+    assert (await env.get(conv.id)).agent_ref == DAVE.ref
+
+
 async def test_a_claim_while_the_model_thinks_drops_its_reply(
     env_for: Callable[..., Any], fake: FakeOpenAI
 ) -> None:

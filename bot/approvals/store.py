@@ -246,6 +246,8 @@ class ApprovalStore(ApprovalDeadlines):
             return NotPermitted(refusal)
         vote = await rows.vote_of(conn, row.id, actor)
         if vote is not None:
+            detail = {"decision": decision, "first": vote.decision, **(where or {})}
+            await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "repeated", detail, source, now))
             return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
         return None
 

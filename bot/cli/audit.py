@@ -1,7 +1,8 @@
 """``switchboard approvals audit``: export the approval audit records, oldest first, as JSON or CSV.
 
 The records come from the append-only ``approval_audit`` table: every request, automatic approval,
-reminder, escalation, vote, denied attempt, late click and expiry, with who did it and from where.
+reminder, escalation, vote, repeated vote, denied attempt, late click and expiry, with who did it and
+from where.
 Each is joined to its approval request for the step and the title.
 """
 

@@ -112,6 +112,12 @@ class Desk:
             )
             if not won:
                 current = await self._current(conn, conv.id)
+                if current.state == State.HUMAN_ACTIVE and current.agent_ref == who.ref:
+                    # A second click (or a retried delivery) by the agent who already has it.
+                    kind, state = "claim_repeated", current.state
+                    await self.store.event(conn, conv.id, now, who.ref, kind, state, None, {})
+                    user = current.user.name
+                    return f"You already have this conversation with {user}; reply in its thread."
                 await self.store.event(conn, conv.id, now, who.ref, "claim_refused", current.state, None, {})
                 return _refusal(current)
             await self.store.lock_agent(conn, who.ref)  # one agent's claims in a row: capacity holds
