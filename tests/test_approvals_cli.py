@@ -55,7 +55,7 @@ async def test_list_decide_and_audit(db_url: str) -> None:
             start(env, "approvals", "list", "--json"),
             decide(env, ship.id[:6], "approve", "dana", "--group", "release-managers"),  # a prefix will do
             decide(env, ship.id, "approve", "erin"),
-            decide(env, ship.id, "approve", "alice", "--group", "release-managers", "-m", "lgtm"),
+            decide(env, ship.id, "approve", "alice", "-m", "lgtm"),  # her console groups come with --as
         )
         assert listed.code == 0, listed.out
         for a in (ship, stop):

@@ -274,8 +274,10 @@ async def decide(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings, resume=False) as runtime:
         request = await runtime.approvals.get(args.id)
         row = await _row(runtime.store, request.run_id)
+        # The CLI names people as the console does, so a console user's groups come with the name.
+        groups = tuple(dict.fromkeys([*settings.console_users.get(args.user, []), *args.group]))
         outcome = await runtime.decide(
-            request.id, args.user, args.decision, args.comment, tuple(args.group), background=False
+            request.id, args.user, args.decision, args.comment, groups, background=False
         )
         print(outcome.message)
         if not outcome.resolved:

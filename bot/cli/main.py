@@ -91,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--comment", "-m")
     p.add_argument("--as", dest="user", default=me, help=f"who decides (default: {me})")
-    p.add_argument("--group", action="append", default=[], help="a group the decider belongs to (repeatable)")
+    p.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        help="a group the decider belongs to, besides their SWITCHBOARD_CONSOLE_USERS groups (repeatable)",
+    )
     p.set_defaults(handler=commands.decide)
     p = ap.add_parser("audit", help="export the approval audit records, oldest first (json or csv)")
     audit.add_arguments(p)
