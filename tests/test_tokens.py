@@ -113,7 +113,9 @@ async def test_duplicate_names_unknown_tokens_and_double_revokes_get_clear_messa
 ) -> None:
     scopes = parse_scopes(["webhooks:receive"])
     record, _ = await store.create("hooks", scopes, acting_as("user:github"), "ops", NOW)
-    with pytest.raises(Conflict, match=r"A token named 'hooks' already exists \([0-9a-f]{12}\); choose another"):
+    with pytest.raises(
+        Conflict, match=r"A token named 'hooks' already exists \([0-9a-f]{12}\); choose another"
+    ):
         await store.create("hooks", scopes, acting_as("user:github"), "ops", NOW)
     with pytest.raises(NotFound, match=r"No token named or with id 'hookz'; `switchboard tokens list`"):
         await store.revoke("hookz", NOW)
