@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.cli import audit, commands, discord
+from bot.cli import audit, commands, discord, tokens
 from bot.cli import conversations as conversation_stats
 from bot.cli.wiring import configure_logging
 from bot.config import Settings, load_settings
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = cv.add_parser("stats", help="AI resolution share, handover rate, wait and handle times, agent load")
     conversation_stats.add_arguments(p)
+
+    tokens.add_parser(sub)
 
     dc = sub.add_parser("discord", help="Discord application commands").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -230,6 +230,30 @@ seen_events = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
 
+# Signed requests already handled (Slack's signature and timestamp), when Redis is not configured:
+# a replay of the same bytes inside Slack's 5-minute window is acknowledged and ignored.
+seen_requests = sa.Table(
+    "seen_requests",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+# Tokens for machines (CI, the REST API): only a hash of the secret is kept; revoked rows stay, as a record.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(80), nullable=False, unique=True),  # never reused, so logs name one token
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("identity", sa.JSON, nullable=False),  # who the token acts as (Identity.to_dict)
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+)
+
 # Append-only: every chat action with the identity that took it.
 action_log = sa.Table(
     "action_log",

@@ -1,7 +1,8 @@
 """Slack: slack-bolt's ``AsyncApp`` on our aiohttp server (HTTP mode) or over Socket Mode, and delivery.
 
 The same listeners (``bot.platforms.slack.listeners``) serve both modes: HTTP mode adds ``POST /slack/events``
-to the shared server, where Bolt verifies each signature (401 when forged or over 5 minutes old);
+to the shared server, where Bolt verifies each signature (401 when forged or over 5 minutes old) and a
+replay of a request already handled is acked and ignored (``bot.platforms.slack.replays``);
 ``SLACK_APP_TOKEN`` switches to Socket Mode, where Slack pushes the same payloads over a websocket.
 Outbound, the outbox calls ``post``/``update``/``reply``/``find``; whatever Slack refuses becomes a
 ``DeliveryError`` that says whether a retry can help and, if not, what to fix
@@ -30,6 +31,8 @@ from bot.delivery.contract import DeliveryError, Sent
 from bot.platforms.slack.errors import hint_for, refused, slack_error
 from bot.platforms.slack.identity import SlackDirectory
 from bot.platforms.slack.listeners import SlackListeners
+from bot.platforms.slack.replays import OnceOnly
+from bot.storage.dedupe import make_request_guard
 from cards.model import Card
 from cards.slack import render_blocks, render_text
 
@@ -93,6 +96,9 @@ class SlackAdapter:
         self.directory = SlackDirectory(self.client, settings.admins)
         self.listeners = SlackListeners(ctx, self.client, self.directory, self.session)
         self.listeners.register(self.bolt)
+        self.requests = make_request_guard(ctx.engine, settings.redis_url)
+        if secret is not None:  # a replayed signed request is acked and ignored (Socket Mode signs nothing)
+            self.bolt.use(OnceOnly(self.requests, ctx.clock))
         self._socket: AsyncSocketModeHandler | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._stopping = False
@@ -154,6 +160,7 @@ class SlackAdapter:
 
     async def _close(self, _web_app: web.Application) -> None:
         await self.session.close()
+        await self.requests.close()
 
     def describe(self) -> str:
         """One line for the start-up log."""

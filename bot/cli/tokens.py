@@ -1,0 +1,100 @@
+"""``switchboard tokens create|list|revoke``: tokens for machines (CI, the REST API).
+
+``create`` prints the token alone on stdout, so ``TOKEN=$(switchboard tokens create ...)`` captures it,
+and says on stderr what it is; the token is never shown again, because only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.cli.wiring import open_database
+from bot.config import Settings
+from bot.storage.tokens import TokenRecord, TokenStore
+from bot.tokens import SCOPES, acting_as, check_name, known_scopes, parse_scopes
+
+
+def add_parser(sub: Any) -> None:
+    """``tokens`` and its three actions, under the top-level subparsers ``sub``."""
+    tk = sub.add_parser("tokens", help="tokens for machines: create, list, revoke").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = tk.add_parser("create", help="make a token and print it once")
+    p.add_argument("--name", required=True, help="a unique name, e.g. ci (names are never reused)")
+    p.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help=f"what the token may do (repeatable, or comma-separated): {', '.join(SCOPES)}",
+    )
+    p.add_argument("--as", dest="user", required=True, metavar="user:NAME", help="who the token acts as")
+    p.add_argument("--group", action="append", default=[], help="a group that identity is in (repeatable)")
+    p.set_defaults(handler=create)
+    p = tk.add_parser("list", help="every token: name, scopes, identity, created, last used, revoked")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=list_tokens)
+    p = tk.add_parser("revoke", help="revoke a token by name or id; it is refused from then on")
+    p.add_argument("token", metavar="NAME|ID")
+    p.set_defaults(handler=revoke)
+
+
+async def create(settings: Settings, args: argparse.Namespace) -> int:
+    """``tokens create``: the token on stdout, what it is on stderr."""
+    name = check_name(args.name)
+    scopes = parse_scopes(args.scope)
+    identity = acting_as(args.user, args.group)
+    async with open_database(settings) as engine:
+        record, text = await TokenStore(engine).create(name, scopes, identity, getpass.getuser(), time.time())
+    print(
+        f"Created token {record.name!r} (id {record.id}) acting as user:{identity.user_id}"
+        f" with {', '.join(record.scopes)}. Copy it now: it is not shown again.",
+        file=sys.stderr,
+    )
+    print(text, flush=True)
+    return 0
+
+
+async def list_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    """``tokens list``: never the secret, which is not stored."""
+    async with open_database(settings) as engine:
+        records = await TokenStore(engine).list()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+        return 0
+    if not records:
+        print("no tokens yet; `switchboard tokens create --name NAME --scope SCOPE --as user:NAME` makes one")
+        print(f"scopes: {known_scopes()}")
+        return 0
+    print(f"{'ID':<12}  {'NAME':<16} {'SCOPES':<28} {'AS':<20} {'CREATED':<19}  {'LAST USED':<19}  REVOKED")
+    for r in records:
+        print(
+            f"{r.id:<12}  {r.name:<16} {','.join(r.scopes):<28} {_who(r):<20} {_when(r.created_at):<19}"
+            f"  {_when(r.last_used_at):<19}  {_when(r.revoked_at)}"
+        )
+    return 0
+
+
+async def revoke(settings: Settings, args: argparse.Namespace) -> int:
+    """``tokens revoke NAME|ID``."""
+    async with open_database(settings) as engine:
+        record = await TokenStore(engine).revoke(args.token, time.time())
+    print(f"Revoked token {record.name!r} (id {record.id}); requests carrying it are refused from now on.")
+    return 0
+
+
+def _who(record: TokenRecord) -> str:
+    groups = f" ({','.join(sorted(record.identity.groups))})" if record.identity.groups else ""
+    return f"user:{record.identity.user_id}{groups}"
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
