@@ -148,9 +148,9 @@ async def test_hints_complete_commands_and_channels_keep_their_messages(page: Pa
     await box.press("Tab")
     await expect(box).to_have_value("/workflow run deploy service=api env=staging ")
 
-    await page.locator("#channel-list [data-channel=agents]").click()
-    await expect(page.locator("#channel-name")).to_have_text("agents")
-    await expect(page.locator("#messages .empty")).to_contain_text("This is the very beginning of #agents")
+    await page.locator("#channel-list [data-channel=approvals]").click()
+    await expect(page.locator("#channel-name")).to_have_text("approvals")
+    await expect(page.locator("#messages .empty")).to_contain_text("This is the very beginning of #approvals")
     await send(page, "hello from the console")
     await expect(page.locator("#messages .msg__text")).to_have_text("hello from the console")
     await page.locator("#channel-list [data-channel=ops]").click()

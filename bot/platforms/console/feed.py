@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from markupsafe import Markup
 
+from bot.identity import Identity
 from bot.storage.console import Message
 from cards.html import render_form_html, render_html
 from cards.model import Form
@@ -62,24 +64,22 @@ def form_json(form: Form) -> dict[str, Any]:
 
 
 class Hub:
-    """Every open page's websocket, with the console user it acts as."""
+    """Every open page's websocket, with the person signed in on it; ``can_see`` decides who gets what."""
 
-    def __init__(self) -> None:
-        self.sockets: dict[web.WebSocketResponse, str] = {}
+    def __init__(self, can_see: Callable[[Identity, Message], bool]) -> None:
+        self.can_see = can_see
+        self.sockets: dict[web.WebSocketResponse, Identity] = {}
 
-    def join(self, ws: web.WebSocketResponse, user: str) -> None:
-        self.sockets[ws] = user
+    def join(self, ws: web.WebSocketResponse, who: Identity) -> None:
+        self.sockets[ws] = who
 
     def leave(self, ws: web.WebSocketResponse) -> None:
         self.sockets.pop(ws, None)
 
     async def publish(self, msg: Message, event: str = "message") -> None:
-        """Send a new or edited message to every page allowed to see it (ephemeral: its reader only)."""
+        """Send a new or edited message to every page whose person may see it."""
         payload = {"type": event, "message": message_json(msg)}
-        await self.send(payload, only=msg.visible_to)
-
-    async def send(self, payload: dict[str, Any], only: str | None = None) -> None:
-        targets = [ws for ws, user in self.sockets.items() if only is None or user == only]
+        targets = [ws for ws, who in self.sockets.items() if self.can_see(who, msg)]
         if targets:
             await asyncio.gather(*(self._send_one(ws, payload) for ws in targets))
 
