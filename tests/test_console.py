@@ -137,6 +137,9 @@ async def test_run_watch_cancel_and_fill_in_a_form(page: Page, tmp_path: Path) -
 
 
 async def test_hints_complete_commands_and_channels_keep_their_messages(page: Page) -> None:
+    # No sign-in here, and the page says so.
+    await expect(page.locator("#mode")).to_contain_text("Dev mode: no sign-in")
+    await expect(page.locator("#user-picker")).to_be_visible()
     box = page.locator("#box")
     await box.press_sequentially("/workflow run de")
     hint = page.locator("#hints .hint").first
