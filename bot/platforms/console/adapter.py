@@ -210,7 +210,13 @@ class ConsoleAdapter:
         ConsoleRoutes(self).attach(app)
 
     async def start(self) -> None:
-        """Nothing to connect: the routes are served by the shared web server."""
+        """Nothing to connect (the routes are served by the shared web server); the session key is
+        read, or made and stored on the first start."""
+        await self.auth.signer()
+        if self.auth.mode == "dev":
+            log.info("console sign-in: dev mode (a user picker, on loopback only)")
+        else:
+            log.info("console sign-in: OpenID Connect at %s", self.settings.oidc_issuer)
 
     async def stop(self) -> None:
         await self.hub.close_all()
