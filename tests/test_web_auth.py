@@ -16,7 +16,9 @@ from pydantic import SecretStr
 from bot.errors import BadInput
 from bot.platforms.console.feed import BOT
 from bot.process import App, start_app, stop_app
+from bot.storage.database import create_engine, migrate
 from bot.storage.tables import console_messages, web_secrets
+from bot.storage.web_secrets import stored_secret
 from bot.web_auth.guard import is_loopback
 from bot.web_auth.sessions import SESSION_COOKIE, Signer
 from tests.test_console_api import Client, console_settings, write_workflows
@@ -263,3 +265,32 @@ async def test_the_session_key_is_made_once_and_shared(tmp_path: Path, workflows
             assert "Secure" in res.headers["Set-Cookie"] and "HttpOnly" in res.headers["Set-Cookie"]
     finally:
         await stop_app(third, grace=1.0, flush=1.0)
+
+
+async def test_two_processes_asking_at_once_get_one_session_key(db_url: str) -> None:
+    # The first start makes the key; a second process starting at the same moment must not make another.
+    engine = create_engine(db_url)
+    try:
+        await migrate(engine)
+        keys = await asyncio.gather(*(stored_secret(engine, "session", 1.0) for _ in range(4)))
+        assert len(set(keys)) == 1 and len(keys[0]) >= 48
+        assert await stored_secret(engine, "session", 2.0) == keys[0]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_session_ends_after_its_hours(tmp_path: Path, workflows_dir: Path) -> None:
+    now = [1_000_000.0]
+    settings = console_settings(tmp_path, workflows_dir).model_copy(update={"session_hours": 1.0})
+    app = await start_app(settings, clock=lambda: now[0])
+    try:
+        async with Client(app.url) as http:
+            await http.state("bob")
+            now[0] += 3599
+            await http.state("bob")
+            now[0] += 2
+            session = await http.session("bob")
+            async with session.get("/api/state") as res:
+                assert res.status == 401 and (await res.json())["mode"] == "dev"
+    finally:
+        await stop_app(app, grace=1.0, flush=1.0)
