@@ -159,6 +159,19 @@ async def test_hints_complete_commands_and_channels_keep_their_messages(page: Pa
     await page.locator("#channel-list [data-channel=ops]").click()
     await expect(page.locator("#messages .msg__text", has_text="hello from the console")).to_have_count(0)
 
+    # Signed out from elsewhere (another tab): the socket closes, and the page signs in again and is live.
+    old = await page.evaluate("window.switchboard.state.csrf")
+    status = await page.evaluate(
+        """async (csrf) => (await fetch("/auth/logout", {method: "POST", body: "{}",
+             headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}})).status""",
+        old,
+    )
+    assert status == 200
+    await page.wait_for_function("(old) => (window.switchboard.state.csrf || old) !== old", arg=old)
+    await expect(page.locator("#conn-text")).to_have_text("Live")
+    await send(page, "back again")
+    await expect(page.locator("#messages .msg__text", has_text="back again")).to_have_count(1)
+
 
 async def test_the_page_reconnects_after_a_restart(
     browser: Browser, tmp_path: Path, workflows_dir: Path

@@ -133,6 +133,15 @@ async def test_a_change_needs_the_sessions_csrf_token(app: App, http: Client) ->
             assert "X-CSRF-Token" in (await res.json())["error"]
     async with alice.post("/auth/logout", json={}) as res:
         assert res.status == 403  # signing out is a change too
+    async with await http.ws("bob") as bobs_page:
+        assert (await bobs_page.receive_json())["type"] == "hello"
+        bob, _ = await http.sign_in("bob")
+        async with bob.post("/auth/logout", json={}, headers={"X-CSRF-Token": bobs_token}) as res:
+            assert res.status == 200
+        closing = await asyncio.wait_for(bobs_page.receive(), 20)  # signing out closes the open page's socket
+        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4401
+    async with bob.get("/api/state") as res:
+        assert res.status == 401
     # The websocket needs the token as well: a page on another site has the cookie but not the token.
     with pytest.raises(aiohttp.WSServerHandshakeError) as ws:
         await alice.ws_connect("/ws", params={"csrf": bobs_token})
@@ -286,11 +295,18 @@ async def test_a_session_ends_after_its_hours(tmp_path: Path, workflows_dir: Pat
     try:
         async with Client(app.url) as http:
             await http.state("bob")
+            ws = await http.ws("bob")
+            assert (await ws.receive_json())["type"] == "hello"
             now[0] += 3599
             await http.state("bob")
             now[0] += 2
             session = await http.session("bob")
             async with session.get("/api/state") as res:
                 assert res.status == 401 and (await res.json())["mode"] == "dev"
+            # bob's open page hears nothing more: its socket closes at the next message.
+            await http.post("/api/message", {"channel": "ops", "text": "after bob's session"}, user="erin")
+            closing = await asyncio.wait_for(ws.receive(), 20)
+            assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4401
+            await ws.close()
     finally:
         await stop_app(app, grace=1.0, flush=1.0)

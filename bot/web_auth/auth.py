@@ -5,7 +5,7 @@ session, and the CSRF token on every state-changing request. The ``/auth/*`` rou
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +43,8 @@ class WebAuth:
         self.oidc = OidcClient(settings) if self.mode == "oidc" else None
         self._signer: Signer | None = None
         self._lock = asyncio.Lock()
+        # Called with a session as it signs out (the console closes that session's websockets).
+        self.on_sign_out: list[Callable[[Session], Awaitable[None]]] = []
 
     def attach(self, app: web.Application) -> None:
         from bot.web_auth.routes import SignInRoutes  # it imports this module

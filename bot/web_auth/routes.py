@@ -65,7 +65,9 @@ class SignInRoutes:
         return await self.auth.start_session(request, who, web.json_response({"user": who.name}))
 
     async def sign_out(self, request: web.Request) -> web.Response:
-        await self.auth.require(request, write=True)
+        session = await self.auth.require(request, write=True)
+        for listener in self.auth.on_sign_out:
+            await listener(session)
         response = web.json_response({"signed_out": True})
         response.del_cookie(SESSION_COOKIE, path="/")
         return response

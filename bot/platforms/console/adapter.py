@@ -56,8 +56,9 @@ class ConsoleAdapter:
         self.ctx = ctx
         self.settings = ctx.settings
         self.store = ConsoleStore(ctx.engine)
-        self.hub = Hub(lambda who, msg: may_see(self.settings, who, msg))
+        self.hub = Hub(lambda who, msg: may_see(self.settings, who, msg), ctx.clock)
         self.auth = WebAuth(ctx.settings, ctx.engine, ctx.clock, ctx.directories)
+        self.auth.on_sign_out.append(lambda session: self.hub.end_session(session.csrf))
         self.listeners: list[MessageListener] = []
         from bot.platforms.console.support import ConversationListener  # it imports this module
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -63,15 +64,32 @@ def form_json(form: Form) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Reader:
+    """Who a socket was opened for, by which session (its CSRF token names it), and until when."""
+
+    who: Identity
+    session: str
+    until: float
+
+
 class Hub:
-    """Every open page's websocket, with the person signed in on it; ``can_see`` decides who gets what."""
+    """Every open page's websocket, with the person signed in on it; ``can_see`` decides who gets what.
+    A socket is closed when its session signs out or ends, as the page's requests then are refused."""
 
-    def __init__(self, can_see: Callable[[Identity, Message], bool]) -> None:
+    def __init__(self, can_see: Callable[[Identity, Message], bool], clock: Callable[[], float]) -> None:
         self.can_see = can_see
-        self.sockets: dict[web.WebSocketResponse, Identity] = {}
+        self.clock = clock
+        self.sockets: dict[web.WebSocketResponse, Reader] = {}
 
-    def join(self, ws: web.WebSocketResponse, who: Identity) -> None:
-        self.sockets[ws] = who
+    def join(self, ws: web.WebSocketResponse, reader: Reader) -> None:
+        self.sockets[ws] = reader
+
+    async def end_session(self, session: str) -> None:
+        """Close the sockets a session opened (it signed out)."""
+        for ws in [ws for ws, r in self.sockets.items() if r.session == session]:
+            self.leave(ws)
+            await ws.close(code=4401, message=b"signed out")
 
     def leave(self, ws: web.WebSocketResponse) -> None:
         self.sockets.pop(ws, None)
@@ -79,7 +97,11 @@ class Hub:
     async def publish(self, msg: Message, event: str = "message") -> None:
         """Send a new or edited message to every page whose person may see it."""
         payload = {"type": event, "message": message_json(msg)}
-        targets = [ws for ws, who in self.sockets.items() if self.can_see(who, msg)]
+        now = self.clock()
+        for ws in [ws for ws, r in self.sockets.items() if r.until < now]:
+            self.leave(ws)
+            await ws.close(code=4401, message=b"session ended")
+        targets = [ws for ws, r in self.sockets.items() if self.can_see(r.who, msg)]
         if targets:
             await asyncio.gather(*(self._send_one(ws, payload) for ws in targets))
 

@@ -29,7 +29,7 @@ from bot.errors import (
     log_unexpected,
 )
 from bot.identity import Identity
-from bot.platforms.console.feed import message_json
+from bot.platforms.console.feed import Reader, message_json
 from bot.platforms.console.hints import hints
 from bot.platforms.console.visibility import channels_for, reader
 from bot.web_auth.auth import SignInRequired, json_body
@@ -164,7 +164,7 @@ class ConsoleRoutes:
         who = session.who
         ws = web.WebSocketResponse(heartbeat=25.0)
         await ws.prepare(request)
-        self.console.hub.join(ws, who)
+        self.console.hub.join(ws, Reader(who, session.csrf, session.expires))
         try:
             await ws.send_json({"type": "hello", "user": who.name})
             async for msg in ws:

@@ -122,13 +122,31 @@
       }
       if ((data.type === "message" || data.type === "update") && data.message) upsert(data.message);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (state.ws !== ws) return; // replaced on purpose (a different user was picked)
       setConnection("offline");
-      const delay = Math.min(500 * 2 ** state.retries, 5000);
-      state.retries += 1;
-      setTimeout(() => state.ws === ws && connect(), delay);
+      if (event.code === 4401) state.csrf = null; // the session ended: sign in again before reconnecting
+      retryLater(ws);
     });
+  }
+
+  function retryLater(ws) {
+    const delay = Math.min(500 * 2 ** state.retries, 5000);
+    state.retries += 1;
+    setTimeout(async () => {
+      if (state.ws !== ws) return;
+      if (!state.csrf || state.retries > 3) {
+        // The session may have ended, or the server restarted with another key: reload the state,
+        // signing in again if need be, so the socket opens with a valid token.
+        state.csrf = null;
+        try {
+          await loadState(false);
+        } catch (err) {
+          return retryLater(ws);
+        }
+      }
+      connect();
+    }, delay);
   }
 
   function setConnection(kind) {
