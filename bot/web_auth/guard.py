@@ -48,7 +48,10 @@ def check_binding(settings: Settings) -> None:
         if missing:
             raise BadInput(f"SWITCHBOARD_AUTH=oidc needs {' and '.join(missing)}.")
     if settings.public_url and urlsplit(settings.public_url).scheme not in ("http", "https"):
-        raise BadInput(f"SWITCHBOARD_PUBLIC_URL must start with https:// (got {settings.public_url!r}).")
+        raise BadInput(
+            "SWITCHBOARD_PUBLIC_URL must start with https:// (or http:// on a laptop); "
+            f"got {settings.public_url!r}."
+        )
 
 
 def host_name(host: str) -> str:

@@ -218,6 +218,11 @@ class ConsoleAdapter:
             log.info("console sign-in: dev mode (a user picker, on loopback only)")
         else:
             log.info("console sign-in: OpenID Connect at %s", self.settings.oidc_issuer)
+            if not (self.settings.public_url or "").startswith("https://"):
+                log.warning(
+                    "console sign-in: SWITCHBOARD_PUBLIC_URL is not https, so session cookies are not marked "
+                    "Secure; serve the console through TLS and set it (README, Security)"
+                )
 
     async def stop(self) -> None:
         await self.hub.close_all()
