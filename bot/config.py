@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, validation_alias=AliasChoices("PORT", "SWITCHBOARD_PORT"))
     admins: CommaList = []  # "console:alice", "slack:U024BE7LH", "discord:80351110224678912"
+    # Sign-in for the web console: "dev" (a user picker, loopback only) or "oidc" (an OpenID provider).
+    auth: Literal["dev", "oidc"] = "dev"
+    public_url: str | None = None  # the address people use, e.g. https://switchboard.example.com
+    session_secret: SecretStr | None = None  # signs session cookies; generated and stored when unset
+    session_hours: float = Field(default=12.0, gt=0.0, le=24 * 30)
+    oidc_issuer: str | None = None  # e.g. https://slack.com, https://accounts.google.com
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile email"
+    oidc_claim: str = "email"  # the ID token claim looked up in oidc_users (providers other than Slack)
+    oidc_users: dict[str, str] = {}  # claim value -> identity: "console:alice", "slack:U024BE7LH"
     # The local console: on unless switched off; its channels, and its users with their groups.
     console: bool = True
     console_channels: CommaList = ["ops", "approvals", "agents"]

@@ -19,6 +19,7 @@ from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.dedupe import Dedupe, make_dedupe
 from bot.storage.runs import RunStore
+from bot.web_auth.guard import check_binding
 from handlers.router import Router
 from handlers.services import Services
 
@@ -80,6 +81,7 @@ def platforms_for(settings: Settings, ctx: PlatformContext) -> tuple[dict[str, P
 
 async def start_app(settings: Settings, clock: Callable[[], float] | None = None) -> App:
     """Migrate, resume unfinished runs, start the outbox, the web server and every configured platform."""
+    check_binding(settings)  # before anything starts: dev sign-in off loopback is refused
     engine = create_engine(settings.database_url)
     await migrate(engine)
     runtime = (

@@ -137,6 +137,9 @@ async def test_run_watch_cancel_and_fill_in_a_form(page: Page, tmp_path: Path) -
 
 
 async def test_hints_complete_commands_and_channels_keep_their_messages(page: Page) -> None:
+    # No sign-in here, and the page says so.
+    await expect(page.locator("#mode")).to_contain_text("Dev mode: no sign-in")
+    await expect(page.locator("#user-picker")).to_be_visible()
     box = page.locator("#box")
     await box.press_sequentially("/workflow run de")
     hint = page.locator("#hints .hint").first
@@ -148,13 +151,26 @@ async def test_hints_complete_commands_and_channels_keep_their_messages(page: Pa
     await box.press("Tab")
     await expect(box).to_have_value("/workflow run deploy service=api env=staging ")
 
-    await page.locator("#channel-list [data-channel=agents]").click()
-    await expect(page.locator("#channel-name")).to_have_text("agents")
-    await expect(page.locator("#messages .empty")).to_contain_text("This is the very beginning of #agents")
+    await page.locator("#channel-list [data-channel=approvals]").click()
+    await expect(page.locator("#channel-name")).to_have_text("approvals")
+    await expect(page.locator("#messages .empty")).to_contain_text("This is the very beginning of #approvals")
     await send(page, "hello from the console")
     await expect(page.locator("#messages .msg__text")).to_have_text("hello from the console")
     await page.locator("#channel-list [data-channel=ops]").click()
     await expect(page.locator("#messages .msg__text", has_text="hello from the console")).to_have_count(0)
+
+    # Signed out from elsewhere (another tab): the socket closes, and the page signs in again and is live.
+    old = await page.evaluate("window.switchboard.state.csrf")
+    status = await page.evaluate(
+        """async (csrf) => (await fetch("/auth/logout", {method: "POST", body: "{}",
+             headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}})).status""",
+        old,
+    )
+    assert status == 200
+    await page.wait_for_function("(old) => (window.switchboard.state.csrf || old) !== old", arg=old)
+    await expect(page.locator("#conn-text")).to_have_text("Live")
+    await send(page, "back again")
+    await expect(page.locator("#messages .msg__text", has_text="back again")).to_have_count(1)
 
 
 async def test_the_page_reconnects_after_a_restart(

@@ -79,29 +79,66 @@ async def app(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[App]:
 
 @pytest.fixture
 async def http(app: App) -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession(app.url) as session:
-        yield Client(session)
+    async with Client(app.url) as client:
+        yield client
 
 
 class Client:
-    """Calls the console's API as the page does."""
+    """Calls the console's API as the page does: each user signs in through dev mode's picker once and
+    keeps that session's cookie and CSRF token; no request names a user."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.signed_in: dict[str, tuple[aiohttp.ClientSession, str]] = {}
 
-    async def post(self, path: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
-        async with self.session.post(path, json=body) as res:
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for session, _ in self.signed_in.values():
+            await session.close()
+
+    async def sign_in(self, user: str) -> tuple[aiohttp.ClientSession, str]:
+        """A cookie session signed in as ``user``, and its CSRF token."""
+        if user not in self.signed_in:
+            # unsafe=True: aiohttp's jar otherwise keeps no cookies for an IP address such as 127.0.0.1.
+            session = aiohttp.ClientSession(self.url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+            async with session.post("/auth/dev", json={"user": user}) as res:
+                assert res.status == 200, await res.text()
+            async with session.get("/api/state") as res:
+                assert res.status == 200, await res.text()
+                csrf = (await res.json())["csrf"]
+            self.signed_in[user] = (session, csrf)
+        return self.signed_in[user]
+
+    async def session(self, user: str = "alice") -> aiohttp.ClientSession:
+        return (await self.sign_in(user))[0]
+
+    async def post(
+        self, path: str, body: dict[str, Any], status: int = 200, user: str = "alice"
+    ) -> dict[str, Any]:
+        session, csrf = await self.sign_in(user)
+        async with session.post(path, json=body, headers={"X-CSRF-Token": csrf}) as res:
             data: dict[str, Any] = await res.json()
             assert res.status == status, data
             return data
 
+    async def get(self, path: str, params: dict[str, str], user: str = "alice") -> dict[str, Any]:
+        session, _ = await self.sign_in(user)
+        async with session.get(path, params=params) as res:
+            data: dict[str, Any] = await res.json()
+            assert res.status == 200, data
+            return data
+
     async def command(self, text: str, user: str = "alice", channel: str = "ops") -> dict[str, Any]:
-        return await self.post("/api/command", {"user": user, "channel": channel, "text": text})
+        return await self.post("/api/command", {"channel": channel, "text": text}, user=user)
 
     async def state(self, user: str = "alice") -> list[dict[str, Any]]:
-        async with self.session.get("/api/state", params={"user": user}) as res:
-            assert res.status == 200
-            return list((await res.json())["messages"])
+        return list((await self.get("/api/state", {}, user))["messages"])
+
+    async def ws(self, user: str = "alice") -> aiohttp.ClientWebSocketResponse:
+        session, csrf = await self.sign_in(user)
+        return await session.ws_connect("/ws", params={"csrf": csrf})
 
 
 def run_id_of(reply: dict[str, Any]) -> str:
@@ -126,7 +163,7 @@ async def card_with_status(http: Client, run_id: str, status: str) -> dict[str, 
 
 
 async def test_a_run_gets_a_live_status_card_and_a_thread(app: App, http: Client) -> None:
-    async with http.session.ws_connect("/ws", params={"user": "bob"}) as ws:
+    async with await http.ws("bob") as ws:
         assert (await ws.receive_json())["type"] == "hello"
         reply = await http.command("/workflow run deploy service=api env=prod")
         assert reply["kind"] == "say" and reply["message"]["ephemeral"]
@@ -176,7 +213,6 @@ async def test_missing_inputs_open_a_form_with_field_errors(app: App, http: Clie
     assert '<option value="staging" selected>' in form["html"]
 
     body = {
-        "user": "alice",
         "channel": "approvals",
         "form_id": form["form_id"],
         "state": form["state"],
@@ -202,12 +238,12 @@ async def test_cancel_button_then_a_stale_button(app: App, http: Client) -> None
     card = await card_with_status(http, run_id, "running")
     cancel = next(b for b in card["card"]["buttons"] if b["label"] == "Cancel")
     assert cancel["confirm"] is not None
-    click = {"user": "bob", "channel": "ops", "message_id": card["id"], "action_id": cancel["action_id"]}
-    reply = await http.post("/api/click", click)
+    click = {"channel": "ops", "message_id": card["id"], "action_id": cancel["action_id"]}
+    reply = await http.post("/api/click", click, user="bob")
     assert reply["message"]["ephemeral"] and reply["message"]["text"].startswith("Cancelling run")
     await card_with_status(http, run_id, "cancelled")
 
-    stale = await http.post("/api/click", click)  # the button from the card as it was while running
+    stale = await http.post("/api/click", click, user="bob")  # the button from the card as it was while running
     assert stale["kind"] == "say" and stale["message"]["ephemeral"]
     assert stale["message"]["text"] == f"Run {run_id} already cancelled; there is nothing to cancel."
 
@@ -228,27 +264,26 @@ async def test_an_other_user_is_refused_by_permissions_and_acts_as_picked(app: A
 
 
 async def test_unknown_users_channels_and_messages_are_clear_errors(app: App, http: Client) -> None:
-    nobody = await http.post(
-        "/api/command", {"user": "mallory", "channel": "ops", "text": "/workflow list"}, 400
-    )
-    assert nobody["error"].startswith("Unknown console user 'mallory'. Users: alice, bob, carol")
-    nowhere = await http.post("/api/command", {"user": "alice", "channel": "nope", "text": "/x"}, 404)
+    async with aiohttp.ClientSession(app.url) as anonymous, anonymous.post(
+        "/auth/dev", json={"user": "mallory"}
+    ) as res:
+        assert res.status == 400
+        assert (await res.json())["error"].startswith("Unknown console user 'mallory'. Users: alice, bob, carol")
+    nowhere = await http.post("/api/command", {"channel": "nope", "text": "/x"}, 404)
     assert nowhere["error"].startswith("Unknown channel '#nope'. Channels: #ops, #approvals, #agents")
-    missing = await http.post("/api/click", {"user": "alice", "channel": "ops", "action_id": "x"}, 400)
+    missing = await http.post("/api/click", {"channel": "ops", "action_id": "x"}, 400)
     assert missing["error"] == "'message_id' must be a message id (a number)."
-    gone = {"user": "alice", "channel": "ops", "message_id": 999, "action_id": "sb:run:x:cancel"}
+    gone = {"channel": "ops", "message_id": 999, "action_id": "sb:run:x:cancel"}
     assert (await http.post("/api/click", gone, 404))["error"] == "There is no message 999 in #ops."
     unknown = await http.command("/deploy now")
     assert unknown["message"]["text"] == "Switchboard does not know /deploy; try /workflow help"
-    async with http.session.post("/api/command", data="user=alice&text=/workflow+list") as res:
+    session, csrf = await http.sign_in("alice")
+    form = {"X-CSRF-Token": csrf}
+    async with session.post("/api/command", data="channel=ops&text=/workflow+list", headers=form) as res:
         assert res.status == 400  # a cross-site form post is not JSON, so it is refused
         assert "application/json" in (await res.json())["error"]
-    async with http.session.get("/api/state", params={"user": "mallory"}) as res:
-        assert res.status == 400
     with pytest.raises(aiohttp.WSServerHandshakeError):
-        await http.session.ws_connect("/ws", params={"user": "mallory"})
-    with pytest.raises(aiohttp.WSServerHandshakeError):
-        await http.session.ws_connect("/ws", params={"user": "alice"}, origin="http://evil.example")
+        await session.ws_connect("/ws", params={"csrf": csrf}, origin="http://evil.example")
 
 
 async def test_plain_messages_are_shown_and_handed_to_listeners(app: App, http: Client) -> None:
@@ -260,12 +295,12 @@ async def test_plain_messages_are_shown_and_handed_to_listeners(app: App, http: 
         heard.append((who.name, where.channel, msg.text))
 
     console.listeners.append(listener)
-    reply = await http.post("/api/message", {"user": "dave", "channel": "agents", "text": "hi <b>there</b>"})
+    reply = await http.post("/api/message", {"channel": "ops", "text": "hi <b>there</b>"}, user="dave")
     assert reply["message"]["author"] == "dave" and not reply["message"]["ephemeral"]
     assert "&lt;b&gt;there&lt;/b&gt;" in reply["message"]["html"]  # escaped, never markup
     assert [m["text"] for m in await http.state("erin")] == ["hi <b>there</b>"]
     await eventually(lambda: _some(heard))
-    assert heard == [("dave", "agents", "hi <b>there</b>")]
+    assert heard == [("dave", "ops", "hi <b>there</b>")]
 
 
 async def _some(items: list[T]) -> list[T] | None:
@@ -304,9 +339,8 @@ async def _outbox_contract(app: App) -> None:
 
 async def test_hints_follow_the_typed_command(app: App, http: Client) -> None:
     async def hints(text: str) -> list[str]:
-        params = {"user": "alice", "channel": "ops", "text": text}
-        async with http.session.get("/api/hints", params=params) as res:
-            return [h["value"] for h in (await res.json())["hints"]]
+        found = await http.get("/api/hints", {"channel": "ops", "text": text})
+        return [h["value"] for h in found["hints"]]
 
     assert await hints("/wor") == ["/workflow "]
     assert await hints("/workflow r") == ["/workflow run "]
@@ -319,7 +353,7 @@ async def test_hints_follow_the_typed_command(app: App, http: Client) -> None:
 
 
 async def test_the_page_is_served_with_a_strict_policy_and_nothing_external(app: App, http: Client) -> None:
-    async with http.session.get("/") as res:
+    async with (await http.session()).get("/") as res:
         assert res.status == 200
         policy = res.headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
@@ -329,6 +363,6 @@ async def test_the_page_is_served_with_a_strict_policy_and_nothing_external(app:
         text = path.read_text()
         assert not re.search(r"(src|href)=\"https?:", text), path  # nothing from a CDN
         assert "<script>" not in text, path  # no inline scripts
-        async with http.session.get(f"/static/{path.name}") as res:
+        async with (await http.session()).get(f"/static/{path.name}") as res:
             assert res.status == 200, path.name
     assert '<script src="/static/console.js" defer></script>' in page

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from pydantic import SecretStr
@@ -134,14 +133,12 @@ async def no_llm(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[App]:
 
 @pytest.fixture
 async def http(no_llm: App) -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession(no_llm.url) as session:
-        yield Client(session)
+    async with Client(no_llm.url) as client:
+        yield client
 
 
 async def test_without_an_llm_a_dm_goes_to_the_queue_and_stays_private(http: Client) -> None:
-    sent = await http.post(
-        "/api/message", {"user": "alice", "channel": "@alice", "text": "my deploy is stuck"}
-    )
+    sent = await http.post("/api/message", {"channel": "@alice", "text": "my deploy is stuck"})
     assert sent["message"]["channel"] == "@alice" and not sent["message"]["ephemeral"]
 
     async def told() -> list[dict[str, Any]] | None:
@@ -152,19 +149,21 @@ async def test_without_an_llm_a_dm_goes_to_the_queue_and_stays_private(http: Cli
     assert dm[0]["author"] == "alice" and dm[-1]["bot"]
 
     async def card() -> dict[str, Any] | None:
-        found = [m for m in await http.state("bob") if m["text"].startswith("Handover: alice")]
+        found = [m for m in await http.state("dave") if m["text"].startswith("Handover: alice")]
         return found[0] if found else None
 
-    assert (await eventually(card))["channel"] == "agents"  # the card is public, for every agent
+    assert (await eventually(card))["channel"] == "agents"  # for every agent, and for them only
+    assert not [m for m in await http.state("bob") if m["channel"] == "agents"]
+    assert not [m for m in await http.state("alice") if m["channel"] == "agents"]
 
     # Bob sees none of it, cannot write there, nor press its buttons.
     assert not [m for m in await http.state("bob") if m["channel"] == "@alice"]
-    body = {"user": "bob", "channel": "@alice", "text": "let me in"}
-    refused = await http.post("/api/message", body, status=404)
+    body = {"channel": "@alice", "text": "let me in"}
+    refused = await http.post("/api/message", body, status=404, user="bob")
     assert "their own is @bob" in refused["error"]
-    click = {"user": "bob", "channel": "@alice", "message_id": dm[-1]["id"], "action_id": "x"}
-    await http.post("/api/click", click, status=404)
-    await http.post("/api/message", {"user": "bob", "channel": "@nobody", "text": "hi"}, status=404)
+    click = {"channel": "@alice", "message_id": dm[-1]["id"], "action_id": "x"}
+    await http.post("/api/click", click, status=404, user="bob")
+    await http.post("/api/message", {"channel": "@nobody", "text": "hi"}, status=404, user="bob")
     assert not [m for m in await http.state("alice") if m["text"] == "let me in"]
 
 
@@ -175,9 +174,8 @@ async def test_a_support_channel_message_is_answered_in_its_thread(
         settings(tmp_path, workflows_dir, None).model_copy(update={"support_channels": ["#ops"]})
     )
     try:
-        async with aiohttp.ClientSession(app.url) as session:
-            http = Client(session)
-            sent = await http.post("/api/message", {"user": "alice", "channel": "ops", "text": "help!"})
+        async with Client(app.url) as http:
+            sent = await http.post("/api/message", {"channel": "ops", "text": "help!"})
             asked = sent["message"]["id"]
 
             async def answered() -> dict[str, Any] | None:
@@ -187,10 +185,8 @@ async def test_a_support_channel_message_is_answered_in_its_thread(
             told = await eventually(answered)
             assert (told["channel"], told["thread_id"]) == ("ops", asked)  # public, under her message
             # Chat in other channels is left alone.
-            await http.post("/api/message", {"user": "alice", "channel": "approvals", "text": "lunch?"})
-            await http.post(
-                "/api/message", {"user": "alice", "channel": "ops", "text": "still stuck", "thread": asked}
-            )
+            await http.post("/api/message", {"channel": "approvals", "text": "lunch?"})
+            await http.post("/api/message", {"channel": "ops", "text": "still stuck", "thread": asked})
             await eventually(lambda: _relayed(http, "still stuck"))
             assert app.conversations is not None
             assert len(await app.conversations.store.pending()) == 1

@@ -112,11 +112,13 @@ class ConsoleStore:
         """The message the outbox posted with ``key`` into ``channel``."""
         return await self._one(table.c.key == key, table.c.channel == channel)
 
-    async def visible(self, user: str, limit: int = HISTORY) -> list[Message]:
-        """The newest messages ``user`` may see (public ones and their own ephemeral ones), oldest first."""
+    async def visible(self, user: str, channels: list[str], limit: int = HISTORY) -> list[Message]:
+        """The newest messages of ``channels`` that ``user`` may see (public ones and their own ephemeral
+        ones), oldest first."""
         query = (
             sa.select(table)
             .where(sa.or_(table.c.visible_to.is_(None), table.c.visible_to == user))
+            .where(table.c.channel.in_(channels))
             .order_by(table.c.id.desc())
             .limit(limit)
         )

@@ -268,3 +268,12 @@ action_log = sa.Table(
     sa.Column("outcome", sa.String(40), nullable=False),
     sa.Column("run_id", sa.String(64), index=True),
 )
+
+# Secrets Switchboard makes for itself on first start (the web session key), shared by every process.
+web_secrets = sa.Table(
+    "web_secrets",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

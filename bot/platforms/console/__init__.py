@@ -1,1 +1,2 @@
-"""The local web console: a trusted dev surface on loopback, with its page, feed, hints and support."""
+"""The web console: its page, API, feed, hints and support, and what each signed-in person may see there
+(who is signed in is ``bot.web_auth``'s)."""

@@ -18,10 +18,20 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from bot.delivery.contract import DeliveryError, Sent
-from bot.errors import BadInput, NotFound
+from bot.errors import BadInput, NotFound, NotPermitted
 from bot.identity import Identity, Place
 from bot.platforms.console.feed import BOT, Hub, form_json, message_json
+from bot.platforms.console.visibility import (
+    agent_entries,
+    channels_for,
+    dm_owner,
+    may_see,
+    may_see_channel,
+    reader,
+)
 from bot.storage.console import ConsoleStore, Message
+from bot.web_auth.auth import WebAuth
+from bot.web_auth.people import console_user
 from cards.model import Card, Form
 from handlers.types import Click, Command, FieldErrors, Reply, ShowForm, Submission
 
@@ -46,7 +56,9 @@ class ConsoleAdapter:
         self.ctx = ctx
         self.settings = ctx.settings
         self.store = ConsoleStore(ctx.engine)
-        self.hub = Hub()
+        self.hub = Hub(lambda who, msg: may_see(self.settings, who, msg), ctx.clock)
+        self.auth = WebAuth(ctx.settings, ctx.engine, ctx.clock, ctx.directories)
+        self.auth.on_sign_out.append(lambda session: self.hub.end_session(session.csrf))
         self.listeners: list[MessageListener] = []
         from bot.platforms.console.support import ConversationListener  # it imports this module
 
@@ -57,20 +69,14 @@ class ConsoleAdapter:
 
     def identity(self, name: str) -> Identity:
         """The console user ``name`` with the groups configured for them; admin per settings.admins."""
-        groups = self.settings.console_users.get(name)
-        if groups is None:
-            users = ", ".join(sorted(self.settings.console_users)) or "none"
-            raise BadInput(
-                f"Unknown console user '{name}'. Users: {users} (configure SWITCHBOARD_CONSOLE_USERS)."
-            )
-        admin = f"console:{name}" in self.settings.admins
-        return Identity("console", "console", name, name, frozenset(groups), admin)
+        return console_user(self.settings, name)
 
     def channel(self, name: str) -> str:
         """A configured channel's name (a leading # is fine), a user's DM (``@alice``), or a clear error."""
         if name.strip().startswith("@"):
             user = name.strip()[1:]
-            if user not in self.settings.console_users:
+            # A console user's DM, or the DM of someone signed in through a provider (``@slack:U0123``).
+            if user not in self.settings.console_users and ":" not in user:
                 users = ", ".join(f"@{u}" for u in self.settings.console_users) or "none"
                 raise NotFound(f"Unknown direct message '@{user}'. Users: {users}.")
             return f"@{user}"
@@ -85,8 +91,10 @@ class ConsoleAdapter:
     async def place(self, who: Identity, channel: str, thread: int | None = None) -> Place:
         """Where a request acts: a channel, or a thread (its parent must be a message of that channel)."""
         name = self.channel(channel)
-        if dm_owner(name) not in (None, who.name):
-            raise NotFound(f"There is no channel {name} for {who.name}; their own is @{who.name}.")
+        if dm_owner(name) not in (None, reader(who)):
+            raise NotFound(f"There is no channel {name} for {who.name}; their own is @{reader(who)}.")
+        if not may_see_channel(self.settings, who, name):
+            raise NotPermitted(f"Only agents see #{name}. Agents: {', '.join(agent_entries(self.settings))}.")
         if thread is not None:
             parent = await self.message(who, name, thread)
             thread = parent.thread_id or parent.id  # a reply's thread is its parent's
@@ -95,9 +103,13 @@ class ConsoleAdapter:
     async def message(self, who: Identity, channel: str, message_id: int) -> Message:
         """A message ``who`` can see in ``channel``."""
         msg = await self.store.get(message_id)
-        if msg is None or msg.channel != channel or msg.visible_to not in (None, who.name):
+        if msg is None or msg.channel != channel or not may_see(self.settings, who, msg):
             raise NotFound(f"There is no message {message_id} in {_label(channel)}.")
         return msg
+
+    async def visible(self, who: Identity) -> list[Message]:
+        """The newest messages ``who`` may see: their channels, their DM and their own ephemeral ones."""
+        return await self.store.visible(reader(who), [*channels_for(self.settings, who), f"@{reader(who)}"])
 
     # -- inbound: what a person does in the page -----------------------------------------------------
 
@@ -145,7 +157,7 @@ class ConsoleAdapter:
             return {"kind": "form", "form": form_json(reply.form)}
         if isinstance(reply, FieldErrors):
             return {"kind": "errors", "errors": reply.errors}
-        visible_to = who.name if reply.ephemeral else None
+        visible_to = reader(who) if reply.ephemeral else None
         msg = await self._add(where, BOT, reply.plain_text(), card=reply.card, visible_to=visible_to)
         return {"kind": "say", "message": message_json(msg)}
 
@@ -195,10 +207,22 @@ class ConsoleAdapter:
     def attach(self, app: web.Application) -> None:
         from bot.platforms.console.web import ConsoleRoutes  # it imports this module
 
+        self.auth.attach(app)
         ConsoleRoutes(self).attach(app)
 
     async def start(self) -> None:
-        """Nothing to connect: the routes are served by the shared web server."""
+        """Nothing to connect (the routes are served by the shared web server); the session key is
+        read, or made and stored on the first start."""
+        await self.auth.signer()
+        if self.auth.mode == "dev":
+            log.info("console sign-in: dev mode (a user picker, on loopback only)")
+        else:
+            log.info("console sign-in: OpenID Connect at %s", self.settings.oidc_issuer)
+            if not (self.settings.public_url or "").startswith("https://"):
+                log.warning(
+                    "console sign-in: SWITCHBOARD_PUBLIC_URL is not https, so session cookies are not marked "
+                    "Secure; serve the console through TLS and set it (README, Security)"
+                )
 
     async def stop(self) -> None:
         await self.hub.close_all()
@@ -243,11 +267,6 @@ class ConsoleAdapter:
             await listener(who, where, msg)
         except Exception:
             log.exception("console: a message listener failed on message %s", msg.id)
-
-
-def dm_owner(channel: str) -> str | None:
-    """The user whose direct message with the bot ``channel`` is (``@alice``: alice), else None."""
-    return channel[1:] if channel.startswith("@") else None
 
 
 def _label(channel: str) -> str:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from markupsafe import Markup
 
+from bot.identity import Identity
 from bot.storage.console import Message
 from cards.html import render_form_html, render_html
 from cards.model import Form
@@ -61,25 +64,44 @@ def form_json(form: Form) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Reader:
+    """Who a socket was opened for, by which session (its CSRF token names it), and until when."""
+
+    who: Identity
+    session: str
+    until: float
+
+
 class Hub:
-    """Every open page's websocket, with the console user it acts as."""
+    """Every open page's websocket, with the person signed in on it; ``can_see`` decides who gets what.
+    A socket is closed when its session signs out or ends, as the page's requests then are refused."""
 
-    def __init__(self) -> None:
-        self.sockets: dict[web.WebSocketResponse, str] = {}
+    def __init__(self, can_see: Callable[[Identity, Message], bool], clock: Callable[[], float]) -> None:
+        self.can_see = can_see
+        self.clock = clock
+        self.sockets: dict[web.WebSocketResponse, Reader] = {}
 
-    def join(self, ws: web.WebSocketResponse, user: str) -> None:
-        self.sockets[ws] = user
+    def join(self, ws: web.WebSocketResponse, reader: Reader) -> None:
+        self.sockets[ws] = reader
+
+    async def end_session(self, session: str) -> None:
+        """Close the sockets a session opened (it signed out)."""
+        for ws in [ws for ws, r in self.sockets.items() if r.session == session]:
+            self.leave(ws)
+            await ws.close(code=4401, message=b"signed out")
 
     def leave(self, ws: web.WebSocketResponse) -> None:
         self.sockets.pop(ws, None)
 
     async def publish(self, msg: Message, event: str = "message") -> None:
-        """Send a new or edited message to every page allowed to see it (ephemeral: its reader only)."""
+        """Send a new or edited message to every page whose person may see it."""
         payload = {"type": event, "message": message_json(msg)}
-        await self.send(payload, only=msg.visible_to)
-
-    async def send(self, payload: dict[str, Any], only: str | None = None) -> None:
-        targets = [ws for ws, user in self.sockets.items() if only is None or user == only]
+        now = self.clock()
+        for ws in [ws for ws, r in self.sockets.items() if r.until < now]:
+            self.leave(ws)
+            await ws.close(code=4401, message=b"session ended")
+        targets = [ws for ws, r in self.sockets.items() if self.can_see(r.who, msg)]
         if targets:
             await asyncio.gather(*(self._send_one(ws, payload) for ws in targets))
 

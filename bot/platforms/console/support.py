@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bot.config import for_platform
 from bot.conversations.intake import for_assistant
 from bot.identity import Identity, Place
-from bot.platforms.console.adapter import dm_owner
+from bot.platforms.console.visibility import dm_owner, reader
 from bot.storage.console import Message
 from bot.storage.conversations.rows import Inbound
 
@@ -37,7 +37,7 @@ class ConversationListener:
             if conv is not None:
                 await service.desk.agent_said(conv, who, msg.text, key)
                 return
-        direct = dm_owner(where.channel) == who.name
+        direct = dm_owner(where.channel) == reader(who)
         support = not direct and self._support(where.channel)
         if not await for_assistant(service, direct=direct, mentioned=False, support=support):
             return

@@ -1,17 +1,17 @@
 """The console's HTTP routes and websocket, on the shared aiohttp server.
 
-Each request names the console user it acts as (the page's "act as" picker) and is parsed here, once,
-into plain values; ``ConsoleAdapter`` does the rest. User errors map to JSON ``{"error": ...}`` with a
-status from ``STATUS``; anything unexpected is logged under a ref that the page shows.
+Who acts is the signed-in person of the session cookie (``bot.web_auth``), never a field of the request.
+Each request is parsed here, once, into plain values; ``ConsoleAdapter`` does the rest. User errors map
+to JSON ``{"error": ...}`` with a status from ``STATUS``; anything unexpected is logged under a ref that
+the page shows.
 
-The console has no login: it is meant for 127.0.0.1. Two checks keep other web pages out of it: API
-posts must be ``application/json`` (a cross-site form or a "simple" fetch cannot send that without a
-CORS preflight, which is never granted), and the websocket only accepts pages served from this host.
+Every request must name this console in Host (dev mode: a loopback address) and Origin; every post must
+carry the session's CSRF token and be ``application/json``; the websocket needs the session and its
+token too. State and the socket carry only what the signed-in person may see (``visibility``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,8 +28,11 @@ from bot.errors import (
     UpstreamUnavailable,
     log_unexpected,
 )
-from bot.platforms.console.feed import message_json
+from bot.identity import Identity
+from bot.platforms.console.feed import Reader, message_json
 from bot.platforms.console.hints import hints
+from bot.platforms.console.visibility import channels_for, reader
+from bot.web_auth.auth import SignInRequired, json_body
 from cards.model import Form
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 STATUS: dict[type[SwitchboardError], int] = {
+    SignInRequired: 401,
     BadInput: 400,
     NotPermitted: 403,
     NotFound: 404,
@@ -45,6 +49,8 @@ STATUS: dict[type[SwitchboardError], int] = {
     UpstreamUnavailable: 503,
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Call = Callable[[web.Request, Identity, str], Awaitable[dict[str, Any]]]
+USER_FIELD = "Who acts comes from your sign-in, not from the request: remove 'user'."
 
 
 def _csp(request: web.Request) -> str:
@@ -67,33 +73,42 @@ class ConsoleRoutes:
         app.router.add_static("/static/", STATIC, append_version=False)
         app.router.add_get("/api/state", self._api(self.state))
         app.router.add_get("/api/hints", self._api(self.hints))
-        app.router.add_post("/api/command", self._api(self.command))
-        app.router.add_post("/api/message", self._api(self.message))
-        app.router.add_post("/api/click", self._api(self.click))
-        app.router.add_post("/api/submit", self._api(self.submit))
+        app.router.add_post("/api/command", self._api(self.command, write=True))
+        app.router.add_post("/api/message", self._api(self.message, write=True))
+        app.router.add_post("/api/click", self._api(self.click, write=True))
+        app.router.add_post("/api/submit", self._api(self.submit, write=True))
         app.router.add_get("/ws", self.websocket)
 
     async def page(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self.console.auth.check_origin(request)
+        except NotPermitted as exc:
+            return web.Response(status=403, text=str(exc))
         response = web.FileResponse(STATIC / "index.html")
         response.headers["Content-Security-Policy"] = _csp(request)
         response.headers["Cache-Control"] = "no-cache"
         return response
 
-    async def state(self, request: web.Request) -> dict[str, Any]:
-        """Channels, users with their groups, and the messages this user may see."""
+    async def state(self, request: web.Request, who: Identity, csrf: str) -> dict[str, Any]:
+        """Channels, who is signed in, and the messages they may see."""
         settings = self.console.settings
-        # No user yet (a first visit): act as the first configured one.
-        name = request.query.get("user") or next(iter(settings.console_users), "")
-        who = self.console.identity(name)
-        users = [
-            {"name": n, "groups": sorted(g), "admin": f"console:{n}" in settings.admins}
-            for n, g in settings.console_users.items()
-        ]
-        messages = await self.console.store.visible(who.name)
+        # Dev mode's picker lists every console user; signed in through a provider, nobody else is shown.
+        users = (
+            [
+                {"name": n, "groups": sorted(g), "admin": f"console:{n}" in settings.admins}
+                for n, g in settings.console_users.items()
+            ]
+            if self.console.auth.mode == "dev"
+            else []
+        )
+        messages = await self.console.visible(who)
         return {
+            "mode": self.console.auth.mode,
+            "csrf": csrf,
             "user": who.name,
-            "channels": list(settings.console_channels),
-            "dm": f"@{who.name}",  # their direct message with the bot
+            "me": {"name": who.name, "ref": who.ref, "groups": sorted(who.groups), "admin": who.admin},
+            "channels": channels_for(settings, who),
+            "dm": f"@{reader(who)}",  # their direct message with the bot
             "users": users,
             "workflows": [
                 {"name": w.spec.name, "description": w.spec.description or ""}
@@ -102,37 +117,32 @@ class ConsoleRoutes:
             "messages": [message_json(m) for m in messages],
         }
 
-    async def hints(self, request: web.Request) -> dict[str, Any]:
+    async def hints(self, request: web.Request, who: Identity, csrf: str) -> dict[str, Any]:
         q = request.query
-        who = self.console.identity(q.get("user", ""))
         where = await self.console.place(who, q.get("channel", ""))
         return {"hints": await hints(self.console.ctx.router, who, where, q.get("text", ""))}
 
-    async def command(self, request: web.Request) -> dict[str, Any]:
+    async def command(self, request: web.Request, who: Identity, csrf: str) -> dict[str, Any]:
         body = await _body(request)
-        who = self.console.identity(_str(body, "user"))
         where = await self.console.place(who, _str(body, "channel"), _int(body, "thread", optional=True))
         text = _str(body, "text")
         if not text.lstrip().startswith("/"):
             return await self.console.say(who, where, text)  # not a command: nothing typed is lost
         return await self.console.command(who, where, text)
 
-    async def message(self, request: web.Request) -> dict[str, Any]:
+    async def message(self, request: web.Request, who: Identity, csrf: str) -> dict[str, Any]:
         body = await _body(request)
-        who = self.console.identity(_str(body, "user"))
         where = await self.console.place(who, _str(body, "channel"), _int(body, "thread", optional=True))
         return await self.console.say(who, where, _str(body, "text"))
 
-    async def click(self, request: web.Request) -> dict[str, Any]:
+    async def click(self, request: web.Request, who: Identity, csrf: str) -> dict[str, Any]:
         body = await _body(request)
-        who = self.console.identity(_str(body, "user"))
         message_id = _int(body, "message_id")
         assert message_id is not None
         return await self.console.click(who, _str(body, "channel"), message_id, _str(body, "action_id"))
 
-    async def submit(self, request: web.Request) -> dict[str, Any]:
+    async def submit(self, request: web.Request, who: Identity, csrf: str) -> dict[str, Any]:
         body = await _body(request)
-        who = self.console.identity(_str(body, "user"))
         where = await self.console.place(who, _str(body, "channel"), _int(body, "thread", optional=True))
         values = body.get("values", {})
         if not isinstance(values, dict):
@@ -143,17 +153,18 @@ class ConsoleRoutes:
         return await self.console.submit(who, where, _str(body, "form_id"), state, texts, form)
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        """Live updates for one page, acting as ``?user=``; the page reconnects when this closes."""
-        origin = request.headers.get("Origin")
-        if origin is not None and origin not in (f"http://{request.host}", f"https://{request.host}"):
-            return _error(403, f"This console only accepts pages served from {request.host}.")
+        """Live updates for the signed-in person (session cookie and ``?csrf=``, so another site's page,
+        which cannot read the token, cannot open one); the page reconnects when this closes."""
         try:
-            who = self.console.identity(request.query.get("user", ""))
-        except BadInput as exc:
-            return _error(400, str(exc))
+            session = await self.console.auth.require(request)
+            if not session.csrf_ok(request.query.get("csrf")):
+                raise NotPermitted("This websocket needs your session's token (?csrf=); reload the page.")
+        except SwitchboardError as exc:
+            return _error(STATUS.get(type(exc), 400), str(exc))
+        who = session.who
         ws = web.WebSocketResponse(heartbeat=25.0)
         await ws.prepare(request)
-        self.console.hub.join(ws, who.name)
+        self.console.hub.join(ws, Reader(who, session.csrf, session.expires))
         try:
             await ws.send_json({"type": "hello", "user": who.name})
             async for msg in ws:
@@ -163,12 +174,19 @@ class ConsoleRoutes:
             self.console.hub.leave(ws)
         return ws
 
-    def _api(self, call: Callable[[web.Request], Awaitable[dict[str, Any]]]) -> Handler:
-        """JSON in, JSON out, user errors as ``{"error": ...}`` with a fitting status."""
+    def _api(self, call: Call, write: bool = False) -> Handler:
+        """Signed in (and, to change anything, the CSRF token); JSON in, JSON out; user errors as
+        ``{"error": ...}`` with a fitting status."""
 
         async def handle(request: web.Request) -> web.StreamResponse:
             try:
-                return web.json_response(await call(request))
+                session = await self.console.auth.require(request, write=write)
+                if "user" in request.query:
+                    raise BadInput(USER_FIELD)
+                return web.json_response(await call(request, session.who, session.csrf))
+            except SignInRequired as exc:
+                body = {"error": str(exc), **self.console.auth.how_to_sign_in()}
+                return web.json_response(body, status=401)
             except SwitchboardError as exc:
                 return _error(STATUS.get(type(exc), 400), str(exc))
             except Exception:
@@ -183,14 +201,9 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise BadInput("Send the request as JSON (Content-Type: application/json).")
-    try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadInput("The request body must be a JSON object.")
+    body = await json_body(request)
+    if "user" in body:
+        raise BadInput(USER_FIELD)  # an old client that still names a user: say so rather than ignore it
     return body
 
 

@@ -94,6 +94,7 @@ class SlackAdapter:
             process_before_response=False,  # the 200 leaves at ack(); the listener keeps running
         )
         self.directory = SlackDirectory(self.client, settings.admins)
+        ctx.directories["slack"] = self.directory.identity  # a web sign-in with Slack gets the same groups
         self.listeners = SlackListeners(ctx, self.client, self.directory, self.session)
         self.listeners.register(self.bolt)
         self.requests = make_request_guard(ctx.engine, settings.redis_url)

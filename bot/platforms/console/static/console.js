@@ -10,6 +10,8 @@
   const $ = (id) => document.getElementById(id);
   const state = {
     user: null,
+    mode: null, // "dev" (the user picker, loopback only) or "oidc" (signed in at a provider)
+    csrf: null, // sent back on every change, so another site's page cannot act as this person
     channel: null,
     channels: [],
     dm: null, // this user's direct message with the bot: "@alice"
@@ -27,10 +29,8 @@
   // ---------------------------------------------------------------- server calls
 
   async function api(path, body) {
-    const init =
-      body === undefined
-        ? {}
-        : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+    const headers = { "Content-Type": "application/json", "X-CSRF-Token": state.csrf || "" };
+    const init = body === undefined ? {} : { method: "POST", headers, body: JSON.stringify(body) };
     let res;
     try {
       res = await fetch(path, init);
@@ -43,8 +43,24 @@
     } catch (err) {
       data = { error: `The server answered ${res.status}.` };
     }
-    if (!res.ok) throw new Error(data.error || `The server answered ${res.status}.`);
+    if (!res.ok) {
+      const err = new Error(data.error || `The server answered ${res.status}.`);
+      err.status = res.status;
+      err.data = data;
+      throw err;
+    }
     return data;
+  }
+
+  // Not signed in: dev mode signs in as the remembered (or first) user; oidc mode goes to the provider.
+  async function signIn(data) {
+    if (data.mode !== "dev") {
+      location.href = data.sign_in || "/auth/login";
+      return new Promise(() => {}); // the page is leaving
+    }
+    const remembered = localStorage.getItem("switchboard.user");
+    const user = (data.users || []).includes(remembered) ? remembered : (data.users || [])[0];
+    await api("/auth/dev", { user });
   }
 
   const query = (params) => new URLSearchParams(params).toString();
@@ -52,8 +68,22 @@
   const label = (channel) => (channel === state.dm ? "Direct message" : `#${channel}`);
 
   async function loadState(reset) {
-    const data = await api(`/api/state?${query({ user: state.user })}`);
+    if (!state.csrf) {
+      const session = await api("/auth/session");
+      if (!session.signed_in) await signIn(session);
+    }
+    let data;
+    try {
+      data = await api("/api/state");
+    } catch (err) {
+      if (err.status !== 401) throw err;
+      await signIn(err.data); // the session ended (it expired, or the server's mode changed)
+      data = await api("/api/state");
+    }
     state.user = data.user;
+    state.mode = data.mode;
+    state.csrf = data.csrf;
+    state.me = data.me;
     state.channels = data.channels;
     state.dm = data.dm || null;
     state.users = data.users;
@@ -74,7 +104,7 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws?${query({ user: state.user })}`);
+    const ws = new WebSocket(`${scheme}://${location.host}/ws?${query({ csrf: state.csrf })}`);
     state.ws = ws;
     setConnection("connecting");
     ws.addEventListener("open", () => {
@@ -92,13 +122,31 @@
       }
       if ((data.type === "message" || data.type === "update") && data.message) upsert(data.message);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (state.ws !== ws) return; // replaced on purpose (a different user was picked)
       setConnection("offline");
-      const delay = Math.min(500 * 2 ** state.retries, 5000);
-      state.retries += 1;
-      setTimeout(() => state.ws === ws && connect(), delay);
+      if (event.code === 4401) state.csrf = null; // the session ended: sign in again before reconnecting
+      retryLater(ws);
     });
+  }
+
+  function retryLater(ws) {
+    const delay = Math.min(500 * 2 ** state.retries, 5000);
+    state.retries += 1;
+    setTimeout(async () => {
+      if (state.ws !== ws) return;
+      if (!state.csrf || state.retries > 3) {
+        // The session may have ended, or the server restarted with another key: reload the state,
+        // signing in again if need be, so the socket opens with a valid token.
+        state.csrf = null;
+        try {
+          await loadState(false);
+        } catch (err) {
+          return retryLater(ws);
+        }
+      }
+      connect();
+    }, delay);
   }
 
   function setConnection(kind) {
@@ -301,7 +349,10 @@
       option.selected = u.name === state.user;
       picker.append(option);
     }
-    const me = state.users.find((u) => u.name === state.user);
+    const me = state.me;
+    $("mode").hidden = state.mode !== "dev";
+    picker.hidden = state.mode !== "dev";
+    $("sign-out").hidden = state.mode === "dev";
     const face = $("me-avatar");
     face.className = `avatar avatar--me avatar--${hue(state.user)}`;
     face.textContent = state.user.slice(0, 1).toUpperCase();
@@ -390,6 +441,11 @@
   }
 
   async function switchUser(user) {
+    try {
+      await api("/auth/dev", { user });
+    } catch (err) {
+      return toast(err.message);
+    }
     state.user = user;
     localStorage.setItem("switchboard.user", user);
     const old = state.ws;
@@ -455,7 +511,7 @@
     }
 
     where() {
-      return { user: state.user, channel: state.channel, thread: this.thread() };
+      return { channel: state.channel, thread: this.thread() };
     }
 
     grow() {
@@ -499,7 +555,7 @@
       this.timer = setTimeout(async () => {
         const seq = ++this.seq;
         try {
-          const data = await api(`/api/hints?${query({ user: state.user, channel: state.channel, text })}`);
+          const data = await api(`/api/hints?${query({ channel: state.channel, text })}`);
           if (seq !== this.seq || this.box.value !== text) return; // typed on meanwhile
           this.items = data.hints;
           this.active = -1;
@@ -580,7 +636,6 @@
     button.classList.add("is-busy");
     try {
       const res = await api("/api/click", {
-        user: state.user,
         channel: msg.channel,
         message_id: msg.id,
         action_id: button.dataset.action,
@@ -654,7 +709,6 @@
     if (submit) submit.disabled = true;
     try {
       const res = await api("/api/submit", {
-        user: state.user,
         channel: open.channel,
         thread: open.thread,
         form_id: open.form_id,
@@ -731,20 +785,17 @@
       submitForm(e.target);
     });
     $("user-picker").addEventListener("change", (e) => switchUser(e.target.value));
+    $("sign-out").addEventListener("click", () =>
+      api("/auth/logout", {}).then(() => (location.href = "/auth/login"), (err) => toast(err.message)),
+    );
     window.addEventListener("hashchange", () => switchChannel(decodeURIComponent(location.hash.slice(1))));
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && state.thread !== null && !document.querySelector("dialog[open]")) closeThread();
     });
     window.switchboard = { state, side }; // handy in the browser's devtools
 
-    state.user = localStorage.getItem("switchboard.user") || "";
     state.channel = decodeURIComponent(location.hash.slice(1)) || null;
     loadState(true)
-      .catch(() => {
-        // The remembered user may have left the configuration: act as the first one instead.
-        state.user = "";
-        return loadState(true);
-      })
       .then(() => {
         connect();
         $("box").focus();
