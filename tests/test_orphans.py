@@ -9,17 +9,25 @@ happened, with no sleeping in the test.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from bot.storage.database import create_engine
+from bot.config import Settings
+from bot.runtime.runtime import Runtime
+from bot.runtime.status_cards import thread_reply
+from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from bot.storage.tables import step_processes
 from engine.activities.processes import boot_id, start_ticks
-from tests.helpers import eventually
+from engine.loader import WorkflowInvalid
+from tests.helpers import eventually, finished, status_is, workflow
 from tests.test_crash import cli, lines
 
 STEP = """
@@ -112,3 +120,116 @@ async def test_a_killed_bots_command_is_gone_before_its_step_runs_again(db_url: 
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         await engine.dispose()
+
+
+DEPLOY = """
+name: w
+steps:
+  deploy:
+    run: ["sh", "-c", "[ $SWITCHBOARD_ATTEMPT = 1 ] && exec sleep 60; echo ran-again >> {log}"]
+    on_interrupt: {policy}
+"""
+
+
+async def _interrupted_elsewhere(settings: Settings, workflows_dir: Path, policy: str) -> tuple[str, Path]:
+    """A run whose 'deploy' was running on another host when that host's bot died (as its row says)."""
+    log = workflows_dir / "log"
+    loaded = workflow(DEPLOY.format(log=log, policy=policy), workflows_dir)
+    engine = create_engine(settings.database_url)
+    await migrate(engine)
+    first = Runtime(settings, RunStore(engine))
+    await first.start()
+    try:
+        run_id = (await first.submit(loaded, {}, "console:alice")).run_id
+
+        async def program_recorded() -> object:
+            async with engine.connect() as conn:
+                return (await conn.execute(sa.select(step_processes.c.pid))).scalar()
+
+        await eventually(program_recorded, 10, "the program's pid")
+    finally:
+        await first.stop(grace=0)  # the step stays running in storage, as after a crash
+        async with engine.begin() as conn:
+            await conn.execute(step_processes.update().values(boot_id="another-boot", host="build-7"))
+        await engine.dispose()
+    return run_id, log
+
+
+async def test_on_interrupt_fail_fails_a_step_interrupted_on_another_host(
+    settings_for: Callable[..., Settings], workflows_dir: Path, make_runtime: Callable[..., Any]
+) -> None:
+    run_id, log = await _interrupted_elsewhere(settings_for(), workflows_dir, "fail")
+    rt = await make_runtime()
+    row = await finished(rt, run_id)
+    assert row.status == "failed"
+    assert "deploy' failed: was interrupted by a crash on build-7" in row.error
+    assert "not run again (on_interrupt: fail)" in row.error
+    assert not log.exists()  # it did not run again
+    [step] = await rt.store.step_rows(run_id)
+    assert (step.attempt, step.error_kind) == (1, "interrupted")
+
+
+async def test_on_interrupt_ask_runs_the_step_again_when_approved(
+    settings_for: Callable[..., Settings], workflows_dir: Path, make_runtime: Callable[..., Any]
+) -> None:
+    run_id, log = await _interrupted_elsewhere(settings_for(), workflows_dir, "ask")
+    rt = await make_runtime()
+    [ask] = await eventually(rt.approvals.pending, 10, "the question")
+    assert ask.run_id == run_id and ask.step_key == "deploy"
+    assert re.fullmatch(
+        r"deploy was interrupted by a crash \(it started at \d\d:\d\d UTC\); run it again\?", ask.title
+    )
+    assert ask.context["Host"] == "build-7"
+    await status_is(rt, run_id, "waiting")
+    assert not log.exists()
+    await rt.decide(ask.id, "console:alice", "approve")  # the run's own starter may answer
+    row = await finished(rt, run_id)
+    assert row.status == "succeeded"
+    assert lines(log) == ["ran-again"]
+    interrupted = [e.data for e in await rt.store.events_after(run_id, 0) if e.type == "step_interrupted"]
+    assert [d["action"] for d in interrupted] == ["ask"]
+
+
+async def test_on_interrupt_ask_fails_the_step_when_rejected(
+    settings_for: Callable[..., Settings], workflows_dir: Path, make_runtime: Callable[..., Any]
+) -> None:
+    run_id, log = await _interrupted_elsewhere(settings_for(), workflows_dir, "ask")
+    rt = await make_runtime()
+    [ask] = await eventually(rt.approvals.pending, 10, "the question")
+    await rt.decide(ask.id, "console:bob", "reject", comment="it finished; I checked")
+    row = await finished(rt, run_id)
+    assert row.status == "failed"
+    assert "interrupted by a crash and not run again: it finished; I checked" in row.error
+    assert not log.exists()
+
+
+async def test_rerun_is_the_default_on_another_host(
+    settings_for: Callable[..., Settings], workflows_dir: Path, make_runtime: Callable[..., Any]
+) -> None:
+    run_id, log = await _interrupted_elsewhere(settings_for(), workflows_dir, "rerun")
+    rt = await make_runtime()
+    row = await finished(rt, run_id)
+    assert row.status == "succeeded" and lines(log) == ["ran-again"]
+
+
+def test_the_status_card_thread_says_what_happened() -> None:
+    ran_again = {"type": "step_interrupted", "step_key": "deploy", "data": {"attempt": 1, "action": "rerun"}}
+    card = thread_reply(ran_again)
+    assert card is not None
+    assert card.text == "⚡ *deploy* was interrupted by a crash; running it again (attempt 2)"
+    failed = {
+        "type": "step_interrupted",
+        "step_key": "deploy",
+        "data": {"attempt": 1, "action": "fail", "host": "build-7", "started": "14:02 UTC"},
+    }
+    card = thread_reply(failed)
+    assert card is not None and card.colour == "danger"
+    assert card.text == (
+        "⚡ *deploy* was interrupted by a crash on build-7 (it started at 14:02 UTC); "
+        "not run again (on_interrupt: fail)"
+    )
+
+
+def test_on_interrupt_is_for_run_steps_only() -> None:
+    with pytest.raises(WorkflowInvalid, match="'on_interrupt' applies to 'run' steps only"):
+        workflow("name: w\nsteps:\n  pause: {wait: 1s, on_interrupt: fail}\n")
