@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from bot.runtime.status_cards import thread_reply
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 from bot.storage.tables import step_processes
-from engine.activities.processes import boot_id, start_ticks
+from engine.activities.processes import Orphan, boot_id, kill_orphan, start_ticks
 from engine.loader import WorkflowInvalid
 from tests.helpers import eventually, finished, status_is, workflow
 from tests.test_crash import cli, lines
@@ -233,3 +234,21 @@ def test_the_status_card_thread_says_what_happened() -> None:
 def test_on_interrupt_is_for_run_steps_only() -> None:
     with pytest.raises(WorkflowInvalid, match="'on_interrupt' applies to 'run' steps only"):
         workflow("name: w\nsteps:\n  pause: {wait: 1s, on_interrupt: fail}\n")
+
+
+async def test_a_reused_pid_is_never_killed() -> None:
+    # A process that happens to hold a recorded pid, but started at another time, is someone else's.
+    stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        ticks = start_ticks(stranger.pid)
+        assert ticks is not None
+        recorded = Orphan("r1", "deploy", 1, stranger.pid, stranger.pid, ticks - 1)
+        assert await kill_orphan(recorded, timeout=5)  # nothing of the orphan's is left
+        assert stranger.poll() is None
+        ours = Orphan("r1", "deploy", 1, stranger.pid, stranger.pid, ticks)
+        assert await kill_orphan(ours, timeout=5)
+        assert stranger.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if stranger.poll() is None:
+            stranger.kill()
+            stranger.wait()

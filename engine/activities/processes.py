@@ -116,8 +116,9 @@ def _members(orphan: Orphan) -> set[int]:
         f"SWITCHBOARD_STEP={orphan.step}".encode(),
         f"SWITCHBOARD_ATTEMPT={orphan.attempt}".encode(),
     ]
+    me = os.getpid()
     for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == me:
             continue
         pid = int(entry.name)
         fields = _stat(pid)
