@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import Settings
+from bot.runtime.run_views import view_from_store
 from bot.runtime.runtime import Runtime
 from bot.runtime.status_cards import thread_reply
 from bot.storage.database import create_engine, migrate
@@ -182,6 +183,8 @@ async def test_on_interrupt_ask_runs_the_step_again_when_approved(
     )
     assert ask.context["Host"] == "build-7"
     await status_is(rt, run_id, "waiting")
+    view = await view_from_store(rt.store, run_id)
+    assert view is not None and view.waiting_for == "an answer: run deploy again after a crash?"
     assert not log.exists()
     await rt.decide(ask.id, "console:alice", "approve")  # the run's own starter may answer
     row = await finished(rt, run_id)
