@@ -10,6 +10,8 @@ from collections import deque
 from typing import Any
 
 from engine.approval_flow import ApprovalFlow
+from engine.interrupts import WAITING_ON as INTERRUPTED
+from engine.interrupts import Interrupts
 from engine.params import render_params
 from engine.run_finishing import RunFinishing
 from engine.saga import Saga
@@ -54,6 +56,7 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
             self._refresh_view(sid)
         self.saga = Saga(self)
         self.approvals = ApprovalFlow(self)
+        self.interrupts = Interrupts(self)
         self.has_revise = any(s.approval is not None and s.approval.revise for s in self.spec.steps.values())
         # Finished fan-out items per step, so each item's end costs O(1), not a scan of its siblings.
         self.items_done: dict[str, set[int]] = {}
@@ -73,7 +76,7 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
             case Start():
                 self._start()
             case Resume():
-                self._resume()
+                self._resume(signal)
             case StepCompleted(compensation=True) | StepFailed(compensation=True):
                 self.saga.finished(signal)
             case StepCompleted():
@@ -83,7 +86,11 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
             case TimerFired():
                 self._timer(signal)
             case ApprovalDecided():
-                self.approvals.decided(signal)
+                step = self.state.steps.get(signal.key)
+                if step is not None and step.waiting_on == INTERRUPTED:
+                    self.interrupts.decided(signal)
+                else:
+                    self.approvals.decided(signal)
             case Cancel():
                 self.cancel(signal.by, signal.reason)
             case Rollback():
@@ -105,15 +112,15 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
             self._d.effects.append(SetTimer("", "run_timeout", self._now + self.spec.timeout))
         self.schedule(list(self.spec.steps))
 
-    def _resume(self) -> None:
+    def _resume(self, signal: Resume) -> None:
         st = self.state
         self.emit("run_resumed", None, status=str(st.status))
+        elsewhere = {i.key: i for i in signal.interrupted}
         for key, step in list(st.steps.items()):
             if step.status == StepStatus.RUNNING and step.items is None:
-                # At-least-once: a step in flight when the process died runs again, same idempotency key.
-                self.emit("step_interrupted", key, attempt=step.attempt)
-                step.status = StepStatus.PENDING
-                self.queue.append(key)
+                # At-least-once: a step in flight when the process died runs again, same idempotency
+                # key, unless it ran where its program could not be stopped and on_interrupt says no.
+                self.interrupts.resumed(step, elsewhere.get(key))
             elif step.status == StepStatus.PENDING and "[" in key:
                 self.queue.append(key)
             elif step.status == StepStatus.WAITING and step.waiting_on == "child":

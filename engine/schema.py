@@ -43,6 +43,11 @@ _DOCS = {
     "action": "A Python function as module:function.",
     "workflow": "The name of a workflow to run as a sub-workflow.",
     "with": "Arguments passed to the action or sub-workflow.",
+    "on_interrupt": (
+        "For a 'run' step whose program was running on another host when its bot process died: rerun "
+        "(the default, at least once), fail, or ask (an approval: run it again?). On the same host the "
+        "leftover program is killed first and the step always runs again."
+    ),
 }
 
 

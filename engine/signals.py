@@ -12,8 +12,21 @@ class Start:
 
 
 @dataclass(frozen=True)
+class Interruption:
+    """A step whose program a crash left where this process cannot see or stop it (another host)."""
+
+    key: str
+    host: str
+    at: float  # when the interrupted attempt started
+    still_running: bool = False  # on this host, but it would not die
+
+
+@dataclass(frozen=True)
 class Resume:
-    """A run is loaded after a restart or crash; steps found running are run again."""
+    """A run is loaded after a restart or crash; steps found running are run again, or follow
+    their ``on_interrupt`` when ``interrupted`` lists them."""
+
+    interrupted: tuple[Interruption, ...] = ()
 
 
 @dataclass(frozen=True)

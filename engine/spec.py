@@ -45,6 +45,7 @@ def _duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(_duration)]
 Trigger = Literal["all_success", "all_done", "one_success", "one_failed", "none_failed"]
+OnInterrupt = Literal["rerun", "fail", "ask"]
 ErrorKind = Literal["timeout", "command", "http", "connection", "action", "llm"]
 
 
@@ -292,6 +293,7 @@ class Step(Strict):
     timeout: Duration | None = None
     retry: RetrySpec | None = None
     continue_on_error: bool = False
+    on_interrupt: OnInterrupt = "rerun"
     outputs: dict[str, str] = {}
     compensate: CompensateSpec | None = None
 
@@ -337,6 +339,10 @@ class Step(Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
         _check_one_kind(self, STEP_KINDS)
+        if self.on_interrupt != "rerun" and self.run is None:
+            raise ValueError(
+                "'on_interrupt' applies to 'run' steps only: other kinds leave nothing running after a crash"
+            )
         return self
 
     @property

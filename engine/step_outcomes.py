@@ -163,7 +163,8 @@ class StepOutcomes(CoreBase):
             st.failed_step, st.error = key, error
             self._d.run_changed = True
         for step in st.steps.values():
-            if step.status == StepStatus.WAITING and step.waiting_on in ("retry", "wait", "approval"):
+            held = ("retry", "wait", "approval", "interrupt")
+            if step.status == StepStatus.WAITING and step.waiting_on in held:
                 self.finish(step, StepStatus.CANCELLED, error="the run failed")
                 self.emit("step_cancelled", step.key, reason="the run failed")
                 self._after(step)

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from bot.runtime.events import RunEvent
 from engine.durations import format_duration
+from engine.interrupts import interruption_text
 
 ICONS = {
     "step_started": "⏳",
@@ -87,7 +88,7 @@ class Progress:
             case "notification":
                 return str(d.get("text"))
             case "step_interrupted":
-                return f"was running when the process stopped (attempt {d.get('attempt')}); running it again"
+                return interruption_text(d)
             case "run_resumed":
                 return "resumed"
         return ev.type.replace("_", " ")

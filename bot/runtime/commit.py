@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.runtime.live import LiveRun
+from bot.runtime.orphans import record_start
 from bot.storage.journal import Batch
 from engine.signals import Decision, RequestApproval, SetTimer, StartStep
 from engine.state import RunStatus
@@ -18,6 +19,8 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool) -> Non
     store, state, now = rt.store, live.core.state, rt.clock()
     batch = Batch()
     batch.add(store.upsert_step, [store.step_row(state.run_id, state.steps[k]) for k in sorted(d.dirty)])
+    batch.add(rt.processes.delete, live.ending)  # before this batch records new programs
+    live.ending = []
     rows = []
     for event in d.events:
         live.seq += 1
@@ -48,6 +51,10 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool) -> Non
             live.had_approvals = True
         elif isinstance(effect, StartStep) and effect.kind == "workflow":
             await rt.children.prepare(batch, live, effect)
+        elif isinstance(effect, StartStep) and effect.kind == "run":
+            record_start(rt, batch, state.run_id, effect.key, effect.attempt, effect.compensation)
+    if state.status.finished:
+        batch.add(rt.processes.delete_run, {"_run_id": state.run_id})
     parent = state.meta.get("parent_run_id")
     if state.status.finished and parent:
         batch.add(

@@ -80,6 +80,7 @@ async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
         params=effect.params,
         inputs=state.inputs,
         timeout=effect.timeout,
+        compensation=effect.compensation,
     )
     signal: Signal
     try:
@@ -113,4 +114,6 @@ async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
             effect.compensation,
         )
     live.tasks.pop(effect.key, None)
+    if effect.kind == "run":  # its program is gone: its row goes with the commit that stores this end
+        live.ended.append(rt.processes.key(state.run_id, effect.key, effect.attempt, effect.compensation))
     live.push(signal)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.core import Core
 from engine.signals import Decision, Signal
@@ -26,6 +27,9 @@ class LiveRun:
     driver: asyncio.Task[None] | None = None
     lost: bool = False
     had_approvals: bool = True  # may hold pending approval requests (unknown for a run loaded from storage)
+    # step_processes rows of programs that ended: deleted in the commit that stores their ends
+    ended: list[dict[str, Any]] = field(default_factory=list)
+    ending: list[dict[str, Any]] = field(default_factory=list)  # taken with the signals, for the next commit
 
     @property
     def run_id(self) -> str:
@@ -44,6 +48,9 @@ class LiveRun:
     def take(self) -> list[Signal]:
         """Every queued signal, in arrival order."""
         taken, self.signals = self.signals, []
+        # An activity adds its ended row just before pushing its result: both are taken together.
+        self.ending += self.ended
+        self.ended = []
         return taken
 
     @property

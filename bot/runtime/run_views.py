@@ -68,7 +68,7 @@ def _view(
     else:
         tops.sort(key=lambda s: (s.started_at is None, s.started_at or 0.0, s.key))
     items = _items_done(steps)
-    waiting = next((s for s in tops if s.waiting_on == "approval"), None)
+    waiting = next((s for s in tops if s.waiting_on in ("approval", "interrupt")), None)
     who = meta.get("who", {}).get("name") if isinstance(meta.get("who"), dict) else None
     return RunView(
         run_id=run_id,
@@ -91,7 +91,13 @@ def _view(
         ),
         error=error,
         outputs=outputs,
-        waiting_for=f"approval at step {waiting.key}" if waiting else None,
+        waiting_for=(
+            None
+            if waiting is None
+            else f"approval at step {waiting.key}"
+            if waiting.waiting_on == "approval"
+            else f"an answer: run {waiting.key} again after a crash?"
+        ),
     )
 
 

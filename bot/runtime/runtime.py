@@ -13,6 +13,8 @@ in starts.py (submit, load), driver.py (a run's task), commit.py (storing a batc
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from bot.approvals.store import ApprovalStore, Outcome
 from bot.config import Settings
 from bot.owners import new_owner
-from bot.runtime import leases, starts
+from bot.runtime import leases, orphans, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
 from bot.runtime.live import LiveRun
@@ -29,7 +31,9 @@ from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
+from bot.storage.step_processes import StepProcesses
 from engine.activities.base import ActivityContext
+from engine.activities.processes import boot_id
 from engine.spec import Workflow
 from engine.state import RunState, StepStatus
 
@@ -54,8 +58,13 @@ class Runtime:
         self.approvals = ApprovalStore(store.engine, clock)
         self.alarm = AlarmClock(self, settings.timer_horizon)
         self.children = ChildStarter(self)
+        self.processes = StepProcesses(store.engine)
+        self.host, self.boot_id = socket.gethostname(), boot_id()  # where step programs run
         self.activity = ActivityContext(
-            workflows_dir=settings.workflows_dir, llm=settings.llm(), kill_grace=settings.kill_grace
+            workflows_dir=settings.workflows_dir,
+            llm=settings.llm(),
+            kill_grace=settings.kill_grace,
+            on_spawn=functools.partial(orphans.record_spawn, self),
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
         self.observers: list[Observer] = []

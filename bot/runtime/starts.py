@@ -8,12 +8,13 @@ import secrets as pysecrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.runtime import orphans
 from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
 from bot.storage.journal import Batch
 from engine.core import Core
 from engine.inputs import resolve_inputs
-from engine.signals import Resume, Start
+from engine.signals import Interruption, Resume, Start
 from engine.spec import Workflow
 from engine.state import RunState, RunStatus
 
@@ -116,23 +117,32 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
     for parent in [s for s in state.steps.values() if s.items is not None]:
         for key in state.item_keys(parent.step_id):
             state.step(key)
+    interrupted, handled = await orphans.settle(rt, state)  # before any step can run again
     if run_id in rt.live:  # a concurrent load (a click's wake and the poll loop) adopted it meanwhile
         rt.live[run_id].poke()
         return True
-    adopt(rt, state, row.digest, seq=row.event_seq, mail=True)
+    adopt(rt, state, row.digest, seq=row.event_seq, mail=True, interrupted=interrupted, handled=handled)
     return True
 
 
-def adopt(rt: Runtime, state: RunState, digest: str, seq: int, mail: bool) -> None:
+def adopt(
+    rt: Runtime,
+    state: RunState,
+    digest: str,
+    seq: int,
+    mail: bool,
+    interrupted: tuple[Interruption, ...] = (),
+    handled: list[dict[str, Any]] | None = None,
+) -> None:
     """Drive a run we hold the lease on: a new one starts, a stored one resumes."""
     core = Core(state)
     core.event_count = seq
-    live = LiveRun(core, digest, seq=seq, mail=mail, had_approvals=mail)
+    live = LiveRun(core, digest, seq=seq, mail=mail, had_approvals=mail, ending=list(handled or []))
     rt.live[state.run_id] = live
     if state.status == RunStatus.PENDING:
         live.push(Start())
     elif not state.status.finished:
-        live.push(Resume())
+        live.push(Resume(interrupted))
     else:
         live.wake.set()
     live.driver = asyncio.create_task(drive(rt, live), name=f"run-{state.run_id}")

@@ -18,6 +18,7 @@ from cards.limits import clip
 from cards.model import Card
 from cards.run_card import run_card
 from engine.durations import format_duration
+from engine.interrupts import interruption_text
 from engine.state import RunState
 
 
@@ -64,6 +65,10 @@ def thread_reply(event: dict[str, Any]) -> Card | None:
         error = clip(str(data.get("error", "")), 300)
         text = f"↻ *{key}*: attempt {data.get('attempt')} failed ({error}); retrying in {delay}"
         return Card(title=f"{key} retrying", text=text, colour="warning", fallback=text)
+    if kind == "step_interrupted":
+        text = f"⚡ *{key}* {interruption_text(data)}"
+        colour = "danger" if data.get("action") in ("fail", "stuck") else "warning"
+        return Card(title=f"{key} interrupted", text=text, colour=colour, fallback=text)  # type: ignore[arg-type]
     if kind == "notification":
         text = str(data.get("text", ""))
         return Card(title="Notification", text=text, colour="info", fallback=text)

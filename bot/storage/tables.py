@@ -277,3 +277,19 @@ web_secrets = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+# A step program started and not yet seen to end: who started it where, so a resume can kill its orphan.
+step_processes = sa.Table(
+    "step_processes",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("step", sa.String(200), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("compensation", sa.Boolean, primary_key=True),
+    sa.Column("pgid", sa.Integer),  # null until the program has started
+    sa.Column("pid", sa.Integer),
+    sa.Column("boot_id", sa.String(64), nullable=False),
+    sa.Column("start_ticks", sa.BigInteger),  # /proc/<pid>/stat field 22: with boot_id, tells a reused pid
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import aiohttp
 
+    from engine.activities.processes import Spawned
     from engine.spec import ErrorKind
 
     FailureKind = ErrorKind | Literal["unavailable"]  # unavailable: skip the step, don't fail it
@@ -38,6 +40,7 @@ class StepCall:
     params: dict[str, Any]
     inputs: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = None
+    compensation: bool = False
 
 
 @dataclass
@@ -49,6 +52,8 @@ class ActivityContext:
     http_session: aiohttp.ClientSession | None = None
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL
     output_cap: int = 64 * 1024  # bytes kept of stdout and of stderr (the tail)
+    # Told of each step program as it starts, before it is waited on, so a crash leaves a record of it.
+    on_spawn: Callable[[StepCall, Spawned], Awaitable[None]] | None = None
 
 
 class StepFailure(Exception):

@@ -2,6 +2,7 @@
 
 The program runs in a session of its own, so a cancel or a timeout can signal everything it started
 (SIGTERM to the process group, then SIGKILL after the grace period) and no process is left behind.
+It also dies with the bot, and its group is recorded for whoever resumes the run (see processes.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from typing import Any
 
 from engine.activities.base import ActivityContext, StepCall, StepFailure
+from engine.activities.processes import Spawned, die_with_parent, start_ticks
 
 _POLL = 0.05  # seconds between checks of a process group, which nothing in asyncio can wait on
 _ORPHAN_WAIT = 1.0  # how long a background child may hold stdout/stderr after the program exited
@@ -77,6 +79,8 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
             while write_fds:  # ours would keep the pipes open after the child's are gone
                 os.close(write_fds.pop())
         try:
+            if ctx.on_spawn is not None:
+                await ctx.on_spawn(call, Spawned(proc.pid, proc.pid, start_ticks(proc.pid)))
             code = await _finish(proc, [out, err], ctx.kill_grace)
         except BaseException:
             # Cancel, the runtime's timeout, or a bug: stop the whole group before letting it through.
@@ -134,6 +138,7 @@ async def _start(
             env=env,
             cwd=cwd,
             start_new_session=True,  # its own process group, so cancel can signal its children too
+            preexec_fn=die_with_parent(),  # SIGKILL when the bot dies; its group is killed on resume
         )
     except FileNotFoundError:
         if cwd is not None and not os.path.isdir(cwd):
