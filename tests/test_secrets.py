@@ -19,8 +19,14 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
+from bot.identity import Identity
+from bot.runtime.catalog import Catalog
 from bot.runtime.presence import install
 from bot.runtime.runtime import Runtime
+from bot.storage.conversations.rows import Inbound
+from bot.storage.conversations.store import ConversationStore
+from bot.storage.conversations.tables import conversation_events, conversation_messages
+from bot.storage.database import create_engine, migrate
 from engine.loader import WorkflowInvalid, load_text
 from engine.masking import MASK, mask
 from tests.helpers import finished, status_is, workflow
@@ -377,3 +383,38 @@ async def _rows(runtime: Runtime, table: str) -> list[dict[str, Any]]:
     async with runtime.store.engine.connect() as conn:
         result = await conn.execute(sa.text(f'SELECT * FROM "{table}"'))  # names from the schema
         return [dict(r._mapping) for r in result]
+
+
+PASTED = "pasted-Secret/42+zz"
+"""The value a person pastes into the assistant's chat, known to the process only as a workflow's secret."""
+
+
+async def test_a_transcript_is_masked_before_it_is_stored(
+    db_url: str, workflows_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PASTED_TOKEN", PASTED)
+    (workflows_dir / "uses.yaml").write_text(
+        'name: uses\nsecrets: [PASTED_TOKEN]\nsteps:\n  go: {run: [deploy], env: {T: "${{ secrets.PASTED_TOKEN }}"}}\n'
+    )
+    assert [w.spec.name for w in Catalog(workflows_dir).workflows()] == ["uses"]  # listing reads its secrets
+    engine = create_engine(db_url)
+    try:
+        await migrate(engine)
+        store = ConversationStore(engine)
+        who = Identity("console", "console", "alice", "alice")
+        said = "\n".join(f"{name}: {form}" for name, form in _forms(PASTED).items())
+        conv, _ = await store.open_for(Inbound(who, "console", "#help", said), 1.0)
+        async with engine.begin() as conn:
+            await store.add_message(conn, conv.id, "user", f"my token is {said}", 1.0, author=who)
+            await store.event(conn, conv.id, 1.0, "alice", "note", None, None, {"said": said, "n": [PASTED]})
+        async with engine.connect() as conn:
+            messages = (await conn.execute(sa.select(conversation_messages.c.text))).scalars().all()
+            details = (await conn.execute(sa.select(conversation_events.c.detail))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert messages == [f"my token is {_masked_forms()}"]
+    assert {"said": _masked_forms(), "n": [MASK]} in details, details
+
+
+def _masked_forms() -> str:
+    return "\n".join(f"{name}: {MASK}" for name in _forms(PASTED))
