@@ -10,7 +10,9 @@ real command line, and every row of every table of the database directly.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from bot.identity import Identity
 from bot.runtime.catalog import Catalog
 from bot.runtime.presence import install
 from bot.runtime.runtime import Runtime
+from bot.storage import redaction
 from bot.storage.conversations.rows import Inbound
 from bot.storage.conversations.store import ConversationStore
 from bot.storage.conversations.tables import conversation_events, conversation_messages
@@ -418,3 +421,24 @@ async def test_a_transcript_is_masked_before_it_is_stored(
 
 def _masked_forms() -> str:
     return "\n".join(f"{name}: {MASK}" for name in _forms(PASTED))
+
+
+def test_the_log_masks_a_secret_in_a_message_and_a_traceback() -> None:
+    value = "logged-Secret-77/x"
+    redaction.remember([value])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(redaction.LogMask())
+    log = logging.getLogger("tests.secrets")
+    log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError(f"bad token {base64.b64encode(value.encode()).decode()}")
+        except RuntimeError:
+            log.exception("action failed with %s", value.upper())
+    finally:
+        log.removeHandler(handler)
+    written = stream.getvalue()
+    assert "action failed with ***" in written
+    assert "RuntimeError: bad token ***" in written
+    assert value.lower() not in written.lower()

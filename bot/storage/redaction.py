@@ -4,12 +4,14 @@ The engine masks secrets out of all a run stores and sends, and ``validate`` kee
 fields. Text also reaches the database by other ways (a conversation's transcript, a reply quoting a
 run), so every INSERT and UPDATE passes its parameters through the masks of the secrets that the
 process has read for a workflow (``read``: when it is listed or loaded, and when a run starts or
-resumes), whatever table they go to.
+resumes), whatever table they go to. The process's log handlers mask them too (``LogMask``): an
+action's exception can quote a value it was given.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterable
@@ -45,6 +47,21 @@ def remember(values: Iterable[str]) -> None:
 def known() -> Masker | None:
     """The masker of every secret remembered so far, or None when there is none."""
     return masker(_known) if _known else None
+
+
+class LogMask(logging.Filter):
+    """A log handler's filter that masks the known secrets out of each message and traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        hide = known()
+        if hide is None:
+            return True
+        record.msg, record.args = hide.text(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = hide.text(record.exc_text)
+        return True
 
 
 def install(engine: AsyncEngine | sa.Engine) -> None:
