@@ -33,10 +33,11 @@ class Masker:
         ordered = sorted(forms, key=lambda f: (-len(f), f))  # the longest form wins where several match
         self.pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
         self._lowered = tuple(dict.fromkeys(f.lower() for f in ordered))
+        self._shortest = min(map(len, ordered), default=0)
 
     def text(self, value: str) -> str:
         """``value`` with every form of every secret masked."""
-        if self.pattern is None or not self._present(value):
+        if self.pattern is None or len(value) < self._shortest or not self._present(value):
             return value
         return self.pattern.sub(MASK, value)
 

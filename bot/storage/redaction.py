@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.masking import Masker, masker
+from engine.masking import MIN_ENCODED, Masker, masker
 from engine.spec import Workflow
 
 _lock = threading.Lock()
@@ -36,9 +36,13 @@ def read(spec: Workflow) -> dict[str, str]:
 
 
 def remember(values: Iterable[str]) -> None:
-    """Add secret values (read from the environment for a workflow) to those every write is masked with."""
+    """Add secret values (read from the environment for a workflow) to those every write is masked with.
+
+    A value shorter than ``MIN_ENCODED`` is left to the engine's masks of the run's own records: here it
+    would rewrite ordinary words in every row (a secret 'run' would turn each 'running' into '***ning').
+    """
     global _known
-    new = {v for v in values if v} - _known
+    new = {v for v in values if len(v) >= MIN_ENCODED} - _known
     if new:
         with _lock:
             _known = _known | new
