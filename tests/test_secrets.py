@@ -30,8 +30,11 @@ from bot.storage.conversations.rows import Inbound
 from bot.storage.conversations.store import ConversationStore
 from bot.storage.conversations.tables import conversation_events, conversation_messages
 from bot.storage.database import create_engine, migrate
-from engine.loader import WorkflowInvalid, load_text
+from engine.core import Core
+from engine.loader import WorkflowInvalid, load_text, parse_stored
 from engine.masking import MASK, mask
+from engine.signals import Notify, RequestApproval, Start, StartStep
+from engine.state import RunState
 from tests.helpers import finished, status_is, workflow
 from tests.test_cli import cli, environment, start
 
@@ -448,3 +451,26 @@ def test_a_short_secret_does_not_rewrite_every_row() -> None:
     redaction.remember(["ing"])  # an environment variable set to a placeholder
     hide = redaction.known()
     assert hide is None or hide.text("running, waiting") == "running, waiting"
+
+
+def test_a_stored_version_from_before_the_check_still_masks_what_it_shows() -> None:
+    # A run pinned to a version stored before `validate` refused this: the core masks what it sends.
+    spec = parse_stored(
+        """
+name: old
+secrets: [TOKEN]
+steps:
+  ask: {approval: {title: "Use ${{ secrets.TOKEN }}?", context: {t: "${{ secrets.TOKEN }}"}}}
+  say: {notify: "${{ secrets.TOKEN }} again"}
+  child: {workflow: other, with: {t: "${{ secrets.TOKEN }}"}}
+""",
+        "old.yaml",
+    )
+    core = Core(RunState("r1", spec, {}, secrets={"TOKEN": SECRET}))
+    decision = core.advance(Start(), 1.0)
+    [asked] = [e for e in decision.effects if isinstance(e, RequestApproval)]
+    [said] = [e for e in decision.effects if isinstance(e, Notify)]
+    [child] = [e for e in decision.effects if isinstance(e, StartStep) and e.kind == "workflow"]
+    assert (asked.title, asked.context, said.text) == (f"Use {MASK}?", {"t": MASK}, f"{MASK} again")
+    assert child.params["with"] == {"t": MASK}
+    assert SECRET not in repr(decision.events)
