@@ -45,7 +45,7 @@ def secret_issues(data: Mapping[str, Any], steps: Mapping[str, Mapping[str, Any]
         env = scopes[step_id] if isinstance(step_id, str) else top
         owner, field = describe(loc)
         where = f"{owner}, field '{field}'" if owner else f"field '{field}'"
-        for expression in _expressions(text, loc):
+        for expression in _expressions(text):
             tree = _tree(expression)
             if tree is None:
                 continue
@@ -64,7 +64,7 @@ def secret_issues(data: Mapping[str, Any], steps: Mapping[str, Mapping[str, Any]
     return found
 
 
-def _expressions(text: str, loc: Loc) -> list[str]:
+def _expressions(text: str) -> list[str]:
     bare = "${{" not in text
     try:
         return [text.strip()] if bare else [e.strip() for e in expressions_in(text)]
@@ -91,7 +91,7 @@ def _tainted(env: Any, known: frozenset[str]) -> frozenset[str]:
             key = str(name)
             if key in found or not isinstance(value, str) or "${{" not in value:
                 continue
-            trees = [_tree(e) for e in _expressions(value, ())]
+            trees = [_tree(e) for e in _expressions(value)]
             if any(t is not None and _reads_secret(t, known | found) for t in trees):
                 found.add(key)
                 changed = True
