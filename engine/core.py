@@ -99,6 +99,7 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
                 self._retry(signal.by)
         self._pump()
         self._settle()
+        self.seal()
         return self._d
 
     # -- signals -----------------------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from engine.expressions import render
-from engine.rules import mask
-from engine.signals import Decision, Event, SetTimer
+from engine.masking import mask
+from engine.signals import Decision, Effect, Event, Notify, RequestApproval, SetTimer, StartStep
 from engine.spec import MAX_EVENTS_PER_RUN, Workflow
 from engine.state import RunState, RunStatus, StepState, StepStatus
 
@@ -169,6 +170,25 @@ class CoreBase(ABC):
             env = {**env, **{k: render(v, ctx) for k, v in self.spec.steps[step.step_id].env.items()}}
         return env
 
+    def seal(self) -> None:
+        """Mask the secrets out of all this decision stores or sends (events are masked as emitted)."""
+        secrets = [s for s in self.state.secrets.values() if s]
+        if not secrets:
+            return
+        st = self.state
+        for key in self._d.dirty:
+            step = st.steps.get(key)
+            if step is None:
+                continue
+            step.error, step.items = mask(step.error, secrets), mask(step.items, secrets)
+            outputs = mask(step.outputs, secrets)
+            if outputs is not step.outputs:
+                step.outputs = outputs
+                if step.index is None:
+                    self._refresh_view(step.step_id)
+        st.error, st.outputs = mask(st.error, secrets), mask(st.outputs, secrets)
+        self._d.effects = [_sealed(effect, secrets) for effect in self._d.effects]
+
     def emit(self, type_: str, key: str | None, **data: Any) -> None:
         """Append an event to the timeline, secrets masked."""
         self.event_count += 1
@@ -197,6 +217,23 @@ _OUTCOMES = {
     StepStatus.CANCELLED: "cancelled",
     StepStatus.SKIPPED: "skipped",
 }
+
+
+def _sealed(effect: Effect, secrets: list[str]) -> Effect:
+    """An effect with the secrets masked out of what it shows; activities get their parameters whole."""
+    if isinstance(effect, RequestApproval):
+        return replace(
+            effect,
+            title=mask(effect.title, secrets),
+            description=mask(effect.description, secrets),
+            context=mask(effect.context, secrets),
+            auto=mask(effect.auto, secrets),
+        )
+    if isinstance(effect, Notify):
+        return replace(effect, text=mask(effect.text, secrets))
+    if isinstance(effect, StartStep) and effect.kind == "workflow":
+        return replace(effect, params=mask(effect.params, secrets))  # the child's inputs are shown
+    return effect
 
 
 def latest_feedback(steps: dict[str, StepState]) -> dict[str, Any]:

@@ -44,7 +44,7 @@ class ExpressionChecks:
 
     def issues(self) -> list[Issue]:
         found: list[Issue] = []
-        for loc, text in _strings(self.data, ()):
+        for loc, text in expression_strings(self.data, ()):
             step_id, roots = self._place(loc)
             owner, field = describe(loc)
             where = f"{owner}, field '{field}'" if owner else f"field '{field}'"
@@ -230,16 +230,17 @@ _EXAMPLE_LITERAL = {"number": "a number like 3", "integer": "a number like 3", "
 _STEP_FIELDS = frozenset({"outputs", "outcome", "conclusion", "status"})
 
 
-def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+def expression_strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    """Every string that holds an expression (each ``${{ }}``, and a step's bare ``if:``), with its path."""
     if isinstance(value, str):
         if "${{" in value or (len(loc) == 3 and loc[0] == "steps" and loc[2] == "if"):
             yield loc, value
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _strings(item, (*loc, key))
+            yield from expression_strings(item, (*loc, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _strings(item, (*loc, index))
+            yield from expression_strings(item, (*loc, index))
 
 
 def listing(names: Iterable[str], limit: int = 10) -> str:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from engine.diagnostics import Issue, Loc, suggest
 from engine.expression_checks import ExpressionChecks, listing
 from engine.graph import find_cycle, upstream
+from engine.secret_flow import secret_issues
 
 
 # ``approval``: the latest request for changes (feedback, revision), read by the step an approval revises.
@@ -20,7 +21,8 @@ class _Node(NamedTuple):
 
 
 def reference_issues(data: Mapping[str, Any]) -> list[Issue]:
-    """Needs that name no step, a loop of needs, and expressions that are invalid or read out of reach."""
+    """Needs that name no step, a loop of needs, expressions that are invalid or read out of reach, and
+    secrets that would be shown or transformed."""
     raw_steps = data.get("steps")
     steps: dict[str, Mapping[str, Any]] = {}
     if isinstance(raw_steps, Mapping):
@@ -32,7 +34,7 @@ def reference_issues(data: Mapping[str, Any]) -> list[Issue]:
         issues.append(Issue(("steps", cycle[0]), message, "key"))
     else:
         issues += _revise_issues(steps, graph)
-    return issues + ExpressionChecks(data, steps, graph).issues()
+    return issues + ExpressionChecks(data, steps, graph).issues() + secret_issues(data, steps)
 
 
 def _revise_issues(steps: Mapping[str, Mapping[str, Any]], graph: dict[str, _Node]) -> list[Issue]:

@@ -1,10 +1,9 @@
-"""Pure rules: trigger conditions, retry delays and secret masking."""
+"""Pure rules: trigger conditions and retry delays (secret masking is in ``engine.masking``)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import Any
 
 from engine.spec import RetrySpec
 from engine.state import StepState, StepStatus
@@ -43,24 +42,3 @@ def retry_delay(policy: RetrySpec, attempt: int, rng: random.Random | None = Non
         spread = delay * policy.jitter
         delay += (rng or random).uniform(-spread, spread)
     return max(delay, 0.0)
-
-
-def mask(value: Any, secrets: Iterable[str]) -> Any:
-    """Replace every secret value inside strings, lists and mappings with ``***``."""
-    hidden = [s for s in secrets if s]
-    if not hidden:
-        return value
-    return _mask(value, hidden)
-
-
-def _mask(value: Any, hidden: list[str]) -> Any:
-    if isinstance(value, str):
-        for secret in hidden:
-            if secret in value:
-                value = value.replace(secret, "***")
-        return value
-    if isinstance(value, list):
-        return [_mask(v, hidden) for v in value]
-    if isinstance(value, dict):
-        return {k: _mask(v, hidden) for k, v in value.items()}
-    return value

@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.core_base import CoreBase
 from engine.expressions import render
-from engine.rules import mask
+from engine.masking import mask
 from engine.saga import Saga
 from engine.state import RunStatus, StepStatus
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from engine.core_base import CoreBase
 from engine.expressions import render
-from engine.rules import mask, retry_delay, should_retry
+from engine.masking import mask
+from engine.rules import retry_delay, should_retry
 from engine.signals import CancelStep, SetTimer, StepCompleted, StepFailed, TimerFired
 from engine.spec import MAX_OUTPUT_BYTES, Step
 from engine.state import RunStatus, StepState, StepStatus

@@ -247,7 +247,7 @@ steps:
   use:
     run: ["sh", "-c", "echo token=$T"]
     env: {T: "${{ secrets.DEPLOY_TOKEN }}"}
-  say: {needs: [use], notify: "used ${{ secrets.DEPLOY_TOKEN }}"}
+  say: {needs: [use], notify: "used ${{ steps.use.outputs.stdout }}"}
 """
     started = await runtime.submit(workflow(text), {}, "alice")
     row = await finished(runtime, started.run_id)
@@ -256,6 +256,7 @@ steps:
     dumped = repr([e.data for e in events]) + repr(row.outputs)
     assert "s3cr3t-value" not in dumped
     assert row.outputs["use"]["stdout"] == "token=***"
+    assert row.outputs["say"] == {"text": "used token=***"}
 
 
 async def test_editing_the_file_does_not_change_a_run_in_flight(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Settings
 from bot.runtime.presence import install as install_approval_chat
 from bot.runtime.runtime import Runtime
+from bot.storage import redaction
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
 
@@ -43,5 +44,7 @@ async def open_runtime(settings: Settings, resume: bool = True) -> AsyncIterator
 def configure_logging(level: str) -> None:
     """Plain, timestamped logs on stderr."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redaction.LogMask())  # a traceback may quote a secret an action was given
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.errors import BadInput, NotFound, NotPermitted
 from bot.identity import Identity, Place, allowed, describe
+from bot.storage import redaction
 from engine.loader import (
     LoadedWorkflow,
     WorkflowInvalid,
@@ -65,6 +66,7 @@ class Catalog:
         if cached is not None and cached[0] == mtime:
             return cached[1]
         loaded = load_workflow(path)
+        redaction.read(loaded.spec)  # a secret pasted into chat is masked before any run reads it
         self._cache[path] = (mtime, loaded)
         return loaded
 

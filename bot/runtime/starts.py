@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets as pysecrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bot.runtime import orphans
 from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
+from bot.storage import redaction
 from bot.storage.journal import Batch
 from engine.core import Core
 from engine.inputs import resolve_inputs
@@ -159,4 +159,4 @@ async def _spec(rt: Runtime, digest: str) -> Workflow:
 
 
 def _secrets(spec: Workflow) -> dict[str, str]:
-    return {name: os.environ.get(name, "") for name in spec.secrets}
+    return redaction.read(spec)  # every write of this process masks them from now on

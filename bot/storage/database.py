@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.errors import BadInput, UpstreamUnavailable
+from bot.storage import redaction
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -36,6 +37,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(parsed, connect_args={"timeout": 30}, json_serializer=_dumps)
         _sqlite_pragmas(engine)
+        redaction.install(engine)
         return engine
     if parsed.drivername != "postgresql+asyncpg":
         raise BadInput(
@@ -47,9 +49,11 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # ?schema=NAME keeps Switchboard's tables in their own schema of a shared database.
         parsed = parsed.difference_update_query(["schema"])
         connect_args["server_settings"] = {"search_path": schema}
-    return create_async_engine(
+    engine = create_async_engine(
         parsed, pool_size=pool_size, max_overflow=pool_size, json_serializer=_dumps, connect_args=connect_args
     )
+    redaction.install(engine)
+    return engine
 
 
 def create_sync_writer(engine: AsyncEngine) -> sa.Engine | None:
@@ -70,6 +74,7 @@ def create_sync_writer(engine: AsyncEngine) -> sa.Engine | None:
         connect_args={"timeout": 30, "check_same_thread": False},
     )
     _sqlite_pragmas(writer)
+    redaction.install(writer)
     return writer
 
 
