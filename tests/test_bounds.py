@@ -1,0 +1,139 @@
+"""Inputs that could exhaust the machine are refused with a message naming the bound (issue 18, item 7).
+
+Expressions (no arithmetic to blow up, and work, depth and result size bounded), workflow files (size,
+nesting, alias bombs), through the real ``switchboard workflow validate`` process where it matters.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.expr.errors import MAX_DEPTH, MAX_RESULT, MAX_WORK
+from engine.expressions import ExpressionError, evaluate, render
+from engine.loader import WorkflowInvalid, load_text
+from engine.yaml_bounds import MAX_BYTES, MAX_NESTING, MAX_NODES
+from tests.test_cli import environment, finish_now, start
+
+TEN = "{0}" * 10
+BIG = {"inputs": {"big": ["x" * 1000] * 5000, "s": "x" * 1_000_000, "piece": "y" * 100_000}}
+
+
+@pytest.mark.parametrize("text", ["9**(9**10)", "'a'*10**9", "2 * 3", "inputs.n ** 2"])
+def test_powers_and_arithmetic_do_not_parse(text: str) -> None:
+    with pytest.raises(ExpressionError, match="the language has no arithmetic or powers"):
+        evaluate(text, {"inputs": {"n": 3}})
+
+
+@pytest.mark.parametrize(
+    ("text", "function"),
+    [
+        (f"format('{TEN}', format('{TEN}', format('{TEN}', format('{TEN}', format('{TEN}', "
+         f"format('{TEN}', 'aaaaaaaaaa'))))))", "format"),
+        ("toJSON(inputs.big)", "toJSON"),
+        (f"join(inputs.big, format('{TEN}', format('{TEN}', 'aaaaaaaaa')))", "join"),
+        ("fromJSON(format('[{0}]', join(inputs.big, ',')))", "join"),
+    ],
+)  # fmt: skip
+def test_growth_through_functions_stops_at_the_result_bound(text: str, function: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        evaluate(text, BIG)
+    assert f"{function}()" in str(caught.value)
+    assert f"{MAX_RESULT:,}" in str(caught.value) and "result size bound" in str(caught.value)
+
+
+def test_a_string_of_many_expressions_is_bounded_as_a_whole() -> None:
+    assert len(render("${{ inputs.piece }}" * 2, BIG)) == 200_000
+    with pytest.raises(ExpressionError, match=f"longer than {MAX_RESULT:,} characters"):
+        render("${{ inputs.piece }}-" * 20, BIG)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 100 + "true" + ")" * 100,
+        "!" * 100 + "true",
+        "inputs" + ".a" * 100,
+        "format('{0}', " * 100 + "1" + ")" * 100,
+    ],
+)
+def test_deep_nesting_is_refused_with_the_limit_named(text: str) -> None:
+    with pytest.raises(ExpressionError, match=f"Exceeded max expression depth {MAX_DEPTH}"):
+        evaluate(text, {"inputs": {}})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " || ".join(["contains(inputs.s, 'y')"] * 700),
+        " || ".join(["inputs.s == 'y'"] * 1000),
+        " || ".join(["inputs.s < inputs.s"] * 900),
+        " || ".join(["startsWith(inputs.s, 'y')"] * 700),
+    ],
+)
+def test_comparing_and_searching_long_text_counts_as_work(text: str) -> None:
+    assert evaluate("contains(inputs.s, 'y')", BIG) is False  # once is cheap
+    with pytest.raises(ExpressionError, match=f"more than {MAX_WORK:,} steps \\(the work bound\\)"):
+        evaluate(text, BIG)
+
+
+HEAD = "name: bomb\nsteps:\n  a: {run: [echo, hi]}\n"
+
+
+def alias_bomb(levels: int) -> str:
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]")
+    return HEAD + "\n".join(lines) + "\n"
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(WorkflowInvalid) as caught:
+        load_text(text, "wf.yaml")
+    return [str(e) for e in caught.value.errors]
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded() -> None:
+    [error] = errors_of(alias_bomb(12))  # 10**12 values once expanded
+    assert error.startswith("wf.yaml:8:")  # l4 holds 10**5 values
+    assert f"more than {MAX_NODES:,} values with its aliases expanded (the node limit)" in error
+
+
+def test_aliases_within_the_node_limit_still_load() -> None:
+    text = "name: ok\nenv: &shared {A: '1'}\nsteps:\n  a: {run: [echo, hi], env: *shared}\n"
+    assert load_text(text, "wf.yaml").spec.steps["a"].env == {"A": "1"}
+
+
+def test_an_alias_inside_its_own_anchor_is_refused() -> None:
+    [error] = errors_of(HEAD + "loop: &me [*me]\n")
+    assert "wf.yaml:4:12: the alias *me sits inside its own anchor (YAML that holds itself)" in error
+
+
+def test_deep_yaml_is_refused_without_a_recursion_error() -> None:
+    depth = sys.getrecursionlimit() + 10
+    [error] = errors_of(HEAD + "deep: " + "[" * depth + "]" * depth + "\n")
+    assert f"nests deeper than {MAX_NESTING} levels (the nesting limit)" in error
+
+
+def test_validate_refuses_hostile_files_promptly_and_checks_the_rest(tmp_path: Path) -> None:
+    files = {
+        "bomb.yaml": alias_bomb(9),
+        "deep.yaml": HEAD + "deep: " + "[" * 5000 + "]" * 5000 + "\n",
+        "huge.yaml": HEAD + "# " + "x" * (MAX_BYTES + 10) + "\n",
+        "power.yaml": HEAD.replace("[echo, hi]", "[echo, '${{ 9**(9**10) }}']"),
+        "fine.yaml": HEAD.replace("bomb", "fine"),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'db'}", tmp_path)
+    result = finish_now(start(env, "workflow", "validate", str(tmp_path)), timeout=60)
+    assert result.code == 2, result.out
+    out = result.out
+    assert "Traceback" not in out and "RecursionError" not in out, out
+    assert f"{tmp_path / 'bomb.yaml'}:8:" in out and "(the node limit)" in out
+    assert f"{tmp_path / 'deep.yaml'}:4:" in out and "(the nesting limit)" in out
+    assert f"{tmp_path / 'huge.yaml'}:1:1: the file holds more than {MAX_BYTES:,} characters" in out
+    assert f"{tmp_path / 'power.yaml'}:3:" in out and "no arithmetic or powers" in out
+    assert f"{tmp_path / 'fine.yaml'}: valid" in out
