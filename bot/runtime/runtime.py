@@ -55,7 +55,10 @@ class Runtime:
         self.alarm = AlarmClock(self, settings.timer_horizon)
         self.children = ChildStarter(self)
         self.activity = ActivityContext(
-            workflows_dir=settings.workflows_dir, llm=settings.llm(), kill_grace=settings.kill_grace
+            workflows_dir=settings.workflows_dir,
+            llm=settings.llm(),
+            kill_grace=settings.kill_grace,
+            http_guard=settings.http_guard(),
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
         self.observers: list[Observer] = []
