@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import NotFound
+from bot.runtime.catalog import Catalog
 from engine.expr.errors import MAX_DEPTH, MAX_RESULT, MAX_WORK
 from engine.expressions import ExpressionError, evaluate, render
 from engine.loader import WorkflowInvalid, load_text
@@ -137,3 +139,29 @@ def test_validate_refuses_hostile_files_promptly_and_checks_the_rest(tmp_path: P
     assert f"{tmp_path / 'huge.yaml'}:1:1: the file holds more than {MAX_BYTES:,} characters" in out
     assert f"{tmp_path / 'power.yaml'}:3:" in out and "no arithmetic or powers" in out
     assert f"{tmp_path / 'fine.yaml'}: valid" in out
+
+
+# -- chat names workflows only from the workflows folder ---------------------------------------------
+
+HELLO = "name: hello\nsteps:\n  say: {run: [echo, hi]}\n"
+
+
+def test_a_symlink_leading_out_of_the_workflows_folder_is_not_a_workflow(tmp_path: Path) -> None:
+    folder, secret = tmp_path / "workflows", tmp_path / "elsewhere"
+    folder.mkdir()
+    secret.mkdir()
+    (folder / "hello.yaml").write_text(HELLO)
+    (secret / "outside.yaml").write_text(HELLO.replace("hello", "outside"))
+    (folder / "outside.yaml").symlink_to(secret / "outside.yaml")
+    (folder / "passwd.yaml").symlink_to("/etc/passwd")
+    (folder / "dangling.yaml").symlink_to(tmp_path / "gone.yaml")
+    (folder / "shared").mkdir()
+    (folder / "shared" / "greet.yaml").write_text(HELLO.replace("hello", "greet"))
+    (folder / "greet.yaml").symlink_to(folder / "shared" / "greet.yaml")  # inside the folder: fine
+    catalog = Catalog(folder)
+    for name in ("outside", "passwd", "dangling"):
+        with pytest.raises(NotFound) as refused:
+            catalog.find(name)
+        # The answer of a name that does not exist: nothing is learnt about the file it leads to.
+        assert str(refused.value) == f"No workflow named {name}. Workflows: greet, hello."
+    assert catalog.find("greet").spec.name == "greet"
