@@ -144,10 +144,13 @@ class Settings(BaseSettings):
             parse_rule(entry)  # a ValueError names the entry that is not a CIDR, address or host
         return entries
 
-    def http_guard(self) -> HttpGuard:
-        """Where http steps may not go: this process's listener, link-local, metadata, HTTP_DENY."""
+    def http_guard(self, port: int | None = None) -> HttpGuard:
+        """Where http steps may not go: the listener (at ``port`` once bound, when PORT is 0),
+        link-local and metadata addresses, and SWITCHBOARD_HTTP_DENY."""
+        listening = self.port if port is None else port
+        own = own_listener(self.host, listening) if listening else ()
         return HttpGuard(
-            deny=own_listener(self.host, self.port) + default_denies(self.http_deny),
+            deny=own + default_denies(self.http_deny),
             allow=tuple(parse_rule(entry) for entry in self.http_allow),
         )
 

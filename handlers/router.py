@@ -18,6 +18,7 @@ from cards.model import parse_action_id
 from handlers.registry import ACTIONS, COMMANDS, COMPLETIONS, FORMS
 from handlers.services import Services
 from handlers.types import Autocomplete, Click, Command, FieldErrors, Reply, Say, Submission
+from handlers.unicode_text import invalid_unicode, refusal, storable
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,21 @@ class Router:
         """A slash command."""
         handler = COMMANDS.get(cmd.name)
         detail = {"command": cmd.name, "text": cmd.text}
+        problem = invalid_unicode([cmd.name, cmd.text])
+        if problem is not None:
+            return await self._guard("command", cmd.who, cmd.where, detail, _unknown(problem, refusal))
         if handler is None:
             return await self._guard("command", cmd.who, cmd.where, detail, _unknown(f"/{cmd.name}"))
         return await self._guard("command", cmd.who, cmd.where, detail, lambda: handler(cmd, self.services))
 
     async def click(self, click: Click) -> Reply:
         """A button press."""
+        detail = {"action_id": click.action_id}
+        problem = invalid_unicode(click.action_id)
+        if problem is not None:
+            return await self._guard("click", click.who, click.where, detail, _unknown(problem, refusal))
         parsed = parse_action_id(click.action_id)
         handler = ACTIONS.get(parsed[0]) if parsed else None
-        detail = {"action_id": click.action_id}
         if parsed is None or handler is None:
             return await self._guard("click", click.who, click.where, detail, _unknown("this button"))
         kind, target, choice = parsed
@@ -59,6 +66,9 @@ class Router:
         parsed = parse_action_id(sub.form_id)
         handler = FORMS.get(parsed[1]) if parsed and parsed[0] == "form" else None
         detail = {"form_id": sub.form_id, "fields": sorted(sub.values)}
+        problem = invalid_unicode([sub.form_id, sub.values, sub.state])
+        if problem is not None:
+            return await self._guard("submit", sub.who, sub.where, detail, _unknown(problem, refusal))
         if parsed is None or handler is None:
             return await self._guard("submit", sub.who, sub.where, detail, _unknown("this form"))
         return await self._guard(
@@ -109,7 +119,7 @@ class Router:
             "identity": who.to_dict(),
             "place": where.to_dict(),
             "kind": kind,
-            "detail": detail,
+            "detail": storable(detail),
             "outcome": outcome,
             "run_id": run_id,
         }
@@ -119,8 +129,12 @@ class Router:
             log.exception("could not record %s by %s in the action log", kind, who.ref)
 
 
-def _unknown(what: str) -> Callable[[], Awaitable[Reply]]:
+def _not_known(what: str) -> str:
+    return f"Switchboard does not know {what}; try /workflow help"
+
+
+def _unknown(what: str, words: Callable[[str], str] = _not_known) -> Callable[[], Awaitable[Reply]]:
     async def refuse() -> Reply:
-        raise BadInput(f"Switchboard does not know {what}; try /workflow help")
+        raise BadInput(words(what))
 
     return refuse

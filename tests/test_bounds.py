@@ -6,18 +6,28 @@ nesting, alias bombs), through the real ``switchboard workflow validate`` proces
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+import sqlalchemy as sa
 
+from bot.config import Settings
 from bot.errors import NotFound
+from bot.process import start_app, stop_app
 from bot.runtime.catalog import Catalog
+from bot.storage.tables import action_log
 from engine.expr.errors import MAX_DEPTH, MAX_RESULT, MAX_WORK
 from engine.expressions import ExpressionError, evaluate, render
 from engine.loader import WorkflowInvalid, load_text
 from engine.yaml_bounds import MAX_BYTES, MAX_NESTING, MAX_NODES
+from tests.helpers import eventually, workflow
 from tests.test_cli import environment, finish_now, start
+from tests.test_slack import RELEASE, Harness, ephemeral_texts, slack
+
+__all__ = ["slack"]  # tests/test_slack.py's harness fixture, used by name below
 
 TEN = "{0}" * 10
 BIG = {"inputs": {"big": ["x" * 1000] * 5000, "s": "x" * 1_000_000, "piece": "y" * 100_000}}
@@ -165,3 +175,46 @@ def test_a_symlink_leading_out_of_the_workflows_folder_is_not_a_workflow(tmp_pat
         # The answer of a name that does not exist: nothing is learnt about the file it leads to.
         assert str(refused.value) == f"No workflow named {name}. Workflows: greet, hello."
     assert catalog.find("greet").spec.name == "greet"
+
+
+# -- invalid Unicode from chat ------------------------------------------------------------------------
+
+SURROGATE_REPLY = "Your message holds a character that is not valid Unicode (U+D800, a lone surrogate)"
+
+
+async def test_a_lone_surrogate_in_a_slack_form_gets_a_clear_reply_and_starts_nothing(slack: Harness) -> None:
+    fake = slack.fake
+    workflow(RELEASE, slack.workflows)
+    assert (await slack.send.command("run release service=api")).status == 200
+    view = (await eventually(lambda: fake.views))[0]
+    # Slack's payload is JSON, where "\ud800" is a legal escape that decodes to a lone surrogate.
+    answer = await slack.send.submit(view, {"service": "ap\ud800i", "count": "3", "env": "prod"})
+    assert answer.status == 200
+    [text] = await eventually(lambda: ephemeral_texts(fake))
+    assert text.startswith(SURROGATE_REPLY) and "Something went wrong" not in text
+    assert await slack.app.runtime.store.list_runs() == []
+    async with slack.app.runtime.store.engine.connect() as conn:  # the refusal is in the action log
+        logged = (await conn.execute(sa.select(action_log.c.detail, action_log.c.outcome))).all()
+    assert ({"form_id": "sb:form:run:release", "fields": ["count", "env", "service"]}, "BadInput") in [
+        (row.detail, row.outcome) for row in logged
+    ]
+
+
+async def test_a_lone_surrogate_typed_in_the_console_gets_a_clear_reply(tmp_path: Path) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "hello.yaml").write_text(HELLO)
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'db'}", workflows_dir=folder, port=0)
+    app = await start_app(settings)
+    try:
+        async with aiohttp.ClientSession(app.url) as session:
+            for text in ("/workflow run hello who=\ud800", "/workflow run he\ud800llo", "hi \ud800 there"):
+                # json.dumps writes the lone surrogate as the escape \ud800, which is legal JSON.
+                body = json.dumps({"user": "alice", "channel": "ops", "text": text})
+                headers = {"Content-Type": "application/json"}
+                async with session.post("/api/command", data=body, headers=headers) as res:
+                    assert res.status == 400
+                    assert (await res.json())["error"].startswith(SURROGATE_REPLY)
+        assert await app.runtime.store.list_runs() == []
+    finally:
+        await stop_app(app, grace=0.5, flush=0.5)

@@ -31,6 +31,7 @@ from bot.errors import (
 from bot.platforms.console.feed import message_json
 from bot.platforms.console.hints import hints
 from cards.model import Form
+from handlers.unicode_text import invalid_unicode, refusal
 
 if TYPE_CHECKING:
     from bot.platforms.console.adapter import ConsoleAdapter
@@ -198,6 +199,9 @@ def _str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         raise BadInput(f"'{name}' is required (text).")
+    problem = invalid_unicode(value)
+    if problem is not None:  # plain messages too, which go to the assistant and not through the router
+        raise BadInput(refusal(problem))
     return value
 
 
