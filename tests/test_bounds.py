@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,12 +20,20 @@ from bot.config import Settings
 from bot.errors import NotFound
 from bot.process import start_app, stop_app
 from bot.runtime.catalog import Catalog
+from bot.runtime.runtime import Runtime
 from bot.storage.tables import action_log
 from engine.expr.errors import MAX_DEPTH, MAX_RESULT, MAX_WORK
 from engine.expressions import ExpressionError, evaluate, render
 from engine.loader import WorkflowInvalid, load_text
+from engine.text_caps import (
+    MAX_CHAT_TEXT,
+    MAX_EVENT_BYTES,
+    MAX_RUN_OUTPUT_BYTES,
+    run_outputs_problem,
+    run_outputs_within_cap,
+)
 from engine.yaml_bounds import MAX_BYTES, MAX_NESTING, MAX_NODES
-from tests.helpers import eventually, workflow
+from tests.helpers import eventually, finished, workflow
 from tests.test_cli import environment, finish_now, start
 from tests.test_slack import RELEASE, Harness, ephemeral_texts, slack
 
@@ -218,3 +228,62 @@ async def test_a_lone_surrogate_typed_in_the_console_gets_a_clear_reply(tmp_path
         assert await app.runtime.store.list_runs() == []
     finally:
         await stop_app(app, grace=0.5, flush=0.5)
+
+
+# -- every stored text is capped ----------------------------------------------------------------------
+
+LOUD = {
+    "shout": 'notify: "${{ inputs.text }}"',
+    "ask": 'approval: {title: "${{ inputs.text }}", approvers: ["user:bob"]}',
+    "spill": """run: ["python3", "-c", "import sys; sys.stderr.write('e' * 300_000); sys.exit(1)"]""",
+}
+
+
+def loud(step: str) -> str:
+    return f"name: loud_{step}\ninputs:\n  text: {{type: string}}\nsteps:\n  {step}:\n    {LOUD[step]}\n"
+
+
+async def stored_events(runtime: Runtime, run_id: str) -> list[tuple[str, str | None, dict[str, Any]]]:
+    return [(e.type, e.step_key, e.data) for e in await runtime.store.events_after(run_id, 0, limit=100_000)]
+
+
+async def test_texts_over_their_caps_fail_their_step_and_no_event_grows_past_its_cap(
+    make_runtime: Callable[..., Any],
+) -> None:
+    runtime: Runtime = await make_runtime()
+    size = MAX_EVENT_BYTES + 1  # over the chat text cap, and the run_started event's inputs too
+    text = "x" * size
+    runs = {
+        step: (await runtime.submit(workflow(loud(step)), {"text": text}, "alice")).run_id for step in LOUD
+    }
+    limit = f"characters; the limit is {MAX_CHAT_TEXT:,} (the chat text cap)"
+    wanted = {
+        "shout": f"the notify text is {size:,} {limit}",
+        "ask": f"the approval's title is {size:,} {limit}",
+    }
+    for step, run_id in runs.items():
+        assert (await finished(runtime, run_id)).status == "failed"
+        [state] = await runtime.store.step_rows(run_id)
+        assert state.error is not None
+        if step in wanted:
+            assert state.error.startswith(wanted[step]), state.error
+        events = await stored_events(runtime, run_id)
+        assert "notification" not in [t for t, _, _ in events]  # nothing was sent
+        for type_, key, data in events:
+            assert len(json.dumps(data)) <= MAX_EVENT_BYTES, (type_, key, len(json.dumps(data)))
+        [started_event] = [d for t, _, d in events if t == "run_started"]
+        assert f"an event keeps at most {MAX_EVENT_BYTES:,}" in started_event["cut"]  # its inputs were cut
+    [spilled] = [d for t, k, d in await stored_events(runtime, runs["spill"]) if t == "step_failed"]
+    # The command kept the last 64 KiB of stderr (its output cap); the event keeps its end.
+    assert spilled["stderr"] == "[cut from 65,536 characters] …" + "e" * 2000 and "cut" in spilled
+
+
+def test_the_outputs_of_a_run_with_many_big_steps_are_kept_within_their_cap() -> None:
+    every = {f"s{i}": {"stdout": "o" * 200_000} for i in range(10)}
+    kept = run_outputs_within_cap(every)
+    assert len(json.dumps(kept)) <= MAX_RUN_OUTPUT_BYTES
+    assert list(kept)[:5] == ["s0", "s1", "s2", "s3", "s4"]
+    assert f"at most {MAX_RUN_OUTPUT_BYTES:,} characters of outputs (the run outputs cap)" in kept["_cut"]
+    assert run_outputs_problem(every) is not None and "Keep less in 'outputs:'" in str(
+        run_outputs_problem(every)
+    )
