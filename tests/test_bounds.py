@@ -150,7 +150,12 @@ def test_validate_refuses_hostile_files_promptly_and_checks_the_rest(tmp_path: P
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     env = environment(f"sqlite+aiosqlite:///{tmp_path / 'db'}", tmp_path)
-    result = finish_now(start(env, "workflow", "validate", str(tmp_path)), timeout=60)
+    validating = start(env, "workflow", "validate", str(tmp_path))
+    running = start(env, "workflow", "run", "bomb")
+    ran = finish_now(running, timeout=60)
+    assert ran.code == 2 and "Traceback" not in ran.out, ran.out
+    assert f"{tmp_path / 'bomb.yaml'}:8:" in ran.out and "(the node limit)" in ran.out
+    result = finish_now(validating, timeout=60)
     assert result.code == 2, result.out
     out = result.out
     assert "Traceback" not in out and "RecursionError" not in out, out

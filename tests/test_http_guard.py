@@ -6,6 +6,7 @@ counts the requests it got, so a refusal is shown to have sent nothing.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from bot.errors import BadInput
 from bot.runtime.runtime import Runtime
 from engine.activities import http
 from engine.activities.base import ActivityContext, StepCall, StepFailure
+from engine.activities.http_guard import Refused
 from tests.helpers import finished, workflow
 from tests.test_cli import environment, finish_now, start
 
@@ -201,3 +203,19 @@ steps:
         f"{tmp_path / 'fetch.yaml'}:10:12",
     ]
     assert "step 'anywhere' takes its url's host from an input" in warned[0]
+
+
+def test_a_listener_on_every_interface_is_refused_at_the_machine_s_own_addresses() -> None:
+    guard = Settings(host="0.0.0.0", port=8080).http_guard()
+    for address in [*own_addresses(), "127.0.0.1", "::1"]:
+        with pytest.raises(Refused, match="Switchboard's own listener"):
+            guard.check(address, address, 8080)
+        guard.check(address, address, 8081)  # another port on this machine is another service
+
+
+def own_addresses() -> list[str]:
+    """This machine's interface addresses, as `ip addr` would list them (read from /proc)."""
+    found = {str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)}
+    lines = Path("/proc/net/fib_trie").read_text().splitlines() if Path("/proc/net/fib_trie").exists() else []
+    found |= {lines[i - 1].split()[-1] for i, line in enumerate(lines) if "/32 host LOCAL" in line}
+    return sorted(found)

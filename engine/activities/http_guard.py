@@ -14,6 +14,7 @@ redirect are checked by ``HttpGuard.check_url`` before the request leaves.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -133,11 +134,19 @@ def own_listener(host: str, port: int) -> tuple[Rule, ...]:
 
 
 def _machine_addresses() -> list[str]:
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None)
-    except OSError:
-        return []
-    return sorted({str(info[4][0]).partition("%")[0] for info in infos})
+    """This machine's addresses: its host name's, and the source address of its routes out (a UDP
+    socket's connect picks a route and sends nothing)."""
+    found: set[str] = set()
+    with contextlib.suppress(OSError):
+        found.update(str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None))
+    for family, documentation in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((documentation, 9))
+                found.add(str(probe.getsockname()[0]))
+        except OSError:
+            continue  # no route for this family
+    return sorted(address.partition("%")[0] for address in found)
 
 
 def _address(text: str) -> IpAddress | None:
