@@ -15,10 +15,10 @@ from bot.errors import BadInput, SwitchboardError, log_unexpected
 from bot.identity import Identity, Place
 from bot.storage.action_log import record_action
 from cards.model import parse_action_id
+from handlers.chat_text import refusal_of, storable
 from handlers.registry import ACTIONS, COMMANDS, COMPLETIONS, FORMS
 from handlers.services import Services
 from handlers.types import Autocomplete, Click, Command, FieldErrors, Reply, Say, Submission
-from handlers.unicode_text import invalid_unicode, refusal, storable
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ class Router:
         """A slash command."""
         handler = COMMANDS.get(cmd.name)
         detail = {"command": cmd.name, "text": cmd.text}
-        problem = invalid_unicode([cmd.name, cmd.text])
-        if problem is not None:
-            return await self._guard("command", cmd.who, cmd.where, detail, _unknown(problem, refusal))
+        refused = refusal_of([cmd.name, cmd.text])
+        if refused is not None:
+            return await self._guard("command", cmd.who, cmd.where, detail, _refuse(refused))
         if handler is None:
             return await self._guard("command", cmd.who, cmd.where, detail, _unknown(f"/{cmd.name}"))
         return await self._guard("command", cmd.who, cmd.where, detail, lambda: handler(cmd, self.services))
@@ -43,9 +43,9 @@ class Router:
     async def click(self, click: Click) -> Reply:
         """A button press."""
         detail = {"action_id": click.action_id}
-        problem = invalid_unicode(click.action_id)
-        if problem is not None:
-            return await self._guard("click", click.who, click.where, detail, _unknown(problem, refusal))
+        refused = refusal_of(click.action_id)
+        if refused is not None:
+            return await self._guard("click", click.who, click.where, detail, _refuse(refused))
         parsed = parse_action_id(click.action_id)
         handler = ACTIONS.get(parsed[0]) if parsed else None
         if parsed is None or handler is None:
@@ -66,9 +66,9 @@ class Router:
         parsed = parse_action_id(sub.form_id)
         handler = FORMS.get(parsed[1]) if parsed and parsed[0] == "form" else None
         detail = {"form_id": sub.form_id, "fields": sorted(sub.values)}
-        problem = invalid_unicode([sub.form_id, sub.values, sub.state])
-        if problem is not None:
-            return await self._guard("submit", sub.who, sub.where, detail, _unknown(problem, refusal))
+        refused = refusal_of([sub.form_id, sub.values, sub.state])
+        if refused is not None:
+            return await self._guard("submit", sub.who, sub.where, detail, _refuse(refused))
         if parsed is None or handler is None:
             return await self._guard("submit", sub.who, sub.where, detail, _unknown("this form"))
         return await self._guard(
@@ -129,12 +129,12 @@ class Router:
             log.exception("could not record %s by %s in the action log", kind, who.ref)
 
 
-def _not_known(what: str) -> str:
-    return f"Switchboard does not know {what}; try /workflow help"
+def _unknown(what: str) -> Callable[[], Awaitable[Reply]]:
+    return _refuse(f"Switchboard does not know {what}; try /workflow help")
 
 
-def _unknown(what: str, words: Callable[[str], str] = _not_known) -> Callable[[], Awaitable[Reply]]:
+def _refuse(message: str) -> Callable[[], Awaitable[Reply]]:
     async def refuse() -> Reply:
-        raise BadInput(words(what))
+        raise BadInput(message)
 
     return refuse

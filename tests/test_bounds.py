@@ -33,6 +33,7 @@ from engine.text_caps import (
     run_outputs_within_cap,
 )
 from engine.yaml_bounds import MAX_BYTES, MAX_NESTING, MAX_NODES
+from handlers.chat_text import MAX_INPUT_TEXT
 from tests.helpers import eventually, finished, workflow
 from tests.test_cli import environment, finish_now, start
 from tests.test_slack import RELEASE, Harness, ephemeral_texts, slack
@@ -197,7 +198,7 @@ def test_a_symlink_leading_out_of_the_workflows_folder_is_not_a_workflow(tmp_pat
 SURROGATE_REPLY = "Your message holds a character that is not valid Unicode (U+D800, a lone surrogate)"
 
 
-async def test_a_lone_surrogate_in_a_slack_form_gets_a_clear_reply_and_starts_nothing(slack: Harness) -> None:
+async def test_a_lone_surrogate_or_a_huge_value_in_a_slack_form_gets_a_clear_reply(slack: Harness) -> None:
     fake = slack.fake
     workflow(RELEASE, slack.workflows)
     assert (await slack.send.command("run release service=api")).status == 200
@@ -207,12 +208,18 @@ async def test_a_lone_surrogate_in_a_slack_form_gets_a_clear_reply_and_starts_no
     assert answer.status == 200
     [text] = await eventually(lambda: ephemeral_texts(fake))
     assert text.startswith(SURROGATE_REPLY) and "Something went wrong" not in text
+    huge = "a" * (MAX_INPUT_TEXT + 1)
+    assert (await slack.send.submit(view, {"service": huge, "count": "3", "env": "prod"})).status == 200
+    [_, text] = await eventually(lambda: ephemeral_texts(fake) if len(ephemeral_texts(fake)) == 2 else None)
+    assert text.startswith(
+        f"That is {MAX_INPUT_TEXT + 1:,} characters; a command or a form field takes at most"
+    )
+    assert f"{MAX_INPUT_TEXT:,} (the input text cap)" in text
     assert await slack.app.runtime.store.list_runs() == []
-    async with slack.app.runtime.store.engine.connect() as conn:  # the refusal is in the action log
+    async with slack.app.runtime.store.engine.connect() as conn:  # the refusals are in the action log
         logged = (await conn.execute(sa.select(action_log.c.detail, action_log.c.outcome))).all()
-    assert ({"form_id": "sb:form:run:release", "fields": ["count", "env", "service"]}, "BadInput") in [
-        (row.detail, row.outcome) for row in logged
-    ]
+    refused = ({"form_id": "sb:form:run:release", "fields": ["count", "env", "service"]}, "BadInput")
+    assert [(row.detail, row.outcome) for row in logged].count(refused) == 2
 
 
 async def test_a_lone_surrogate_typed_in_the_console_gets_a_clear_reply(tmp_path: Path) -> None:

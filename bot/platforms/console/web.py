@@ -31,7 +31,7 @@ from bot.errors import (
 from bot.platforms.console.feed import message_json
 from bot.platforms.console.hints import hints
 from cards.model import Form
-from handlers.unicode_text import invalid_unicode, refusal
+from handlers.chat_text import invalid_unicode, refusal
 
 if TYPE_CHECKING:
     from bot.platforms.console.adapter import ConsoleAdapter
