@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from bot.config import Settings, load_settings
 from bot.errors import BadInput
@@ -21,6 +24,7 @@ from bot.runtime.runtime import Runtime
 from engine.activities import http
 from engine.activities.base import ActivityContext, StepCall, StepFailure
 from engine.activities.http_guard import Refused
+from engine.activities.http_send import GuardedResolver, Request, send
 from tests.helpers import finished, workflow
 from tests.test_cli import environment, finish_now, start
 
@@ -219,3 +223,46 @@ def own_addresses() -> list[str]:
     lines = Path("/proc/net/fib_trie").read_text().splitlines() if Path("/proc/net/fib_trie").exists() else []
     found |= {lines[i - 1].split()[-1] for i, line in enumerate(lines) if "/32 host LOCAL" in line}
     return sorted(found)
+
+
+class HostileDns(AbstractResolver):
+    """A name server (third-party, so faked) answering ``addresses`` for every name."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_names_are_checked_on_the_addresses_actually_dialled(listener: Server, service: Server) -> None:
+    guard = context(listener).http_guard
+    # The name's answer is checked where the connection uses it, so there is no earlier lookup a
+    # rebinding server could answer harmlessly: the same name is allowed to the service's port and
+    # refused at the listener's, on the address it resolved to just then.
+    dns = HostileDns(["127.0.0.1"])
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(guard, dns), use_dns_cache=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        ok = await send(session, Request("GET", URL(f"http://rebind.test:{service.port}/a"), {}, 1000, guard))
+        assert ok["status"] == 200
+        with pytest.raises(Refused, match="Switchboard's own listener"):
+            await send(session, Request("GET", URL(f"http://rebind.test:{listener.port}/b"), {}, 1000, guard))
+    assert service.seen == ["/a"] and listener.seen == []
+
+
+async def test_every_address_a_name_resolves_to_is_checked(listener: Server, service: Server) -> None:
+    guard = context(listener).http_guard
+    dns = HostileDns(["127.0.0.1", "169.254.169.254"])  # one good address is not enough
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(guard, dns))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        with pytest.raises(Refused, match=r"rebind.test:\d+ \(169.254.169.254\): a link-local"):
+            await send(session, Request("GET", URL(f"http://rebind.test:{service.port}/"), {}, 1000, guard))
+    assert service.seen == []

@@ -31,9 +31,9 @@ CREDENTIALS = ("authorization", "cookie", "proxy-authorization")
 class GuardedResolver(AbstractResolver):
     """The default resolver, refusing a name when any address it resolves to is denied."""
 
-    def __init__(self, guard: HttpGuard) -> None:
+    def __init__(self, guard: HttpGuard, inner: AbstractResolver | None = None) -> None:
         self.guard = guard
-        self.inner = DefaultResolver()
+        self.inner = inner or DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
