@@ -100,9 +100,6 @@ def check_may_run(loaded: LoadedWorkflow, who: Identity, where: Place) -> None:
 
 
 def _plain_name(name: str) -> bool:
-    return (
-        bool(name)
-        and not name.startswith(".")
-        and not any(c in name for c in "/\\:\0")
-        and (Path(name).suffix.lower() not in (".yaml", ".yml"))
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\:\0") and (
+        Path(name).suffix.lower() not in (".yaml", ".yml")
     )
