@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,14 @@ from engine.text_caps import (
 )
 from engine.yaml_bounds import MAX_BYTES, MAX_NESTING, MAX_NODES
 from handlers.chat_text import MAX_INPUT_TEXT
+from tests.fakes.openai_server import Text
 from tests.helpers import eventually, finished, workflow
 from tests.test_cli import environment, finish_now, start
 from tests.test_slack import RELEASE, Harness, ephemeral_texts, slack
+from tests.test_slack_conversations import DM, harness, posts
+from tests.test_slack_conversations import Harness as ConversationHarness
 
-__all__ = ["slack"]  # tests/test_slack.py's harness fixture, used by name below
+__all__ = ["harness", "slack"]  # the Slack harnesses' fixtures, used by name below
 
 TEN = "{0}" * 10
 BIG = {"inputs": {"big": ["x" * 1000] * 5000, "s": "x" * 1_000_000, "piece": "y" * 100_000}}
@@ -299,3 +302,14 @@ def test_the_outputs_of_a_run_with_many_big_steps_are_kept_within_their_cap() ->
     assert run_outputs_problem(every) is not None and "Keep less in 'outputs:'" in str(
         run_outputs_problem(every)
     )
+
+
+async def test_a_lone_surrogate_in_a_slack_message_is_kept_as_a_replacement_character(
+    harness: Callable[..., Awaitable[ConversationHarness]],
+) -> None:
+    h = await harness()
+    h.llm.script(Text("Deploys are listed with /workflow list."))
+    await h.dm("how do I \ud800 deploy?")  # Events API JSON carries it as the escape \ud800
+    [reply] = await eventually(lambda: posts(h.fake, DM))
+    assert reply["text"] == "Deploys are listed with /workflow list."
+    assert await h.user_messages() == ["how do I \ufffd deploy?"]  # nothing typed is lost
