@@ -8,11 +8,20 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import BadInput
 from engine.activities.base import LlmSettings
+from engine.activities.http_guard import HttpGuard, default_denies, own_listener, parse_rule
 
 PREFIX = "SWITCHBOARD_"
 
@@ -71,6 +80,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, validation_alias=AliasChoices("PORT", "SWITCHBOARD_PORT"))
+    # Where http steps may go besides the defaults: CIDRs, addresses or host names, each with an
+    # optional :port. ALLOW lifts the built-in refusals (own listener, link-local, cloud metadata).
+    http_allow: CommaList = []
+    http_deny: CommaList = []
     admins: CommaList = []  # "console:alice", "slack:U024BE7LH", "discord:80351110224678912"
     # Sign-in for the web console: "dev" (a user picker, loopback only) or "oidc" (an OpenID provider).
     auth: Literal["dev", "oidc"] = "dev"
@@ -134,6 +147,23 @@ class Settings(BaseSettings):
                 if key not in names:
                     raise ValueError(f"unknown setting {key}{_hint(key, sorted(cls.model_fields))}")
         return data
+
+    @field_validator("http_allow", "http_deny")
+    @classmethod
+    def _http_rules(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            parse_rule(entry)  # a ValueError names the entry that is not a CIDR, address or host
+        return entries
+
+    def http_guard(self, port: int | None = None) -> HttpGuard:
+        """Where http steps may not go: the listener (at ``port`` once bound, when PORT is 0),
+        link-local and metadata addresses, and SWITCHBOARD_HTTP_DENY."""
+        listening = self.port if port is None else port
+        own = own_listener(self.host, listening) if listening else ()
+        return HttpGuard(
+            deny=own + default_denies(self.http_deny),
+            allow=tuple(parse_rule(entry) for entry in self.http_allow),
+        )
 
     def llm(self) -> LlmSettings | None:
         """The LLM connection, or None when no API key is set."""

@@ -112,6 +112,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     await site.start()
     app.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the real port when 0 was asked
     context.url = app.url
+    runtime.activity.http_guard = settings.http_guard(port=app.port)  # http steps never call this listener
     for platform in app.platforms.values():
         await platform.start()
         log.info("started %s", platform.describe())

@@ -11,6 +11,7 @@ from engine.graph import downstream
 from engine.signals import ApprovalDecided, RequestApproval
 from engine.spec import ApprovalSpec, BudgetTier, Step
 from engine.state import StepState, StepStatus
+from engine.text_caps import chat_text_problem
 
 
 class ApprovalFlow:
@@ -36,11 +37,20 @@ class ApprovalFlow:
                 auto = f"{amount:,.2f} {a.budget.currency} is within the automatic tier"
         if auto is None and a.auto_approve is not None and text_truthy(render(a.auto_approve, ctx)):
             auto = f"auto_approve: {a.auto_approve}"
+        description = render(a.description, ctx)
+        for what, text in (
+            ("the approval's title", title),
+            ("the approval's description", str(description or "")),
+            ("the approval's context", "".join(f"{k}{v}" for k, v in context.items())),
+        ):
+            problem = chat_text_problem(what, text)
+            if problem is not None:
+                raise ValueError(problem)  # fails the step with this message, before a card is drawn
         core.start_record(step)
         effect = RequestApproval(
             step.key,
             title,
-            render(a.description, ctx),
+            description,
             context,
             approvers,
             required,

@@ -12,6 +12,7 @@ from engine.masking import mask
 from engine.signals import Decision, Effect, Event, Notify, RequestApproval, SetTimer, StartStep
 from engine.spec import MAX_EVENTS_PER_RUN, Workflow
 from engine.state import RunState, RunStatus, StepState, StepStatus
+from engine.text_caps import capped_event
 
 _NO_FEEDBACK: dict[str, Any] = {"feedback": "", "revision": 0, "decided_by": None}
 
@@ -197,7 +198,7 @@ class CoreBase(ABC):
                 "", f"the run wrote {MAX_EVENTS_PER_RUN:,} events, the limit; it was stopped"
             )
             self.cancel("limits", "too many events")
-        clean = {k: v for k, v in data.items() if v is not None}
+        clean = capped_event({k: v for k, v in data.items() if v is not None})
         self._d.events.append(Event(type_, key, mask(clean, self.state.secrets.values())))
 
     @property

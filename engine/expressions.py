@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.expr.coerce import to_text, truthy
-from engine.expr.errors import ExpressionError
+from engine.expr.errors import MAX_RESULT, ExpressionError
 from engine.expr.evaluate import Filtered, Fn, Run, compiled
 from engine.expr.lexer import unexpected
 from engine.expr.nodes import Call, walk
@@ -175,14 +175,20 @@ def render(
                 return _render_slowly(value, context, status, files_root)  # words the unknown name
         run = Run(context, status, files_root, "")
         out: list[str] = []
+        size = 0
         for part in parts:
             if isinstance(part, str):
                 out.append(part)
+                size += len(part)
                 continue
             run.text, program = part
             if program is not None:
                 got = program(run)
-                out.append(got if type(got) is str else _as_text(_export(got)))
+                text = got if type(got) is str else _as_text(_export(got))
+                out.append(text)
+                size += len(text)
+                if size > MAX_RESULT:
+                    _too_long(run.text)
         return "".join(out)
     if isinstance(value, list):
         return [render(v, context, status, files_root) for v in value]
@@ -192,10 +198,26 @@ def render(
 
 
 def _render_slowly(value: str, context: Mapping[str, Any], status: str, files_root: str | None) -> str:
-    pieces = split(value)
-    return "".join(
-        _as_text(evaluate(p.text.strip(), context, status, files_root)) if p.expression else p.text
-        for p in pieces
+    out: list[str] = []
+    size = 0
+    for piece in split(value):
+        text = (
+            _as_text(evaluate(piece.text.strip(), context, status, files_root))
+            if piece.expression
+            else piece.text
+        )
+        out.append(text)
+        size += len(text)
+        if size > MAX_RESULT:
+            _too_long(piece.text.strip())
+    return "".join(out)
+
+
+def _too_long(expression: str) -> NoReturn:
+    """Each expression is bounded on its own; this bounds the text they fill together."""
+    raise ExpressionError(
+        expression[:200],
+        f"the string it fills would be longer than {MAX_RESULT:,} characters (the result size bound)",
     )
 
 

@@ -19,6 +19,7 @@ from engine.diagnostics import Issue, issues_from
 from engine.references import reference_issues
 from engine.source_map import locate, parse_yaml, plain
 from engine.spec import Workflow
+from engine.yaml_bounds import MAX_BYTES, size_problem
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -93,14 +94,27 @@ def load_workflow(path: Path) -> LoadedWorkflow:
     """Read and validate one workflow file; raise WorkflowInvalid with every problem found."""
     try:
         # Bytes, not read_text: universal newlines would change the text and so the digest.
-        text = Path(path).read_bytes().decode("utf-8")
+        text = _read(Path(path))
     except OSError as exc:
         raise WorkflowInvalid(
             [WorkflowError(str(path), 1, 1, f"cannot read the file: {exc.strerror}")]
         ) from None
     except UnicodeDecodeError:
         raise WorkflowInvalid([WorkflowError(str(path), 1, 1, "the file is not UTF-8 text")]) from None
+    problem = size_problem(text)
+    if problem is not None:
+        raise WorkflowInvalid([WorkflowError(str(path), *problem)])
     return load_text(text, str(path))
+
+
+def _read(path: Path) -> str:
+    """The file's text; past the size limit only a prefix is read (a huge file is refused unread)."""
+    with path.open("rb") as file:
+        data = file.read(4 * MAX_BYTES + 1)  # UTF-8 takes at most 4 bytes a character
+    if len(data) > 4 * MAX_BYTES:
+        data = data[: MAX_BYTES + 1]
+        return data.decode("utf-8", errors="replace")
+    return data.decode("utf-8")
 
 
 def workflow_files(directory: Path) -> list[Path]:
@@ -165,7 +179,7 @@ def find_workflow(directory: Path, name_or_path: str) -> Path:
 
 def _declared_name(file: Path) -> str | None:
     try:
-        root, _ = parse_yaml(file.read_bytes().decode("utf-8"))
+        root, _ = parse_yaml(_read(file))
     except (OSError, UnicodeDecodeError):
         return None
     name = root.get("name") if isinstance(root, CommentedMap) else None

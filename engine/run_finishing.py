@@ -9,6 +9,7 @@ from engine.expressions import render
 from engine.masking import mask
 from engine.saga import Saga
 from engine.state import RunStatus, StepStatus
+from engine.text_caps import run_outputs_problem, run_outputs_within_cap
 
 
 class RunFinishing(CoreBase):
@@ -62,9 +63,14 @@ class RunFinishing(CoreBase):
 
     def _workflow_outputs(self) -> dict[str, Any]:
         if not self.spec.outputs:
-            return {sid: v["outputs"] for sid, v in self.view.items() if v["status"] == "succeeded"}
+            every = {sid: v["outputs"] for sid, v in self.view.items() if v["status"] == "succeeded"}
+            return run_outputs_within_cap(every)
         ctx = self.context()
-        return {
+        declared = {
             name: mask(render(expr, ctx), self.state.secrets.values())
             for name, expr in self.spec.outputs.items()
         }
+        problem = run_outputs_problem(declared)
+        if problem is not None:
+            raise ValueError(problem)
+        return declared

@@ -12,6 +12,7 @@ from engine.rules import trigger_allows
 from engine.signals import Notify, StartStep
 from engine.spec import MAX_FANOUT, Step
 from engine.state import StepState, StepStatus
+from engine.text_caps import chat_text_problem
 
 ACTIVITY_KINDS = frozenset({"run", "http", "action", "llm"})
 
@@ -88,6 +89,9 @@ class Scheduling(CoreBase):
         try:
             if kind == "notify":
                 params = render_params(spec, ctx)
+                problem = chat_text_problem("the notify text", str(params["text"]))
+                if problem is not None:
+                    raise ValueError(problem)  # nothing is sent, and the event does not hold the text
                 self.start_record(step)
                 self._d.effects.append(Notify(step.key, params["text"], params["channel"]))
                 self.emit("notification", step.key, text=params["text"], channel=params["channel"])

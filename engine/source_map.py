@@ -16,6 +16,8 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from engine.yaml_bounds import bounds_problem
+
 Position = tuple[int, int]
 Problem = tuple[int, int, str]
 _HINTS = {
@@ -30,7 +32,13 @@ _HINTS = {
 
 
 def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
-    """The round-trip data of ``text`` (None if unreadable) and every syntax problem, never raising."""
+    """The round-trip data of ``text`` (None if unreadable) and every syntax problem, never raising.
+
+    A file over a bound of ``yaml_bounds`` (size, nesting, nodes with aliases expanded) is unreadable.
+    """
+    bound = bounds_problem(text)
+    if bound is not None:
+        return None, [bound]
     try:
         return _yaml(allow_duplicates=False).load(text), []
     except DuplicateKeyError:

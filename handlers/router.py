@@ -15,6 +15,7 @@ from bot.errors import BadInput, SwitchboardError, log_unexpected
 from bot.identity import Identity, Place
 from bot.storage.action_log import record_action
 from cards.model import parse_action_id
+from handlers.chat_text import refusal_of, storable
 from handlers.registry import ACTIONS, COMMANDS, COMPLETIONS, FORMS
 from handlers.services import Services
 from handlers.types import Autocomplete, Click, Command, FieldErrors, Reply, Say, Submission
@@ -32,15 +33,21 @@ class Router:
         """A slash command."""
         handler = COMMANDS.get(cmd.name)
         detail = {"command": cmd.name, "text": cmd.text}
+        refused = refusal_of([cmd.name, cmd.text])
+        if refused is not None:
+            return await self._guard("command", cmd.who, cmd.where, detail, _refuse(refused))
         if handler is None:
             return await self._guard("command", cmd.who, cmd.where, detail, _unknown(f"/{cmd.name}"))
         return await self._guard("command", cmd.who, cmd.where, detail, lambda: handler(cmd, self.services))
 
     async def click(self, click: Click) -> Reply:
         """A button press."""
+        detail = {"action_id": click.action_id}
+        refused = refusal_of(click.action_id)
+        if refused is not None:
+            return await self._guard("click", click.who, click.where, detail, _refuse(refused))
         parsed = parse_action_id(click.action_id)
         handler = ACTIONS.get(parsed[0]) if parsed else None
-        detail = {"action_id": click.action_id}
         if parsed is None or handler is None:
             return await self._guard("click", click.who, click.where, detail, _unknown("this button"))
         kind, target, choice = parsed
@@ -59,6 +66,9 @@ class Router:
         parsed = parse_action_id(sub.form_id)
         handler = FORMS.get(parsed[1]) if parsed and parsed[0] == "form" else None
         detail = {"form_id": sub.form_id, "fields": sorted(sub.values)}
+        refused = refusal_of([sub.form_id, sub.values, sub.state])
+        if refused is not None:
+            return await self._guard("submit", sub.who, sub.where, detail, _refuse(refused))
         if parsed is None or handler is None:
             return await self._guard("submit", sub.who, sub.where, detail, _unknown("this form"))
         return await self._guard(
@@ -109,7 +119,7 @@ class Router:
             "identity": who.to_dict(),
             "place": where.to_dict(),
             "kind": kind,
-            "detail": detail,
+            "detail": storable(detail),
             "outcome": outcome,
             "run_id": run_id,
         }
@@ -120,7 +130,11 @@ class Router:
 
 
 def _unknown(what: str) -> Callable[[], Awaitable[Reply]]:
+    return _refuse(f"Switchboard does not know {what}; try /workflow help")
+
+
+def _refuse(message: str) -> Callable[[], Awaitable[Reply]]:
     async def refuse() -> Reply:
-        raise BadInput(f"Switchboard does not know {what}; try /workflow help")
+        raise BadInput(message)
 
     return refuse

@@ -24,6 +24,7 @@ from engine.durations import format_duration
 from engine.inputs import parse_pairs
 from engine.loader import WorkflowNotFound, find_workflow, load_dir, load_workflow, validate_paths
 from engine.schema import json_schema
+from engine.url_checks import input_host_warnings
 
 log = logging.getLogger(__name__)
 SUCCESS = ("succeeded",)  # compensated, failed and cancelled are not success: the exit code says so
@@ -66,6 +67,8 @@ async def validate(settings: Settings, args: argparse.Namespace) -> int:
                 print(error)
         else:
             print(f"{path}: valid")
+            for warning in input_host_warnings(load_workflow(path)):
+                print(warning)
             if settings.llm() is None and _has_llm_steps(path):
                 print(
                     f"{path}: note: no LLM is configured, so its llm steps will be skipped; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from engine.loader import (
     load_workflow,
     workflow_files,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,12 +38,17 @@ class Catalog:
         """
         if not _plain_name(name):
             raise WorkflowNotFound(str(self.folder), f"'{name}' is not a workflow name")
-        return self._load(find_workflow(self.folder, name))
+        path = find_workflow(self.folder, name)
+        if not self._inside(path):
+            raise WorkflowNotFound(str(self.folder), f"'{name}' leads out of the workflows folder")
+        return self._load(path)
 
     def workflows(self) -> list[LoadedWorkflow]:
         """Every valid workflow in the folder, by name (files are parsed again only when they change)."""
         loaded = []
         for path in workflow_files(self.folder) if self.folder.is_dir() else []:
+            if not self._inside(path):
+                continue
             try:
                 loaded.append(self._load(path))
             except (WorkflowInvalid, OSError):
@@ -59,6 +67,21 @@ class Catalog:
             raise NotFound(f"No workflow named {name}.{hint}") from None
         except WorkflowInvalid as exc:
             raise BadInput(f"Workflow {name} is invalid and cannot run:\n{exc}") from None
+
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path``, every symlink followed, is a file of the workflows folder itself.
+
+        A symlink in the folder that leads elsewhere is not a workflow chat may run or see: it is
+        logged for the operator, and chat gets the same answer as for a name that does not exist.
+        """
+        try:
+            real, folder = path.resolve(strict=True), self.folder.resolve(strict=True)
+        except (OSError, RuntimeError):  # a dangling link, or a loop of links
+            return False
+        if real.is_relative_to(folder):
+            return True
+        log.warning("ignoring %s: it is a symlink to %s, outside the workflows folder %s", path, real, folder)
+        return False
 
     def _load(self, path: Path) -> LoadedWorkflow:
         mtime = path.stat().st_mtime

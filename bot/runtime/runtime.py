@@ -65,6 +65,7 @@ class Runtime:
             llm=settings.llm(),
             kill_grace=settings.kill_grace,
             on_spawn=functools.partial(orphans.record_spawn, self),
+            http_guard=settings.http_guard(),
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
         self.observers: list[Observer] = []

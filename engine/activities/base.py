@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine.activities.http_guard import HttpGuard
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -50,6 +52,7 @@ class ActivityContext:
     workflows_dir: Path = Path("workflows")
     llm: LlmSettings | None = None
     http_session: aiohttp.ClientSession | None = None
+    http_guard: HttpGuard = field(default_factory=HttpGuard)  # where http steps may not go
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL
     output_cap: int = 64 * 1024  # bytes kept of stdout and of stderr (the tail)
     # Told of each step program as it starts, before it is waited on, so a crash leaves a record of it.

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import codecs
-import json
 import time
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from engine.activities.base import ActivityContext, StepCall, StepFailure
-from engine.spec import MAX_OUTPUT_BYTES
+from engine.activities.http_guard import Refused
+from engine.activities.http_send import GuardedResolver, Request, send
 
 
 async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
@@ -31,18 +31,24 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
         request["timeout"] = aiohttp.ClientTimeout(total=float(params["timeout"]))
 
     started = time.monotonic()
+    guard = ctx.http_guard
     try:
         if ctx.http_session is not None:
-            result = await _send(ctx.http_session, method, url, request, ctx.output_cap)
+            # A caller's session dials with its own resolver: check what the name resolves to now.
+            sent = Request(method, URL(url), request, ctx.output_cap, guard, resolve_first=True)
+            result = await send(ctx.http_session, sent)
         else:
-            async with aiohttp.ClientSession() as session:
-                result = await _send(session, method, url, request, ctx.output_cap)
+            connector = aiohttp.TCPConnector(resolver=GuardedResolver(guard))
+            async with aiohttp.ClientSession(connector=connector) as session:
+                result = await send(session, Request(method, URL(url), request, ctx.output_cap, guard))
+    except Refused as exc:
+        raise StepFailure("http", f"{method} {url} was not sent: {exc}") from None
     # TimeoutError first: aiohttp's timeout errors are also connection errors. The runtime's own
     # step timeout arrives here as CancelledError, which is not caught.
     except TimeoutError:
         limit = f" within {float(params['timeout']):g}s" if params.get("timeout") else " in time"
         raise StepFailure("timeout", f"{method} {url} got no answer{limit}") from None
-    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, aiohttp.TooManyRedirects) as exc:
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
         raise StepFailure("http", f"{method} {url} failed: {_describe(exc)}") from None
     except aiohttp.ClientError as exc:
         raise StepFailure("connection", f"{method} {url} failed: {_describe(exc)}") from None
@@ -58,55 +64,11 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
     return result
 
 
-async def _send(
-    session: aiohttp.ClientSession, method: str, url: str, request: dict[str, Any], cap: int
-) -> dict[str, Any]:
-    async with session.request(method, url, **request) as response:
-        # Read a bounded head: enough to parse a JSON answer the run history can hold, never unbounded.
-        limit = max(cap, MAX_OUTPUT_BYTES)
-        body = bytearray()
-        while len(body) <= limit and (chunk := await response.content.read(limit + 1 - len(body))):
-            body += chunk
-        truncated = len(body) > limit
-        # Lower-case names, so a workflow can write headers["content-type"] whatever the server sent;
-        # repeated headers are joined as RFC 9110 allows.
-        headers: dict[str, str] = {}
-        for raw_name, value in response.headers.items():
-            name = raw_name.lower()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return {
-            "status": response.status,
-            "headers": headers,
-            "json": None if truncated else _json(bytes(body), response.content_type),
-            "text": _decode(bytes(body[:cap]), response.charset),
-            "truncated": truncated or len(body) > cap,
-        }
-
-
-def _json(body: bytes, content_type: str) -> Any:
-    looks_like_json = body.lstrip()[:1] in (b"{", b"[")
-    if "json" not in content_type and not (content_type.startswith("text/") and looks_like_json):
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
-def _decode(head: bytes, charset: str | None) -> str:
-    try:
-        decoder = codecs.getincrementaldecoder(charset or "utf-8")(errors="replace")
-    except LookupError:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    # final=False leaves out a character cut in half by the cap instead of showing a broken one.
-    return decoder.decode(head, final=False)
-
-
-def _describe(exc: aiohttp.ClientError) -> str:
+def _describe(exc: aiohttp.ClientError | ValueError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"cannot resolve host '{exc.host}'"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error})"
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError | ValueError):
         return "not a valid http:// or https:// URL"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -33,6 +33,12 @@ class Run:
             text,
         )
 
+    def spend_text(self, *values: Any) -> None:
+        """Long text costs work when compared or searched (a unit per 16 characters)."""
+        for value in values:
+            if type(value) is str and len(value) > 64:
+                self.spend(len(value) >> 4)
+
     def spend(self, units: int) -> None:
         self.work += units
         if self.work > MAX_WORK:

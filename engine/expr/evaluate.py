@@ -116,13 +116,22 @@ def _compare(node: Compare) -> Fn:
         if op_name in _NUMERIC and isinstance(operand, Lit) and type(operand.value) is float:
             return _against_number(first, op_name, operand.value)
         op, right = _OPS[op_name], _compile(operand)
-        return lambda run: op(first(run), right(run))
+
+        def compare(run: Run) -> Any:
+            a, b = first(run), right(run)
+            if type(a) is str or type(b) is str:
+                run.spend_text(a, b)
+            return op(a, b)
+
+        return compare
     rest = tuple((_OPS[op], _compile(operand)) for op, operand, _ in node.rest)
 
     def chain(run: Run) -> Any:
         value = first(run)
         for op, operand in rest:
-            value = op(value, operand(run))
+            other = operand(run)
+            run.spend_text(value, other)
+            value = op(value, other)
         return value
 
     return chain
@@ -146,6 +155,7 @@ def _against_number(left: Fn, op_name: str, literal: float) -> Fn:
         if kind is float or kind is int:
             return direct(value, literal)
         if kind is str:
+            run.spend_text(value)
             return direct(string_to_number(value), literal)  # NaN compares false either way
         return general(value, literal)
 
@@ -159,7 +169,10 @@ def _equals_text(left: Fn, literal: str, want: bool) -> Fn:
     def compare(run: Run) -> bool:
         value = left(run)
         if type(value) is str:
-            return (value == literal or upper(value) == folded) is want
+            if value == literal:
+                return want
+            run.spend_text(value)
+            return (upper(value) == folded) is want
         return equals(value, literal) is want
 
     return compare

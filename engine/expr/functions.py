@@ -35,6 +35,7 @@ SPELLING = {
 
 def _contains(st: State, args: list[Any]) -> Any:
     search, item = args
+    _spend_text(st, search, item)
     if is_primitive(search):
         return is_primitive(item) and to_text(item).lower() in to_text(search).lower()
     if isinstance(search, list):
@@ -43,8 +44,16 @@ def _contains(st: State, args: list[Any]) -> Any:
     return False
 
 
+def _spend_text(st: State, *values: Any) -> None:
+    """Searching long text costs work: a unit per 16 characters."""
+    for value in values:
+        if type(value) is str and len(value) > 64:
+            st.spend(len(value) >> 4)
+
+
 def _starts(st: State, args: list[Any]) -> Any:
     left, right = args
+    _spend_text(st, left, right)
     return (
         is_primitive(left) and is_primitive(right) and upper(to_text(left)).startswith(upper(to_text(right)))
     )
@@ -52,6 +61,7 @@ def _starts(st: State, args: list[Any]) -> Any:
 
 def _ends(st: State, args: list[Any]) -> Any:
     left, right = args
+    _spend_text(st, left, right)
     return is_primitive(left) and is_primitive(right) and upper(to_text(left)).endswith(upper(to_text(right)))
 
 

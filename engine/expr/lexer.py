@@ -36,6 +36,7 @@ JINJA_HINTS = {
     '"': "strings are written in single quotes: 'text' (a quote inside is doubled: 'it''s')",
     "+": "the language has no arithmetic; use format('{0}{1}', a, b) to join text",
     "-": "the language has no arithmetic",
+    "*": "the language has no arithmetic or powers; `*` only filters, as in `steps.*.outcome`",
     "%": "the language has no arithmetic; use format() to build text",
     "~": "`~` is written format('{0}{1}', a, b)",
 }
@@ -91,7 +92,8 @@ def tokenize(expr: str) -> list[Token]:
             text = expr[start:i]
             number = string_to_number(text)
             if math.isnan(number):
-                raise unexpected(expr, text, start, hint_key=c if c in "+-" else "", absolute=True)
+                hint = "*" if "*" in text else c if c in "+-" else ""
+                raise unexpected(expr, text, start, hint_key=hint, absolute=True)
             tokens.append(Token("number", text, number, start))
         else:
             i = _word_end(expr, i + 1)

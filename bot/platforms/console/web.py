@@ -34,6 +34,7 @@ from bot.platforms.console.hints import hints
 from bot.platforms.console.visibility import channels_for, reader
 from bot.web_auth.auth import SignInRequired, json_body
 from cards.model import Form
+from handlers.chat_text import invalid_unicode, refusal
 
 if TYPE_CHECKING:
     from bot.platforms.console.adapter import ConsoleAdapter
@@ -211,6 +212,9 @@ def _str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         raise BadInput(f"'{name}' is required (text).")
+    problem = invalid_unicode(value)
+    if problem is not None:  # plain messages too, which go to the assistant and not through the router
+        raise BadInput(refusal(problem))
     return value
 
 

@@ -23,6 +23,7 @@ from bot.conversations.intake import for_assistant, taking_messages
 from bot.identity import Identity
 from bot.platforms.discord.commands import Identities
 from bot.storage.conversations.rows import Inbound
+from handlers.chat_text import storable
 
 if TYPE_CHECKING:
     from bot.platforms.context import PlatformContext
@@ -56,7 +57,7 @@ class DiscordMessages:
             card = await service.store.by_card_message("discord", [str(channel_id), f"{parent}:{channel_id}"])
             if card is not None:
                 who = await self._who(client, message)
-                await service.desk.agent_said(card, who, message.content, _key(message))
+                await service.desk.agent_said(card, who, storable(message.content), _key(message))
                 return
         home = parent if parent is not None else channel_id
         # A reply in the thread where the bot answers a mention needs no second mention.
@@ -66,7 +67,7 @@ class DiscordMessages:
             service, direct=direct, mentioned=mentioned, support=support, thread_place=place
         ):
             return
-        text = MENTION.sub("", message.content).strip()
+        text = storable(MENTION.sub("", message.content).strip())  # a lone surrogate could not be stored
         if not text:
             return
         if direct:

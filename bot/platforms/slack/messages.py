@@ -25,6 +25,7 @@ from bot.platforms.slack.errors import hint_for, slack_error
 from bot.platforms.slack.identity import SlackDirectory
 from bot.storage.conversations.rows import Inbound
 from cards.slack import escape
+from handlers.chat_text import storable
 
 if TYPE_CHECKING:
     from bot.conversations.service import Conversations
@@ -74,7 +75,7 @@ class Heard:
             channel=str(event["channel"]),
             ts=str(event["ts"]),
             thread_ts=event.get("thread_ts"),
-            text=str(event.get("text") or ""),
+            text=storable(str(event.get("text") or "")),  # a lone surrogate could not be stored
             direct=event.get("type") == "message" and event.get("channel_type") == "im",
         )
 
