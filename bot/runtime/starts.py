@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets as pysecrets
 from dataclasses import dataclass
@@ -15,11 +16,15 @@ from engine.core import Core
 from engine.inputs import resolve_inputs
 from engine.signals import Resume, Start
 from engine.spec import Workflow
-from engine.state import RunState, RunStatus
+from engine.state import RunState, RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
     from engine.loader import LoadedWorkflow
+
+
+log = logging.getLogger(__name__)
+FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 
 
 def new_run_id() -> str:
@@ -69,22 +74,42 @@ async def submit(
         },
     )
     rt.store.new_run(batch, state, loaded.digest, now, rt.owner, now + rt.settings.lease_seconds)
-    await rt.store.journal.write(batch)
-    adopt(rt, state, loaded.digest, seq=0, mail=False)
+    if rt.scope is not None:
+        rt.scope.add(run_id)
+    async with rt.locks.hold(run_id):  # a resume pass must not load it while it is being stored
+        await rt.store.journal.write(batch)
+        adopt(rt, state, loaded.digest, seq=0, mail=False)
     return Started(run_id, loaded.digest)
 
 
 async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
-    """Claim a run and drive it here; False when another live process holds it."""
+    """Claim a run and drive it here; False when another live process holds it, or this one may not.
+
+    Loads of one run are serialised (a click's wake, the poll loop and a driver's last look can ask at
+    once), so a run is loaded at most once per process; a later one finds it live and pokes it.
+    """
+    if run_id in rt.live:
+        rt.live[run_id].poke()
+        return True
+    if rt.stopping or not rt.drives(run_id):
+        return False
+    async with rt.locks.hold(run_id):
+        return await _load(rt, run_id, dead or [])
+
+
+async def _load(rt: Runtime, run_id: str, dead: list[str]) -> bool:
     if run_id in rt.live:
         rt.live[run_id].poke()
         return True
     now = rt.clock()
-    if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead or []):
+    if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead):
         return False
     row = await rt.store.run_row(run_id)
-    if row is None or run_id in rt.live:
-        return row is not None
+    if row is None:
+        return False
+    if row.load_attempts >= rt.settings.crash_attempts and row.status not in FINISHED:
+        await quarantine(rt, row.id, row.load_attempts, row.event_seq)
+        return True
     spec = await _spec(rt, row.digest)
     state = RunState(
         run_id,
@@ -107,11 +132,25 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
     for parent in [s for s in state.steps.values() if s.items is not None]:
         for key in state.item_keys(parent.step_id):
             state.step(key)
-    if run_id in rt.live:  # a concurrent load (a click's wake and the poll loop) adopted it meanwhile
-        rt.live[run_id].poke()
-        return True
     adopt(rt, state, row.digest, seq=row.event_seq, mail=True)
+    rt.live[run_id].attempts = row.load_attempts
     return True
+
+
+async def quarantine(rt: Runtime, run_id: str, attempts: int, seq: int) -> None:
+    """Fail a run that crashed its process ``attempts`` times in a row, instead of loading it again."""
+    steps = [s.key for s in await rt.store.step_rows(run_id) if s.status == StepStatus.RUNNING]
+    where = f" while running {', '.join(steps)}" if steps else ""
+    reason = (
+        f"quarantined: the process driving this run stopped {attempts} times in a row{where} "
+        f"(SWITCHBOARD_CRASH_ATTEMPTS={rt.settings.crash_attempts}); "
+        "fix the cause, then retry it (the Retry button on its card)"
+    )
+    if await rt.store.quarantine(run_id, rt.owner, reason, rt.clock(), seq):
+        log.error("run %s: %s", run_id, reason)
+        await rt.approvals.close_for_run(run_id, "failed")
+        for hook in rt.after_commit:
+            hook()
 
 
 def adopt(rt: Runtime, state: RunState, digest: str, seq: int, mail: bool) -> None:
