@@ -57,10 +57,9 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
                 and not live.signals
                 and state.status == RunStatus.WAITING
             )
-            await persist(rt, live, decision, release=park)
-            if live.attempts and (park or any(isinstance(s, StepCompleted | StepFailed) for s in signals)):
-                live.attempts = 0  # a step finished here, or the run parked: it is not what crashed us
-                await rt.store.reset_attempts(run_id)
+            # A step finished here, or the run parked: it is not what crashed a process before.
+            progress = park or any(isinstance(s, StepCompleted | StepFailed) for s in signals)
+            await persist(rt, live, decision, release=park, progress=progress)
             carry_out(rt, live, decision)
             if park and live.parked:
                 break

@@ -121,11 +121,6 @@ class RunLeases:
         async with self.engine.connect() as conn:
             return [(r.created_at, r.id) for r in (await conn.execute(query)).all()]
 
-    async def reset_attempts(self, run_id: str) -> None:
-        """The run made progress: its earlier crashes no longer count."""
-        async with self.engine.begin() as conn:
-            await conn.execute(runs.update().where(runs.c.id == run_id).values(load_attempts=0))
-
     async def quarantine(self, run_id: str, owner: str, reason: str, now: float, seq: int) -> bool:
         """Fail a run we hold that keeps crashing its process, with ``reason``; False if it moved on."""
         async with self.engine.begin() as conn:
