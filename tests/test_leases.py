@@ -101,7 +101,6 @@ def test_a_zombie_owner_is_dead() -> None:
     assert child.stdout is not None
     owner = child.stdout.readline().strip()
     try:
-
         eventually_sync(lambda: state_of(child.pid) == "Z")
         assert is_dead(owner, new_owner())  # exited, never reaped: it still has a pid, and runs nothing
     finally:
