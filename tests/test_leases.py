@@ -8,10 +8,12 @@ because its owner was seen dead, not because the lease lapsed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,12 @@ import pytest
 
 from bot.config import Settings
 from bot.owners import boot_id, is_dead, new_owner, start_time
+from bot.runtime import leases
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
+from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
+from engine.state import RunState
 from tests.bot_process import Bot, cli
 from tests.helpers import eventually, status_is, workflow
 
@@ -265,3 +270,70 @@ steps:
         assert steps["a"] == "failed"
     finally:
         bot.close()
+
+
+# -- one load per process, no false alarms, every run resumed ------------------------------------------
+
+
+APPROVE = """
+name: gate
+steps:
+  ok: {approval: {title: "go?"}}
+  after: {needs: [ok], run: ["true"]}
+"""
+
+
+async def test_a_run_is_loaded_once_however_many_ask_at_once(
+    make_runtime: Callable[..., Any], waiting_run: Callable[[Any], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id = await waiting_run(workflow(APPROVE))
+    runtime: Runtime = await make_runtime()
+    before = [e.type for e in await runtime.store.events_after(run_id)].count("run_resumed")
+    # Clicks, the poll loop and a driver's last look can all ask for one parked run together.
+    await asyncio.gather(*(runtime.load(run_id) for _ in range(50)))
+    await eventually(lambda: run_id not in runtime.live, 20, "the run to park again")
+    resumed = [e.type for e in await runtime.store.events_after(run_id)].count("run_resumed")
+    assert resumed - before == 1
+    [request] = await runtime.approvals.pending(run_id=run_id)
+    await runtime.decide(request.id, "alice", "approve", background=False)
+    await status_is(runtime, run_id, "succeeded")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+async def test_runs_that_park_while_their_lease_is_renewed_raise_no_lost_lease_alarm(
+    make_runtime: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    needs = [""] + [f", needs: [w{i}]" for i in range(19)]
+    waits = "\n".join(f"  w{i}: {{wait: 0.05s{needs[i]}}}" for i in range(20))
+    loaded = workflow(f"name: parks\nsteps:\n{waits}\n")
+    runtime: Runtime = await make_runtime(lease_seconds=2.0)  # renewed every 0.67 s
+    runs = [await runtime.submit(loaded, {}, started_by="test") for _ in range(10)]
+    for run in runs:
+        await status_is(runtime, run.run_id, "succeeded", timeout=60)
+    assert "lost the lease" not in caplog.text
+
+
+async def test_every_unfinished_run_is_resumed_at_start_not_only_the_first_page(
+    settings_for: Callable[..., Settings], make_runtime: Callable[..., Any]
+) -> None:
+    loaded = workflow("name: idle\nsteps:\n  nap: {wait: 1h}\n")
+    settings = settings_for()
+    engine = create_engine(settings.database_url)
+    await migrate(engine)
+    store = RunStore(engine)
+    # Runs stored by a process that died before driving any of them: more than one resume page.
+    batch = Batch()
+    now = time.time()
+    await store.save_version(loaded.digest, loaded.spec.name, loaded.path, loaded.source, now)
+    count = leases.PAGE + 20
+    for i in range(count):
+        state = RunState(f"r{i:05d}", loaded.spec, {}, started_by="test", created_at=now + i)
+        store.new_run(batch, state, loaded.digest, now + i, None, now)
+    await store.journal.write(batch)
+    await engine.dispose()
+    runtime: Runtime = await make_runtime()
+
+    async def all_waiting() -> bool:
+        return len(await runtime.store.list_runs(limit=count, status="waiting")) == count
+
+    await eventually(all_waiting, 60, "every stored run to be resumed")
