@@ -27,14 +27,15 @@ TICK = 1.0  # the liveness check of local lease holders runs at least this often
 
 async def resume_all(rt: Runtime, dead: list[str] | None = None) -> list[str]:
     """Load every active run that no live process is working on, page by page."""
-    if rt.scope is not None:  # a CLI client drives only its own runs
-        return [run_id for run_id in list(rt.scope) if run_id not in rt.live and await rt.load(run_id)]
+    only = None if rt.scope is None else list(rt.scope)  # a CLI client drives only its own runs
+    if only == []:
+        return []
     if dead is None:
         dead = await _dead_owners(rt)
     resumed = []
     after: tuple[float, str] | None = None
     while not rt.stopping:
-        page = await rt.store.runs_to_resume(rt.owner, rt.clock(), dead, after, PAGE)
+        page = await rt.store.runs_to_resume(rt.owner, rt.clock(), dead, after, PAGE, only)
         for _created, run_id in page:
             if run_id not in rt.live and await rt.load(run_id, dead):
                 resumed.append(run_id)

@@ -98,8 +98,10 @@ class RunLeases:
         dead: list[str],
         after: tuple[float, str] | None = None,
         limit: int = 500,
+        only: list[str] | None = None,
     ) -> list[tuple[float, str]]:
-        """One page of active runs nobody works on, as (created_at, id), oldest first after ``after``.
+        """One page of active runs nobody works on, as (created_at, id), oldest first after ``after``
+        (among ``only``, when given).
 
         Nobody: never picked up, left by a dead process, lapsed, or held by ``owner`` itself (a run
         this process stopped driving when it lost its database; the caller skips those it drives).
@@ -118,6 +120,8 @@ class RunLeases:
         )
         if after is not None:
             query = query.where(sa.tuple_(runs.c.created_at, runs.c.id) > sa.tuple_(*after))
+        if only is not None:
+            query = query.where(runs.c.id.in_(only))
         async with self.engine.connect() as conn:
             return [(r.created_at, r.id) for r in (await conn.execute(query)).all()]
 
