@@ -110,6 +110,29 @@ async def test_the_first_query_after_the_server_dropped_the_connection_succeeds(
         await engine.dispose()
 
 
+async def test_a_run_started_after_the_server_dropped_every_connection_just_works(
+    db_url: str, settings_for: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    pg_only(db_url)
+    name = f"sb-test-{secrets.token_hex(4)}"
+    runtime = await started(settings_for(db_application_name=name))
+    try:
+        first = await runtime.submit(workflow(STEPS), {}, started_by="test")
+        assert (await finished(runtime, first.run_id)).status == "succeeded"
+        admin = await asyncpg.connect(PG_DSN)
+        try:  # the writer's own connection included
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", name
+            )
+        finally:
+            await admin.close()
+        second = await runtime.submit(workflow(STEPS), {}, started_by="test")
+        assert (await finished(runtime, second.run_id)).status == "succeeded"
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    finally:
+        await stopped(runtime)
+
+
 async def test_a_bot_that_loses_its_database_stops_driving_its_runs_and_picks_them_up_again(
     db_url: str, settings_for: Callable[..., Settings], workflows_dir: Path, tmp_path: Path
 ) -> None:

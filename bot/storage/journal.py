@@ -127,18 +127,28 @@ class Journal:
             self.commits += 1
             return
         # The writer keeps one connection: a pool checkout and its reset cost more than a small commit.
-        if self._conn is None:
-            self._conn = await self.engine.connect()
-        conn = self._conn
-        try:
-            async with conn.begin():
-                for stmt, params in merged:
-                    await conn.execute(stmt, params)
-        except Exception:
-            await conn.close()
-            self._conn = None
-            raise
-        self.commits += 1
+        # That connection skips the pool's pre-ping, so when the server dropped it (a restart, an idle
+        # timeout) the batch's first statement fails having written nothing: then it runs once more on
+        # a fresh connection. A failure after the first statement is never retried (it may have committed).
+        for fresh in (self._conn is None, True):
+            if self._conn is None:
+                self._conn = await self.engine.connect()
+            conn, started = self._conn, False
+            try:
+                async with conn.begin():
+                    for stmt, params in merged:
+                        await conn.execute(stmt, params)
+                        started = True
+            except Exception as exc:
+                await conn.close()
+                self._conn = None
+                dropped = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+                if fresh or started or not dropped:
+                    raise
+                log.warning("the database dropped the journal's connection; writing on a new one")
+                continue
+            self.commits += 1
+            return
 
     def _commit_sync(self, merged: list[tuple[Executable, Any]]) -> None:
         # BEGIN IMMEDIATE takes the write lock first (waiting busy_timeout for it), so no statement of
