@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from bot.approvals.store import ApprovalStore
 from bot.config import Settings
 from bot.owners import boot_id, is_dead, new_owner, start_time
 from bot.runtime import leases
@@ -337,3 +338,28 @@ async def test_every_unfinished_run_is_resumed_at_start_not_only_the_first_page(
         return len(await runtime.store.list_runs(limit=count, status="waiting")) == count
 
     await eventually(all_waiting, 60, "every stored run to be resumed")
+
+
+async def test_approvals_decide_drives_only_the_run_it_decided(
+    db_url: str, workflows_dir: Path, tmp_path: Path, store: RunStore, waiting_run: Callable[[Any], Any]
+) -> None:
+    log = tmp_path / "log"
+    other_text = f"""
+name: other
+steps:
+  pause: {{wait: 1s}}
+  b: {{needs: [pause], run: ["sh", "-c", "echo other >> {log}"]}}
+"""
+    other = await waiting_run(workflow(other_text, workflows_dir))
+    gated = await waiting_run(workflow(APPROVE, workflows_dir))
+    engine = create_engine(db_url)
+    try:
+        [request] = await ApprovalStore(engine, time.time).pending(run_id=gated)
+    finally:
+        await engine.dispose()
+    done = cli(db_url, workflows_dir, "approvals", "decide", request.id, "approve", "--as", "alice")
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = await store.run_row(gated)
+    assert row is not None and row.status == "succeeded"
+    row = await store.run_row(other)
+    assert row is not None and row.status == "waiting" and lines(log) == []  # its due timer left alone
