@@ -269,6 +269,9 @@ steps:
         assert lines(log).count("start") == 2  # not a third time
         steps = {s.key: s.status for s in await store.step_rows(run_id)}
         assert steps["a"] == "failed"
+        [last] = (await store.events_after(run_id, row.event_seq - 1))[-1:]
+        assert last.type == "run_finished" and last.data["quarantined"] and row.lease_owner is None
+        assert row.load_attempts == 0  # a retry, once the cause is fixed, gets every attempt again
     finally:
         bot.close()
 

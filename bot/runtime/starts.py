@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import secrets as pysecrets
 from dataclasses import dataclass
@@ -11,20 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
+from bot.runtime.quarantine import crashed_too_often, quarantine
 from bot.storage.journal import Batch
 from engine.core import Core
 from engine.inputs import resolve_inputs
 from engine.signals import Resume, Start
 from engine.spec import Workflow
-from engine.state import RunState, RunStatus, StepStatus
+from engine.state import RunState, RunStatus
 
 if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
     from engine.loader import LoadedWorkflow
-
-
-log = logging.getLogger(__name__)
-FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 
 
 def new_run_id() -> str:
@@ -107,9 +103,6 @@ async def _load(rt: Runtime, run_id: str, dead: list[str]) -> bool:
     row = await rt.store.run_row(run_id)
     if row is None:
         return False
-    if row.load_attempts >= rt.settings.crash_attempts and row.status not in FINISHED:
-        await quarantine(rt, row.id, row.load_attempts, row.event_seq)
-        return True
     spec = await _spec(rt, row.digest)
     state = RunState(
         run_id,
@@ -132,25 +125,12 @@ async def _load(rt: Runtime, run_id: str, dead: list[str]) -> bool:
     for parent in [s for s in state.steps.values() if s.items is not None]:
         for key in state.item_keys(parent.step_id):
             state.step(key)
+    if crashed_too_often(rt, row.load_attempts, row.status):
+        await quarantine(rt, state, row.load_attempts, row.event_seq)
+        return True
     adopt(rt, state, row.digest, seq=row.event_seq, mail=True)
     rt.live[run_id].attempts = row.load_attempts
     return True
-
-
-async def quarantine(rt: Runtime, run_id: str, attempts: int, seq: int) -> None:
-    """Fail a run that crashed its process ``attempts`` times in a row, instead of loading it again."""
-    steps = [s.key for s in await rt.store.step_rows(run_id) if s.status == StepStatus.RUNNING]
-    where = f" while running {', '.join(steps)}" if steps else ""
-    reason = (
-        f"quarantined: the process driving this run stopped {attempts} times in a row{where} "
-        f"(SWITCHBOARD_CRASH_ATTEMPTS={rt.settings.crash_attempts}); "
-        "fix the cause, then retry it (the Retry button on its card)"
-    )
-    if await rt.store.quarantine(run_id, rt.owner, reason, rt.clock(), seq):
-        log.error("run %s: %s", run_id, reason)
-        await rt.approvals.close_for_run(run_id, "failed")
-        for hook in rt.after_commit:
-            hook()
 
 
 def adopt(rt: Runtime, state: RunState, digest: str, seq: int, mail: bool) -> None:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage.run_rows import ACTIVE
-from bot.storage.tables import events, runs, step_runs
+from bot.storage.tables import runs
 
 RENEW_CHUNK = 500  # ids per renewal statement: bounded statements whatever the number of runs held
 
@@ -124,39 +124,3 @@ class RunLeases:
             query = query.where(runs.c.id.in_(only))
         async with self.engine.connect() as conn:
             return [(r.created_at, r.id) for r in (await conn.execute(query)).all()]
-
-    async def quarantine(self, run_id: str, owner: str, reason: str, now: float, seq: int) -> bool:
-        """Fail a run we hold that keeps crashing its process, with ``reason``; False if it moved on."""
-        async with self.engine.begin() as conn:
-            done = await conn.execute(
-                runs.update()
-                .where(runs.c.id == run_id, runs.c.lease_owner == owner)
-                .values(
-                    status="failed",
-                    error=reason,
-                    updated_at=now,
-                    finished_at=now,
-                    lease_owner=None,
-                    lease_until=None,
-                    load_attempts=0,  # a retry, once the cause is fixed, gets every attempt again
-                )
-            )
-            if done.rowcount != 1:
-                return False
-            await conn.execute(
-                step_runs.update()
-                .where(step_runs.c.run_id == run_id, step_runs.c.status == "running")
-                .values(status="failed", error=reason, error_kind="crash", finished_at=now)
-            )
-            await conn.execute(
-                events.insert(),
-                {
-                    "run_id": run_id,
-                    "seq": seq + 1,
-                    "type": "run_finished",
-                    "step_key": None,
-                    "data": {"status": "failed", "error": reason, "quarantined": True},
-                    "at": now,
-                },
-            )
-        return True
