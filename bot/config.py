@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     llm_timeout: float = 60.0
     max_parallel_steps: int = Field(default=64, ge=1, le=10_000)
     lease_seconds: float = Field(default=30.0, ge=2.0)
+    crash_attempts: int = Field(default=3, ge=1, le=100)  # a run that crashed its process this often fails
+    # Connections: per process. PostgreSQL's default max_connections is 100 for every process together.
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_timeout: float = Field(default=30.0, gt=0.0)  # waiting for a free connection
+    db_pool_recycle: float = Field(default=1800.0, gt=0.0)  # reconnect connections older than this
+    db_pgbouncer: bool = False  # PgBouncer in transaction mode: no prepared-statement cache
+    db_application_name: str = Field(default="switchboard", max_length=63)
     poll_interval: float = Field(default=1.0, gt=0.0)
     kill_grace: float = Field(default=5.0, ge=0.0)
     timer_horizon: float = Field(default=300.0, ge=5.0)

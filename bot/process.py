@@ -16,8 +16,9 @@ from bot.delivery.outbox import Outbox
 from bot.platforms.context import PlatformContext
 from bot.runtime.presence import install as install_approval_chat
 from bot.runtime.runtime import Runtime
-from bot.storage.database import create_engine, migrate
+from bot.storage.database import engine_for, migrate
 from bot.storage.dedupe import Dedupe, make_dedupe
+from bot.storage.file_lock import ProcessLock, lock_sqlite_file
 from bot.storage.runs import RunStore
 from bot.web_auth.guard import check_binding
 from handlers.router import Router
@@ -42,6 +43,7 @@ class App:
     platforms: dict[str, Platform] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     port: int = 0
+    file_lock: ProcessLock | None = None  # SQLite: this process's claim on the database file
 
     @property
     def url(self) -> str:
@@ -82,8 +84,15 @@ def platforms_for(settings: Settings, ctx: PlatformContext) -> tuple[dict[str, P
 async def start_app(settings: Settings, clock: Callable[[], float] | None = None) -> App:
     """Migrate, resume unfinished runs, start the outbox, the web server and every configured platform."""
     check_binding(settings)  # before anything starts: dev sign-in off loopback is refused
-    engine = create_engine(settings.database_url)
-    await migrate(engine)
+    file_lock = lock_sqlite_file(settings.database_url)  # before anything touches the file
+    engine = engine_for(settings)
+    try:
+        await migrate(engine)
+    except BaseException:
+        if file_lock is not None:
+            file_lock.release()
+        await engine.dispose()
+        raise
     runtime = (
         Runtime(settings, RunStore(engine), clock=clock) if clock else Runtime(settings, RunStore(engine))
     )
@@ -93,7 +102,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     web_app.router.add_get("/healthz", _healthz)
     dedupe = make_dedupe(engine, settings.redis_url)
     context = PlatformContext(settings, router, dedupe, engine, runtime.clock)
-    app = App(settings, engine, runtime, router, outbox, dedupe, web_app, context)
+    app = App(settings, engine, runtime, router, outbox, dedupe, web_app, context, file_lock=file_lock)
     web_app[APP_KEY] = app
     app.platforms, skipped = platforms_for(settings, context)
     for platform in app.platforms.values():
@@ -158,6 +167,8 @@ async def stop_app(app: App, grace: float = 10.0, flush: float = 5.0) -> None:
     if app.runner is not None:
         await app.runner.cleanup()
     await app.engine.dispose()
+    if app.file_lock is not None:
+        app.file_lock.release()
 
 
 async def _healthz(request: web.Request) -> web.Response:

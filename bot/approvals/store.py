@@ -105,9 +105,9 @@ class ApprovalStore(ApprovalDeadlines):
             hook(batch, row, state, now)
         return approval_id
 
-    async def pending(self) -> list[Approval]:
-        """Every request still waiting for a decision, oldest first."""
-        return await rows.pending(self.engine)
+    async def pending(self, run_id: str | None = None) -> list[Approval]:
+        """Every request still waiting for a decision (of one run, when given), oldest first."""
+        return await rows.pending(self.engine, run_id)
 
     async def get(self, approval_id: str) -> Approval:
         """One request by id (or unique prefix)."""

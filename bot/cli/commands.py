@@ -117,7 +117,7 @@ async def run_workflow(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
-    async with open_runtime(settings, resume=False) as runtime:
+    async with open_runtime(settings, resume=False, scope=None if args.worker else set()) as runtime:
         progress = Progress()
         started = await runtime.submit(
             loaded, raw, started_by=args.user, meta={"source": "cli"}, drive=not args.detach
@@ -139,11 +139,13 @@ async def resume(settings: Settings, args: argparse.Namespace) -> int:
     if not args.all and not args.runs:
         raise BadInput("name the runs to resume, or pass --all")
     settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
-    async with open_runtime(settings, resume=args.all) as runtime:
+    scope = None if args.all else set[str]()
+    async with open_runtime(settings, resume=args.all, scope=scope) as runtime:
         await runtime.fire_due()
         if args.runs:
             rows = [await _row(runtime.store, run_id) for run_id in args.runs]
             for row in rows:
+                runtime.drive(row.id)
                 if row.status in FINISHED:
                     raise Conflict(f"run {row.id} already {row.status}; nothing to resume")
                 if row.status != "waiting" and not await runtime.load(row.id):
@@ -180,7 +182,7 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         row = await _row(store, args.run)
         steps = await _in_declared_order(store, row.digest, await store.step_rows(row.id))
-        waiting = [a for a in await ApprovalStore(engine, lambda: 0.0).pending() if a.run_id == row.id]
+        waiting = await ApprovalStore(engine, lambda: 0.0).pending(run_id=row.id)
         if args.json:
             _dump(
                 {
@@ -218,8 +220,9 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cancel(settings: Settings, args: argparse.Namespace) -> int:
     """``workflow cancel``: stop a run wherever it is running, and wait until it has stopped."""
-    async with open_runtime(settings, resume=False) as runtime:
+    async with open_runtime(settings, resume=False, scope=set()) as runtime:
         row = await _row(runtime.store, args.run)
+        runtime.drive(row.id)
         if row.status in FINISHED:
             raise Conflict(f"run {row.id} already {row.status}")
         await runtime.cancel(row.id, by=args.user)
@@ -241,8 +244,9 @@ async def cancel(settings: Settings, args: argparse.Namespace) -> int:
 
 async def rollback(settings: Settings, args: argparse.Namespace) -> int:
     """``workflow rollback``: compensate a finished run's steps, newest first."""
-    async with open_runtime(settings, resume=False) as runtime:
+    async with open_runtime(settings, resume=False, scope=set()) as runtime:
         row = await _row(runtime.store, args.run)
+        runtime.drive(row.id)
         if row.status not in ("succeeded", "failed", "cancelled"):
             raise Conflict(f"run {row.id} is {row.status}; only a finished run can be rolled back")
         await runtime.rollback(row.id, by=args.user, to=args.to)
@@ -274,11 +278,12 @@ async def approvals_list(settings: Settings, args: argparse.Namespace) -> int:
 async def decide(settings: Settings, args: argparse.Namespace) -> int:
     """``approvals decide``: record a decision and carry the run on in this process."""
     settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
-    async with open_runtime(settings, resume=False) as runtime:
+    async with open_runtime(settings, resume=False, scope=None if args.worker else set()) as runtime:
         request = await runtime.approvals.get(args.id)
         row = await _row(runtime.store, request.run_id)
         # The CLI names people as the console does, so a console user's groups come with the name.
         groups = tuple(dict.fromkeys([*settings.console_users.get(args.user, []), *args.group]))
+        runtime.drive(row.id)
         outcome = await runtime.decide(
             request.id, args.user, args.decision, args.comment, groups, background=False
         )

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--as", dest="user", default=me, help=f"who starts the run (default: {me})")
     p.add_argument("--detach", action="store_true", help="start the run and return at once")
+    p.add_argument(
+        "--worker",
+        action="store_true",
+        help="also work on other runs and timers while this command runs (default: only this run)",
+    )
     p.set_defaults(handler=commands.run_workflow)
     p = wf.add_parser("resume", help="continue unfinished runs after a crash or restart")
     p.add_argument("runs", nargs="*", help="run ids (or use --all)")
@@ -96,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a group the decider belongs to, besides their SWITCHBOARD_CONSOLE_USERS groups (repeatable)",
+    )
+    p.add_argument(
+        "--worker",
+        action="store_true",
+        help="also work on other runs and timers while this command runs (default: only this run)",
     )
     p.set_defaults(handler=commands.decide)
     p = ap.add_parser("audit", help="export the approval audit records, oldest first (json or csv)")

@@ -14,8 +14,11 @@ if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
 
 
-async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool) -> None:
-    """Commit the decision (giving up the lease when ``release``), then publish it and do the follow-ups."""
+async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progress: bool = False) -> None:
+    """Commit the decision (giving up the lease when ``release``), then publish it and do the follow-ups.
+
+    With ``progress`` (a step finished, or the run parks), earlier crashes of the run are forgiven.
+    """
     store, state, now = rt.store, live.core.state, rt.clock()
     batch = Batch()
     batch.add(store.upsert_step, [store.step_row(state.run_id, state.steps[k]) for k in sorted(d.dirty)])
@@ -78,6 +81,9 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool) -> Non
         # Most steps change only step rows and events; the run's row waits for a run-level change.
         owner, until = (None, None) if release else (rt.owner, now + rt.settings.lease_seconds)
         batch.add(store.update_run, store.run_update(state, now, owner, until))
+    if progress and live.attempts:
+        batch.add(store.forgive_crashes, {"_id": state.run_id})
+        live.attempts = 0
     batch.add(store.consume_inbox, [{"_id": i, "at": now} for i in live.consumed])
     live.consumed = []
     await store.journal.write(batch)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from bot.runtime.commit import persist
 from bot.runtime.effects import carry_out
 from bot.runtime.live import LiveRun, merge
@@ -55,7 +57,9 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
                 and not live.signals
                 and state.status == RunStatus.WAITING
             )
-            await persist(rt, live, decision, release=park)
+            # A step finished here, or the run parked: it is not what crashed a process before.
+            progress = park or any(isinstance(s, StepCompleted | StepFailed) for s in signals)
+            await persist(rt, live, decision, release=park, progress=progress)
             carry_out(rt, live, decision)
             if park and live.parked:
                 break
@@ -63,15 +67,23 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
                 now = rt.clock()
                 if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, []):
                     live.lost = True
-    except Exception:
+    except Exception as exc:
+        # A database that went away is no fault of the run's; anything else counts as a crash of it.
+        crashed = not isinstance(exc, sa.exc.DBAPIError | OSError)
         log.exception("run %s stopped unexpectedly; it will be resumed", run_id)
-        await rt.store.release(run_id, rt.owner)
+        try:
+            await rt.store.release(run_id, rt.owner, crashed=crashed)
+        except Exception:
+            log.warning("run %s: could not release its lease (it lapses by itself)", run_id)
     finally:
         for task in live.tasks.values():
             task.cancel()
         rt.live.pop(run_id, None)
-    if not live.lost and not rt.stopping and await rt.store.inbox_for(run_id):
-        await rt.load(run_id)  # a signal slipped in while the lease was being released
+    try:
+        if not live.lost and not rt.stopping and await rt.store.inbox_for(run_id):
+            await rt.load(run_id)  # a signal slipped in while the lease was being released
+    except (sa.exc.DBAPIError, OSError):
+        log.warning("run %s: the database is unreachable; it is resumed when it is back", run_id)
 
 
 async def _read_inbox(rt: Runtime, live: LiveRun) -> None:

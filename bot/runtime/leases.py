@@ -1,9 +1,17 @@
-"""Sharing runs between processes: resuming runs nobody works on, renewing leases, polling for handed work."""
+"""Sharing runs between processes: resuming runs nobody works on, renewing leases, polling for handed work.
+
+Takeover of a dead process's runs on this host happens at the next tick (every ``poll_interval``,
+at most 1 s), or at once when its pidfd reports the exit; other hosts wait for the lease to lapse.
+A process that cannot renew its leases for most of a lease stops driving its runs (another process
+may take them); when the database is back, the resume pass picks them up again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from bot.owners import is_dead
@@ -12,50 +20,94 @@ if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
+PAGE = 500  # runs per resume query
+FULL_PASS_TICKS = 10  # a full resume pass (lapsed leases, runs never picked up) every this many ticks
+TICK = 1.0  # the liveness check of local lease holders runs at least this often
 
 
-async def resume_all(rt: Runtime) -> list[str]:
-    """Load every active run that no live process is working on."""
-    dead = await _dead_owners(rt)
+async def resume_all(rt: Runtime, dead: list[str] | None = None) -> list[str]:
+    """Load every active run that no live process is working on, page by page."""
+    only = None if rt.scope is None else list(rt.scope)  # a CLI client drives only its own runs
+    if only == []:
+        return []
+    if dead is None:
+        dead = await _dead_owners(rt)
     resumed = []
-    for run_id in await rt.store.runs_to_resume(rt.owner, rt.clock(), dead):
-        if await rt.load(run_id, dead):
-            resumed.append(run_id)
+    after: tuple[float, str] | None = None
+    while not rt.stopping:
+        page = await rt.store.runs_to_resume(rt.owner, rt.clock(), dead, after, PAGE, only)
+        for _created, run_id in page:
+            if run_id not in rt.live and await rt.load(run_id, dead):
+                resumed.append(run_id)
+        if len(page) < PAGE:
+            break
+        after = page[-1]
     return resumed
 
 
 async def _dead_owners(rt: Runtime) -> list[str]:
     """Lease holders on this host whose process is gone (so a resume need not wait for expiry)."""
-    return [owner for owner in await rt.store.lease_owners() if is_dead(owner, rt.owner)]
+    owners = await rt.store.lease_owners()
+    dead = [owner for owner in owners if is_dead(owner, rt.owner)]
+    rt.watch.watch([o for o in owners if o not in dead])
+    return dead
 
 
 async def poll_loop(rt: Runtime) -> None:
-    """A safety net for work other processes hand us: signals, and runs a dead process left."""
+    """Signals other processes left, dead local holders' runs (each tick), and a full resume pass."""
     ticks = 0
+    interval = min(rt.settings.poll_interval, TICK)
     while True:
-        await asyncio.sleep(rt.settings.poll_interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.nudge.wait(), interval)
+        rt.nudge.clear()
         try:
             for run_id in await rt.store.runs_with_mail():
-                await rt.wake(run_id)
+                if rt.drives(run_id):
+                    await rt.wake(run_id)
             ticks += 1
-            if ticks % 10 == 0:
-                await rt.resume_all()
-        except Exception:
-            log.exception("polling for work failed; retrying")
+            if rt.scope is not None:
+                if ticks % FULL_PASS_TICKS == 0:
+                    await rt.resume_all()
+                continue
+            dead = await _dead_owners(rt)
+            for run_id in await rt.store.runs_held_by(dead) if dead else []:
+                if run_id not in rt.live:
+                    await rt.load(run_id, dead)
+            if ticks % FULL_PASS_TICKS == 0 or rt.reconnected:
+                await resume_all(rt, dead)
+                rt.reconnected = False
+        except Exception as exc:
+            log.warning("polling for work failed (%s); retrying", exc)
 
 
 async def lease_loop(rt: Runtime) -> None:
     """Renew the leases of the runs loaded here; stop working on any another process took."""
+    renewed = time.monotonic()
     while True:
         await asyncio.sleep(rt.settings.lease_seconds / 3)
         try:
-            lost = await rt.store.renew(list(rt.live), rt.owner, rt.clock() + rt.settings.lease_seconds)
-        except Exception:
-            log.exception("renewing run leases failed; retrying")
+            taken = await rt.store.renew(list(rt.live), rt.owner, rt.clock() + rt.settings.lease_seconds)
+        except Exception as exc:
+            if time.monotonic() - renewed > rt.settings.lease_seconds * 2 / 3:
+                _let_go(rt, f"could not renew run leases for {time.monotonic() - renewed:.0f} s ({exc})")
+            else:
+                log.warning("renewing run leases failed (%s); retrying", exc)
             continue
-        for run_id in lost:
+        renewed = time.monotonic()
+        for run_id in taken:
             live = rt.live.get(run_id)
             if live is not None:
                 log.error("lost the lease on run %s to another process; stopping work on it here", run_id)
                 live.lost = True
                 live.wake.set()
+
+
+def _let_go(rt: Runtime, why: str) -> None:
+    """Stop driving every loaded run: our leases lapse before we could renew them."""
+    if rt.live:
+        log.error("%s; stopping work on %d run(s) until the database is back", why, len(rt.live))
+    for live in list(rt.live.values()):
+        live.lost = True
+        live.wake.set()
+    rt.reconnected = True  # the next successful poll tick resumes them (our leases are still ours)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,7 @@ class LiveRun:
     # step_processes rows of programs that ended: deleted in the commit that stores their ends
     ended: list[dict[str, Any]] = field(default_factory=list)
     ending: list[dict[str, Any]] = field(default_factory=list)  # taken with the signals, for the next commit
+    attempts: int = 0  # takeovers since the run last made progress (reset in storage at its next progress)
 
     @property
     def run_id(self) -> str:
@@ -65,3 +68,24 @@ def merge(into: Decision, more: Decision) -> None:
     into.effects.extend(more.effects)
     into.dirty |= more.dirty
     into.run_changed = into.run_changed or more.run_changed
+
+
+class RunLocks:
+    """One lock per run being loaded or submitted here, so a process never loads a run twice."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, run_id: str) -> AsyncIterator[None]:
+        """Hold the run's lock (waiting for another load of it to finish first)."""
+        lock = self._locks.setdefault(run_id, asyncio.Lock())
+        self._users[run_id] = self._users.get(run_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[run_id] -= 1
+            if not self._users[run_id]:
+                del self._users[run_id], self._locks[run_id]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import socket
 import sys
 import time
@@ -26,9 +27,10 @@ from bot.owners import new_owner
 from bot.runtime import leases, orphans, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
-from bot.runtime.live import LiveRun
+from bot.runtime.live import LiveRun, RunLocks
 from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
+from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
 from bot.storage.step_processes import StepProcesses
@@ -40,6 +42,7 @@ from engine.state import RunState, StepStatus
 if TYPE_CHECKING:
     from engine.loader import LoadedWorkflow
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 # Adds rows to a run's batch so they commit with its state change: (batch, state, event rows, now).
 Observer = Callable[[Batch, RunState, list[dict[str, Any]], float], None]
@@ -48,12 +51,21 @@ Observer = Callable[[Batch, RunState, list[dict[str, Any]], float], None]
 class Runtime:
     """Runs workflows durably in this process, cooperating with other processes on one database."""
 
-    def __init__(self, settings: Settings, store: RunStore, clock: Clock = time.time) -> None:
+    def __init__(
+        self, settings: Settings, store: RunStore, clock: Clock = time.time, scope: set[str] | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.owner = new_owner()
         self.live: dict[str, LiveRun] = {}
+        # None: a worker, which takes any run nobody drives. A set: a CLI client, which drives only
+        # the runs it started or decided (and their sub-workflows), and fires only their timers.
+        self.scope = scope
+        self.locks = RunLocks()
+        self.nudge = asyncio.Event()  # set when a lease holder on this host exits: check at once
+        self.watch = OwnerWatch(self.owner, self.nudge.set)
+        self.reconnected = False  # set when this process let its runs go for want of a database
         self.hub = EventHub()
         self.approvals = ApprovalStore(store.engine, clock)
         self.alarm = AlarmClock(self, settings.timer_horizon)
@@ -95,7 +107,6 @@ class Runtime:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        held = list(self.live)  # drivers remove themselves from ``live`` as they end
         # No new steps start now (see effects.carry_out); give running ones ``grace`` to finish and be stored.
         deadline = time.monotonic() + grace
         while any(lr.tasks for lr in self.live.values()) and time.monotonic() < deadline:
@@ -105,8 +116,13 @@ class Runtime:
         for task in drivers:
             task.cancel()  # a step still running stays "running" in storage: resume runs it again
         await asyncio.gather(*drivers, return_exceptions=True)
-        for run_id in held:
-            await self.store.release(run_id, self.owner)
+        self.watch.close()
+        try:  # every lease, including runs a driver left behind: another process may take them at once
+            await self.store.release_all(self.owner)
+        except Exception:
+            log.warning(
+                "could not release this process's run leases; they lapse in %s s", self.settings.lease_seconds
+            )
         self.live.clear()
         if self._spawned:  # wakes, closes of finished runs' approvals: finish them or give them up
             _, late = await asyncio.wait(set(self._spawned), timeout=max(grace, 1.0))
@@ -119,6 +135,15 @@ class Runtime:
         llm = sys.modules.get("engine.activities.llm")
         if llm is not None:
             await llm.close_clients()
+
+    def drives(self, run_id: str) -> bool:
+        """Whether this process may load ``run_id`` (a worker may load any run)."""
+        return self.scope is None or run_id in self.scope
+
+    def drive(self, run_id: str) -> None:
+        """Let a CLI client drive ``run_id`` (a no-op for a worker, which drives any run)."""
+        if self.scope is not None:
+            self.scope.add(run_id)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine in the background, keeping a reference so it is not collected early."""
@@ -205,7 +230,8 @@ class Runtime:
     async def fire_due(self) -> int:
         """Fire every timer that is due (each exactly once across processes); returns how many fired here."""
         fired = 0
-        for timer_id, _due, kind, ref in await self.store.timers_due_before(self.clock()):
+        scope = None if self.scope is None else list(self.scope)
+        for timer_id, _due, kind, ref in await self.store.timers_due_before(self.clock(), scope):
             other = self.timer_kinds.get(kind)
             if other is not None and ref is not None:
                 if await other(timer_id, ref):

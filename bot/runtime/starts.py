@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bot.runtime import orphans
 from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
+from bot.runtime.quarantine import crashed_too_often, quarantine
 from bot.storage import redaction
 from bot.storage.journal import Batch
 from engine.core import Core
@@ -76,25 +77,42 @@ async def submit(
     )
     if drive:
         rt.store.new_run(batch, state, loaded.digest, now, rt.owner, now + rt.settings.lease_seconds)
+        if rt.scope is not None:
+            rt.scope.add(run_id)
     else:
         rt.store.new_run(batch, state, loaded.digest, now, None, now)
-    await rt.store.journal.write(batch)
+    async with rt.locks.hold(run_id):  # a resume pass must not load it while it is being stored
+        await rt.store.journal.write(batch)
     if drive:
         adopt(rt, state, loaded.digest, seq=0, mail=False)
     return Started(run_id, loaded.digest)
 
 
 async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
-    """Claim a run and drive it here; False when another live process holds it."""
+    """Claim a run and drive it here; False when another live process holds it, or this one may not.
+
+    Loads of one run are serialised (a click's wake, the poll loop and a driver's last look can ask at
+    once), so a run is loaded at most once per process; a later one finds it live and pokes it.
+    """
+    if run_id in rt.live:
+        rt.live[run_id].poke()
+        return True
+    if rt.stopping or not rt.drives(run_id):
+        return False
+    async with rt.locks.hold(run_id):
+        return await _load(rt, run_id, dead or [])
+
+
+async def _load(rt: Runtime, run_id: str, dead: list[str]) -> bool:
     if run_id in rt.live:
         rt.live[run_id].poke()
         return True
     now = rt.clock()
-    if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead or []):
+    if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead):
         return False
     row = await rt.store.run_row(run_id)
-    if row is None or run_id in rt.live:
-        return row is not None
+    if row is None:
+        return False
     spec = await _spec(rt, row.digest)
     state = RunState(
         run_id,
@@ -117,11 +135,15 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
     for parent in [s for s in state.steps.values() if s.items is not None]:
         for key in state.item_keys(parent.step_id):
             state.step(key)
+    if crashed_too_often(rt, row.load_attempts, row.status):
+        await quarantine(rt, state, row.load_attempts, row.event_seq)
+        return True
     interrupted, handled = await orphans.settle(rt, state)  # before any step can run again
     if run_id in rt.live:  # a concurrent load (a click's wake and the poll loop) adopted it meanwhile
         rt.live[run_id].poke()
         return True
     adopt(rt, state, row.digest, seq=row.event_seq, mail=True, interrupted=interrupted, handled=handled)
+    rt.live[run_id].attempts = row.load_attempts
     return True
 
 

@@ -33,6 +33,8 @@ class ChildStarter:
         rt = self.runtime
         parent = live.core.state
         cid = child_id(parent.run_id, effect.key, effect.attempt)
+        if rt.scope is not None:
+            rt.scope.add(cid)  # a CLI client drives its run's sub-workflows too
         existing = await rt.store.run_row(cid)
         if existing is not None:
             if existing.status in ("succeeded", "failed", "cancelled", "compensated"):

@@ -60,9 +60,11 @@ def add_request(
     batch.add(approval_audit.insert(), audit)
 
 
-async def pending(engine: AsyncEngine) -> list[Approval]:
-    """Every request still waiting for a decision, oldest first."""
+async def pending(engine: AsyncEngine, run_id: str | None = None) -> list[Approval]:
+    """Every request still waiting for a decision (of one run, when given), oldest first."""
     query = sa.select(approvals).where(approvals.c.status == "pending").order_by(approvals.c.created_at)
+    if run_id is not None:
+        query = query.where(approvals.c.run_id == run_id)
     async with engine.connect() as conn:
         return [_approval(r) for r in (await conn.execute(query)).all()]
 

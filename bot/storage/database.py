@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bot.config import Settings
 from bot.errors import BadInput, UpstreamUnavailable
 from bot.storage import redaction
 
@@ -19,8 +22,42 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets WAL, synchronous=NORMAL and immediate write locks."""
+@dataclass(frozen=True)
+class PoolSettings:
+    """How one process connects: pool bounds and timeouts, PgBouncer mode, the name PostgreSQL shows."""
+
+    size: int = 10
+    overflow: int = 10
+    timeout: float = 30.0
+    recycle: float = 1800.0
+    pgbouncer: bool = False
+    application_name: str = "switchboard"
+
+    @classmethod
+    def of(cls, settings: Settings) -> PoolSettings:
+        """The pool settings of ``settings`` (SWITCHBOARD_DB_*)."""
+        return cls(
+            settings.db_pool_size,
+            settings.db_max_overflow,
+            settings.db_pool_timeout,
+            settings.db_pool_recycle,
+            settings.db_pgbouncer,
+            settings.db_application_name,
+        )
+
+
+def engine_for(settings: Settings) -> AsyncEngine:
+    """The engine for ``settings``' database and connection settings."""
+    return create_engine(settings.database_url, PoolSettings.of(settings))
+
+
+def create_engine(url: str, pool: PoolSettings | None = None) -> AsyncEngine:
+    """An async engine for ``url``; SQLite gets WAL, synchronous=NORMAL and immediate write locks.
+
+    Every pooled connection is pinged before use, so the first query after a database restart or a
+    dropped connection reconnects instead of failing.
+    """
+    pool = pool or PoolSettings()
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
@@ -35,7 +72,9 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if parsed.drivername == "sqlite+aiosqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed, connect_args={"timeout": 30}, json_serializer=_dumps)
+        engine = create_async_engine(
+            parsed, connect_args={"timeout": 30}, json_serializer=_dumps, pool_pre_ping=True
+        )
         _sqlite_pragmas(engine)
         redaction.install(engine)
         return engine
@@ -43,17 +82,37 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         raise BadInput(
             f"DATABASE_URL uses {driver!r}; Switchboard supports sqlite+aiosqlite and postgresql+asyncpg"
         )
-    connect_args: dict[str, Any] = {}
+    server_settings = {"application_name": pool.application_name}
+    connect_args: dict[str, Any] = {"server_settings": server_settings}
     schema = parsed.query.get("schema")
     if isinstance(schema, str):
         # ?schema=NAME keeps Switchboard's tables in their own schema of a shared database.
         parsed = parsed.difference_update_query(["schema"])
-        connect_args["server_settings"] = {"search_path": schema}
+        server_settings["search_path"] = schema
+    if pool.pgbouncer:
+        # PgBouncer in transaction mode hands each transaction any server connection, so a statement
+        # prepared on one is unknown on the next: no caches, and names that never collide.
+        connect_args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=_statement_name,
+        )
     engine = create_async_engine(
-        parsed, pool_size=pool_size, max_overflow=pool_size, json_serializer=_dumps, connect_args=connect_args
+        parsed,
+        pool_size=pool.size,
+        max_overflow=pool.overflow,
+        pool_timeout=pool.timeout,
+        pool_recycle=pool.recycle,
+        pool_pre_ping=True,
+        json_serializer=_dumps,
+        connect_args=connect_args,
     )
     redaction.install(engine)
     return engine
+
+
+def _statement_name() -> str:
+    return f"__sb_{uuid.uuid4().hex}__"
 
 
 def create_sync_writer(engine: AsyncEngine) -> sa.Engine | None:

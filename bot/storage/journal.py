@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from sqlalchemy.sql import Executable
 from bot.storage.database import create_sync_writer
 
 log = logging.getLogger(__name__)
+LOCKED_RETRIES = 5
 
 
 @dataclass
@@ -125,23 +127,47 @@ class Journal:
             self.commits += 1
             return
         # The writer keeps one connection: a pool checkout and its reset cost more than a small commit.
-        if self._conn is None:
-            self._conn = await self.engine.connect()
-        conn = self._conn
-        try:
-            async with conn.begin():
-                for stmt, params in merged:
-                    await conn.execute(stmt, params)
-        except Exception:
-            await conn.close()
-            self._conn = None
-            raise
-        self.commits += 1
+        # That connection skips the pool's pre-ping, so when the server dropped it (a restart, an idle
+        # timeout) the batch's first statement fails having written nothing: then it runs once more on
+        # a fresh connection. A failure after the first statement is never retried (it may have committed).
+        for fresh in (self._conn is None, True):
+            if self._conn is None:
+                self._conn = await self.engine.connect()
+            conn, started = self._conn, False
+            try:
+                async with conn.begin():
+                    for stmt, params in merged:
+                        await conn.execute(stmt, params)
+                        started = True
+            except Exception as exc:
+                await conn.close()
+                self._conn = None
+                dropped = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+                if fresh or started or not dropped:
+                    raise
+                log.warning("the database dropped the journal's connection; writing on a new one")
+                continue
+            self.commits += 1
+            return
 
     def _commit_sync(self, merged: list[tuple[Executable, Any]]) -> None:
+        # BEGIN IMMEDIATE takes the write lock first (waiting busy_timeout for it), so no statement of
+        # the batch can fail half-way for want of it; a lock still held after that is retried a few
+        # times before the error reaches anyone (another process writing the same file: a CLI client).
+        for attempt in range(1, LOCKED_RETRIES + 1):
+            try:
+                self._commit_once(merged)
+                return
+            except sa.exc.OperationalError as exc:
+                if not _locked(exc) or attempt == LOCKED_RETRIES:
+                    raise
+                log.warning("the SQLite file is locked by another process; retrying (%d)", attempt)
+                time.sleep(0.05 * attempt)
+
+    def _commit_once(self, merged: list[tuple[Executable, Any]]) -> None:
         assert self._writer is not None
         if self._sync_conn is None:
-            self._sync_conn = self._writer.connect()
+            self._sync_conn = self._writer.connect().execution_options(sqlite_begin="IMMEDIATE")
         conn = self._sync_conn
         try:
             with conn.begin():
@@ -155,6 +181,11 @@ class Journal:
         if self._sync_conn is not None:
             self._sync_conn.close()
             self._sync_conn = None
+
+
+def _locked(exc: sa.exc.OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
 
 
 def _merge(batches: Sequence[Batch]) -> list[tuple[Executable, Any]]:

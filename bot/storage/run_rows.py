@@ -39,6 +39,7 @@ class RunRow:
     rollback_to: str | None
     finish_counter: int
     failed_step: str | None
+    load_attempts: int = 0  # takeovers since the run last made progress (see storage/leases.py)
 
 
 @dataclass(frozen=True)
@@ -176,4 +177,5 @@ def _run_row(r: Any) -> RunRow:
         rollback_to=r.rollback_to,
         finish_counter=r.finish_counter,
         failed_step=r.failed_step,
+        load_attempts=r.load_attempts,
     )

@@ -54,6 +54,7 @@ class RunStore(RunReads, RunLeases, RunInbox, RunTimers):
                 lease_until=sa.bindparam("lease_until"),
             )
         )
+        self.forgive_crashes = runs.update().where(runs.c.id == sa.bindparam("_id")).values(load_attempts=0)
         self.consume_inbox = (
             inbox.update().where(inbox.c.id == sa.bindparam("_id")).values(consumed_at=sa.bindparam("at"))
         )

@@ -38,8 +38,10 @@ runs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
-    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_owner", sa.String(200), index=True),
     sa.Column("lease_until", sa.Float),
+    # Loads since the run last made progress; a run that keeps crashing its process is quarantined.
+    sa.Column("load_attempts", sa.Integer, nullable=False, default=0, server_default="0"),
 )
 
 step_runs = sa.Table(

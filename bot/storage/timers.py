@@ -27,13 +27,17 @@ class RunTimers:
     engine: AsyncEngine
     insert_inbox: sa.Insert
 
-    async def timers_due_before(self, moment: float) -> list[tuple[int, float, str, str | None]]:
-        """Unfired timers due before ``moment``: (id, due_at, kind, ref)."""
+    async def timers_due_before(
+        self, moment: float, run_ids: list[str] | None = None
+    ) -> list[tuple[int, float, str, str | None]]:
+        """Unfired timers due before ``moment`` (of ``run_ids`` only, when given): (id, due_at, kind, ref)."""
         query = (
             sa.select(timers.c.id, timers.c.due_at, timers.c.kind, timers.c.ref)
             .where(timers.c.fired_at.is_(None), timers.c.due_at <= moment)
             .order_by(timers.c.due_at)
         )
+        if run_ids is not None:
+            query = query.where(timers.c.run_id.in_(run_ids))
         async with self.engine.connect() as conn:
             return [(r.id, r.due_at, r.kind, r.ref) for r in (await conn.execute(query)).all()]
 
