@@ -67,7 +67,6 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, ge=2.0)
     poll_interval: float = Field(default=1.0, gt=0.0)
     kill_grace: float = Field(default=5.0, ge=0.0)
-    timer_horizon: float = Field(default=300.0, ge=5.0)
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, validation_alias=AliasChoices("PORT", "SWITCHBOARD_PORT"))

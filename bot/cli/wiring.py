@@ -43,5 +43,4 @@ async def open_runtime(settings: Settings, resume: bool = True) -> AsyncIterator
 def configure_logging(level: str) -> None:
     """Plain, timestamped logs on stderr."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -24,11 +24,13 @@ from bot.owners import new_owner
 from bot.runtime import leases, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
+from bot.runtime.firing import TIMER_BATCH, fire, kinds
 from bot.runtime.live import LiveRun
 from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
+from bot.storage.timers import claim_due
 from engine.activities.base import ActivityContext
 from engine.spec import Workflow
 from engine.state import RunState, StepStatus
@@ -52,7 +54,7 @@ class Runtime:
         self.live: dict[str, LiveRun] = {}
         self.hub = EventHub()
         self.approvals = ApprovalStore(store.engine, clock)
-        self.alarm = AlarmClock(self, settings.timer_horizon)
+        self.alarm = AlarmClock(self)
         self.children = ChildStarter(self)
         self.activity = ActivityContext(
             workflows_dir=settings.workflows_dir, llm=settings.llm(), kill_grace=settings.kill_grace
@@ -81,7 +83,7 @@ class Runtime:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let running steps finish within ``grace``, then leave the rest to resume."""
         self.stopping = True
-        self.alarm.stop()
+        await self.alarm.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -190,26 +192,23 @@ class Runtime:
         """Load every active run that no live process is working on."""
         return await leases.resume_all(self)
 
+    async def handle_timers(self, kind: str, handler: Callable[[int, str], Awaitable[bool]]) -> None:
+        """Fire timers of ``kind`` with ``handler(timer_id, ref)``, which marks the timer fired itself;
+        returns once the alarm has fired those already due."""
+        self.timer_kinds[kind] = handler
+        self.alarm.wake()
+        await self.alarm.settled()
+
     async def fire_due(self) -> int:
-        """Fire every timer that is due (each exactly once across processes); returns how many fired here."""
+        """Claim every due timer in batches and fire each (exactly once across processes); returns how many
+        fired here. The alarm calls this; a test on a fake clock may too."""
         fired = 0
-        for timer_id, _due, kind, ref in await self.store.timers_due_before(self.clock()):
-            other = self.timer_kinds.get(kind)
-            if other is not None and ref is not None:
-                if await other(timer_id, ref):
-                    fired += 1
-                continue
-            if kind.startswith("approval_escalate:") and ref is not None:
-                # The approval's business, not the run's: marked fired in the escalation's own transaction.
-                rung = int(kind.rpartition(":")[2])
-                if await self.approvals.escalate(ref, rung, timer_id=timer_id) is not None:
-                    fired += 1
-                continue
-            won = await self.store.fire_timer(timer_id, self.clock())
-            if won is not None:
-                fired += 1
-                await self.wake(won[0])
-        return fired
+        while True:
+            now, lease = self.clock(), self.settings.lease_seconds
+            due = await claim_due(self.store.engine, self.owner, now, lease, TIMER_BATCH, kinds(self))
+            fired += await fire(self, due)
+            if len(due) < TIMER_BATCH:
+                return fired
 
 
 __all__ = ["Runtime", "Started", "StepStatus", "new_run_id"]

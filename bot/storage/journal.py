@@ -28,6 +28,13 @@ class Batch:
     """Statements to run in order; each with one parameter set or a list of them (executemany)."""
 
     ops: list[tuple[Executable, Any]] = field(default_factory=list)
+    earliest_timer: float | None = None  # the soonest timer among the rows: the alarm is told after commit
+
+    def add_timer(self, stmt: Executable, row: dict[str, Any]) -> None:
+        """Queue a timer row, noting its due time."""
+        due = float(row["due_at"])
+        self.earliest_timer = due if self.earliest_timer is None else min(self.earliest_timer, due)
+        self.add(stmt, row)
 
     def add(self, stmt: Executable, params: Any = None) -> None:
         """Queue ``stmt`` with a dict, a list of dicts, or nothing."""
