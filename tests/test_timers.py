@@ -6,8 +6,10 @@ burst of due timers fires each exactly once across two runtimes. Real SQLite and
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from bot.storage.timers import claim_due, claim_timer
 from tests.conftest import FakeClock
 from tests.helpers import eventually, finished, workflow
 from tests.test_approvals_engine import actions, waiting_request
+from tests.test_crash import cli
 
 MakeRuntime = Callable[..., Awaitable[Runtime]]
 
@@ -85,21 +88,22 @@ async def test_an_escalation_rung_fires_at_its_time_not_at_a_refresh(make_runtim
 async def test_a_wait_claimed_by_a_runtime_that_died_fires_on_another_after_the_claim_lapses(
     make_runtime: MakeRuntime,
 ) -> None:
+    # An hour's wait and lease on the fake clock: the alarms' own sleeps (real seconds) never end mid-test.
     clock = FakeClock()
-    first = await make_runtime(clock=clock, lease_seconds=5.0)
-    second = await make_runtime(clock=clock, lease_seconds=5.0)
-    started = await first.submit(workflow(WAIT_5S), {}, started_by="bob")
+    first = await make_runtime(clock=clock, lease_seconds=3600.0)
+    second = await make_runtime(clock=clock, lease_seconds=3600.0)
+    started = await first.submit(workflow(WAIT_5S.replace("5s", "1h")), {}, started_by="bob")
     [timer] = await eventually(lambda: pending_timers(first), message="the wait's timer")
-    clock.advance(5)
+    clock.advance(3600)
     # The first runtime's alarm claims the due wait, and the process dies before firing it.
-    [claimed] = await claim_due(first.store.engine, first.owner, clock(), 5.0, 100, kinds(first))
+    [claimed] = await claim_due(first.store.engine, first.owner, clock(), 3600.0, 100, kinds(first))
     assert claimed.id == timer.id
     await abandon(first)
     second.alarm.wake()
     await second.alarm.settled()
     assert [t.id for t in await pending_timers(second)] == [timer.id]  # held by the dead one's claim
-    assert second.alarm.next_at == pytest.approx(clock() + 5)  # it looks again when the claim lapses
-    clock.advance(5)
+    assert second.alarm.next_at == pytest.approx(clock() + 3600)  # it looks again when the claim lapses
+    clock.advance(3600)
     second.alarm.wake()
     row = await finished(second, started.run_id)
     assert row.status == "succeeded"
@@ -159,3 +163,29 @@ async def test_300_due_timers_fire_exactly_once_across_two_runtimes(make_runtime
     assert set(fired.values()) == {1}
     assert set(handed.values()) == {1}  # claims hand each timer to one runtime only
     assert await pending_timers(runtimes[0]) == []
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_wait_armed_by_a_process_killed_with_sigkill_fires_on_another_at_its_time(
+    make_runtime: MakeRuntime, db_url: str, workflows_dir: Path
+) -> None:
+    # Before, the survivor learnt of the dead process's timer only at its next refresh (144 s late).
+    survivor = await make_runtime()
+    (workflows_dir / "pause.yaml").write_text(WAIT_5S.replace("5s", "3s"))
+    proc = cli(db_url, workflows_dir, "workflow", "run", "pause")
+    try:
+        [timer] = await eventually(
+            lambda: pending_timers(survivor), message="the killed process's wait", ignore=(sa.exc.DBAPIError,)
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    row = await finished(survivor, timer.run_id)
+    assert row.status == "succeeded"
+    async with survivor.store.engine.connect() as conn:
+        fired_by = (
+            await conn.execute(sa.select(timers.c.claimed_by).where(timers.c.id == timer.id))
+        ).scalar()
+    assert fired_by == survivor.owner

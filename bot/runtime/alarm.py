@@ -3,9 +3,9 @@
 Deadlines live in the ``timers`` table (``storage/timers.py``). The alarm reads when the next one falls due
 (or when a claim on one lapses), sleeps until then, claims what is due in batches and fires it through
 ``Runtime.fire_due``. A timer stored in this process wakes it at once if it is earlier (``arm``); on
-PostgreSQL the bell (LISTEN/NOTIFY) wakes the other processes' alarms too, and on SQLite the other runtimes
-of this process on the same file. There is no periodic refresh: the alarm sleeps exactly as long as the
-table says.
+PostgreSQL the transaction that stored it notifies every process's bell (LISTEN/NOTIFY), and on SQLite
+``arm`` wakes the other runtimes of this process on the same file. There is no periodic refresh: the alarm
+sleeps exactly as long as the table says.
 """
 
 from __future__ import annotations
@@ -72,10 +72,9 @@ class AlarmClock:
                 log.warning("could not release timer claims; they lapse after the lease", exc_info=True)
 
     def arm(self, due_at: float) -> None:
-        """A timer due at ``due_at`` was stored (committed): ring by then, here and in other processes."""
+        """A timer due at ``due_at`` was stored (committed): ring by then. Other processes heard of it at
+        commit (PostgreSQL); the other runtimes of this process on the same SQLite file hear of it here."""
         self._heard(due_at)
-        if self._bell is not None:
-            self._bell.ring(due_at)
         for other in _NEIGHBOURS.get(self._key, ()):
             if other is not self:
                 other._heard(due_at)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from bot.storage.database import create_sync_writer
+from bot.storage.timer_bell import notify
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,13 @@ class Journal:
 
     async def _commit(self, batches: Sequence[Batch]) -> None:
         merged = _merge(batches)
+        soonest = min((b.earliest_timer for b in batches if b.earliest_timer is not None), default=None)
         if self._task is None:  # not started: a one-off write on a pooled connection
             async with self.engine.begin() as conn:
                 for stmt, params in merged:
                     await conn.execute(stmt, params)
+                if soonest is not None:
+                    await notify(conn, soonest)
             return
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_sync, merged)
@@ -139,6 +143,8 @@ class Journal:
             async with conn.begin():
                 for stmt, params in merged:
                     await conn.execute(stmt, params)
+                if soonest is not None:  # the other processes' alarms hear of it at commit
+                    await notify(conn, soonest)
         except Exception:
             await conn.close()
             self._conn = None

@@ -1,10 +1,11 @@
 """The timer bell between processes on PostgreSQL: LISTEN/NOTIFY on a dedicated connection.
 
-A process that stores a timer rings the bell with its due time; every other process's alarm hears it and
-looks at the table again if that is earlier than its own next wake-up. The channel is named after the
-schema, so several Switchboards sharing one database (or tests, each in its own schema) do not wake each
-other. Nothing depends on a notification arriving: the table stays the truth, and a lost connection is
-reopened with every alarm told to look again.
+The transaction that stores a timer also notifies its due time (``notify``), so PostgreSQL delivers it at
+commit, and only then: a process that dies just after committing has still told the others. Every alarm
+hears it and looks at the table again if that is earlier than its own next wake-up. The channel is named
+after the schema, so several Switchboards sharing one database (or tests, each in its own schema) do not
+wake each other. Nothing depends on a notification arriving: the table stays the truth, and a lost
+connection is reopened with the alarm told to look again.
 """
 
 from __future__ import annotations
@@ -15,27 +16,31 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
 PREFIX = "switchboard_timers_"
 RECONNECT_AFTER = 1.0
+_NOTIFY = sa.text("SELECT pg_notify(left(:prefix || current_schema(), 63), :due)")
+
+
+async def notify(conn: AsyncConnection, due_at: float) -> None:
+    """In ``conn``'s transaction, tell every process (at commit) that a timer due at ``due_at`` was stored."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_NOTIFY, {"prefix": PREFIX, "due": repr(due_at)})
 
 
 class TimerBell:
-    """Tells other processes of new timers, and calls ``heard(due_at)`` when they tell of theirs
-    (``heard(None)`` after a reconnect: anything may have been missed)."""
+    """Calls ``heard(due_at)`` when a process stores a timer (``heard(None)`` after a reconnect: anything
+    may have been missed)."""
 
     def __init__(self, engine: AsyncEngine, heard: Callable[[float | None], None]) -> None:
         self.engine = engine
         self.heard = heard
         self.channel = ""
-        self._outgoing: float | None = None
-        self._signal = asyncio.Event()
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._pid: int | None = None
 
     async def start(self, timeout: float = 10.0) -> None:
         """Connect and listen; return once listening (or after ``timeout``, trying on in the background)."""
@@ -55,14 +60,8 @@ class TimerBell:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    def ring(self, due_at: float) -> None:
-        """Tell the other processes that a timer due at ``due_at`` was stored (sent soon, coalesced)."""
-        self._outgoing = due_at if self._outgoing is None else min(self._outgoing, due_at)
-        self._signal.set()
-
-    def _on_notify(self, _conn: Any, pid: int, _channel: str, payload: str) -> None:
-        if pid == self._pid:
-            return  # our own ring: this process's alarm already knows
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        # This process's own timers arrive too; its alarm already knows them, so heard() changes nothing.
         try:
             due = float(payload)
         except ValueError:
@@ -91,20 +90,13 @@ class TimerBell:
 
             def closed(_conn: Any) -> None:
                 lost.set()
-                self._signal.set()
 
             pg.add_termination_listener(closed)
             await pg.add_listener(self.channel, self._on_notify)
-            self._pid = pg.get_server_pid()
             self._listening.set()
             self.heard(None)  # (re)connected: whatever was told meanwhile, look again
             try:
-                while not lost.is_set():
-                    await self._signal.wait()
-                    self._signal.clear()
-                    due, self._outgoing = self._outgoing, None
-                    if due is not None and not lost.is_set():
-                        await pg.execute("SELECT pg_notify($1, $2)", self.channel, repr(due))
+                await lost.wait()
             finally:
                 pg.remove_termination_listener(closed)
                 if not lost.is_set():

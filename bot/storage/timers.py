@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.tables import timers
+from bot.storage.timer_bell import notify
 
 
 @dataclass(frozen=True)
@@ -173,3 +174,4 @@ async def arm_earliest(conn: AsyncConnection, owner: str, kind: str, due_at: flo
         return
     row = {"run_id": owner, "step_key": kind, "kind": kind, "ref": owner, "due_at": due_at}
     await conn.execute(timers.insert(), row)
+    await notify(conn, due_at)
