@@ -189,3 +189,58 @@ async def test_a_wait_armed_by_a_process_killed_with_sigkill_fires_on_another_at
             await conn.execute(sa.select(timers.c.claimed_by).where(timers.c.id == timer.id))
         ).scalar()
     assert fired_by == survivor.owner
+
+
+async def listening_backends(runtime: Runtime) -> set[int]:
+    """The server pids of the bells listening on this test's channel."""
+    query = sa.text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND query LIKE :channel")
+    async with runtime.store.engine.connect() as conn:
+        schema = (await conn.execute(sa.text("SELECT current_schema()"))).scalar_one()
+        rows = await conn.execute(query, {"channel": f"%{schema}%"})
+        return {int(pid) for pid in rows.scalars()}
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_the_bell_listens_again_after_the_database_drops_its_connection(
+    make_runtime: MakeRuntime,
+) -> None:
+    first = await make_runtime()
+    second = await make_runtime()
+    before = await listening_backends(second)
+    assert len(before) == 2
+    async with second.store.engine.connect() as conn:
+        for pid in before:
+            await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    async def relistening() -> set[int] | None:
+        pids = await listening_backends(second)
+        return pids if len(pids) == 2 and not pids & before else None
+
+    await eventually(relistening, message="both bells to listen again")
+    await waiting_request(second, RUNG_IN_3S.replace("3s", "30m"))
+    await second.alarm.settled()
+    later = second.alarm.next_at
+    assert later is not None
+    await first.submit(workflow(WAIT_5S.replace("5s", "2s")), {}, started_by="bob")
+
+    async def woken() -> bool:
+        return second.alarm.next_at is not None and second.alarm.next_at < later
+
+    await eventually(woken, message="the second alarm to hear of the first one's timer after the reconnect")
+
+
+async def test_a_graceful_stop_gives_back_its_claims_so_another_runtime_fires_them_at_once(
+    make_runtime: MakeRuntime,
+) -> None:
+    clock = FakeClock()
+    first = await make_runtime(clock=clock, lease_seconds=3600.0)
+    second = await make_runtime(clock=clock, lease_seconds=3600.0)
+    started = await first.submit(workflow(WAIT_5S.replace("5s", "1h")), {}, started_by="bob")
+    await eventually(lambda: pending_timers(first), message="the wait's timer")
+    clock.advance(3600)
+    # The first runtime's alarm has claimed the due wait when it is asked to stop.
+    assert len(await claim_due(first.store.engine, first.owner, clock(), 3600.0, 100, kinds(first))) == 1
+    await first.stop()
+    second.alarm.wake()  # no time passes: the claim is given back, not waited out
+    row = await finished(second, started.run_id)
+    assert row.status == "succeeded"

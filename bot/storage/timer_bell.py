@@ -101,4 +101,5 @@ class TimerBell:
                 pg.remove_termination_listener(closed)
                 if not lost.is_set():
                     await pg.remove_listener(self.channel, self._on_notify)
+            await sa_conn.invalidate()  # a dead connection must not go back to the pool for others
             raise ConnectionError("the database closed the connection")
