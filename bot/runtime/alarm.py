@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 _NEIGHBOURS: dict[str, set[AlarmClock]] = {}
 MAX_BACKOFF = 30.0
 BUSY_PAUSE = 0.01  # a due timer another process is claiming right now: look again in a moment
+LOADS = 16  # runs loaded at once because their timers fired (leaves pooled connections for the rest)
 
 
 class AlarmClock:
@@ -39,6 +40,7 @@ class AlarmClock:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.loads = asyncio.Semaphore(LOADS)
         self._bell: TimerBell | None = None
         self._key = runtime.store.engine.url.render_as_string(hide_password=False)
 

@@ -53,5 +53,12 @@ async def fire(rt: Runtime, due: list[DueTimer]) -> int:
         won_here = await rt.store.fire_run_timers(for_runs, rt.clock())
         fired += len(won_here)
         for run_id in dict.fromkeys(t.run_id for t in won_here):
-            rt.spawn(rt.wake(run_id))
+            rt.spawn(_wake(rt, run_id))
     return fired
+
+
+async def _wake(rt: Runtime, run_id: str) -> None:
+    # A burst of timers would otherwise load hundreds of runs at once and take every pooled connection,
+    # the alarm's own next claim included.
+    async with rt.alarm.loads:
+        await rt.wake(run_id)
