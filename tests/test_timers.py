@@ -60,6 +60,18 @@ async def abandon(runtime: Runtime) -> None:
     runtime.live.clear()
 
 
+async def all_set_for(due_at: float, *runtimes: Runtime) -> None:
+    """Wait until every runtime's alarm has heard of the timer and sleeps until it (so a fake clock moved
+    next is seen first by the test, not by an alarm still looking)."""
+
+    async def set_for() -> bool:
+        for runtime in runtimes:
+            await runtime.alarm.settled()
+        return all(r.alarm.next_at == pytest.approx(due_at) for r in runtimes)
+
+    await eventually(set_for, message=f"every alarm to be set for {due_at}")
+
+
 async def pending_timers(runtime: Runtime) -> list[Any]:
     async with runtime.store.engine.connect() as conn:
         query = sa.select(timers).where(timers.c.fired_at.is_(None)).order_by(timers.c.due_at)
@@ -94,6 +106,7 @@ async def test_a_wait_claimed_by_a_runtime_that_died_fires_on_another_after_the_
     second = await make_runtime(clock=clock, lease_seconds=3600.0)
     started = await first.submit(workflow(WAIT_5S.replace("5s", "1h")), {}, started_by="bob")
     [timer] = await eventually(lambda: pending_timers(first), message="the wait's timer")
+    await all_set_for(timer.due_at, first, second)
     clock.advance(3600)
     # The first runtime's alarm claims the due wait, and the process dies before firing it.
     [claimed] = await claim_due(first.store.engine, first.owner, clock(), 3600.0, 100, kinds(first))
@@ -236,7 +249,8 @@ async def test_a_graceful_stop_gives_back_its_claims_so_another_runtime_fires_th
     first = await make_runtime(clock=clock, lease_seconds=3600.0)
     second = await make_runtime(clock=clock, lease_seconds=3600.0)
     started = await first.submit(workflow(WAIT_5S.replace("5s", "1h")), {}, started_by="bob")
-    await eventually(lambda: pending_timers(first), message="the wait's timer")
+    [timer] = await eventually(lambda: pending_timers(first), message="the wait's timer")
+    await all_set_for(timer.due_at, first, second)
     clock.advance(3600)
     # The first runtime's alarm has claimed the due wait when it is asked to stop.
     assert len(await claim_due(first.store.engine, first.owner, clock(), 3600.0, 100, kinds(first))) == 1
