@@ -51,7 +51,7 @@ class AlarmClock:
     async def start(self) -> None:
         """Listen for other processes' timers (PostgreSQL), then start ringing (due timers fire at once)."""
         if self._is_postgres:
-            self._bell = TimerBell(self.runtime.store.engine, self._heard)
+            self._bell = TimerBell(self.runtime.store.engine, self._heard, self.runtime.owner)
             await self._bell.start()
         else:
             _NEIGHBOURS.setdefault(self._key, set()).add(self)

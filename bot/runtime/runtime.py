@@ -30,7 +30,7 @@ from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
-from bot.storage.timers import claim_due
+from bot.storage.timers import claim_due, release_claims
 from engine.activities.base import ActivityContext
 from engine.spec import Workflow
 from engine.state import RunState, StepStatus
@@ -51,6 +51,7 @@ class Runtime:
         self.store = store
         self.clock = clock
         self.owner = new_owner()
+        store.journal.owner = self.owner  # its timers' notifications name it, so its own bell skips them
         self.live: dict[str, LiveRun] = {}
         self.hub = EventHub()
         self.approvals = ApprovalStore(store.engine, clock)
@@ -206,7 +207,12 @@ class Runtime:
         while True:
             now, lease = self.clock(), self.settings.lease_seconds
             due = await claim_due(self.store.engine, self.owner, now, lease, TIMER_BATCH, kinds(self))
-            fired += await fire(self, due)
+            try:
+                fired += await fire(self, due)
+            except Exception:
+                # Give the batch back now rather than when its claims lapse; the alarm tries again soon.
+                await release_claims(self.store.engine, self.owner, [t.id for t in due])
+                raise
             if len(due) < TIMER_BATCH:
                 return fired
 

@@ -61,6 +61,7 @@ class Journal:
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
         self.commits = 0
+        self.owner = ""  # the process writing, named in its timers' notifications (see timer_bell.notify)
 
     def start(self) -> None:
         """Start the writer task."""
@@ -129,7 +130,7 @@ class Journal:
                 for stmt, params in merged:
                     await conn.execute(stmt, params)
                 if soonest is not None:
-                    await notify(conn, soonest)
+                    await notify(conn, soonest, self.owner)
             return
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_sync, merged)
@@ -144,7 +145,7 @@ class Journal:
                 for stmt, params in merged:
                     await conn.execute(stmt, params)
                 if soonest is not None:  # the other processes' alarms hear of it at commit
-                    await notify(conn, soonest)
+                    await notify(conn, soonest, self.owner)
         except Exception:
             await conn.close()
             self._conn = None

@@ -25,19 +25,23 @@ RECONNECT_AFTER = 1.0
 _NOTIFY = sa.text("SELECT pg_notify(left(:prefix || current_schema(), 63), :due)")
 
 
-async def notify(conn: AsyncConnection, due_at: float) -> None:
-    """In ``conn``'s transaction, tell every process (at commit) that a timer due at ``due_at`` was stored."""
+async def notify(conn: AsyncConnection, due_at: float, sender: str = "") -> None:
+    """In ``conn``'s transaction, tell every process (at commit) that a timer due at ``due_at`` was stored.
+
+    ``sender`` (a process id) lets that process's own bell skip it: its alarm was told directly.
+    """
     if conn.dialect.name == "postgresql":
-        await conn.execute(_NOTIFY, {"prefix": PREFIX, "due": repr(due_at)})
+        await conn.execute(_NOTIFY, {"prefix": PREFIX, "due": f"{due_at!r} {sender}".strip()})
 
 
 class TimerBell:
     """Calls ``heard(due_at)`` when a process stores a timer (``heard(None)`` after a reconnect: anything
     may have been missed)."""
 
-    def __init__(self, engine: AsyncEngine, heard: Callable[[float | None], None]) -> None:
+    def __init__(self, engine: AsyncEngine, heard: Callable[[float | None], None], owner: str = "") -> None:
         self.engine = engine
         self.heard = heard
+        self.owner = owner
         self.channel = ""
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -61,12 +65,13 @@ class TimerBell:
             self._task = None
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        # This process's own timers arrive too; its alarm already knows them, so heard() changes nothing.
+        due, _, sender = payload.partition(" ")
+        if sender and sender == self.owner:
+            return  # this process's own timer: its alarm was told directly
         try:
-            due = float(payload)
+            self.heard(float(due))
         except ValueError:
-            return
-        self.heard(due)
+            log.warning("timer bell: ignoring a notification it cannot read: %r", payload[:100])
 
     async def _run(self) -> None:
         while True:

@@ -102,15 +102,14 @@ async def next_due_at(engine: AsyncEngine, now: float, kinds: Kinds) -> float | 
     return min(times) if times else None
 
 
-async def release_claims(engine: AsyncEngine, owner: str) -> None:
-    """Give up this process's claims on timers it has not fired (a graceful stop), so others fire them now."""
-    stmt = (
-        timers.update()
-        .where(timers.c.claimed_by == owner, timers.c.fired_at.is_(None))
-        .values(claimed_by=None, claim_until=None)
-    )
+async def release_claims(engine: AsyncEngine, owner: str, ids: list[int] | None = None) -> None:
+    """Give up this process's claims on timers it has not fired (all, or ``ids``), so others fire them now:
+    at a graceful stop, or when firing a batch failed."""
+    mine = sa.and_(timers.c.claimed_by == owner, timers.c.fired_at.is_(None))
+    if ids is not None:
+        mine = sa.and_(mine, timers.c.id.in_(ids))
     async with engine.begin() as conn:
-        await conn.execute(stmt)
+        await conn.execute(timers.update().where(mine).values(claimed_by=None, claim_until=None))
 
 
 class RunTimers:
