@@ -2,7 +2,7 @@
 
 Deadlines live in the ``timers`` table (``storage/timers.py``). The alarm reads when the next one falls due
 (or when a claim on one lapses), sleeps until then, claims what is due in batches and fires it through
-``Runtime.fire_due``. A timer stored in this process wakes it at once if it is earlier (``arm``); on
+``Runtime.claim_and_fire``. A timer stored in this process wakes it at once if it is earlier (``arm``); on
 PostgreSQL the transaction that stored it notifies every process's bell (LISTEN/NOTIFY), and on SQLite
 ``arm`` wakes the other runtimes of this process on the same file. There is no periodic refresh: the alarm
 sleeps exactly as long as the table says.
@@ -31,11 +31,12 @@ LOADS = 16  # runs loaded at once because their timers fired (leaves pooled conn
 
 
 class AlarmClock:
-    """Rings ``runtime.fire_due()`` at the earliest stored timer; ``arm(due_at)`` after storing one."""
+    """Rings ``runtime.claim_and_fire()`` at the earliest stored timer; ``arm(due_at)`` after storing one."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.next_at: float | None = None  # when it will look next (None: no timer pending)
+        self.fired = 0  # timers this alarm has fired
         self._busy = True  # looking at the table now: every arm() makes it look again
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -43,6 +44,11 @@ class AlarmClock:
         self.loads = asyncio.Semaphore(LOADS)
         self._bell: TimerBell | None = None
         self._key = runtime.store.engine.url.render_as_string(hide_password=False)
+
+    @property
+    def running(self) -> bool:
+        """Whether the alarm's task runs (started and not stopped)."""
+        return self._task is not None and not self._task.done()
 
     @property
     def _is_postgres(self) -> bool:
@@ -87,7 +93,7 @@ class AlarmClock:
 
     async def settled(self) -> None:
         """Return once the alarm has looked at the table since the last wake and sleeps again."""
-        while self._task is not None and (self._wake.is_set() or not self._idle.is_set()):
+        while self.running and (self._wake.is_set() or not self._idle.is_set()):
             await asyncio.sleep(0.005)
 
     def _heard(self, due_at: float | None) -> None:
@@ -101,7 +107,7 @@ class AlarmClock:
             self._idle.clear()
             self._busy = True
             try:
-                await self.runtime.fire_due()
+                self.fired += await self.runtime.claim_and_fire()
                 now = self.runtime.clock()
                 self.next_at = await next_due_at(self.runtime.store.engine, now, kinds(self.runtime))
                 failures = 0
