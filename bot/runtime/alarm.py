@@ -37,6 +37,7 @@ class AlarmClock:
         self.runtime = runtime
         self.next_at: float | None = None  # when it will look next (None: no timer pending)
         self.fired = 0  # timers this alarm has fired
+        self.asked = asyncio.Lock()  # held by Runtime.fire_due while it waits for a pass
         self._busy = True  # looking at the table now: every arm() makes it look again
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()

@@ -206,10 +206,11 @@ class Runtime:
         alarm is the only thing that fires timers, so a caller never races it."""
         if not self.alarm.running:
             return await self.claim_and_fire()
-        before = self.alarm.fired
-        self.alarm.wake()
-        await self.alarm.settled()
-        return self.alarm.fired - before
+        async with self.alarm.asked:  # callers at once each get their own pass, and their own count
+            before = self.alarm.fired
+            self.alarm.wake()
+            await self.alarm.settled()
+            return self.alarm.fired - before
 
     async def claim_and_fire(self) -> int:
         """Claim every due timer in batches and fire each (exactly once across processes); returns how many
