@@ -8,7 +8,7 @@ Figures (targets from the approvals issue):
             p50/p95 over 50 runs (target p95 <= 100 ms); also when the click was answered
   pending   10,000 pending approvals (each with 3 timers, and its run's cards delivered): a fresh bot process
             from start to ready (server up, runs resumed, alarms armed) and its peak RSS (<= 3 s, <= 250 MB)
-  deadline  20 approvals timing out 1-2 s after they are asked, fired by the real alarm clock (APScheduler):
+  deadline  20 approvals timing out 1-2 s after they are asked, fired by the real alarm clock:
             when the timeout was applied minus when it was due, p50 and max (<= 1 s)
 """
 

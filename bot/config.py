@@ -84,7 +84,6 @@ class Settings(BaseSettings):
     db_application_name: str = Field(default="switchboard", max_length=63)
     poll_interval: float = Field(default=1.0, gt=0.0)
     kill_grace: float = Field(default=5.0, ge=0.0)
-    timer_horizon: float = Field(default=300.0, ge=5.0)
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, validation_alias=AliasChoices("PORT", "SWITCHBOARD_PORT"))

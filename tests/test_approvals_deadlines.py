@@ -2,7 +2,7 @@
 
 Escalation rungs, timeouts and their ``on_timeout`` outcomes, a timer that falls due after the decision,
 and a deadline that passed while no process ran. Each deadline fires through ``runtime.fire_due()``
-after the fake clock moves, except at start, where the real alarm clock (APScheduler) rings it.
+after the fake clock moves, except at start, where the alarm rings it by itself.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ async def test_a_timer_after_the_decision_does_nothing(make_runtime: MakeRuntime
 async def test_a_deadline_that_passed_while_nothing_ran_fires_at_the_next_start(
     make_runtime: MakeRuntime,
 ) -> None:
-    # The fake clock runs 10 hours behind real time, so the alarm clock (real time) finds the timer due
-    # the moment the second runtime starts: no test code calls fire_due here.
+    # The deadline passed on the (fake) clock while no runtime ran, so the second runtime's alarm finds
+    # the timer due the moment it starts: no test code calls fire_due here.
     clock = FakeClock(start=time.time() - 10 * 3600)
     first = await make_runtime(clock=clock)
     text = LADDER.replace("escalation:", "on_timeout: approve\n      escalation:")

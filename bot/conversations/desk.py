@@ -267,6 +267,8 @@ class Desk:
             due = deadlines.next_at(queued, self.service.policy)
             if due is not None:
                 await self.out.timer(conn, conv.id, due)
+        if due is not None:
+            self.service.runtime.alarm.arm(due)
         self.service.wake()
         if self.settings.handover_mode == "auto":
             await self.auto_assign(conv.id)
@@ -305,6 +307,8 @@ class Desk:
                     await self.out.timer(conn, conv.id, due)
         except sa.exc.IntegrityError:
             return  # a repeated delivery
+        if due is not None:
+            self.service.runtime.alarm.arm(due)
         self.service.wake()
 
     # -- deadlines -------------------------------------------------------------------------------
@@ -324,8 +328,9 @@ class Desk:
         if conv is not None and conv.closed_at is None:
             due = deadlines.next_at(conv, self.service.policy)
             if due is not None:
+                due = max(due, now + 1.0)
                 async with self.engine.begin() as conn:
-                    await self.out.timer(conn, conv_id, max(due, now + 1.0))
+                    await self.out.timer(conn, conv_id, due)
                 self.service.runtime.alarm.arm(due)
         return True
 

@@ -86,7 +86,7 @@ class Conversations:
 
     async def start(self) -> None:
         """Take deadlines from the alarm clock; answer what was left unanswered when the process stopped."""
-        self.runtime.timer_kinds["conversation"] = self.desk.tick
+        await self.runtime.handle_timers("conversation", self.desk.tick)
         for conv_id in await self.store.awaiting_turn():
             self.schedule_turn(conv_id, delay=0.0)
 

@@ -1,81 +1,130 @@
-"""The alarm clock: APScheduler 3 in memory wakes the runtime when a stored timer falls due.
+"""The alarm clock: one task per process, asleep until the earliest stored timer falls due.
 
-Deadlines live in the ``timers`` table. APScheduler only holds the wake-ups of the next
-``horizon`` seconds, rebuilt from the table at start and topped up periodically, so 10,000 waiting
-runs cost rows rather than jobs, and a deadline that passed while the process was down fires at start.
+Deadlines live in the ``timers`` table (``storage/timers.py``). The alarm reads when the next one falls due
+(or when a claim on one lapses), sleeps until then, claims what is due in batches and fires it through
+``Runtime.claim_and_fire``. A timer stored in this process wakes it at once if it is earlier (``arm``); on
+PostgreSQL the transaction that stored it notifies every process's bell (LISTEN/NOTIFY), and on SQLite
+``arm`` wakes the other runtimes of this process on the same file. There is no periodic refresh: the alarm
+sleeps exactly as long as the table says.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from bot.runtime.firing import kinds
+from bot.storage.timer_bell import TimerBell
+from bot.storage.timers import next_due_at, release_claims
 
+if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# The runtimes of this process, by SQLite database: a timer one stores wakes the others (no bell on SQLite).
+_NEIGHBOURS: dict[str, set[AlarmClock]] = {}
+MAX_BACKOFF = 30.0
+BUSY_PAUSE = 0.01  # a due timer another process is claiming right now: look again in a moment
+LOADS = 16  # runs loaded at once because their timers fired (leaves pooled connections for the rest)
+
 
 class AlarmClock:
-    """Schedules a call to ``runtime.fire_due()`` at each timer's due time."""
+    """Rings ``runtime.claim_and_fire()`` at the earliest stored timer; ``arm(due_at)`` after storing one."""
 
-    def __init__(self, runtime: Runtime, horizon: float) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.horizon = horizon
-        self.scheduler: AsyncIOScheduler | None = None
+        self.next_at: float | None = None  # when it will look next (None: no timer pending)
+        self.fired = 0  # timers this alarm has fired
+        self.asked = asyncio.Lock()  # held by Runtime.fire_due while it waits for a pass
+        self._busy = True  # looking at the table now: every arm() makes it look again
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.loads = asyncio.Semaphore(LOADS)
+        self._bell: TimerBell | None = None
+        self._key = runtime.store.engine.url.render_as_string(hide_password=False)
+
+    @property
+    def running(self) -> bool:
+        """Whether the alarm's task runs (started and not stopped)."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def _is_postgres(self) -> bool:
+        return self.runtime.store.engine.dialect.name == "postgresql"
 
     async def start(self) -> None:
-        """Start APScheduler, arm what is due soon, and refresh the window every half horizon."""
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        """Listen for other processes' timers (PostgreSQL), then start ringing (due timers fire at once)."""
+        if self._is_postgres:
+            self._bell = TimerBell(self.runtime.store.engine, self._heard, self.runtime.owner)
+            await self._bell.start()
+        else:
+            _NEIGHBOURS.setdefault(self._key, set()).add(self)
+        self._task = asyncio.create_task(self._loop(), name="alarm")
 
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.scheduler.start()
-        self.scheduler.add_job(
-            self._refresh, "interval", seconds=self.horizon / 2, id="refresh", coalesce=True, max_instances=1
-        )
-        await self._refresh()
-
-    def stop(self) -> None:
-        """Stop ringing (stored timers stay stored)."""
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+    async def stop(self, release: bool = True) -> None:
+        """Stop ringing; with ``release``, give up claims on timers not fired yet, so others fire them now."""
+        _NEIGHBOURS.get(self._key, set()).discard(self)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._bell is not None:
+            await self._bell.stop()
+            self._bell = None
+        if release:
+            try:
+                await release_claims(self.runtime.store.engine, self.runtime.owner)
+            except Exception:
+                log.warning("could not release timer claims; they lapse after the lease", exc_info=True)
 
     def arm(self, due_at: float) -> None:
-        """Ring at ``due_at`` (epoch seconds) if that falls within the horizon."""
-        if self.scheduler is None or not self.scheduler.running:
-            return
-        now = time.time()
-        if due_at > now + self.horizon:
-            return  # the periodic refresh will arm it when it comes closer
-        moment = datetime.fromtimestamp(max(due_at, now), tz=UTC)
-        self.scheduler.add_job(
-            self._ring,
-            "date",
-            run_date=moment,
-            id=f"due-{due_at:.3f}",
-            replace_existing=True,
-            misfire_grace_time=None,
-            coalesce=True,
-        )
+        """A timer due at ``due_at`` was stored (committed): ring by then. Other processes heard of it at
+        commit (PostgreSQL); the other runtimes of this process on the same SQLite file hear of it here."""
+        self._heard(due_at)
+        for other in _NEIGHBOURS.get(self._key, ()):
+            if other is not self:
+                other._heard(due_at)
 
-    async def _refresh(self) -> None:
-        try:
-            for _timer_id, due, _kind, _ref in await self.runtime.store.timers_due_before(
-                time.time() + self.horizon
-            ):
-                self.arm(due)
-        except Exception:
-            log.exception("could not read timers; will retry at the next refresh")
+    def wake(self) -> None:
+        """Look at the table now (for a clock that jumps, as a test's fake clock does)."""
+        self._wake.set()
 
-    async def _ring(self) -> None:
-        try:
-            await self.runtime.fire_due()
-        except asyncio.CancelledError:
-            return  # the process is stopping; the timer stays stored and fires at the next start
-        except Exception:
-            log.exception("firing due timers failed; will retry at the next refresh")
+    async def settled(self) -> None:
+        """Return once the alarm has looked at the table since the last wake and sleeps again."""
+        while self.running and (self._wake.is_set() or not self._idle.is_set()):
+            await asyncio.sleep(0.005)
+
+    def _heard(self, due_at: float | None) -> None:
+        if due_at is None or self._busy or self.next_at is None or due_at < self.next_at:
+            self._wake.set()
+
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            self._idle.clear()
+            self._busy = True
+            try:
+                self.fired += await self.runtime.claim_and_fire()
+                now = self.runtime.clock()
+                self.next_at = await next_due_at(self.runtime.store.engine, now, kinds(self.runtime))
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                log.exception("firing due timers failed; trying again")
+                self.next_at = self.runtime.clock() + min(MAX_BACKOFF, 0.5 * 2**failures)
+            self._busy = False
+            delay = None if self.next_at is None else self.next_at - self.runtime.clock()
+            if delay is not None and delay <= 0:
+                delay = BUSY_PAUSE
+            self._idle.set()
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass

@@ -40,7 +40,7 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
     batch.add(store.insert_event, rows)
     for effect in d.effects:
         if isinstance(effect, SetTimer):
-            batch.add(
+            batch.add_timer(
                 store.insert_timer,
                 {
                     "run_id": state.run_id,
@@ -87,6 +87,8 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
     batch.add(store.consume_inbox, [{"_id": i, "at": now} for i in live.consumed])
     live.consumed = []
     await store.journal.write(batch)
+    if batch.earliest_timer is not None:
+        rt.alarm.arm(batch.earliest_timer)  # waits, retries, run timeouts, approval timeouts and rungs
     if rows:
         rt.hub.publish(state.run_id, rows)
         for hook in rt.after_commit:

@@ -1,4 +1,4 @@
-"""Acting on a stored batch's effects: running step activities, cancelling steps, arming alarms, notifying."""
+"""Acting on a stored batch's effects: running step activities and cancelling steps."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from engine.durations import format_duration
 from engine.signals import (
     CancelStep,
     Decision,
-    RequestApproval,
-    SetTimer,
     Signal,
     StartStep,
     StepCompleted,
@@ -41,11 +39,8 @@ def carry_out(rt: Runtime, live: LiveRun, d: Decision) -> None:
                 task.add_done_callback(functools.partial(_never_ran, rt, live, effect))
         elif isinstance(effect, CancelStep):
             _cancel_step(rt, live, effect.key)
-        elif isinstance(effect, SetTimer):
-            rt.alarm.arm(effect.due_at)
-        elif isinstance(effect, RequestApproval) and effect.timeout:
-            rt.alarm.arm(rt.clock() + effect.timeout)
-        # A Notify needs nothing here: it is stored as a "notification" event, which the status cards
+        # A SetTimer or a RequestApproval's deadlines are rows stored with the batch; persist() armed the
+        # alarm. A Notify needs nothing here: it is stored as a "notification" event, which the status cards
         # (runtime/status_cards.py) post in the same commit.
 
 

@@ -27,6 +27,7 @@ from bot.owners import new_owner
 from bot.runtime import leases, orphans, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
+from bot.runtime.firing import TIMER_BATCH, fire, kinds
 from bot.runtime.live import LiveRun, RunLocks
 from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
@@ -34,6 +35,7 @@ from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
 from bot.storage.runs import RunStore
 from bot.storage.step_processes import StepProcesses
+from bot.storage.timers import claim_due, release_claims
 from engine.activities.base import ActivityContext
 from engine.activities.processes import boot_id
 from engine.spec import Workflow
@@ -58,6 +60,7 @@ class Runtime:
         self.store = store
         self.clock = clock
         self.owner = new_owner()
+        store.journal.owner = self.owner  # its timers' notifications name it, so its own bell skips them
         self.live: dict[str, LiveRun] = {}
         # None: a worker, which takes any run nobody drives. A set: a CLI client, which drives only
         # the runs it started or decided (and their sub-workflows), and fires only their timers.
@@ -68,7 +71,7 @@ class Runtime:
         self.reconnected = False  # set when this process let its runs go for want of a database
         self.hub = EventHub()
         self.approvals = ApprovalStore(store.engine, clock)
-        self.alarm = AlarmClock(self, settings.timer_horizon)
+        self.alarm = AlarmClock(self)
         self.children = ChildStarter(self)
         self.processes = StepProcesses(store.engine)
         self.host, self.boot_id = socket.gethostname(), boot_id()  # where step programs run
@@ -103,7 +106,7 @@ class Runtime:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let running steps finish within ``grace``, then leave the rest to resume."""
         self.stopping = True
-        self.alarm.stop()
+        await self.alarm.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -227,27 +230,39 @@ class Runtime:
         """Load every active run that no live process is working on."""
         return await leases.resume_all(self)
 
-    async def fire_due(self) -> int:
-        """Fire every timer that is due (each exactly once across processes); returns how many fired here."""
-        fired = 0
-        scope = None if self.scope is None else list(self.scope)
-        for timer_id, _due, kind, ref in await self.store.timers_due_before(self.clock(), scope):
-            other = self.timer_kinds.get(kind)
-            if other is not None and ref is not None:
-                if await other(timer_id, ref):
-                    fired += 1
-                continue
-            if kind.startswith("approval_escalate:") and ref is not None:
-                # The approval's business, not the run's: marked fired in the escalation's own transaction.
-                rung = int(kind.rpartition(":")[2])
-                if await self.approvals.escalate(ref, rung, timer_id=timer_id) is not None:
-                    fired += 1
-                continue
-            won = await self.store.fire_timer(timer_id, self.clock())
-            if won is not None:
-                fired += 1
-                await self.wake(won[0])
-        return fired
+    async def handle_timers(self, kind: str, handler: Callable[[int, str], Awaitable[bool]]) -> None:
+        """Fire timers of ``kind`` with ``handler(timer_id, ref)``, which marks the timer fired itself;
+        returns once the alarm has fired those already due."""
+        self.timer_kinds[kind] = handler
+        self.alarm.wake()
+        await self.alarm.settled()
 
+    async def fire_due(self) -> int:
+        """Ring the alarm now and wait for it: every timer due by ``clock()`` is fired (here, or by another
+        process); returns how many fired here meanwhile. For a clock that jumps (a test's fake clock): the
+        alarm is the only thing that fires timers, so a caller never races it."""
+        if not self.alarm.running:
+            return await self.claim_and_fire()
+        async with self.alarm.asked:  # callers at once each get their own pass, and their own count
+            before = self.alarm.fired
+            self.alarm.wake()
+            await self.alarm.settled()
+            return self.alarm.fired - before
+
+    async def claim_and_fire(self) -> int:
+        """Claim every due timer in batches and fire each (exactly once across processes); returns how many
+        fired here. The alarm's one pass."""
+        fired = 0
+        while True:
+            now, lease = self.clock(), self.settings.lease_seconds
+            due = await claim_due(self.store.engine, self.owner, now, lease, TIMER_BATCH, kinds(self))
+            try:
+                fired += await fire(self, due)
+            except Exception:
+                # Give the batch back now rather than when its claims lapse; the alarm tries again soon.
+                await release_claims(self.store.engine, self.owner, [t.id for t in due])
+                raise
+            if len(due) < TIMER_BATCH:
+                return fired
 
 __all__ = ["Runtime", "Started", "StepStatus", "new_run_id"]

@@ -56,7 +56,7 @@ def add_request(
     """Queue a new request, its timers and its first audit record in the run's batch."""
     batch.add(approvals.insert(), row)
     for timer in timer_rows:
-        batch.add(timers.insert(), timer)
+        batch.add_timer(timers.insert(), timer)
     batch.add(approval_audit.insert(), audit)
 
 

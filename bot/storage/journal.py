@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from bot.storage.database import create_sync_writer
+from bot.storage.timer_bell import notify
 
 log = logging.getLogger(__name__)
 LOCKED_RETRIES = 5
@@ -30,6 +31,13 @@ class Batch:
     """Statements to run in order; each with one parameter set or a list of them (executemany)."""
 
     ops: list[tuple[Executable, Any]] = field(default_factory=list)
+    earliest_timer: float | None = None  # the soonest timer among the rows: the alarm is told after commit
+
+    def add_timer(self, stmt: Executable, row: dict[str, Any]) -> None:
+        """Queue a timer row, noting its due time."""
+        due = float(row["due_at"])
+        self.earliest_timer = due if self.earliest_timer is None else min(self.earliest_timer, due)
+        self.add(stmt, row)
 
     def add(self, stmt: Executable, params: Any = None) -> None:
         """Queue ``stmt`` with a dict, a list of dicts, or nothing."""
@@ -55,6 +63,7 @@ class Journal:
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
         self.commits = 0
+        self.owner = ""  # the process writing, named in its timers' notifications (see timer_bell.notify)
 
     def start(self) -> None:
         """Start the writer task."""
@@ -117,10 +126,13 @@ class Journal:
 
     async def _commit(self, batches: Sequence[Batch]) -> None:
         merged = _merge(batches)
+        soonest = min((b.earliest_timer for b in batches if b.earliest_timer is not None), default=None)
         if self._task is None:  # not started: a one-off write on a pooled connection
             async with self.engine.begin() as conn:
                 for stmt, params in merged:
                     await conn.execute(stmt, params)
+                if soonest is not None:
+                    await notify(conn, soonest, self.owner)
             return
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_sync, merged)
@@ -139,6 +151,8 @@ class Journal:
                     for stmt, params in merged:
                         await conn.execute(stmt, params)
                         started = True
+                    if soonest is not None:  # the other processes' alarms hear of it at commit
+                        await notify(conn, soonest, self.owner)
             except Exception as exc:
                 await conn.close()
                 self._conn = None

@@ -89,6 +89,10 @@ timers = sa.Table(
     sa.Column("ref", sa.String(64)),  # an approval id, for approval timeouts
     sa.Column("due_at", sa.Float, nullable=False),
     sa.Column("fired_at", sa.Float),
+    # A due timer is claimed by one process's alarm, which fires it; a claim that lapses (its process died)
+    # lets another alarm fire it. Firing itself is the compare-and-set on ``fired_at``.
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claim_until", sa.Float),
     sa.Index("ix_timers_pending", "fired_at", "due_at"),
 )
 

@@ -1,12 +1,33 @@
-"""Timers: the one compare-and-set that fires a timer exactly once, whichever process's alarm rings first;
-the due timers a run's alarm reads; and one pending timer per conversation, at its earliest deadline."""
+"""Timers: every deadline is a row here (waits, retry back-offs, run timeouts, approval timeouts and
+escalation rungs, conversation deadlines).
+
+A process's alarm claims due timers in batches (``claim_due``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
+write lock on SQLite), then fires each with the one compare-and-set (``claim_timer``) in the transaction that
+acts on it, so a timer fires exactly once whichever alarm gets there. A claim lapses after the lease, so a
+timer claimed by a process that died is fired by another.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.tables import timers
+from bot.storage.timer_bell import notify
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A timer this process claimed to fire."""
+
+    id: int
+    run_id: str
+    step_key: str
+    kind: str
+    ref: str | None
+    due_at: float
 
 
 async def claim_timer(conn: AsyncConnection, timer_id: int, now: float) -> bool:
@@ -21,8 +42,80 @@ async def claim_timer(conn: AsyncConnection, timer_id: int, now: float) -> bool:
     return won.rowcount == 1
 
 
+@dataclass(frozen=True)
+class Kinds:
+    """The timer kinds a process can fire: exact names, and name prefixes (``approval_escalate:``)."""
+
+    names: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+    run_ids: tuple[str, ...] | None = None  # a CLI client's scope: the timers of its own runs only
+
+    def clause(self) -> sa.ColumnElement[bool]:
+        kind = sa.or_(timers.c.kind.in_(self.names), *(timers.c.kind.startswith(p) for p in self.prefixes))
+        return kind if self.run_ids is None else sa.and_(kind, timers.c.run_id.in_(self.run_ids))
+
+
+def _claimable(now: float, kinds: Kinds) -> sa.ColumnElement[bool]:
+    unclaimed = sa.or_(timers.c.claim_until.is_(None), timers.c.claim_until <= now)
+    return sa.and_(timers.c.fired_at.is_(None), timers.c.due_at <= now, unclaimed, kinds.clause())
+
+
+async def claim_due(
+    engine: AsyncEngine, owner: str, now: float, lease: float, limit: int, kinds: Kinds
+) -> list[DueTimer]:
+    """Claim up to ``limit`` due timers of ``kinds`` nobody holds (or whose claim lapsed), earliest first.
+
+    A process claims only the kinds it can fire: one without the conversation service never holds up a
+    conversation's deadline.
+    """
+    pick = (
+        sa.select(timers.c.id)
+        .where(_claimable(now, kinds))
+        .order_by(timers.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer at a time anyway
+    )
+    stmt = (
+        timers.update()
+        .where(timers.c.id.in_(pick.scalar_subquery()), _claimable(now, kinds))
+        .values(claimed_by=owner, claim_until=now + lease)
+        .returning(
+            timers.c.id, timers.c.run_id, timers.c.step_key, timers.c.kind, timers.c.ref, timers.c.due_at
+        )
+    )
+    async with engine.begin() as conn:
+        rows = (await conn.execute(stmt)).all()
+    found = [DueTimer(r.id, r.run_id, r.step_key, r.kind, r.ref, r.due_at) for r in rows]
+    return sorted(found, key=lambda t: (t.due_at, t.id))
+
+
+async def next_due_at(engine: AsyncEngine, now: float, kinds: Kinds) -> float | None:
+    """When the alarm must next look: the earliest unfired timer of ``kinds``, or the earliest lapse of a
+    claim on one."""
+    pending = sa.and_(timers.c.fired_at.is_(None), kinds.clause())
+    free = sa.or_(timers.c.claim_until.is_(None), timers.c.claim_until <= now)
+    earliest_free = sa.select(sa.func.min(timers.c.due_at)).where(pending, free).scalar_subquery()
+    lapsing = sa.and_(pending, timers.c.claim_until > now)
+    earliest_lapse = sa.select(sa.func.min(timers.c.claim_until)).where(lapsing).scalar_subquery()
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(earliest_free, earliest_lapse))).one()
+    # A claimed timer is looked at again when its claim lapses (unless it is fired before then).
+    times = [t for t in (row[0], row[1]) if t is not None]
+    return min(times) if times else None
+
+
+async def release_claims(engine: AsyncEngine, owner: str, ids: list[int] | None = None) -> None:
+    """Give up this process's claims on timers it has not fired (all, or ``ids``), so others fire them now:
+    at a graceful stop, or when firing a batch failed."""
+    mine = sa.and_(timers.c.claimed_by == owner, timers.c.fired_at.is_(None))
+    if ids is not None:
+        mine = sa.and_(mine, timers.c.id.in_(ids))
+    async with engine.begin() as conn:
+        await conn.execute(timers.update().where(mine).values(claimed_by=None, claim_until=None))
+
+
 class RunTimers:
-    """Due timers and firing a run's timer; part of RunStore (which supplies ``engine``, ``insert_inbox``)."""
+    """Due timers and firing run timers; part of RunStore (which supplies ``engine``, ``insert_inbox``)."""
 
     engine: AsyncEngine
     insert_inbox: sa.Insert
@@ -41,24 +134,36 @@ class RunTimers:
         async with self.engine.connect() as conn:
             return [(r.id, r.due_at, r.kind, r.ref) for r in (await conn.execute(query)).all()]
 
-    async def fire_timer(self, timer_id: int, now: float) -> tuple[str, str, str, str | None] | None:
-        """Mark a timer fired (compare-and-set); return (run_id, step_key, kind, ref) if this call won."""
+    async def fire_run_timers(self, due: list[DueTimer], now: float) -> list[DueTimer]:
+        """Mark run timers fired (compare-and-set) and post each to its run's inbox, in one transaction;
+        returns the timers this call fired."""
+        if not due:
+            return []
+        ids = [t.id for t in due]
         async with self.engine.begin() as conn:
-            if not await claim_timer(conn, timer_id, now):
-                return None
-            row = (
-                await conn.execute(
-                    sa.select(timers.c.run_id, timers.c.step_key, timers.c.kind, timers.c.ref).where(
-                        timers.c.id == timer_id
+            won = set(
+                (
+                    await conn.execute(
+                        timers.update()
+                        .where(timers.c.id.in_(ids), timers.c.fired_at.is_(None))
+                        .values(fired_at=now)
+                        .returning(timers.c.id)
                     )
-                )
-            ).one()
-            signal = {"key": row.step_key, "kind": row.kind, "ref": row.ref}
-            await conn.execute(
-                self.insert_inbox,
-                {"run_id": row.run_id, "kind": "timer", "payload": signal, "created_at": now},
+                ).scalars()
             )
-        return row.run_id, row.step_key, row.kind, row.ref
+            mail = [
+                {
+                    "run_id": t.run_id,
+                    "kind": "timer",
+                    "payload": {"key": t.step_key, "kind": t.kind, "ref": t.ref},
+                    "created_at": now,
+                }
+                for t in due
+                if t.id in won
+            ]
+            if mail:
+                await conn.execute(self.insert_inbox, mail)
+        return [t for t in due if t.id in won]
 
 
 async def arm_earliest(conn: AsyncConnection, owner: str, kind: str, due_at: float) -> None:
@@ -74,3 +179,4 @@ async def arm_earliest(conn: AsyncConnection, owner: str, kind: str, due_at: flo
         return
     row = {"run_id": owner, "step_key": kind, "kind": kind, "ref": owner, "due_at": due_at}
     await conn.execute(timers.insert(), row)
+    await notify(conn, due_at)
