@@ -18,6 +18,7 @@ from bot.runtime.presence import install as install_approval_chat
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.dedupe import Dedupe, make_dedupe
+from bot.storage.pacing import make_pacer
 from bot.storage.runs import RunStore
 from handlers.router import Router
 from handlers.services import Services
@@ -86,7 +87,15 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
         Runtime(settings, RunStore(engine), clock=clock) if clock else Runtime(settings, RunStore(engine))
     )
     router = Router(Services(runtime, settings))
-    outbox = Outbox(engine, {}, runtime.owner, runtime.clock, card_interval=settings.card_update_interval)
+    outbox = Outbox(
+        engine,
+        {},
+        runtime.owner,
+        runtime.clock,
+        card_interval=settings.card_update_interval,
+        pacer=make_pacer(engine, settings.redis_url),
+        timeout=settings.delivery_timeout,
+    )
     web_app = web.Application()
     web_app.router.add_get("/healthz", _healthz)
     dedupe = make_dedupe(engine, settings.redis_url)

@@ -26,7 +26,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.contract import DeliveryError, Sent
+from bot.delivery.contract import DeliveryError, Rate, Sent
 from bot.platforms.slack.errors import hint_for, refused, slack_error
 from bot.platforms.slack.identity import SlackDirectory
 from bot.platforms.slack.listeners import SlackListeners
@@ -58,7 +58,10 @@ class SlackAdapter:
     """The Slack platform: Bolt inbound, ``chat.postMessage``/``chat.update`` outbound."""
 
     platform = "slack"
-    pace = 1.0  # chat.postMessage allows about one message per second per channel
+    # Slack's rate-limit docs: chat.postMessage allows about one message a second per channel (short
+    # bursts tolerated, not promised); chat.update is Tier 3, 50+ a minute per workspace, bursts welcome.
+    posting = Rate(1.0)
+    editing = Rate(60 / 50, burst=10, per_channel=False)
 
     def __init__(self, ctx: PlatformContext) -> None:
         settings = ctx.settings
