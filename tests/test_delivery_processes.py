@@ -127,19 +127,22 @@ async def test_a_card_whose_poster_died_mid_post_is_found_not_posted_again(pair:
     assert card["text"].endswith("running 3 of 5")  # found, and edited in place
 
 
+def one_process(tmp_path: Path, workflows_dir: Path, fake: FakeSlack, **values: Any) -> Settings:
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'one.db'}",
+        workflows_dir=workflows_dir,
+        port=0,
+        console=False,
+        slack_bot_token=SecretStr(fake.token),
+        slack_signing_secret=SecretStr(fake.signing_secret),
+        slack_api_url=fake.base_url,
+        **values,
+    )
+
+
 async def test_a_hung_post_does_not_hold_up_its_channel(tmp_path: Path, workflows_dir: Path) -> None:
     async with FakeSlack() as fake:
-        settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'hung.db'}",
-            workflows_dir=workflows_dir,
-            port=0,
-            console=False,
-            slack_bot_token=SecretStr(fake.token),
-            slack_signing_secret=SecretStr(fake.signing_secret),
-            slack_api_url=fake.base_url,
-            delivery_timeout=4.0,
-        )
-        app = await start_app(settings)
+        app = await start_app(one_process(tmp_path, workflows_dir, fake, delivery_timeout=4.0))
         try:
             fake.hang("chat.postMessage")
             first = await _post(app.engine, "the first post")
@@ -157,6 +160,31 @@ async def test_a_hung_post_does_not_hold_up_its_channel(tmp_path: Path, workflow
             texts = [m["text"] for m in fake.channel_messages("C0OPS")]
             assert texts.count("the first post") == 1 and texts.count("the second post") == 1
             assert row.message_ref == f"C0OPS:{hung.answer['ts']}"
+        finally:
+            await stop_app(app, grace=0.5, flush=0.5)
+
+
+async def test_a_card_edit_does_not_queue_behind_the_channels_posts(
+    tmp_path: Path, workflows_dir: Path
+) -> None:
+    async with FakeSlack() as fake:
+        app = await start_app(one_process(tmp_path, workflows_dir, fake, card_update_interval=0.0))
+        try:
+            await put_card(app.engine, "C0OPS", "run:edit", "running 0 of 5")
+            app.outbox.wake()
+            await eventually(lambda: _all_sent(app.engine), 20, "the card to be posted")
+            for i in range(6):
+                await _post(app.engine, f"note {i}")
+            app.outbox.wake()
+            await eventually(
+                lambda: len(posts_in(fake, "C0OPS")) >= 2, 20, "the channel's posts to be going out"
+            )
+            await put_card(app.engine, "C0OPS", "run:edit", "running 3 of 5")
+            app.outbox.wake()
+            await eventually(lambda: outbox_settled(app.engine), 30, "the posts and the edit")
+            [edit] = fake.delivered("chat.update")
+            assert edit.params["text"] == "running 3 of 5"
+            assert edit.at < posts_in(fake, "C0OPS")[-1].at  # in its own lane, not after the posts
         finally:
             await stop_app(app, grace=0.5, flush=0.5)
 
