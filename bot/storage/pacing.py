@@ -9,6 +9,7 @@ share a lane take turns instead of racing, and a lane never needs a lock held ac
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -104,7 +105,7 @@ return string.format('%.6f', send_at - now)
 class RedisPacer:
     """The same bucket in Redis, taken atomically by one Lua script."""
 
-    def __init__(self, redis: Any, prefix: str = "switchboard:pace:") -> None:
+    def __init__(self, redis: Any, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
         self._script = redis.register_script(RESERVE)
@@ -115,9 +116,15 @@ class RedisPacer:
 
 
 def make_pacer(engine: AsyncEngine, redis_url: str | None) -> Pacer:
-    """Redis when ``REDIS_URL`` is set, the database otherwise."""
+    """Redis when ``REDIS_URL`` is set, the database otherwise.
+
+    In Redis, the lanes are named after the database: the processes that share one database are one
+    deployment (one app, as the platform counts its limits), and another sharing the Redis is not.
+    """
     if redis_url:
         import redis.asyncio as aioredis
 
-        return RedisPacer(aioredis.from_url(redis_url))
+        where = engine.url.render_as_string(hide_password=True).encode()
+        prefix = f"switchboard:pace:{hashlib.sha256(where).hexdigest()[:12]}:"
+        return RedisPacer(aioredis.from_url(redis_url), prefix)
     return DatabasePacer(engine)
