@@ -218,3 +218,31 @@ async def _claimant(engine: AsyncEngine, key: str) -> str:
     async with engine.connect() as conn:
         query = sa.select(chat_cards.c.claimed_by).where(chat_cards.c.key == key)
         return str((await conn.execute(query)).scalar_one())
+
+
+async def test_a_long_retry_after_is_honoured_without_holding_the_channel(
+    tmp_path: Path, workflows_dir: Path
+) -> None:
+    async with FakeSlack() as fake:
+        app = await start_app(one_process(tmp_path, workflows_dir, fake))
+        try:
+            fake.fail("chat.postMessage", times=1, status=429, retry_after=30)
+            first = await _post(app.engine, "the first post")
+            app.outbox.wake()
+            limited = await eventually(lambda: _attempted(app.engine, first), 20, "Slack to refuse it")
+            assert limited.status == "pending" and "rate limited" in limited.error
+            second = await _post(app.engine, "the second post")
+            app.outbox.wake()
+            sent = await eventually(lambda: _sent(app.engine, second), 20, "the second post")
+            assert (
+                limited.next_at > sent.sent_at
+            )  # the first waits for Slack's Retry-After, the second did not
+            assert len(fake.calls_to("chat.postMessage")) == 2  # one refusal, not a retry inside the call
+        finally:
+            await stop_app(app, grace=0.5, flush=0.5)
+
+
+async def _attempted(engine: AsyncEngine, post_id: int) -> Any:
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(chat_posts).where(chat_posts.c.id == post_id))).first()
+    return row if row is not None and row.attempts >= 1 else None

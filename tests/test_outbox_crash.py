@@ -68,7 +68,7 @@ def _key(message: dict[str, Any]) -> str:
 
 async def test_kill_between_state_change_and_post_delivers_once_after_restart(slack: Any) -> None:
     fake, bot, sender = slack
-    fake.fail("chat.postMessage", times=10_000, status=429, retry_after=30)  # Slack says "later"
+    fake.fail("chat.postMessage", times=10_000, status=429, retry_after=5)  # Slack says "later"
     await bot.start()
     await slash(sender, "run tiny")
 

@@ -21,7 +21,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
@@ -30,6 +29,7 @@ from bot.delivery.contract import DeliveryError, Rate, Sent
 from bot.platforms.slack.errors import hint_for, refused, slack_error
 from bot.platforms.slack.identity import SlackDirectory
 from bot.platforms.slack.listeners import SlackListeners
+from bot.platforms.slack.retries import ShortRateLimitRetryHandler
 from cards.model import Card
 from cards.slack import render_blocks, render_text
 
@@ -80,7 +80,8 @@ class SlackAdapter:
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 # slack_sdk's default retries connection errors only; Slack's 429s and 5xx need these.
-                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                # A long Retry-After goes back to the outbox, which retries when Slack says.
+                ShortRateLimitRetryHandler(max_retry_count=2),
                 AsyncServerErrorRetryHandler(max_retry_count=2),
             ],
         )
