@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     discord_api_url: str | None = None  # e.g. a rate-limit proxy, or a test server
     discord_gateway_url: str | None = None
     card_update_interval: float = Field(default=1.0, ge=0.0)  # at most one edit per card per interval
+    delivery_timeout: float = Field(default=10.0, gt=0.0, le=300.0)  # a chat send unanswered by then: retried
     # Conversations: the assistant, the agents' channel and queue, and their deadlines (seconds).
     llm_retries: int = Field(default=2, ge=0, le=10)
     llm_context_tokens: int = Field(default=6000, ge=500)

@@ -19,6 +19,7 @@ from bot.runtime.runtime import Runtime
 from bot.storage.database import engine_for, migrate
 from bot.storage.dedupe import Dedupe, make_dedupe
 from bot.storage.file_lock import ProcessLock, lock_sqlite_file
+from bot.storage.pacing import make_pacer
 from bot.storage.runs import RunStore
 from bot.web_auth.guard import check_binding
 from handlers.router import Router
@@ -97,7 +98,15 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
         Runtime(settings, RunStore(engine), clock=clock) if clock else Runtime(settings, RunStore(engine))
     )
     router = Router(Services(runtime, settings))
-    outbox = Outbox(engine, {}, runtime.owner, runtime.clock, card_interval=settings.card_update_interval)
+    outbox = Outbox(
+        engine,
+        {},
+        runtime.owner,
+        runtime.clock,
+        card_interval=settings.card_update_interval,
+        pacer=make_pacer(engine, settings.redis_url),
+        timeout=settings.delivery_timeout,
+    )
     web_app = web.Application()
     web_app.router.add_get("/healthz", _healthz)
     dedupe = make_dedupe(engine, settings.redis_url)

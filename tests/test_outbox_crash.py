@@ -3,12 +3,6 @@ and the fake Slack API counts what arrived."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,74 +10,16 @@ from typing import Any
 import pytest
 
 from bot.storage.database import create_engine
+from tests.slack_bot_process import Bot
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_sender import SlackSender
 from tests.helpers import eventually, outbox_settled, workflow
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = """
 name: tiny
 steps:
   hello: {notify: {text: "hello from tiny"}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Bot:
-    """`switchboard run` in a child process, with Slack pointed at the fake."""
-
-    def __init__(self, fake: FakeSlack, db_url: str, workflows: Path) -> None:
-        self.port = free_port()
-        self.env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("SWITCHBOARD_", "SLACK_", "DISCORD_"))
-            },
-            "DATABASE_URL": db_url,
-            "SWITCHBOARD_WORKFLOWS_DIR": str(workflows),
-            "PYTHONPATH": str(ROOT),
-            "PORT": str(self.port),
-            "SWITCHBOARD_CONSOLE": "false",
-            "SLACK_BOT_TOKEN": fake.token,
-            "SLACK_SIGNING_SECRET": fake.signing_secret,
-            "SWITCHBOARD_SLACK_API_URL": fake.base_url,
-            "SWITCHBOARD_POLL_INTERVAL": "0.1",
-        }
-        self.db_url = db_url
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli.main", "run"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        await eventually(self._healthy, 30, "the bot to listen on its port")
-
-    async def _healthy(self) -> bool:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
-            return False
-        writer.close()
-        return True
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
 
 
 @pytest.fixture
@@ -132,7 +68,7 @@ def _key(message: dict[str, Any]) -> str:
 
 async def test_kill_between_state_change_and_post_delivers_once_after_restart(slack: Any) -> None:
     fake, bot, sender = slack
-    fake.fail("chat.postMessage", times=10_000, status=429, retry_after=30)  # Slack says "later"
+    fake.fail("chat.postMessage", times=10_000, status=429, retry_after=5)  # Slack says "later"
     await bot.start()
     await slash(sender, "run tiny")
 

@@ -17,6 +17,22 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A platform's limit on one kind of call: ``burst`` at once, then one every ``every`` seconds.
+
+    ``per_channel`` limits count each channel apart (Slack's one post a second per channel); the others
+    count every call the app makes to the workspace (Slack's method tiers, such as ``chat.update``'s).
+    """
+
+    every: float
+    burst: int = 1
+    per_channel: bool = True
+
+
+UNLIMITED = Rate(0.0)
+
+
+@dataclass(frozen=True)
 class Sent:
     """A message the platform accepted: its ref (Slack ``channel:ts``, Discord ``channel:message``)."""
 
@@ -40,7 +56,8 @@ class ChatAdapter(Protocol):
     """What the outbox needs from a platform."""
 
     platform: str
-    pace: float  # seconds between two messages to one channel (Slack allows about 1/s)
+    posting: Rate  # new messages and thread replies
+    editing: Rate  # edits in place: a lane of their own, as the platforms count them apart
 
     async def post(self, channel: str, card: Card, key: str) -> Sent:
         """Post a new message; ``key`` is unique per outbox item (stored with the message where possible)."""

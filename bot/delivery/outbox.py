@@ -1,10 +1,16 @@
-"""The outbox dispatcher: delivers stored chat effects, paced per channel, retried, never blocking a run.
+"""The outbox dispatcher: delivers stored chat effects, paced per lane across processes, retried, never
+blocking a run.
 
 Cards (edited in place) and posts (sent once) are rows written with the state change that caused them.
-Delivery claims a row (compare-and-set, so several processes can share the work), sends, and records
-the platform's message ref. A row claimed by a process that died may have been sent already, so the
-adapter is asked to ``find`` it by key before sending again: on Discord the nonce makes that exact; on
-Slack the message metadata does; the console is local and always exact.
+Delivery claims a row (compare-and-set, so several processes can share the work), takes a slot in its
+lane's pacing (shared by every process: ``bot.storage.pacing``), sends, and records the platform's
+message ref. A card's claim returns the row as it is now, so a card another process posted meanwhile is
+edited, not posted again. A row claimed by a process that died, or whose send timed out, may have been
+sent already, so the adapter is asked to ``find`` it by key before sending again: on Discord the nonce
+makes that exact; on Slack the message metadata does; the console is local and always exact.
+
+Each send runs on its own, bounded by the delivery timeout: a send that hangs holds up nothing else in
+its channel, and is retried after it times out.
 """
 
 from __future__ import annotations
@@ -12,37 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.contract import ChatAdapter, DeliveryError, Sent
+from bot.delivery.items import Item, card_item, lane, post_item
 from bot.owners import is_dead
 from bot.storage.outbox import OutboxRows
-from cards.model import Card
+from bot.storage.pacing import DatabasePacer, Pacer
 
 log = logging.getLogger(__name__)
 CLAIM_TIMEOUT = 60.0  # a claim older than this belongs to a process that is gone
 MAX_ATTEMPTS = 8
-
-
-@dataclass(frozen=True)
-class Item:
-    """One delivery: a card version, or a post."""
-
-    kind: str  # card | post
-    key: str  # card key, or post id as text
-    platform: str
-    channel: str
-    card: Card
-    version: int = 0
-    message_ref: str | None = None
-    parent_key: str | None = None
-    thread_ref: str | None = None  # a post into the thread of this platform message
-    attempts: int = 0
-    uncertain: bool = False  # claimed before by a process that may have sent it
-    claimed_by: str | None = None  # that process (dead), whose claim may be taken over
 
 
 class Outbox:
@@ -56,6 +44,8 @@ class Outbox:
         clock: Callable[[], float],
         card_interval: float = 1.0,
         poll: float = 1.0,
+        pacer: Pacer | None = None,
+        timeout: float = 10.0,
     ) -> None:
         self.engine = engine
         self.rows = OutboxRows(engine)
@@ -64,10 +54,14 @@ class Outbox:
         self.clock = clock
         self.card_interval = card_interval  # at most one edit per card per interval
         self.poll = poll
+        self.pacer = pacer or DatabasePacer(engine)
+        self.timeout = timeout  # a send with no answer by then is abandoned and retried
+        # A claim outlives the longest send, so only a claimant that is gone loses it.
+        self.claim_timeout = max(CLAIM_TIMEOUT, 3 * timeout)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._channels: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._last_sent: dict[tuple[str, str], float] = {}
+        self._lanes: dict[str, asyncio.Task[None]] = {}  # one worker per pacing lane
+        self._sending: set[asyncio.Task[None]] = set()
         self.delivered = 0
 
     def wake(self) -> None:
@@ -87,13 +81,13 @@ class Outbox:
                 while await self._due():
                     self.wake()
                     await asyncio.sleep(0.05)
-                await asyncio.gather(*self._channels.values(), return_exceptions=True)
+                await asyncio.gather(*self._lanes.values(), *self._sending, return_exceptions=True)
         except TimeoutError:
             log.warning("outbox: stopping with undelivered messages; they are sent at the next start")
-        self._task.cancel()
-        for task in self._channels.values():
+        pending = [self._task, *self._lanes.values(), *self._sending]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(self._task, *self._channels.values(), return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
         self._task = None
 
     async def _loop(self) -> None:
@@ -109,109 +103,107 @@ class Outbox:
             except Exception:
                 log.exception("outbox: reading due items failed; retrying")
                 continue
-            by_channel: dict[tuple[str, str], list[Item]] = {}
+            by_lane: dict[str, list[Item]] = {}
             for item in items:
-                by_channel.setdefault((item.platform, item.channel), []).append(item)
-            for place, queue in by_channel.items():
-                running = self._channels.get(place)
+                by_lane.setdefault(lane(self.adapters[item.platform], item)[0], []).append(item)
+            for name, queue in by_lane.items():
+                running = self._lanes.get(name)
                 if running is None or running.done():
-                    self._channels[place] = asyncio.create_task(self._deliver_all(place, queue))
+                    self._lanes[name] = asyncio.create_task(self._work(queue), name=f"outbox {name}")
 
     async def _due(self) -> list[Item]:
         now = self.clock()
         card_rows, post_rows = await self.rows.due(now)
-        cards = [r for r in card_rows if self._free(r, now)]
-        posts = [r for r in post_rows if self._free(r, now)]
-        items = [
-            Item(
-                "card",
-                r.key,
-                r.platform,
-                r.channel,
-                Card.from_dict(r.card),
-                r.version,
-                r.message_ref,
-                r.thread_ref,
-                attempts=r.attempts,
-                uncertain=r.claimed_by is not None and r.message_ref is None,
-                claimed_by=r.claimed_by,
-            )
-            for r in cards
-            if r.platform in self.adapters
-        ]
-        items += [
-            Item(
-                "post",
-                str(r.id),
-                r.platform,
-                r.channel,
-                Card.from_dict(r.card),
-                parent_key=r.parent_key,
-                thread_ref=r.thread_ref,
-                attempts=r.attempts,
-                uncertain=r.status == "sending",
-                claimed_by=r.claimed_by,
-            )
-            for r in posts
-            if r.platform in self.adapters
-        ]
+        items = [card_item(r) for r in card_rows if self._free(r, now) and r.platform in self.adapters]
+        items += [post_item(r) for r in post_rows if self._free(r, now) and r.platform in self.adapters]
         return items
 
     def _free(self, row: Any, now: float) -> bool:
-        """Unclaimed, or claimed by a process that is gone (or silent for CLAIM_TIMEOUT)."""
+        """Unclaimed, or claimed by a process that is gone (or silent for the claim timeout)."""
         owner = row.claimed_by
         if owner is None:
             return True
-        return bool(row.claimed_at < now - CLAIM_TIMEOUT or is_dead(owner, self.owner))
+        return bool(row.claimed_at < now - self.claim_timeout or is_dead(owner, self.owner))
 
-    async def _deliver_all(self, place: tuple[str, str], queue: list[Item]) -> None:
-        adapter = self.adapters[place[0]]
+    async def _work(self, queue: list[Item]) -> None:
+        """One lane's items in order: claim each, wait for its slot, and start its send."""
         for item in queue:
-            wait = self._last_sent.get(place, 0.0) + adapter.pace - self.clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
             try:
-                if await self._deliver(adapter, item):
-                    self._last_sent[place] = self.clock()
+                await self._take(self.adapters[item.platform], item)
             except Exception:
                 log.exception("outbox: delivering %s %s failed unexpectedly", item.kind, item.key)
         self.wake()  # anything that became due meanwhile (a reply whose card is now posted)
 
-    async def _deliver(self, adapter: ChatAdapter, item: Item) -> bool:
-        if item.kind == "post" and item.parent_key is not None:
-            parent = await self._parent(item.parent_key)
-            if parent is None:
-                return False  # the thread's card is not posted yet; this post waits for it
-        if not await self._claim(item):
-            return False
-        key = f"sb-{item.kind}-{item.key}"
+    async def _take(self, adapter: ChatAdapter, item: Item) -> None:
+        if item.kind == "post" and item.parent_key and await self._parent(item.parent_key) is None:
+            return  # the thread's card is not posted yet; this post waits for it
+        claimed = await self._claim(item)
+        if claimed is None:
+            return  # another process has it, or sent it meanwhile
+        name, rate = lane(adapter, claimed)
+        if rate.every > 0:
+            try:
+                wait = await self.pacer.reserve(name, rate.every, rate.burst)
+            except Exception as exc:
+                log.exception("outbox: pacing lane %s is unavailable", name)
+                await self._failed(claimed, DeliveryError(f"pacing unavailable: {exc!r}"))
+                return
+            await asyncio.sleep(wait)
+        task = asyncio.create_task(self._send(adapter, claimed), name=f"send {item.kind} {item.key}")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _claim(self, item: Item) -> Item | None:
+        now = self.clock()
+        stale = now - self.claim_timeout
+        if item.kind == "card":
+            row = await self.rows.claim_card(item.key, self.owner, item.claimed_by, now, stale)
+            return None if row is None else item.claimed(row)
+        won = await self.rows.claim_post(int(item.key), item.status, self.owner, item.claimed_by, now, stale)
+        return item if won else None
+
+    async def _send(self, adapter: ChatAdapter, item: Item) -> None:
         try:
-            sent: Sent | None = None
-            if item.uncertain:
-                sent = await adapter.find(item.channel, key)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    sent = await self._call(adapter, item)
+            except TimeoutError:
+                # The platform may have taken it and not answered yet: the retry looks for it first.
+                error = f"{adapter.platform} did not answer within {self.timeout:g} s"
+                await self._failed(item, DeliveryError(error), maybe_sent=True)
+                return
+            except DeliveryError as exc:
+                await self._failed(item, exc)
+                return
             if item.kind == "card":
-                if item.message_ref is None and sent is None:
-                    sent = await adapter.post(item.channel, item.card, key)
-                elif item.message_ref is not None:
-                    await adapter.update(Sent(item.message_ref), item.card)
                 await self._card_sent(item, sent)
             else:
-                if sent is None:
-                    if item.parent_key is not None:
-                        sent = await adapter.reply(
-                            await self._thread(adapter, item.parent_key), item.card, key
-                        )
-                    elif item.thread_ref is not None:
-                        thread = await adapter.thread(Sent(item.thread_ref))
-                        sent = await adapter.reply(thread, item.card, key)
-                    else:
-                        sent = await adapter.post(item.channel, item.card, key)
+                assert sent is not None
                 await self._post_sent(item, sent)
             self.delivered += 1
-            return True
-        except DeliveryError as exc:
-            await self._failed(item, exc)
-            return True
+        except Exception:
+            log.exception("outbox: delivering %s %s failed unexpectedly", item.kind, item.key)
+
+    async def _call(self, adapter: ChatAdapter, item: Item) -> Sent | None:
+        """The platform calls for one item: what was posted (None for an edit)."""
+        key = f"sb-{item.kind}-{item.key}"
+        sent: Sent | None = None
+        if item.uncertain:
+            sent = await adapter.find(item.channel, key)
+        if item.kind == "card":
+            if item.message_ref is not None or sent is not None:
+                # Found after an earlier try: it shows the version of that try, so bring it up to date.
+                await adapter.update(sent or Sent(str(item.message_ref)), item.card)
+            else:
+                sent = await adapter.post(item.channel, item.card, key)
+            return sent
+        if sent is not None:
+            return sent
+        if item.parent_key is not None:
+            return await adapter.reply(await self._thread(adapter, item.parent_key), item.card, key)
+        if item.thread_ref is not None:
+            return await adapter.reply(await adapter.thread(Sent(item.thread_ref)), item.card, key)
+        return await adapter.post(item.channel, item.card, key)
 
     async def _parent(self, key: str) -> Any:
         row = await self.rows.card(key)
@@ -225,12 +217,6 @@ class Outbox:
         thread = await adapter.thread(Sent(row.message_ref))
         await self.rows.set_thread(parent_key, thread)
         return thread
-
-    async def _claim(self, item: Item) -> bool:
-        now = self.clock()
-        return await self.rows.claim(
-            item.kind, item.key, item.version, self.owner, item.claimed_by, now, now - CLAIM_TIMEOUT
-        )
 
     async def _card_sent(self, item: Item, sent: Sent | None) -> None:
         values: dict[str, Any] = {
@@ -249,7 +235,8 @@ class Outbox:
         values = {"status": "sent", "message_ref": sent.ref, "claimed_by": None, "sent_at": self.clock()}
         await self.rows.update_post(int(item.key), {**values, "error": None})
 
-    async def _failed(self, item: Item, exc: DeliveryError) -> None:
+    async def _failed(self, item: Item, exc: DeliveryError, maybe_sent: bool = False) -> None:
+        """Release the claim and retry later; a post that may have gone out stays "sending" (look first)."""
         attempts = item.attempts + 1
         give_up = exc.permanent or attempts >= MAX_ATTEMPTS
         delay = exc.retry_after if exc.retry_after is not None else min(2.0**attempts, 60.0)
@@ -282,7 +269,7 @@ class Outbox:
             await self.rows.update_post(
                 int(item.key),
                 {
-                    "status": "failed" if give_up else "pending",
+                    "status": "failed" if give_up else "sending" if maybe_sent else "pending",
                     "claimed_by": None,
                     "claimed_at": None,
                     "attempts": attempts,

@@ -50,40 +50,77 @@ class OutboxRows:
         async with self.engine.begin() as conn:
             await conn.execute(chat_cards.update().where(chat_cards.c.key == key).values(thread_ref=thread))
 
-    async def claim(
+    async def claim_card(
+        self, key: str, owner: str, previous_owner: str | None, now: float, stale_before: float
+    ) -> Any:
+        """Claim a card's newest unsent version for ``owner``: its row as claimed, or None if lost.
+
+        The row may be free, claimed before ``stale_before``, or claimed by ``previous_owner`` (a process
+        that is gone). The row answers with what it holds now (its newest card, and the message another
+        process may have posted since it was read), so a card posted once is edited, never posted again.
+        A claim of a card not posted yet counts a try of its first post: after the first, whoever holds
+        the claim asks the platform whether an earlier try got through before posting.
+        """
+        first_post = chat_cards.c.message_ref.is_(None)
+        query = (
+            chat_cards.update()
+            .where(
+                chat_cards.c.key == key,
+                self._free(chat_cards, previous_owner, stale_before),
+                chat_cards.c.sent_version < chat_cards.c.version,
+                chat_cards.c.next_at <= now,
+            )
+            .values(
+                claimed_by=owner,
+                claimed_at=now,
+                post_tries=sa.case((first_post, chat_cards.c.post_tries + 1), else_=chat_cards.c.post_tries),
+            )
+            .returning(
+                chat_cards.c.card,
+                chat_cards.c.version,
+                chat_cards.c.message_ref,
+                chat_cards.c.thread_ref,
+                chat_cards.c.post_tries,
+                chat_cards.c.attempts,
+            )
+        )
+        async with self.engine.begin() as conn:
+            return (await conn.execute(query)).first()
+
+    async def claim_post(
         self,
-        kind: str,
-        key: str,
-        version: int,
+        post_id: int,
+        status: str,
         owner: str,
         previous_owner: str | None,
         now: float,
         stale_before: float,
     ) -> bool:
-        """Claim a card version or a post for ``owner``; True if this call won it.
+        """Claim a post still in ``status`` (as read) for ``owner``; True if this call won it.
 
-        The row may be free, claimed before ``stale_before``, or claimed by ``previous_owner`` (a process
-        that is gone). It was read a moment ago and another task may have delivered it since (and cleared
-        its claim): only a row still undelivered, as read, may be claimed, so nothing is sent twice.
+        A post another task has sent, or tried and left "sending" (maybe sent), since it was read is
+        not this caller's to send: only the status it read tells it whether to look for an earlier send.
         """
-        table = chat_cards if kind == "card" else chat_posts
-        ident = table.c.key == key if kind == "card" else table.c.id == int(key)
-        free = sa.or_(
+        query = (
+            chat_posts.update()
+            .where(
+                chat_posts.c.id == post_id,
+                chat_posts.c.status == status,
+                self._free(chat_posts, previous_owner, stale_before),
+                chat_posts.c.next_at <= now,
+            )
+            .values(claimed_by=owner, claimed_at=now, status="sending")
+        )
+        async with self.engine.begin() as conn:
+            return bool((await conn.execute(query)).rowcount == 1)
+
+    @staticmethod
+    def _free(table: sa.Table, previous_owner: str | None, stale_before: float) -> sa.ColumnElement[bool]:
+        return sa.or_(
             table.c.claimed_by.is_(None),
             table.c.claimed_at < stale_before,
             table.c.claimed_by == previous_owner if previous_owner else sa.false(),
         )
-        undelivered = (
-            table.c.status.in_(("pending", "sending"))
-            if kind == "post"
-            else chat_cards.c.sent_version < version
-        )
-        values: dict[str, Any] = {"claimed_by": owner, "claimed_at": now}
-        if kind == "post":
-            values["status"] = "sending"
-        async with self.engine.begin() as conn:
-            query = table.update().where(ident, free, undelivered).values(**values)
-            return (await conn.execute(query)).rowcount == 1
 
     async def update_card(self, key: str, values: dict[str, Any], orphans_failed: str | None = None) -> None:
         """Write a card's delivery state; with ``orphans_failed``, fail its waiting posts with that error."""

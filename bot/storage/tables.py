@@ -184,6 +184,8 @@ chat_cards = sa.Table(
     sa.Column("next_at", sa.Float, nullable=False, default=0.0),
     sa.Column("error", sa.Text),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # How often the first post was tried: above one, an earlier try may have reached the platform.
+    sa.Column("post_tries", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Index("ix_chat_cards_due", "next_at"),
     sa.Index("ix_chat_cards_message", "message_ref"),  # a reply in a card's thread finds its card
 )
@@ -208,6 +210,15 @@ chat_posts = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("sent_at", sa.Float),
     sa.Index("ix_chat_posts_open", "status", "next_at"),
+)
+
+# When the next message of each lane (a channel's posts, a workspace's edits) may go, shared by every
+# process when Redis is not configured: the theoretical arrival time of a GCRA token bucket.
+chat_pacing = sa.Table(
+    "chat_pacing",
+    metadata,
+    sa.Column("lane", sa.String(300), primary_key=True),  # "slack:C0OPS:post", "slack:*:edit"
+    sa.Column("next_allowed_at", sa.Float, nullable=False),
 )
 
 # The console's own messages: the console is a chat platform whose server is Switchboard itself.

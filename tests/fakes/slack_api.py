@@ -42,6 +42,8 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
     at: float  # time.monotonic()
+    token: str = ""  # the bearer token it carried (tells apart processes given different tokens)
+    ended: float | None = None  # time.monotonic() when it was answered, or the caller gave up on it
     status: int = 200
     answer: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +74,9 @@ class FakeSlack:
         self.broken: dict[str, dict[str, Any]] = {}
         self.delays: dict[str, float] = {}
         self.holds: dict[str, float] = {}  # answer only after this long, the work already done
+        self.hangs: dict[str, int] = {}  # this many more calls do the work, then never answer
+        self.hanging = 0  # requests hung right now
+        self.tokens = {token}  # bot tokens the fake accepts (more can be added)
         self._healed = asyncio.Event()
         self.triggers: dict[str, float] = {}
         self._faults: dict[str, deque[Fault]] = {}
@@ -97,6 +102,7 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._healed.set()  # hung requests end, or the server's clean-up would wait for them
         for ws in self.sockets:
             await ws.close()
         if self._runner is not None:
@@ -138,11 +144,19 @@ class FakeSlack:
         queue = self._faults.setdefault(method, deque())
         queue.extend([Fault(status, error, retry_after if status == 429 else None)] * times)
 
+    def hang(self, method: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` do their work (a post is stored) and then never answer,
+        until ``heal`` or until the caller gives up: a request lost in a network that went quiet."""
+        self.hangs[method] = self.hangs.get(method, 0) + times
+        self._healed.clear()
+
     def heal(self, method: str) -> None:
-        """Forget the scripted faults, delays and holds of ``method``."""
+        """Forget the scripted faults, delays, holds and hangs of ``method``."""
         self._faults.pop(method, None)
         self.delays.pop(method, None)
-        if self.holds.pop(method, None):
+        held = self.holds.pop(method, None)
+        hung = self.hangs.pop(method, None)
+        if held or hung is not None or self.hanging:
             self._healed.set()
 
     def break_channel(self, channel: str, error: str = "channel_not_found", **extra: Any) -> None:
@@ -188,18 +202,28 @@ class FakeSlack:
                 params.update(await request.json())
             else:
                 params.update(dict(await request.post()))
-        call = Call(method, params, dict(request.headers), time.monotonic())
+        auth = request.headers.get("Authorization", "")
+        call = Call(method, params, dict(request.headers), time.monotonic(), auth.removeprefix("Bearer "))
         self.calls.append(call)
         if self.delays.get(method):
             await asyncio.sleep(self.delays[method])
-        status, answer, headers = self._answer(method, params, request.headers.get("Authorization", ""))
+        status, answer, headers = self._answer(method, params, auth)
         call.status, call.answer = status, answer
+        if self.hangs.get(method):
+            self.hangs[method] -= 1
+            self.hanging += 1
+            try:
+                await self._healed.wait()
+            finally:
+                self.hanging -= 1
+                call.ended = time.monotonic()
         if self.holds.get(method):
             # Slack has acted (the message exists) but the caller has not heard yet: a crash now is the
             # window where a sender cannot know whether its message went out. heal() ends the wait.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.holds[method]):
                     await self._healed.wait()
+        call.ended = time.monotonic()
         return web.json_response(answer, status=status, headers=headers)
 
     def _answer(
@@ -216,7 +240,7 @@ class FakeSlack:
             if auth != f"Bearer {self.app_token}":
                 return 200, {"ok": False, "error": "invalid_auth"}, {}
             return 200, {"ok": True, "url": f"{self.url.replace('http', 'ws', 1)}/socket"}, {}
-        if auth != f"Bearer {self.token}":
+        if auth.removeprefix("Bearer ") not in self.tokens:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         channel = str(params.get("channel", ""))
         if channel in self.broken:

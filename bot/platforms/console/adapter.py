@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from bot.delivery.contract import DeliveryError, Sent
+from bot.delivery.contract import UNLIMITED, DeliveryError, Sent
 from bot.errors import BadInput, NotFound, NotPermitted
 from bot.identity import Identity, Place
 from bot.platforms.console.feed import BOT, Hub, form_json, message_json
@@ -50,7 +50,7 @@ class ConsoleAdapter:
     """``bot.delivery.contract.Platform`` for the built-in web console (no tokens, nothing to set up)."""
 
     platform = "console"
-    pace = 0.0  # a local table: no rate limit to respect
+    posting = editing = UNLIMITED  # a local table: no rate limit to respect
 
     def __init__(self, ctx: PlatformContext) -> None:
         self.ctx = ctx

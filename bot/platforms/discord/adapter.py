@@ -22,7 +22,7 @@ import aiohttp
 import discord
 from discord.gateway import DiscordWebSocket
 
-from bot.delivery.contract import DeliveryError, Sent
+from bot.delivery.contract import DeliveryError, Rate, Sent
 from bot.errors import BadInput, UpstreamUnavailable
 from bot.platforms.discord.client import SwitchboardBot, point_at
 from bot.platforms.discord.interactions import Interactions
@@ -53,7 +53,9 @@ class DiscordAdapter:
     """``bot.delivery.contract.Platform`` for Discord."""
 
     platform = "discord"
-    pace = 0.25  # Discord allows about 5 messages per 5 s per channel
+    # Discord's route buckets allow about 5 messages per 5 s per channel; edits have a bucket of their own.
+    posting = Rate(1.0, burst=5)
+    editing = Rate(1.0, burst=5)
 
     def __init__(self, ctx: PlatformContext) -> None:
         self.ctx = ctx

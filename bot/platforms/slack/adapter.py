@@ -22,16 +22,16 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.contract import DeliveryError, Sent
+from bot.delivery.contract import DeliveryError, Rate, Sent
 from bot.platforms.slack.errors import hint_for, refused, slack_error
 from bot.platforms.slack.identity import SlackDirectory
 from bot.platforms.slack.listeners import SlackListeners
 from bot.platforms.slack.replays import OnceOnly
+from bot.platforms.slack.retries import ShortRateLimitRetryHandler
 from bot.storage.dedupe import make_request_guard
 from cards.model import Card
 from cards.slack import render_blocks, render_text
@@ -61,7 +61,10 @@ class SlackAdapter:
     """The Slack platform: Bolt inbound, ``chat.postMessage``/``chat.update`` outbound."""
 
     platform = "slack"
-    pace = 1.0  # chat.postMessage allows about one message per second per channel
+    # Slack's rate-limit docs: chat.postMessage allows about one message a second per channel (short
+    # bursts tolerated, not promised); chat.update is Tier 3, 50+ a minute per workspace, bursts welcome.
+    posting = Rate(1.0)
+    editing = Rate(60 / 50, burst=10, per_channel=False)
 
     def __init__(self, ctx: PlatformContext) -> None:
         settings = ctx.settings
@@ -80,7 +83,8 @@ class SlackAdapter:
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 # slack_sdk's default retries connection errors only; Slack's 429s and 5xx need these.
-                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                # A long Retry-After goes back to the outbox, which retries when Slack says.
+                ShortRateLimitRetryHandler(max_retry_count=2),
                 AsyncServerErrorRetryHandler(max_retry_count=2),
             ],
         )
