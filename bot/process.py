@@ -20,6 +20,7 @@ from bot.storage.database import create_engine, migrate
 from bot.storage.dedupe import Dedupe, make_dedupe
 from bot.storage.runs import RunStore
 from bot.web_auth.guard import check_binding
+from bot.web_auth.scrape import MetricsEndpoint
 from handlers.router import Router
 from handlers.services import Services
 
@@ -91,6 +92,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     outbox = Outbox(engine, {}, runtime.owner, runtime.clock, card_interval=settings.card_update_interval)
     web_app = web.Application()
     web_app.router.add_get("/healthz", _healthz)
+    MetricsEndpoint(settings, engine, runtime.metrics, runtime.clock).attach(web_app)
     dedupe = make_dedupe(engine, settings.redis_url)
     context = PlatformContext(settings, router, dedupe, engine, runtime.clock)
     app = App(settings, engine, runtime, router, outbox, dedupe, web_app, context)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.approvals.store import ApprovalStore, Outcome
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.owners import new_owner
 from bot.runtime import leases, orphans, starts
 from bot.runtime.alarm import AlarmClock
@@ -68,7 +69,8 @@ class Runtime:
             http_guard=settings.http_guard(),
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
-        self.observers: list[Observer] = []
+        self.metrics = Metrics()  # this runtime's own registry: /metrics serves it
+        self.observers: list[Observer] = [self._measure]
         # Timers that are not a run's: kind -> handler(timer_id, ref), which marks the timer fired itself.
         self.timer_kinds: dict[str, Callable[[int, str], Awaitable[bool]]] = {}
         self.after_commit: list[Callable[[], None]] = []
@@ -205,23 +207,27 @@ class Runtime:
     async def fire_due(self) -> int:
         """Fire every timer that is due (each exactly once across processes); returns how many fired here."""
         fired = 0
-        for timer_id, _due, kind, ref in await self.store.timers_due_before(self.clock()):
-            other = self.timer_kinds.get(kind)
-            if other is not None and ref is not None:
-                if await other(timer_id, ref):
-                    fired += 1
-                continue
-            if kind.startswith("approval_escalate:") and ref is not None:
-                # The approval's business, not the run's: marked fired in the escalation's own transaction.
-                rung = int(kind.rpartition(":")[2])
-                if await self.approvals.escalate(ref, rung, timer_id=timer_id) is not None:
-                    fired += 1
-                continue
-            won = await self.store.fire_timer(timer_id, self.clock())
-            if won is not None:
+        for timer_id, due, kind, ref in await self.store.timers_due_before(self.clock()):
+            if await self._fire(timer_id, kind, ref):
                 fired += 1
-                await self.wake(won[0])
+                self.metrics.timer_fired(kind, due, self.clock())  # lateness: fired now, due at ``due``
         return fired
+
+    async def _fire(self, timer_id: int, kind: str, ref: str | None) -> bool:
+        other = self.timer_kinds.get(kind)
+        if other is not None and ref is not None:
+            return await other(timer_id, ref)
+        if kind.startswith("approval_escalate:") and ref is not None:
+            # The approval's business, not the run's: marked fired in the escalation's own transaction.
+            rung = int(kind.rpartition(":")[2])
+            return await self.approvals.escalate(ref, rung, timer_id=timer_id) is not None
+        won = await self.store.fire_timer(timer_id, self.clock())
+        if won is not None:
+            await self.wake(won[0])
+        return won is not None
+
+    def _measure(self, _batch: Batch, state: RunState, rows: list[dict[str, Any]], now: float) -> None:
+        self.metrics.observe_run(state, rows, now)  # counted as the batch is built, just before its commit
 
 
 __all__ = ["Runtime", "Started", "StepStatus", "new_run_id"]

@@ -12,6 +12,7 @@ from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
 from bot.storage import redaction
 from bot.storage.journal import Batch
+from bot.storage.lease_holder import lease_holder
 from engine.core import Core
 from engine.inputs import resolve_inputs
 from engine.signals import Interruption, Resume, Start
@@ -90,8 +91,11 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
         rt.live[run_id].poke()
         return True
     now = rt.clock()
+    held_by = await lease_holder(rt.store.engine, run_id)  # a claim from another holder is a takeover
     if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead or []):
         return False
+    if held_by not in (None, rt.owner):
+        rt.metrics.lease_takeovers.inc()
     row = await rt.store.run_row(run_id)
     if row is None or run_id in rt.live:
         return row is not None
