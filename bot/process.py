@@ -90,6 +90,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     )
     router = Router(Services(runtime, settings))
     outbox = Outbox(engine, {}, runtime.owner, runtime.clock, card_interval=settings.card_update_interval)
+    outbox.metrics = runtime.metrics
     web_app = web.Application()
     web_app.router.add_get("/healthz", _healthz)
     MetricsEndpoint(settings, engine, runtime.metrics, runtime.clock).attach(web_app)

@@ -442,8 +442,7 @@ def make_conversations(runtime: Runtime, catalog: Catalog, wake: Callable[[], No
     settings = runtime.settings
     llm = settings.llm()
     ttl = settings.llm_timeout * (settings.llm_retries + 1) * 2 + 30.0
-    service = Conversations(
-        runtime, catalog, make_locks(settings.redis_url, ttl=ttl), Assistant(llm) if llm else None, wake
-    )
+    assistant = Assistant(llm, runtime.metrics) if llm else None
+    service = Conversations(runtime, catalog, make_locks(settings.redis_url, ttl=ttl), assistant, wake)
     watch_runs(service)
     return service

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.contract import ChatAdapter, DeliveryError, Sent
+from bot.metrics import Metrics
 from bot.owners import is_dead
 from bot.storage.outbox import OutboxRows
 from cards.model import Card
@@ -69,6 +70,7 @@ class Outbox:
         self._channels: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._last_sent: dict[tuple[str, str], float] = {}
         self.delivered = 0
+        self.metrics = Metrics()  # the process sets its runtime's, which /metrics serves
 
     def wake(self) -> None:
         """Look for due items now (called after a commit that wrote some)."""
@@ -208,6 +210,7 @@ class Outbox:
                         sent = await adapter.post(item.channel, item.card, key)
                 await self._post_sent(item, sent)
             self.delivered += 1
+            self.metrics.outbox_delivered.labels(item.platform).inc()
             return True
         except DeliveryError as exc:
             await self._failed(item, exc)
@@ -254,6 +257,7 @@ class Outbox:
         give_up = exc.permanent or attempts >= MAX_ATTEMPTS
         delay = exc.retry_after if exc.retry_after is not None else min(2.0**attempts, 60.0)
         error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        self.metrics.outbox_errors.labels(item.platform, str(give_up).lower()).inc()
         if give_up:
             log.warning(
                 "outbox: %s %s to %s/%s was not delivered: %s",
