@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import socket
 import sys
 import time
@@ -41,6 +42,7 @@ from engine.state import RunState, StepStatus
 if TYPE_CHECKING:
     from engine.loader import LoadedWorkflow
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 # Adds rows to a run's batch so they commit with its state change: (batch, state, event rows, now).
 Observer = Callable[[Batch, RunState, list[dict[str, Any]], float], None]
@@ -228,6 +230,15 @@ class Runtime:
 
     def _measure(self, _batch: Batch, state: RunState, rows: list[dict[str, Any]], now: float) -> None:
         self.metrics.observe_run(state, rows, now)  # counted as the batch is built, just before its commit
+        for row in rows:
+            if row["type"] in ("run_started", "run_finished", "step_failed"):
+                log.info(
+                    "run %s of %s: %s %s",
+                    state.run_id,
+                    state.workflow.name,
+                    row["type"],
+                    row["step_key"] or "",
+                )
 
 
 __all__ = ["Runtime", "Started", "StepStatus", "new_run_id"]
