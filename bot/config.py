@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -142,6 +143,11 @@ class Settings(BaseSettings):
     agent_offer_after: float = Field(default=600.0, gt=0.0)
     user_warn_after: float = Field(default=1800.0, gt=0.0)
     user_close_after: float = Field(default=3600.0, gt=0.0)
+    # GET /metrics: a Bearer token (this one, or a machine token with runs:read), or a client address
+    # in the allow-list (CIDRs; loopback by default, empty for tokens only).
+    metrics_token: SecretStr | None = None
+    metrics_allow: CommaList = ["127.0.0.0/8", "::1/128"]
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="before")
     @classmethod
@@ -161,6 +167,16 @@ class Settings(BaseSettings):
     def _http_rules(cls, entries: list[str]) -> list[str]:
         for entry in entries:
             parse_rule(entry)  # a ValueError names the entry that is not a CIDR, address or host
+        return entries
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or a CIDR such as 10.0.0.0/8") from None
         return entries
 
     def http_guard(self, port: int | None = None) -> HttpGuard:

@@ -50,5 +50,5 @@ class Unexpected:
 def log_unexpected(log: logging.Logger, what: str, *args: object) -> Unexpected:
     """Log the exception being handled, with ``what`` (a %-format of ``args``) and a fresh ref."""
     found = Unexpected(secrets.token_hex(3))
-    log.exception(f"{what} (ref %s)", *args, found.ref)
+    log.exception(f"{what} (ref %s)", *args, found.ref, extra={"ref": found.ref})
     return found

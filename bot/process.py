@@ -22,6 +22,7 @@ from bot.storage.file_lock import ProcessLock, lock_sqlite_file
 from bot.storage.pacing import make_pacer
 from bot.storage.runs import RunStore
 from bot.web_auth.guard import check_binding
+from bot.web_auth.scrape import MetricsEndpoint
 from handlers.router import Router
 from handlers.services import Services
 
@@ -107,8 +108,10 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
         pacer=make_pacer(engine, settings.redis_url),
         timeout=settings.delivery_timeout,
     )
+    outbox.metrics = runtime.metrics
     web_app = web.Application()
     web_app.router.add_get("/healthz", _healthz)
+    MetricsEndpoint(settings, engine, runtime.metrics, runtime.clock).attach(web_app)
     dedupe = make_dedupe(engine, settings.redis_url)
     context = PlatformContext(settings, router, dedupe, engine, runtime.clock)
     app = App(settings, engine, runtime, router, outbox, dedupe, web_app, context, file_lock=file_lock)

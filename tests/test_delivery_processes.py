@@ -24,9 +24,9 @@ from bot.storage.cards import card_row, card_upsert, post_row
 from bot.storage.database import create_engine
 from bot.storage.tables import chat_cards, chat_posts
 from cards.model import Card
-from tests.slack_bot_process import Bot
 from tests.fakes.slack_api import Call, FakeSlack
 from tests.helpers import REDIS_URL, eventually, outbox_settled
+from tests.slack_bot_process import Bot
 
 SECOND_TOKEN = "xoxb-fake-token-second-process"  # the fake tells the two processes apart by token
 ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # one SQLite file, one process

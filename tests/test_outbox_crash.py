@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from bot.storage.database import create_engine
-from tests.slack_bot_process import Bot
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_sender import SlackSender
 from tests.helpers import eventually, outbox_settled, workflow
+from tests.slack_bot_process import Bot
 
 TINY = """
 name: tiny

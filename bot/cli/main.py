@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SwitchboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    configure_logging("WARNING" if args.command != "run" else settings.log_level)
+    configure_logging("WARNING" if args.command != "run" else settings.log_level, settings.log_format)
     handler: Handler = args.handler
     try:
         return asyncio.run(_guarded(handler, settings, args))

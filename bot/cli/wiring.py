@@ -10,6 +10,7 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.log_context import JsonFormatter
 from bot.runtime.presence import install as install_approval_chat
 from bot.runtime.runtime import Runtime
 from bot.storage import redaction
@@ -52,9 +53,11 @@ async def open_runtime(
             await runtime.stop()
 
 
-def configure_logging(level: str) -> None:
-    """Plain, timestamped logs on stderr."""
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Logs on stderr: plain, timestamped lines, or (``fmt="json"``) one JSON object a line."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
+        if fmt == "json":
+            handler.setFormatter(JsonFormatter())
         handler.addFilter(redaction.LogMask())  # a traceback may quote a secret an action was given
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -16,6 +16,7 @@ import openai
 from pydantic import ValidationError
 
 from bot.conversations.tools import TOOLS, Finish, HandoverToHuman, tool_specs
+from bot.metrics import Metrics
 from engine.activities.base import LlmSettings
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class Toolbox(Protocol):
 
 
 class Assistant:
-    def __init__(self, llm: LlmSettings) -> None:
+    def __init__(self, llm: LlmSettings, metrics: Metrics | None = None) -> None:
         self.llm = llm
+        self.metrics = metrics or Metrics()
         self.client = openai.AsyncOpenAI(
             api_key=llm.api_key, base_url=llm.base_url, timeout=llm.timeout, max_retries=llm.max_retries
         )
@@ -118,6 +120,18 @@ class Assistant:
 
     async def _complete(self, messages: list[dict[str, Any]], tools: bool = True) -> Any:
         try:
+            response = await self._ask(messages, tools)
+        except AssistantUnavailable:
+            self.metrics.llm_errors.labels("assistant").inc()
+            raise
+        self.metrics.llm_used("assistant", response.usage)
+        if not response.choices:
+            self.metrics.llm_errors.labels("assistant").inc()
+            raise AssistantUnavailable("the LLM server sent no answer")
+        return response.choices[0].message
+
+    async def _ask(self, messages: list[dict[str, Any]], tools: bool) -> Any:
+        try:
             response = await self.client.chat.completions.create(
                 model=self.llm.model,
                 messages=messages,  # type: ignore[arg-type]
@@ -129,9 +143,7 @@ class Assistant:
             raise AssistantUnavailable(f"cannot reach the LLM server: {exc.__cause__ or exc}") from None
         except openai.APIStatusError as exc:
             raise AssistantUnavailable(f"the LLM server answered {exc.status_code}") from None
-        if not response.choices:
-            raise AssistantUnavailable("the LLM server sent no answer")
-        return response.choices[0].message
+        return response
 
     async def close(self) -> None:
         await self.client.close()

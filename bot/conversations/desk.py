@@ -142,6 +142,8 @@ class Desk:
                 now,
             )
         self.service.wake()
+        if conv.queued_at is not None:
+            self.service.runtime.metrics.queue_wait.observe(max(now - conv.queued_at, 0.0))
         return f"You have claimed the conversation with {conv.user.name}. Reply in the card's thread."
 
     async def auto_assign(self, conv_id: str) -> bool:
@@ -193,6 +195,8 @@ class Desk:
             await self.store.save_transcript(conn, conv.id, text, now)
             await self.out.to_agents(conn, closed, notice(f"Transcript\n{text}", "neutral"), now)
         self.service.wake()
+        if conv.state == State.HUMAN_ACTIVE and conv.claimed_at is not None:
+            self.service.runtime.metrics.queue_handle.observe(max(now - conv.claimed_at, 0.0))
         return True
 
     async def back_to_ai(self, conv_id: str, who: Identity, note: str) -> str:

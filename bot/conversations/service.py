@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from bot import log_context
 from bot.config import Settings
 from bot.conversations import context
 from bot.conversations.assistant import Assistant, AssistantUnavailable, Finished, HandedOver
@@ -164,10 +165,15 @@ class Conversations:
 
     async def turn(self, conv_id: str) -> bool:
         """One assistant turn over the messages no turn has answered; False when there was nothing to do."""
+        with log_context.bound(conversation_id=conv_id):
+            return await self._turn(conv_id)
+
+    async def _turn(self, conv_id: str) -> bool:
         async with self.locks.hold(conv_id):
             conv = await self.store.get(conv_id)
             if conv is None or conv.state not in AI_SPEAKS or self.assistant is None:
                 return False
+            log_context.bind(platform=conv.platform)  # undone with the conversation's id when the turn ends
             turn = conv.turns + 1
             if not await self._take(conv, turn):
                 return False
@@ -442,8 +448,7 @@ def make_conversations(runtime: Runtime, catalog: Catalog, wake: Callable[[], No
     settings = runtime.settings
     llm = settings.llm()
     ttl = settings.llm_timeout * (settings.llm_retries + 1) * 2 + 30.0
-    service = Conversations(
-        runtime, catalog, make_locks(settings.redis_url, ttl=ttl), Assistant(llm) if llm else None, wake
-    )
+    assistant = Assistant(llm, runtime.metrics) if llm else None
+    service = Conversations(runtime, catalog, make_locks(settings.redis_url, ttl=ttl), assistant, wake)
     watch_runs(service)
     return service

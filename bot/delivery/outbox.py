@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.contract import ChatAdapter, DeliveryError, Sent
 from bot.delivery.items import Item, card_item, lane, post_item
+from bot.metrics import Metrics
 from bot.owners import is_dead
 from bot.storage.outbox import OutboxRows
 from bot.storage.pacing import DatabasePacer, Pacer
@@ -63,6 +64,7 @@ class Outbox:
         self._lanes: dict[str, asyncio.Task[None]] = {}  # one worker per pacing lane
         self._sending: set[asyncio.Task[None]] = set()
         self.delivered = 0
+        self.metrics = Metrics()  # the process sets its runtime's, which /metrics serves
 
     def wake(self) -> None:
         """Look for due items now (called after a commit that wrote some)."""
@@ -181,6 +183,7 @@ class Outbox:
                 assert sent is not None
                 await self._post_sent(item, sent)
             self.delivered += 1
+            self.metrics.outbox_delivered.labels(item.platform).inc()
         except Exception:
             log.exception("outbox: delivering %s %s failed unexpectedly", item.kind, item.key)
 
@@ -241,6 +244,7 @@ class Outbox:
         give_up = exc.permanent or attempts >= MAX_ATTEMPTS
         delay = exc.retry_after if exc.retry_after is not None else min(2.0**attempts, 60.0)
         error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        self.metrics.outbox_errors.labels(item.platform, str(give_up).lower()).inc()
         if give_up:
             log.warning(
                 "outbox: %s %s to %s/%s was not delivered: %s",

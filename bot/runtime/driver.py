@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from bot import log_context
 from bot.runtime.commit import persist
 from bot.runtime.effects import carry_out
 from bot.runtime.live import LiveRun, merge
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 async def drive(rt: Runtime, live: LiveRun) -> None:
     """Apply the run's signals until it parks, finishes or is lost; then leave the live set."""
     run_id = live.run_id
+    log_context.bind(run_id=run_id)  # this task's lines, and its steps' tasks', carry the run's id
     try:
         while not live.lost:
             await live.wake.wait()

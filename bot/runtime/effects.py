@@ -8,6 +8,7 @@ import logging
 import secrets as pysecrets
 from typing import TYPE_CHECKING
 
+from bot import log_context
 from bot.runtime.live import LiveRun
 from engine.activities.base import StepCall, StepFailure
 from engine.activities.registry import activity
@@ -65,6 +66,7 @@ def _cancel_step(rt: Runtime, live: LiveRun, key: str) -> None:
 
 async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
     state = live.core.state
+    log_context.bind(step=effect.key)
     call = StepCall(
         run_id=state.run_id,
         step_key=effect.key,
@@ -99,7 +101,13 @@ async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
         signal = StepFailed(effect.key, effect.attempt, "cancelled", "cancelled", {}, effect.compensation)
     except Exception as exc:
         ref = pysecrets.token_hex(3)
-        log.exception("step %s of run %s failed unexpectedly (ref %s)", effect.key, state.run_id, ref)
+        log.exception(
+            "step %s of run %s failed unexpectedly (ref %s)",
+            effect.key,
+            state.run_id,
+            ref,
+            extra={"ref": ref},
+        )
         signal = StepFailed(
             effect.key,
             effect.attempt,

@@ -51,9 +51,14 @@ async def fire(rt: Runtime, due: list[DueTimer]) -> int:
             log.exception("timer %s (%s) failed; tried again when its claim lapses", timer.id, timer.kind)
             continue
         fired += won
+        if won:
+            rt.metrics.timer_fired(timer.kind, timer.due_at, rt.clock())
     if for_runs:
         won_here = await rt.store.fire_run_timers(for_runs, rt.clock())
         fired += len(won_here)
+        now = rt.clock()
+        for timer in won_here:
+            rt.metrics.timer_fired(timer.kind, timer.due_at, now)  # lateness: fired now, due at due_at
         for run_id in dict.fromkeys(t.run_id for t in won_here):
             rt.spawn(_wake(rt, run_id))
     return fired

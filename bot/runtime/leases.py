@@ -99,6 +99,7 @@ async def lease_loop(rt: Runtime) -> None:
             live = rt.live.get(run_id)
             if live is not None:
                 log.error("lost the lease on run %s to another process; stopping work on it here", run_id)
+                rt.metrics.leases_lost.inc()
                 live.lost = True
                 live.wake.set()
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.approvals.store import ApprovalStore, Outcome
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.owners import new_owner
 from bot.runtime import leases, orphans, starts
 from bot.runtime.alarm import AlarmClock
@@ -83,7 +84,8 @@ class Runtime:
             http_guard=settings.http_guard(),
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
-        self.observers: list[Observer] = []
+        self.metrics = Metrics()  # this runtime's own registry: /metrics serves it
+        self.observers: list[Observer] = [self._measure]
         # Timers that are not a run's: kind -> handler(timer_id, ref), which marks the timer fired itself.
         self.timer_kinds: dict[str, Callable[[int, str], Awaitable[bool]]] = {}
         self.after_commit: list[Callable[[], None]] = []
@@ -264,5 +266,18 @@ class Runtime:
                 raise
             if len(due) < TIMER_BATCH:
                 return fired
+
+    def _measure(self, _batch: Batch, state: RunState, rows: list[dict[str, Any]], now: float) -> None:
+        self.metrics.observe_run(state, rows, now)  # counted as the batch is built, just before its commit
+        for row in rows:
+            if row["type"] in ("run_started", "run_finished", "step_failed"):
+                log.info(
+                    "run %s of %s: %s %s",
+                    state.run_id,
+                    state.workflow.name,
+                    row["type"],
+                    row["step_key"] or "",
+                )
+
 
 __all__ = ["Runtime", "Started", "StepStatus", "new_run_id"]

@@ -13,6 +13,7 @@ from bot.runtime.live import LiveRun
 from bot.runtime.quarantine import crashed_too_often, quarantine
 from bot.storage import redaction
 from bot.storage.journal import Batch
+from bot.storage.lease_holder import lease_holder
 from engine.core import Core
 from engine.inputs import resolve_inputs
 from engine.signals import Interruption, Resume, Start
@@ -108,8 +109,11 @@ async def _load(rt: Runtime, run_id: str, dead: list[str]) -> bool:
         rt.live[run_id].poke()
         return True
     now = rt.clock()
+    held_by = await lease_holder(rt.store.engine, run_id)  # a claim from another holder is a takeover
     if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead):
         return False
+    if held_by not in (None, rt.owner):
+        rt.metrics.lease_takeovers.inc()
     row = await rt.store.run_row(run_id)
     if row is None:
         return False
