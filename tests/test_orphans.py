@@ -92,8 +92,10 @@ async def test_a_killed_bots_command_is_gone_before_its_step_runs_again(db_url: 
         program, helper = pids[:] = [int(p) for p in pid_file.read_text().split()]
 
         async def recorded() -> object:
+            # The row is written as the step starts; its pid and group follow once the program runs.
             async with engine.connect() as conn:
-                return (await conn.execute(sa.select(step_processes))).first()
+                row = (await conn.execute(sa.select(step_processes))).first()
+            return row if row is not None and row.pid is not None else None
 
         row = await eventually(recorded, 10, "the program's row", ignore=(sa.exc.DBAPIError,))
         assert (row.step, row.attempt, row.pid, row.pgid) == ("deploy", 1, program, program)
