@@ -38,9 +38,8 @@ steps:
 """
 
 
-def pg_only(db_url: str) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("a PostgreSQL connection setting")
+# These settings and failures exist only on PostgreSQL: the tests take its database alone.
+pg_only = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
 
 async def started(settings: Settings) -> Runtime:
@@ -59,10 +58,10 @@ async def stopped(runtime: Runtime) -> None:
 # -- PostgreSQL -----------------------------------------------------------------------------------------
 
 
+@pg_only
 async def test_the_pool_follows_the_settings_and_postgres_shows_the_application_name(
     db_url: str, settings_for: Callable[..., Settings]
 ) -> None:
-    pg_only(db_url)
     name = f"sb-test-{secrets.token_hex(4)}"
     settings = settings_for(db_application_name=name, db_pool_size=2, db_max_overflow=1, db_pool_timeout=0.5)
     engine = engine_for(settings)
@@ -86,10 +85,10 @@ async def test_the_pool_follows_the_settings_and_postgres_shows_the_application_
         await engine.dispose()
 
 
+@pg_only
 async def test_the_first_query_after_the_server_dropped_the_connection_succeeds(
     db_url: str, settings_for: Callable[..., Settings]
 ) -> None:
-    pg_only(db_url)
     name = f"sb-test-{secrets.token_hex(4)}"
     engine = engine_for(settings_for(db_application_name=name))
     try:
@@ -110,10 +109,10 @@ async def test_the_first_query_after_the_server_dropped_the_connection_succeeds(
         await engine.dispose()
 
 
+@pg_only
 async def test_a_run_started_after_the_server_dropped_every_connection_just_works(
     db_url: str, settings_for: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
-    pg_only(db_url)
     name = f"sb-test-{secrets.token_hex(4)}"
     runtime = await started(settings_for(db_application_name=name))
     try:
@@ -133,10 +132,10 @@ async def test_a_run_started_after_the_server_dropped_every_connection_just_work
         await stopped(runtime)
 
 
+@pg_only
 async def test_a_bot_that_loses_its_database_stops_driving_its_runs_and_picks_them_up_again(
     db_url: str, settings_for: Callable[..., Settings], workflows_dir: Path, tmp_path: Path
 ) -> None:
-    pg_only(db_url)
     proxy = TcpProxy("127.0.0.1", 5432)
     await proxy.start()
     log = tmp_path / "log"
