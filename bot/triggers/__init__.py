@@ -1,0 +1,1 @@
+"""What starts a workflow besides a person: signed webhooks (/hooks/NAME) and schedules."""
