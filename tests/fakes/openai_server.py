@@ -11,6 +11,21 @@ completions from a queue of scripted replies: ``Text``, ``ToolCalls``, ``Error``
 Retry-After), each optionally delayed, or a callable that builds a reply from the request body. When
 the queue is empty it answers ``fake.default``, which by default echoes the last user message.
 Streaming is not supported: a request with ``stream: true`` gets a 400.
+
+``FakeOpenAI(flavour=...)`` makes it check requests the way a self-hosted server does:
+
+- ``"llamacpp"`` (llama.cpp's ``llama-server``): an assistant message with ``tool_calls`` and no
+  ``content`` fails in the chat template with a 500; ``maxLength``, ``minLength``, ``pattern`` or
+  ``format`` in a tool schema fail its grammar builder with a 500; tools sent without
+  ``tool_choice`` are left out of the prompt, so the scripted tool calls come back as plain text.
+- ``"vllm"``: tool calls are only parsed with ``tool_choice`` set (``"auto"`` needs the server's
+  ``--enable-auto-tool-choice``); without it a 400; a schema its guided-decoding backend does not
+  support (``pattern``, ``format``) is a 400.
+- ``"ollama"``: ignores ``tool_choice``; a null ``content`` on any message is a 400 (it decodes
+  content as a string); ``maxLength``/``minLength`` are accepted but not enforced.
+
+Each flavour refuses a request without ``max_tokens`` (``max_tokens`` here stands in for the
+server's own generation limit, which without it runs until the context ends).
 """
 
 from __future__ import annotations
@@ -103,9 +118,16 @@ class FakeOpenAI:
     """An OpenAI-compatible server on 127.0.0.1 and a free port; use it as an async context manager."""
 
     def __init__(
-        self, *, api_key: str | None = None, models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o")
+        self,
+        *,
+        api_key: str | None = None,
+        models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
+        flavour: str = "openai",
     ) -> None:
+        if flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r}; one of {', '.join(FLAVOURS)}")
         self.api_key = api_key  # when set, other keys get a 401 like the real API's
+        self.flavour = flavour
         self.models = models
         self.requests: list[RecordedRequest] = []
         self.default: Script = echo
@@ -167,8 +189,19 @@ class FakeOpenAI:
             return _error(400, "'model' and 'messages' are required")
         if body.get("stream"):
             return _error(400, "the fake OpenAI server does not stream")
+        refusal = _flavour_refusal(self.flavour, body)
+        if refusal is not None:
+            return _error(*refusal)
         entry = self._queue.popleft() if self._queue else self.default
         reply = entry(body) if callable(entry) else entry
+        if (
+            self.flavour == "llamacpp"
+            and isinstance(reply, ToolCalls)
+            and body.get("tools")
+            and "tool_choice" not in body
+        ):
+            # The tools never reached the prompt: the model writes its call out as text.
+            reply = Text(json.dumps([{"name": c.name, "arguments": c.arguments} for c in reply.calls]))
         if reply.delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), reply.delay)
@@ -183,6 +216,60 @@ class FakeOpenAI:
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         return _error(404, f"Unknown request URL: {request.method} {request.path}")
+
+
+FLAVOURS = ("openai", "llamacpp", "vllm", "ollama")
+_GRAMMAR_UNSUPPORTED = {
+    "llamacpp": {"maxLength", "minLength", "pattern", "format"},
+    "vllm": {"pattern", "format"},
+    "ollama": set(),
+}
+
+
+def _keywords(node: Any) -> set[str]:
+    """Every schema keyword used in ``node`` (property names are not keywords)."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= _keywords(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                for sub in value.values():
+                    found |= _keywords(sub)
+            else:
+                found.add(key)
+                found |= _keywords(value)
+    return found
+
+
+def _flavour_refusal(flavour: str, body: dict[str, Any]) -> tuple[int, str] | None:
+    """(status, message) when a server of this flavour would refuse or fail on the request."""
+    if flavour == "openai":
+        return None
+    if "max_tokens" not in body and "max_completion_tokens" not in body:
+        return (
+            400,
+            f"{flavour}: this fake requires max_tokens (the server would generate until the context ends)",
+        )
+    for message in body["messages"]:
+        if flavour == "llamacpp" and message.get("tool_calls") and "content" not in message:
+            return 500, "Value is not callable: null at row 1, column 1 (chat template)"
+        if flavour == "ollama" and "content" in message and message["content"] is None:
+            return 400, "json: cannot unmarshal null into Go struct field Message.messages.content"
+    tools = body.get("tools") or []
+    if flavour == "vllm" and tools and "tool_choice" not in body:
+        return 400, '"auto" tool choice requires --enable-auto-tool-choice and tool_choice'
+    bad = (
+        set().union(*(_keywords(t.get("function", {}).get("parameters", {})) for t in tools))
+        if tools
+        else set()
+    )
+    bad &= _GRAMMAR_UNSUPPORTED[flavour]
+    if bad:
+        status = 500 if flavour == "llamacpp" else 400
+        return status, f"unsupported JSON schema keywords for the grammar: {', '.join(sorted(bad))}"
+    return None
 
 
 def _completion(body: dict[str, Any], reply: Text | ToolCalls) -> dict[str, Any]:
