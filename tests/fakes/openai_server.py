@@ -10,7 +10,11 @@ It serves POST /v1/chat/completions and GET /v1/models, records every request, a
 completions from a queue of scripted replies: ``Text``, ``ToolCalls``, ``Error`` (any status, with
 Retry-After), each optionally delayed, or a callable that builds a reply from the request body. When
 the queue is empty it answers ``fake.default``, which by default echoes the last user message.
-Streaming is not supported: a request with ``stream: true`` gets a 400.
+A request with ``stream: true`` is answered with server-sent events: the reply cut into
+``chat.completion.chunk`` deltas of ``chunk_words`` words each (tool calls as one delta per call),
+then a usage chunk when ``stream_options.include_usage`` is set, then ``data: [DONE]``; each chunk
+``chunk_delay`` seconds after the last. ``FakeOpenAI(streams=False)`` is a server that does not
+stream: it answers such a request with a 400.
 
 ``FakeOpenAI(flavour=...)`` makes it check requests the way a self-hosted server does:
 
@@ -123,7 +127,13 @@ class FakeOpenAI:
         api_key: str | None = None,
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
         flavour: str = "openai",
+        streams: bool = True,
+        chunk_words: int = 1,
+        chunk_delay: float = 0.0,
     ) -> None:
+        self.streams = streams
+        self.chunk_words = chunk_words
+        self.chunk_delay = chunk_delay
         if flavour not in FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}; one of {', '.join(FLAVOURS)}")
         self.api_key = api_key  # when set, other keys get a 401 like the real API's
@@ -187,8 +197,8 @@ class FakeOpenAI:
         body = self.requests[-1].body
         if not isinstance(body, dict) or "messages" not in body or "model" not in body:
             return _error(400, "'model' and 'messages' are required")
-        if body.get("stream"):
-            return _error(400, "the fake OpenAI server does not stream")
+        if body.get("stream") and not self.streams:
+            return _error(400, "this server does not stream")
         refusal = _flavour_refusal(self.flavour, body)
         if refusal is not None:
             return _error(*refusal)
@@ -208,7 +218,45 @@ class FakeOpenAI:
         if isinstance(reply, Error):
             headers = {} if reply.retry_after is None else {"Retry-After": f"{reply.retry_after:g}"}
             return _error(reply.status, reply.message, headers)
+        if body.get("stream"):
+            return await self._stream(request, body, reply)
         return _json(_completion(body, reply))
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], reply: Text | ToolCalls
+    ) -> web.StreamResponse:
+        whole = _completion(body, reply)
+        head = {k: whole[k] for k in ("id", "created", "model", "system_fingerprint")}
+        head["object"] = "chat.completion.chunk"
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        if isinstance(reply, Text):
+            words = reply.content.split(" ")
+            for at in range(0, len(words), self.chunk_words):
+                piece = " ".join(words[at : at + self.chunk_words])
+                deltas.append({"content": piece if at == 0 else " " + piece})
+        else:
+            for index, c in enumerate(whole["choices"][0]["message"]["tool_calls"]):
+                deltas.append({"tool_calls": [{"index": index, **c}]})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        finish = whole["choices"][0]["finish_reason"]
+        for n, delta in enumerate(deltas):
+            last = n == len(deltas) - 1
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish if last else None}
+            await self._event(response, {**head, "choices": [choice]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await self._event(response, {**head, "choices": [], "usage": whole["usage"]})
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _event(self, response: web.StreamResponse, chunk: dict[str, Any]) -> None:
+        if self.chunk_delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.chunk_delay)
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]
