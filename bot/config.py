@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = 60.0
+    llm_max_tokens: int = Field(default=1024, ge=1, le=1_000_000)  # per answer; an llm step may set its own
     max_parallel_steps: int = Field(default=64, ge=1, le=10_000)
     lease_seconds: float = Field(default=30.0, ge=2.0)
     crash_attempts: int = Field(default=3, ge=1, le=100)  # a run that crashed its process this often fails
@@ -199,6 +200,7 @@ class Settings(BaseSettings):
             model=self.llm_model,
             timeout=self.llm_timeout,
             max_retries=self.llm_retries,
+            max_tokens=self.llm_max_tokens,
         )
 
     @property

@@ -61,6 +61,12 @@ async def test_a_text_reply_with_usage(fake: FakeOpenAI) -> None:
     assert fake.requests[0].headers["Authorization"] == "Bearer sk-test"
 
 
+async def test_max_tokens_is_always_sent_from_the_setting_unless_the_step_sets_it(fake: FakeOpenAI) -> None:
+    await llm.execute(call("ping"), context(fake, max_tokens=321))
+    await llm.execute(call("ping", max_tokens=7), context(fake, max_tokens=321))
+    assert [c["max_tokens"] for c in fake.completions] == [321, 7]
+
+
 async def test_the_step_model_wins_and_the_default_echoes(fake: FakeOpenAI) -> None:
     result = await llm.execute(call("ping", model="gpt-4o"), context(fake, model="other"))
     assert (result["text"], result["model"]) == ("ping", "gpt-4o")

@@ -81,7 +81,9 @@ class Assistant:
             calls = reply.tool_calls or []
             if not calls:
                 return Turn(Said((reply.content or "").strip()), used, failed)
-            messages.append(reply.model_dump(exclude_none=True, include={"role", "content", "tool_calls"}))
+            said = reply.model_dump(exclude_none=True, include={"role", "content", "tool_calls"})
+            said["content"] = reply.content or ""  # llama.cpp's chat templates fail (500) without it
+            messages.append(said)
             for call in calls:
                 name = call.function.name
                 model = TOOLS.get(name)
@@ -135,7 +137,10 @@ class Assistant:
             response = await self.client.chat.completions.create(
                 model=self.llm.model,
                 messages=messages,  # type: ignore[arg-type]
+                max_tokens=self.llm.max_tokens,
                 tools=self.tools if tools else openai.omit,  # type: ignore[arg-type]
+                # Without it llama.cpp's server leaves the tools out of the prompt.
+                tool_choice="auto" if tools else openai.omit,
             )
         except openai.APITimeoutError:
             raise AssistantUnavailable(f"the LLM did not answer within {self.llm.timeout:g}s") from None

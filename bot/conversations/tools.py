@@ -71,12 +71,31 @@ TOOLS: dict[str, type[BaseModel]] = {
 }
 
 
+# Keywords the grammar builders of self-hosted servers (llama.cpp, vLLM's guided decoding, Ollama)
+# reject or crash on. The limits still hold: the arguments are validated against the models after parsing.
+UNSENT_KEYWORDS = frozenset({"maxLength", "minLength", "pattern", "format", "title", "examples"})
+
+
+def portable_schema(node: Any) -> Any:
+    """``node`` without the keywords in ``UNSENT_KEYWORDS`` (property names are kept, whatever they are)."""
+    if isinstance(node, list):
+        return [portable_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {name: portable_schema(sub) for name, sub in value.items()}
+        elif key not in UNSENT_KEYWORDS:
+            out[key] = portable_schema(value)
+    return out
+
+
 def tool_specs() -> list[dict[str, Any]]:
-    """The ``tools`` parameter of a chat completion (plain JSON Schema; no server-specific strict mode)."""
+    """The ``tools`` parameter of a chat completion: plain JSON Schema that self-hosted servers accept."""
     specs = []
     for name, model in TOOLS.items():
-        schema = model.model_json_schema()
-        schema.pop("title", None)
+        schema = portable_schema(model.model_json_schema())
         specs.append(
             {
                 "type": "function",

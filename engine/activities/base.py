@@ -27,6 +27,9 @@ class LlmSettings:
     model: str = "gpt-4o-mini"
     timeout: float = 60.0
     max_retries: int = 2
+    max_tokens: int = (
+        1024  # every request sets it: self-hosted servers otherwise generate until their context ends
+    )
 
 
 @dataclass(frozen=True)

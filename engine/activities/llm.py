@@ -37,7 +37,7 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
             model=str(params.get("model") or ctx.llm.model),
             messages=messages,
             temperature=openai.omit if temperature is None else float(temperature),
-            max_tokens=openai.omit if max_tokens is None else int(max_tokens),
+            max_tokens=ctx.llm.max_tokens if max_tokens is None else int(max_tokens),
             response_format=(
                 {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
                 if schema

@@ -10,7 +10,26 @@ It serves POST /v1/chat/completions and GET /v1/models, records every request, a
 completions from a queue of scripted replies: ``Text``, ``ToolCalls``, ``Error`` (any status, with
 Retry-After), each optionally delayed, or a callable that builds a reply from the request body. When
 the queue is empty it answers ``fake.default``, which by default echoes the last user message.
-Streaming is not supported: a request with ``stream: true`` gets a 400.
+A request with ``stream: true`` is answered with server-sent events: the reply cut into
+``chat.completion.chunk`` deltas of ``chunk_words`` words each (tool calls as one delta per call),
+then a usage chunk when ``stream_options.include_usage`` is set, then ``data: [DONE]``; each chunk
+``chunk_delay`` seconds after the last. ``FakeOpenAI(streams=False)`` is a server that does not
+stream: it answers such a request with a 400.
+
+``FakeOpenAI(flavour=...)`` makes it check requests the way a self-hosted server does:
+
+- ``"llamacpp"`` (llama.cpp's ``llama-server``): an assistant message with ``tool_calls`` and no
+  ``content`` fails in the chat template with a 500; ``maxLength``, ``minLength``, ``pattern`` or
+  ``format`` in a tool schema fail its grammar builder with a 500; tools sent without
+  ``tool_choice`` are left out of the prompt, so the scripted tool calls come back as plain text.
+- ``"vllm"``: tool calls are only parsed with ``tool_choice`` set (``"auto"`` needs the server's
+  ``--enable-auto-tool-choice``); without it a 400; a schema its guided-decoding backend does not
+  support (``pattern``, ``format``) is a 400.
+- ``"ollama"``: ignores ``tool_choice``; a null ``content`` on any message is a 400 (it decodes
+  content as a string); ``maxLength``/``minLength`` are accepted but not enforced.
+
+Each flavour refuses a request without ``max_tokens`` (``max_tokens`` here stands in for the
+server's own generation limit, which without it runs until the context ends).
 """
 
 from __future__ import annotations
@@ -103,9 +122,22 @@ class FakeOpenAI:
     """An OpenAI-compatible server on 127.0.0.1 and a free port; use it as an async context manager."""
 
     def __init__(
-        self, *, api_key: str | None = None, models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o")
+        self,
+        *,
+        api_key: str | None = None,
+        models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
+        flavour: str = "openai",
+        streams: bool = True,
+        chunk_words: int = 1,
+        chunk_delay: float = 0.0,
     ) -> None:
+        self.streams = streams
+        self.chunk_words = chunk_words
+        self.chunk_delay = chunk_delay
+        if flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r}; one of {', '.join(FLAVOURS)}")
         self.api_key = api_key  # when set, other keys get a 401 like the real API's
+        self.flavour = flavour
         self.models = models
         self.requests: list[RecordedRequest] = []
         self.default: Script = echo
@@ -165,17 +197,66 @@ class FakeOpenAI:
         body = self.requests[-1].body
         if not isinstance(body, dict) or "messages" not in body or "model" not in body:
             return _error(400, "'model' and 'messages' are required")
-        if body.get("stream"):
-            return _error(400, "the fake OpenAI server does not stream")
+        if body.get("stream") and not self.streams:
+            return _error(400, "this server does not stream")
+        refusal = _flavour_refusal(self.flavour, body)
+        if refusal is not None:
+            return _error(*refusal)
         entry = self._queue.popleft() if self._queue else self.default
         reply = entry(body) if callable(entry) else entry
+        if (
+            self.flavour == "llamacpp"
+            and isinstance(reply, ToolCalls)
+            and body.get("tools")
+            and "tool_choice" not in body
+        ):
+            # The tools never reached the prompt: the model writes its call out as text.
+            reply = Text(json.dumps([{"name": c.name, "arguments": c.arguments} for c in reply.calls]))
         if reply.delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), reply.delay)
         if isinstance(reply, Error):
             headers = {} if reply.retry_after is None else {"Retry-After": f"{reply.retry_after:g}"}
             return _error(reply.status, reply.message, headers)
+        if body.get("stream"):
+            return await self._stream(request, body, reply)
         return _json(_completion(body, reply))
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], reply: Text | ToolCalls
+    ) -> web.StreamResponse:
+        whole = _completion(body, reply)
+        head = {k: whole[k] for k in ("id", "created", "model", "system_fingerprint")}
+        head["object"] = "chat.completion.chunk"
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        if isinstance(reply, Text):
+            words = reply.content.split(" ")
+            for at in range(0, len(words), self.chunk_words):
+                piece = " ".join(words[at : at + self.chunk_words])
+                deltas.append({"content": piece if at == 0 else " " + piece})
+        else:
+            for index, c in enumerate(whole["choices"][0]["message"]["tool_calls"]):
+                deltas.append({"tool_calls": [{"index": index, **c}]})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        finish = whole["choices"][0]["finish_reason"]
+        for n, delta in enumerate(deltas):
+            last = n == len(deltas) - 1
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish if last else None}
+            await self._event(response, {**head, "choices": [choice]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await self._event(response, {**head, "choices": [], "usage": whole["usage"]})
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _event(self, response: web.StreamResponse, chunk: dict[str, Any]) -> None:
+        if self.chunk_delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.chunk_delay)
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]
@@ -183,6 +264,60 @@ class FakeOpenAI:
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         return _error(404, f"Unknown request URL: {request.method} {request.path}")
+
+
+FLAVOURS = ("openai", "llamacpp", "vllm", "ollama")
+_GRAMMAR_UNSUPPORTED = {
+    "llamacpp": {"maxLength", "minLength", "pattern", "format"},
+    "vllm": {"pattern", "format"},
+    "ollama": set(),
+}
+
+
+def _keywords(node: Any) -> set[str]:
+    """Every schema keyword used in ``node`` (property names are not keywords)."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= _keywords(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                for sub in value.values():
+                    found |= _keywords(sub)
+            else:
+                found.add(key)
+                found |= _keywords(value)
+    return found
+
+
+def _flavour_refusal(flavour: str, body: dict[str, Any]) -> tuple[int, str] | None:
+    """(status, message) when a server of this flavour would refuse or fail on the request."""
+    if flavour == "openai":
+        return None
+    if "max_tokens" not in body and "max_completion_tokens" not in body:
+        return (
+            400,
+            f"{flavour}: this fake requires max_tokens (the server would generate until the context ends)",
+        )
+    for message in body["messages"]:
+        if flavour == "llamacpp" and message.get("tool_calls") and "content" not in message:
+            return 500, "Value is not callable: null at row 1, column 1 (chat template)"
+        if flavour == "ollama" and "content" in message and message["content"] is None:
+            return 400, "json: cannot unmarshal null into Go struct field Message.messages.content"
+    tools = body.get("tools") or []
+    if flavour == "vllm" and tools and "tool_choice" not in body:
+        return 400, '"auto" tool choice requires --enable-auto-tool-choice and tool_choice'
+    bad = (
+        set().union(*(_keywords(t.get("function", {}).get("parameters", {})) for t in tools))
+        if tools
+        else set()
+    )
+    bad &= _GRAMMAR_UNSUPPORTED[flavour]
+    if bad:
+        status = 500 if flavour == "llamacpp" else 400
+        return status, f"unsupported JSON schema keywords for the grammar: {', '.join(sorted(bad))}"
+    return None
 
 
 def _completion(body: dict[str, Any], reply: Text | ToolCalls) -> dict[str, Any]:
