@@ -188,7 +188,8 @@ async def test_a_run_gets_a_live_status_card_and_a_thread(app: App, http: Client
 
     texts = await eventually(thread)
     assert "Shipped api to prod" in texts
-    assert reply["message"]["id"] in {m["id"] for m in await http.state("alice")}
+    # The "Started" reply was alice's only; as in Slack, a reload (the state) no longer has it.
+    assert reply["message"]["id"] not in {m["id"] for m in await http.state("alice")}
     assert reply["message"]["id"] not in {m["id"] for m in await http.state("bob")}
 
 
@@ -199,8 +200,7 @@ async def test_a_misspelt_workflow_is_explained_to_its_author_only(app: App, htt
     assert reply["message"]["ephemeral"]
     alice = [m["text"] for m in await http.state("alice")]
     bob = [m["text"] for m in await http.state("bob")]
-    assert "No workflow named depoly. Did you mean deploy?" in alice
-    assert bob == []
+    assert alice == bob == []  # only in alice's answer: an ephemeral reply is not there after a reload
     assert await app.runtime.store.list_runs(limit=10) == []
 
 

@@ -113,11 +113,17 @@ class ConsoleStore:
         return await self._one(table.c.key == key, table.c.channel == channel)
 
     async def visible(self, user: str, channels: list[str], limit: int = HISTORY) -> list[Message]:
-        """The newest messages of ``channels`` that ``user`` may see (public ones and their own ephemeral
-        ones), oldest first."""
+        """The newest messages of ``channels`` that ``user`` may see, oldest first: the public ones and
+        their DM's. Ephemeral replies in a shared channel are not among them: as in Slack, they are seen
+        as they arrive and are gone after a reload (the row stays, so their buttons still work)."""
         query = (
             sa.select(table)
-            .where(sa.or_(table.c.visible_to.is_(None), table.c.visible_to == user))
+            .where(
+                sa.or_(
+                    table.c.visible_to.is_(None),
+                    sa.and_(table.c.visible_to == user, table.c.channel == f"@{user}"),
+                )
+            )
             .where(table.c.channel.in_(channels))
             .order_by(table.c.id.desc())
             .limit(limit)

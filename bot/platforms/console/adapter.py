@@ -108,7 +108,7 @@ class ConsoleAdapter:
         return msg
 
     async def visible(self, who: Identity) -> list[Message]:
-        """The newest messages ``who`` may see: their channels, their DM and their own ephemeral ones."""
+        """The newest messages ``who`` may see in their channels and their DM (no ephemeral replies)."""
         return await self.store.visible(reader(who), [*channels_for(self.settings, who), f"@{reader(who)}"])
 
     # -- inbound: what a person does in the page -----------------------------------------------------

@@ -10,8 +10,9 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from bot.identity import Identity, Place
-from engine.loader import WorkflowInvalid, WorkflowNotFound
+from bot.conversations.desk import NOTE_PREFIX
+from bot.identity import Identity, Place, allowed
+from engine.loader import LoadedWorkflow, WorkflowInvalid, WorkflowNotFound
 from handlers.registry import COMMANDS
 from handlers.router import Router
 from handlers.types import Autocomplete
@@ -35,8 +36,8 @@ def _hint(value: str, label: str, detail: str = "") -> dict[str, str]:
 
 async def hints(router: Router, who: Identity, where: Place, text: str) -> list[dict[str, Any]]:
     """What the box may become next, best first (at most MAX_HINTS)."""
-    if not text.startswith("/") or "\n" in text:
-        return []
+    if not text.startswith("/") or text.startswith(NOTE_PREFIX) or "\n" in text:
+        return []  # a "// note" is a message, not a command
     command, space, rest = text[1:].partition(" ")
     if not space:
         return [
@@ -102,3 +103,24 @@ def _inputs(router: Router, head: str, workflow: str, rest: str) -> list[dict[st
                 spacer = " " if inp.enum else ""
                 out.append(_hint(base + choice + spacer, choice, detail))
     return out[:MAX_HINTS]
+
+
+def _finishable(loaded: LoadedWorkflow) -> bool:
+    """Whether a run can end without anyone else: no approval step and no sub-workflow (which may ask)."""
+    return not any(s.approval is not None or s.kind == "workflow" for s in loaded.spec.steps.values())
+
+
+def first_command(router: Router, who: Identity, where: Place) -> str | None:
+    """The ``/workflow run`` an empty channel suggests: a workflow ``who`` may run and see through to its
+    end alone (no approval step), with its required inputs to fill in; None when there is none."""
+    mine = [w for w in router.services.workflows() if allowed(w.spec.permissions.run, who, where)]
+    if not mine:
+        return None
+
+    def required(w: LoadedWorkflow) -> list[str]:
+        return [n for n, i in w.spec.inputs.items() if i.required and i.default is None]
+
+    best = min(mine, key=lambda w: (not _finishable(w), len(required(w)), w.spec.name))
+    if not _finishable(best):
+        return None
+    return " ".join(["/workflow run", best.spec.name, *(f"{n}=" for n in required(best))])

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from bot.conversations.desk import NOTE_PREFIX
 from bot.errors import (
     BadInput,
     Conflict,
@@ -28,9 +29,9 @@ from bot.errors import (
     UpstreamUnavailable,
     log_unexpected,
 )
-from bot.identity import Identity
+from bot.identity import Identity, Place
 from bot.platforms.console.feed import Reader, message_json
-from bot.platforms.console.hints import hints
+from bot.platforms.console.hints import first_command, hints
 from bot.platforms.console.visibility import channels_for, reader
 from bot.web_auth.auth import SignInRequired, json_body
 from cards.model import Form
@@ -103,6 +104,7 @@ class ConsoleRoutes:
             else []
         )
         messages = await self.console.visible(who)
+        router = self.console.ctx.router
         return {
             "mode": self.console.auth.mode,
             "csrf": csrf,
@@ -113,8 +115,13 @@ class ConsoleRoutes:
             "users": users,
             "workflows": [
                 {"name": w.spec.name, "description": w.spec.description or ""}
-                for w in self.console.ctx.router.services.workflows()
+                for w in router.services.workflows()
             ],
+            # What each empty channel suggests: a run this person can see to its end on their own.
+            "suggestions": {
+                c: first_command(router, who, Place("console", c, None, f"#{c}"))
+                for c in channels_for(settings, who)
+            },
             "messages": [message_json(m) for m in messages],
         }
 
@@ -127,7 +134,7 @@ class ConsoleRoutes:
         body = await _body(request)
         where = await self.console.place(who, _str(body, "channel"), _int(body, "thread", optional=True))
         text = _str(body, "text")
-        if not text.lstrip().startswith("/"):
+        if is_message(text):
             return await self.console.say(who, where, text)  # not a command: nothing typed is lost
         return await self.console.command(who, where, text)
 
@@ -195,6 +202,12 @@ class ConsoleRoutes:
                 return _error(500, found.message)
 
         return handle
+
+
+def is_message(text: str) -> bool:
+    """Whether typed text is a plain message: anything but a slash command; a ``// note`` is a message."""
+    text = text.lstrip()
+    return not text.startswith("/") or text.startswith(NOTE_PREFIX)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -17,6 +17,7 @@
     dm: null, // this user's direct message with the bot: "@alice"
     users: [],
     workflows: [],
+    suggestions: {}, // channel -> the run its empty view suggests (one this person can finish alone)
     messages: new Map(), // id -> message
     unread: new Map(), // channel -> count
     dismissed: new Set(), // ephemeral messages put away (in this page only)
@@ -88,6 +89,7 @@
     state.dm = data.dm || null;
     state.users = data.users;
     state.workflows = data.workflows || [];
+    state.suggestions = data.suggestions || {};
     if (!places().includes(state.channel)) state.channel = state.channels[0];
     if (reset) state.messages.clear();
     for (const m of data.messages) {
@@ -204,6 +206,10 @@
     return [...state.messages.values()].filter((m) => m.thread_id === id).sort((a, b) => a.id - b.id);
   }
 
+  function isCommand(text) {
+    return text.startsWith("/") && !text.startsWith("//");
+  }
+
   function el(tag, cls, text) {
     const node = document.createElement(tag);
     if (cls) node.className = cls;
@@ -211,8 +217,56 @@
     return node;
   }
 
+  // One time format everywhere: the viewer's local time on a 24-hour clock, with UTC on hover. Cards
+  // write moments as "14:02 UTC" (the same text goes to Slack and Discord); the page shows them local.
+  const LOCAL = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  const UTC_TIME = /\b([01]\d|2[0-3]):([0-5]\d) UTC\b/g;
+
   function clock(seconds) {
-    return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return new Date(seconds * 1000).toLocaleTimeString([], LOCAL);
+  }
+
+  function utc(seconds) {
+    const d = new Date(seconds * 1000);
+    const day = d.toLocaleDateString("en-GB", { timeZone: "UTC", day: "numeric", month: "short", year: "numeric" });
+    return `${d.toISOString().slice(11, 16)} UTC, ${day}`;
+  }
+
+  function timeNode(seconds, text) {
+    const node = el("time", "msg__time", text ?? clock(seconds));
+    node.dateTime = new Date(seconds * 1000).toISOString();
+    node.title = utc(seconds);
+    return node;
+  }
+
+  // "HH:MM UTC" in a card names a moment near the message's own time: the nearest such moment.
+  function moment(hh, mm, near) {
+    const day = new Date(near * 1000);
+    const base = Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate(), Number(hh), Number(mm)) / 1000;
+    return [base - 86400, base, base + 86400].reduce((a, b) => (Math.abs(b - near) < Math.abs(a - near) ? b : a));
+  }
+
+  function localTimes(root, near) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const found = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (UTC_TIME.test(node.data)) found.push(node);
+      UTC_TIME.lastIndex = 0;
+    }
+    for (const node of found) {
+      const parts = document.createDocumentFragment();
+      let at = 0;
+      for (const match of node.data.matchAll(UTC_TIME)) {
+        parts.append(document.createTextNode(node.data.slice(at, match.index)));
+        const seconds = moment(match[1], match[2], near);
+        const time = timeNode(seconds);
+        time.className = "local-time";
+        parts.append(time);
+        at = match.index + match[0].length;
+      }
+      parts.append(document.createTextNode(node.data.slice(at)));
+      node.replaceWith(parts);
+    }
   }
 
   function avatar(name, bot) {
@@ -247,9 +301,8 @@
     const meta = el("div", "msg__meta");
     meta.append(el("span", "msg__author", m.bot ? "Switchboard" : m.author));
     if (m.bot) meta.append(el("span", "msg__app", "App"));
-    const time = el("time", "msg__time", clock(m.created_at));
-    time.dateTime = new Date(m.created_at * 1000).toISOString();
-    if (m.updated_at > m.created_at + 0.5) time.title = `edited ${clock(m.updated_at)}`;
+    const time = timeNode(m.created_at);
+    if (m.updated_at > m.created_at + 0.5) time.title += ` · edited ${clock(m.updated_at)} (${utc(m.updated_at)})`;
     meta.append(time);
     main.append(meta);
 
@@ -266,6 +319,7 @@
     const body = el("div", "msg__body");
     body.innerHTML = m.html; // escaped on the server; see the note at the top
     format(body);
+    localTimes(body, m.updated_at);
     main.append(body);
 
     if (!inThread && m.thread_id === null) {
@@ -277,7 +331,9 @@
         const faces = el("span", "msg__faces");
         for (const r of thread.slice(-3)) faces.append(avatar(r.author, r.bot));
         link.append(faces, el("strong", "", `${thread.length} ${thread.length === 1 ? "reply" : "replies"}`));
-        link.append(el("span", "msg__last", `Last reply ${clock(thread[thread.length - 1].created_at)}`));
+        const last = el("span", "msg__last", "Last reply ");
+        last.append(timeNode(thread[thread.length - 1].created_at));
+        link.append(last);
         main.append(link);
         node.classList.add("msg--has-thread");
       }
@@ -415,9 +471,10 @@
     box.append(el("h2", "empty__title", `This is the very beginning of #${state.channel}`));
     box.append(el("p", "empty__text", "Start a workflow here and watch its status card update live. Try:"));
     const tries = el("div", "empty__tries");
-    const first = state.workflows[0];
+    // A run this person can see through on their own (no approval waiting on someone else).
+    const suggestion = (state.suggestions || {})[state.channel];
     const ideas = ["/workflow list", "/workflow help"];
-    if (first) ideas.push(`/workflow run ${first.name} `);
+    if (suggestion) ideas.push(suggestion.endsWith("=") ? suggestion : `${suggestion} `);
     for (const idea of ideas) {
       const chip = el("button", "try", idea.trim());
       chip.type = "button";
@@ -551,7 +608,7 @@
     suggest() {
       clearTimeout(this.timer);
       const text = this.box.value;
-      if (!text.startsWith("/")) return this.close();
+      if (!isCommand(text)) return this.close();
       this.timer = setTimeout(async () => {
         const seq = ++this.seq;
         try {
@@ -606,7 +663,8 @@
       this.grow();
       const where = this.where();
       try {
-        const path = text.startsWith("/") ? "/api/command" : "/api/message";
+        // A "// note" is a message (agents write notes so), not a command.
+      const path = isCommand(text) ? "/api/command" : "/api/message";
         const res = await api(path, { ...where, text });
         handleReply(res, where);
       } catch (err) {
