@@ -62,6 +62,7 @@ class StepView:
     items_done: int | None = None  # a fan-out step: its finished items ...
     items_total: int | None = None  # ... of how many
     compensation: str | None = None  # None | running | succeeded | failed (rolled back)
+    revision: int | None = None  # run again by an approval's "Request changes": which revision (2, 3, …)
 
     @property
     def mark(self) -> str:
@@ -138,8 +139,14 @@ def _step_line(step: StepView) -> StepLine:
     word = STEP_WORDS.get(step.mark)
     if word:
         parts.append(word)
-    if step.attempt > 1:
-        parts.append(f"attempt {step.attempt}")
+    tries = step.attempt
+    if step.revision is not None and step.revision > 1:
+        # Each revision ran the step once more: that is a revision, not a retry; only retries within
+        # this revision count as attempts.
+        parts.append(f"revision {step.revision}")
+        tries -= step.revision - 1
+    if tries > 1:
+        parts.append(f"attempt {tries}")
     if step.error and step.mark != "compensated":
         parts.append(clip(" ".join(step.error.split()), STEP_ERROR_MAX))
     return StepLine(STEP_ICONS.get(step.mark, "•"), step.key, " · ".join(parts))

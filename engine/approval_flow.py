@@ -7,9 +7,9 @@ from typing import Any
 from engine.core_base import CoreBase
 from engine.core_base import latest_feedback as latest_feedback  # re-exported: bot/ reads it from here
 from engine.expressions import ExpressionError, render, text_truthy
-from engine.graph import downstream
+from engine.graph import downstream, upstream
 from engine.signals import ApprovalDecided, RequestApproval
-from engine.spec import ApprovalSpec, BudgetTier, Step
+from engine.spec import ApprovalSpec, BudgetTier, Step, Workflow
 from engine.state import StepState, StepStatus
 from engine.text_caps import chat_text_problem
 
@@ -132,6 +132,31 @@ class ApprovalFlow:
             feedback=outputs.get("feedback"),
         )
         core.schedule([target])
+
+
+def revisions(workflow: Workflow, steps: dict[str, StepState]) -> dict[str, int]:
+    """The revision each step is on, for the steps an approval's "Request changes" runs again (the
+    approval itself, the step it revises and those between) once they have run in it: 2 or more. A status
+    card says "revision 2" for these rather than "attempt 2", which would read like a retry.
+
+    Each revision runs the revised step once more and asks once more, so the revision is the fewer of
+    the two counts (an approval asked again by a retry of the run has one more ask than revisions)."""
+    found: dict[str, int] = {}
+    for step_id, spec in workflow.steps.items():
+        asked = steps.get(step_id)
+        if spec.approval is None or spec.approval.revise is None or asked is None:
+            continue
+        target = spec.approval.revise
+        revised = steps.get(target)
+        revision = min(asked.attempt, revised.attempt if revised is not None else 0)
+        if revision < 2:
+            continue
+        before = upstream(workflow.steps, step_id) | {step_id}
+        again = ({target} | downstream(workflow.steps, target)) & before
+        for state in steps.values():
+            if state.step_id in again and state.attempt >= revision:
+                found[state.key] = max(found.get(state.key, 0), revision)
+    return found
 
 
 def _amount(value: Any) -> float:

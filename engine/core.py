@@ -10,6 +10,7 @@ from collections import deque
 from typing import Any
 
 from engine.approval_flow import ApprovalFlow
+from engine.graph import downstream
 from engine.interrupts import WAITING_ON as INTERRUPTED
 from engine.interrupts import Interrupts
 from engine.params import render_params
@@ -142,6 +143,13 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
             return
         again = StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED
         reset = [s for s in st.steps.values() if s.status in again and not s.tolerated]
+        # A step that ran after one of them anyway (``trigger: all_done``, such as an announcement of the
+        # rejection) runs again after them too, so it does not stand finished above steps still to come.
+        after = {d for s in reset for d in downstream(self.spec.steps, s.step_id)}
+        keys = {s.key for s in reset}
+        reset += [
+            s for s in st.steps.values() if s.step_id in after and s.status.finished and s.key not in keys
+        ]
         for step in reset:
             self.reset(step)
         st.failed_step = st.error = st.outputs = None

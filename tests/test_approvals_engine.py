@@ -211,3 +211,37 @@ async def test_request_changes_reruns_the_revised_step_then_past_max_revisions_r
     row = await finished(runtime, run_id)
     assert row.status == "failed" and "last allowed revision (2)" in row.error
     assert ("step_started", "ship") not in await event_types(runtime, run_id)
+
+
+RETRIED = """
+name: retried
+steps:
+  ask:
+    approval: {title: "Ship?", approvers: ["user:carol"]}
+  ship: {needs: [ask], run: ["echo", "shipped"]}
+  announce: {needs: [ship], trigger: all_done, notify: "ship: ${{ run.status }}"}
+"""
+
+
+async def test_retrying_a_rejected_approval_asks_again_and_announces_after_it(make_runtime: MakeRuntime) -> None:
+    runtime = await make_runtime(clock=FakeClock())
+    run_id, first = await waiting_request(runtime, RETRIED)
+    await decide(runtime, first, "carol", "reject", comment="not on a Friday")
+    assert (await finished(runtime, run_id)).status == "failed"
+    steps = {s.key: s for s in await runtime.store.step_rows(run_id)}
+    assert steps["announce"].outputs == {"text": "ship: failed"}
+
+    await runtime.retry(run_id, "bob")
+
+    async def asked_again() -> str | None:
+        pending = [a for a in await runtime.approvals.pending() if a.run_id == run_id]
+        return pending[0].id if pending else None
+
+    second = await eventually(asked_again)
+    assert second != first
+    steps = {s.key: s for s in await runtime.store.step_rows(run_id)}
+    assert steps["announce"].status == "pending"  # not a stale "✓" above a ship still to come
+    await decide(runtime, second, "carol", "approve")
+    assert (await finished(runtime, run_id)).status == "succeeded"
+    steps = {s.key: s for s in await runtime.store.step_rows(run_id)}
+    assert steps["announce"].outputs == {"text": "ship: succeeded"}

@@ -20,11 +20,15 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from bot.runtime.run_views import view_from_state
 from cards import discord as discord_cards
 from cards import html, slack
 from cards.limits import clip, fit, take
 from cards.model import Form, FormField
 from cards.run_card import RunView, StepView, duration_text, run_card
+from engine.approval_flow import revisions
+from engine.signals import ApprovalDecided, Retry, Start, StepCompleted
+from tests import test_core_approvals as core_approvals
 from tests.card_samples import CARDS, FORM, HOSTILE, SNAPSHOTS, outputs, run_view, update_snapshots
 
 
@@ -266,6 +270,28 @@ def test_small_helpers() -> None:
     assert clip("abcdef", 4) == "abc…" and clip("abc", 4) == "abc"
     assert take([1, 2, 3, 4], 3, "steps") == ([1, 2], "…and 2 more steps")
     assert fit(["a" * 10] * 3, 30, "x") == (["a" * 10], "…and 2 more x")
+
+
+def test_a_revision_is_labelled_as_one_not_as_an_attempt() -> None:
+    c = core_approvals.core(core_approvals.RELEASE)
+    c.advance(Start(), 0)
+    c.advance(StepCompleted("build", 1, {}), 1)
+    c.advance(ApprovalDecided("ask", "changes_requested", {"feedback": "bump it"}, "bob"), 2)
+    c.advance(StepCompleted("build", 2, {}), 3)
+    assert revisions(c.state.workflow, c.state.steps) == {"build": 2, "ask": 2}
+
+    lines = {line.name: line.detail for line in run_card(view_from_state(c.state, 4.0)).steps}
+    assert "revision 2" in lines["build"] and "attempt" not in lines["build"]
+    assert lines["ask"] == "revision 2"
+    assert lines["deploy"] == ""
+    # The run retried after a rejection: the approval is asked a third time, still in revision 2.
+    c.advance(ApprovalDecided("ask", "rejected", {}, "not today"), 5)
+    c.advance(Retry("alice"), 6)
+    lines = {line.name: line.detail for line in run_card(view_from_state(c.state, 7.0)).steps}
+    assert lines["ask"] == "revision 2 · attempt 2" and lines["announce"] == ""
+    # A retry inside revision 2 (its third run in all) is that revision's second attempt.
+    [retried] = run_card(run_view("running", (StepView("build", "running", attempt=3, revision=2),))).steps
+    assert retried.detail == "revision 2 · attempt 2"
 
 
 if __name__ == "__main__":

@@ -94,3 +94,36 @@ def test_changes_past_max_revisions_count_as_a_reject() -> None:
     assert c.state.steps["ask"].status == StepStatus.FAILED
     assert c.state.steps["ask"].outputs["decision"] == "rejected"
     assert "last allowed revision" in (c.state.error or "")
+
+
+RELEASE: dict[str, Any] = {
+    "build": {"run": ["build"]},
+    "ask": {"needs": ["build"], "approval": {"title": "ship?", "revise": "build", "max_revisions": 3}},
+    "deploy": {"needs": ["ask"], "run": ["deploy"]},
+    "announce": {"needs": ["deploy"], "trigger": "all_done", "notify": "deploy: ${{ run.status }}"},
+}
+
+
+def test_retrying_a_rejected_approval_asks_again_and_announces_again() -> None:
+    from engine.signals import Retry
+
+    c = core(RELEASE)
+    c.advance(Start(), 0)
+    c.advance(StepCompleted("build", 1, {}), 1)
+    c.advance(ApprovalDecided("ask", "changes_requested", {"feedback": "bump it"}, "bob"), 2)
+    c.advance(StepCompleted("build", 2, {}), 3)
+    c.advance(ApprovalDecided("ask", "rejected", {}, "not today"), 4)
+    assert c.state.status == RunStatus.FAILED
+    assert c.state.steps["announce"].outputs == {"text": "deploy: failed"}
+
+    # Retry: asked anew, and the announcement that ran after the rejection waits for the deploy.
+    d = c.advance(Retry("alice"), 5)
+    [again] = requests(d)
+    assert again.title == "ship?"
+    assert c.state.steps["announce"].status == StepStatus.PENDING
+    assert c.state.steps["build"].status == StepStatus.SUCCEEDED  # finished work is kept
+    c.advance(ApprovalDecided("ask", "approved", {}, "ok"), 6)
+    c.advance(StepCompleted("deploy", 1, {}), 7)
+    assert c.state.status == RunStatus.SUCCEEDED
+    assert c.state.steps["announce"].outputs == {"text": "deploy: succeeded"}
+

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from bot.storage.runs import RunStore
 from cards.run_card import RunStatus, RunView, StepView
+from engine.approval_flow import revisions
 from engine.spec import Workflow
 from engine.state import RunState, StepState
 
@@ -25,7 +26,9 @@ def view_from_state(state: RunState, now: float | None = None) -> RunView:
         _declared_outputs(state.outputs, state.workflow),
         order=list(state.workflow.steps),
     )
-    return replace(view, **_timing(state.created_at, _last_finish(state), view, now))
+    revised = revisions(state.workflow, state.steps)
+    steps = tuple(replace(s, revision=revised.get(s.key)) for s in view.steps)
+    return replace(view, steps=steps, **_timing(state.created_at, _last_finish(state), view, now))
 
 
 async def view_from_store(store: RunStore, run_ref: str, now: float | None = None) -> RunView | None:
