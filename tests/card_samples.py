@@ -14,6 +14,7 @@ from typing import Any
 
 from cards import discord as discord_cards
 from cards import html, slack
+from cards.approval_card import ApprovalView, Vote, approval_card
 from cards.model import Button, Card, Confirm, Field, Form, FormField, StepLine, action_id
 from cards.run_card import RunView, StepView, run_card
 
@@ -39,7 +40,75 @@ def _fifty_steps() -> tuple[StepView, ...]:
     return (*done, boom, *later)
 
 
+NOW = 1_764_684_120.0  # 14:02 UTC
+
+
+def approval(status: str = "pending", **more: Any) -> ApprovalView:
+    """The deploy approval every approval sample varies: two release managers, expiring in 4 hours."""
+    base: dict[str, Any] = {
+        "approval_id": "a1b2c3d4e5",
+        "run_id": "3f9a2c71d0e4",
+        "workflow": "deploy_prod",
+        "step": "approve_prod",
+        "title": "Deploy api v1.23.0 to prod?",
+        "asked_by": "@ada",
+        "status": status,
+        "description": "Requested by @ada",
+        "context": {"Service": "api", "Version": "v1.23.0"},
+        "approvers": ("group:release-managers", "user:carol"),
+        "required": 2,
+        "expires_at": NOW + 4 * 3600,
+        "can_revise": True,
+        "now": NOW,
+        "decided_at": None if status == "pending" else NOW + 600,
+    }
+    return ApprovalView(**{**base, **more})
+
+
+# One approval card per state: pending (new, half-approved, a revision, the last one, a form, a budget)
+# and each way a request ends.
+APPROVAL_CARDS = {
+    "approval_pending": approval_card(approval()),
+    "approval_half": approval_card(
+        approval(votes=(Vote("@alice", "approve"), Vote("@bob", "changes", "bump the patch version")))
+    ),
+    "approval_revision": approval_card(
+        approval(revision=2, previous_feedback=Vote("@bob", "changes", "bump the patch version"))
+    ),
+    "approval_last_revision": approval_card(approval(revision=3, max_revisions=3)),
+    "approval_form": approval_card(approval(kind="form", form_fields=("ticket", "window"), veto=False)),
+    "approval_budget": approval_card(
+        approval(
+            kind="budget",
+            title="Order laptops for 2400 EUR",
+            context={"Item": "laptops", "Amount": "2,400.00 EUR"},
+            approvers=("group:finance", "user:cfo"),
+            required=1,
+            can_revise=False,
+            allow_self_approval=False,
+        )
+    ),
+    "approval_approved": approval_card(
+        approval("approved", votes=(Vote("@alice", "approve"), Vote("@bob", "approve")))
+    ),
+    "approval_auto": approval_card(
+        approval("approved", auto_reason="auto_approve: ${{ inputs.env == 'staging' }}")
+    ),
+    "approval_rejected": approval_card(
+        approval("rejected", votes=(Vote("@bob", "reject", "not on a Friday"),))
+    ),
+    "approval_changes": approval_card(approval("changes", votes=(Vote("@bob", "changes", "bump it"),))),
+    "approval_changes_last": approval_card(
+        approval("changes", revision=3, votes=(Vote("@bob", "changes", "still wrong"),))
+    ),
+    "approval_expired": approval_card(approval("expired", on_timeout="reject")),
+    "approval_cancelled": approval_card(
+        approval("cancelled", note="A DM could not be sent; asked in #approvals")
+    ),
+}
+
 CARDS = {
+    **APPROVAL_CARDS,
     "run_running": run_card(
         run_view(
             "running",
@@ -113,6 +182,33 @@ CARDS = {
                 StepView("ship", "skipped"),
             ),
             error="step charge failed: card declined",
+            **STARTED,
+        )
+    ),
+    # Sent back by "Request changes": build and the approval in revision 2, build retried once in it.
+    "run_revised": run_card(
+        run_view(
+            "waiting",
+            (
+                StepView("build", "succeeded", attempt=3, duration=2.0, revision=2),
+                StepView("tests", "succeeded", attempt=2, duration=1.5, revision=2),
+                StepView("approve_prod", "waiting", attempt=2, revision=2),
+                StepView("deploy", "pending"),
+                StepView("announce", "pending"),
+            ),
+            waiting_for="approval at step approve_prod",
+            **STARTED,
+        )
+    ),
+    # A failed run retried: its failed step on attempt 2, the steps after it waiting their turn again.
+    "run_retried": run_card(
+        run_view(
+            "running",
+            (
+                StepView("build", "succeeded", duration=2.0),
+                StepView("migrate", "running", attempt=2),
+                StepView("announce", "pending"),
+            ),
             **STARTED,
         )
     ),

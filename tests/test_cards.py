@@ -29,7 +29,16 @@ from cards.run_card import RunView, StepView, duration_text, run_card
 from engine.approval_flow import revisions
 from engine.signals import ApprovalDecided, Retry, Start, StepCompleted
 from tests import test_core_approvals as core_approvals
-from tests.card_samples import CARDS, FORM, HOSTILE, SNAPSHOTS, outputs, run_view, update_snapshots
+from tests.card_samples import (
+    APPROVAL_CARDS,
+    CARDS,
+    FORM,
+    HOSTILE,
+    SNAPSHOTS,
+    outputs,
+    run_view,
+    update_snapshots,
+)
 
 
 @pytest.mark.parametrize("name", sorted(outputs()))
@@ -293,6 +302,29 @@ def test_a_revision_is_labelled_as_one_not_as_an_attempt() -> None:
     [retried] = run_card(run_view("running", (StepView("build", "running", attempt=3, revision=2),))).steps
     assert retried.detail == "revision 2 · attempt 2"
 
+
+
+def test_every_approval_state_has_its_word_and_only_a_pending_one_has_buttons() -> None:
+    words = {name: card.status for name, card in APPROVAL_CARDS.items()}
+    assert set(words.values()) == {
+        "waiting for approval",
+        "approved",
+        "rejected",
+        "changes requested",
+        "expired",
+        "cancelled",
+    }
+    for name, card in APPROVAL_CARDS.items():
+        pending = card.status == "waiting for approval"
+        assert bool(card.buttons) == pending, name
+        assert card.plain_text().startswith("Approval needed: " if pending else f"{card.title}: "), name
+    assert [b.label for b in APPROVAL_CARDS["approval_form"].buttons] == [
+        "Approve…",
+        "Reject",
+        "Request changes…",
+    ]
+    assert "revision 3 of 3" in APPROVAL_CARDS["approval_last_revision"].context[1]
+    assert "last revision" in APPROVAL_CARDS["approval_last_revision"].text
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--update"]:
