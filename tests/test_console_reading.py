@@ -9,6 +9,7 @@ five and a half hours from UTC, so a time left in UTC would show.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -91,16 +92,24 @@ async def act_as(page: Page, user: str, channel: str = "ops") -> None:
     await page.locator(f'[data-channel="{channel}"]').click()
 
 
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: $CONSOLE_SCREENSHOTS when set (to review them), else the test's tmp_path."""
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def local(utc_text: str) -> str:
     """ "14:02" UTC as the page's clock shows it."""
     moment = datetime.strptime(utc_text, "%H:%M").replace(tzinfo=UTC) + OFFSET
     return moment.strftime("%H:%M")
 
 
-async def test_an_empty_channel_suggests_a_run_its_viewer_can_finish(page: Page) -> None:
+async def test_an_empty_channel_suggests_a_run_its_viewer_can_finish(page: Page, tmp_path: Path) -> None:
     tries = page.locator("#messages .empty .try")
     await act_as(page, "alice", "approvals")
     await expect(tries).to_have_text(["/workflow list", "/workflow help", "/workflow run hotfix"])
+    await page.screenshot(path=str(shots(tmp_path) / "console-empty-channel.png"))
     await act_as(page, "erin", "approvals")  # no release manager: the first one she may run without help
     await expect(tries).to_have_text(["/workflow list", "/workflow help", "/workflow run migrate"])
     # A chip fills the box with the command, required inputs named, and it runs to its end.
@@ -152,10 +161,10 @@ async def test_notes_ephemeral_replies_and_times(page: Page, tmp_path: Path) -> 
     assert found, hover
     await expect(stamp).to_have_text(local(found[1]))
     assert not re.search(r"AM|PM", await messages.inner_text())  # en-US, and still a 24-hour clock
-    await page.screenshot(path=str(tmp_path / "console-times.png"))
+    await page.screenshot(path=str(shots(tmp_path) / "console-times.png"))
 
 
-async def test_an_agents_note_in_a_handover_stays_with_the_agents(page: Page) -> None:
+async def test_an_agents_note_in_a_handover_stays_with_the_agents(page: Page, tmp_path: Path) -> None:
     # Without an LLM a DM goes to the queue; dave claims it and writes a note, then an answer.
     await act_as(page, "alice", "@alice")
     await send(page, "my deploy is stuck")
@@ -171,6 +180,7 @@ async def test_an_agents_note_in_a_handover_stays_with_the_agents(page: Page) ->
         await page.locator("#thread-box").press("Enter")
         await expect(thread).to_contain_text(text)
     await expect(thread).not_to_contain_text("does not know")
+    await page.screenshot(path=str(shots(tmp_path) / "console-handover-note.png"))
     await act_as(page, "alice", "@alice")
     await expect(page.locator("#messages")).to_contain_text("Looking at it now")
     await expect(page.locator("#messages")).not_to_contain_text("old runner")
@@ -194,4 +204,4 @@ async def test_the_approvals_list_shows_titles_as_written_one_fact_a_line(page: 
     assert lines[0].startswith("ship · run ") and "asked by" in lines[0], lines
     assert lines[1].startswith("1 of group:release-managers"), lines
     assert lines[2] == "No decisions yet.", lines
-    await page.screenshot(path=str(tmp_path / "console-approvals.png"))
+    await page.screenshot(path=str(shots(tmp_path) / "console-approvals.png"))
