@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.cli import audit, commands, discord, tokens
+from bot.cli import audit, commands, discord, tokens, webhooks
 from bot.cli import conversations as conversation_stats
 from bot.cli.wiring import configure_logging
 from bot.config import Settings, load_settings
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     conversation_stats.add_arguments(p)
 
     tokens.add_parser(sub)
+    webhooks.add_parser(sub)
 
     dc = sub.add_parser("discord", help="Discord application commands").add_subparsers(
         dest="action", required=True, metavar="ACTION"
