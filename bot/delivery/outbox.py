@@ -68,6 +68,8 @@ class Outbox:
         self.delivered = 0
         self.metrics = Metrics()  # the process sets its runtime's, which /metrics serves
         self.webhooks = webhooks  # the "webhook" item kind: signed POSTs to subscribers
+        if webhooks is not None:
+            webhooks.wake = self.wake
 
     def wake(self) -> None:
         """Look for due items now (called after a commit that wrote some)."""

@@ -27,7 +27,7 @@ from engine.activities.http_guard import HttpGuard, Refused
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12  # 1 s, 2 s, 4 s ... about 1.1 hours of retries at the default base, then given up
 MAX_DELAY = 3600.0
-PARALLEL = 20
+PARALLEL = 50  # sends in flight per process
 
 
 def backoff(attempts: int, base: float, retry_after: float | None = None) -> float:
@@ -57,18 +57,23 @@ class WebhookSender:
         self.base_delay = base_delay
         self.max_attempts = max_attempts
         self.claim_timeout = max(60.0, 3 * timeout)
-        self._slots = asyncio.Semaphore(PARALLEL)
         self._sending: dict[int, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
+        self._backlog = False  # more was due than there were slots
+        self.wake: Callable[[], None] = lambda: None  # the outbox sets its own
         self.delivered = 0
 
     async def run_due(self) -> None:
-        """Claim what is due and start sending it (each send on its own, bounded in number)."""
+        """Claim what is due, as many as there are free slots, and start sending each on its own."""
         now = self.clock()
-        for row in await self.rows.due(now, now - self.claim_timeout):
-            if row.id in self._sending or len(self._sending) >= PARALLEL:
-                continue
-            if not await self.rows.claim(row.id, self.owner, now, now - self.claim_timeout):
+        free = PARALLEL - len(self._sending)
+        due = [r for r in await self.rows.due(now, now - self.claim_timeout) if r.id not in self._sending]
+        self._backlog = len(due) > free
+        if free <= 0 or not due:
+            return
+        won = await self.rows.claim([r.id for r in due[:free]], self.owner, now, now - self.claim_timeout)
+        for row in due[:free]:
+            if row.id not in won:
                 continue  # another process has it
             task = asyncio.create_task(self._deliver(row), name=f"webhook {row.id}")
             self._sending[row.id] = task
@@ -76,6 +81,8 @@ class WebhookSender:
 
     def _done(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
         self._sending.pop(delivery_id, None)
+        if self._backlog:
+            self.wake()  # a slot is free and more is due: look now, not at the next poll
 
     async def close(self) -> None:
         """Let sends in flight finish (each is bounded by the timeout), then close the client."""
@@ -86,8 +93,7 @@ class WebhookSender:
 
     async def _deliver(self, row: Any) -> None:
         try:
-            async with self._slots:
-                await self._attempt(row)
+            await self._attempt(row)
         except Exception:
             log.exception("webhooks: delivering %s failed unexpectedly", row.id)
 
@@ -146,7 +152,7 @@ class WebhookSender:
             delay = backoff(attempt, self.base_delay, retry_after)
             values = {"status": "pending", "attempts": attempt, "error": error, "next_at": now + delay}
             log.info("webhooks: delivery %s will be retried in %.1fs: %s", row.id, delay, error)
-        await self.rows.record(row.id, log_row, values, first=row.attempts == 0)
+        await self.rows.record([(int(row.id), log_row, values)])
 
     async def _post(self, row: Any, timestamp: int) -> httpx.Response:
         url = httpx.URL(row.url)

@@ -43,38 +43,43 @@ class WebhookRows:
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).all())
 
-    async def claim(self, delivery_id: int, owner: str, now: float, stale_before: float) -> bool:
-        """Claim a due delivery for ``owner``; True if this call won it."""
+    async def claim(self, ids: list[int], owner: str, now: float, stale_before: float) -> set[int]:
+        """Claim due deliveries for ``owner`` in one statement; the ids this call won."""
         d = webhook_deliveries
         query = (
             d.update()
             .where(
-                d.c.id == delivery_id,
+                d.c.id.in_(ids),
                 d.c.status.in_(("pending", "sending")),
                 d.c.next_at <= now,
                 sa.or_(d.c.claimed_by.is_(None), d.c.claimed_at < stale_before),
             )
             .values(claimed_by=owner, claimed_at=now, status="sending")
+            .returning(d.c.id)
         )
         async with self.engine.begin() as conn:
-            return bool((await conn.execute(query)).rowcount == 1)
+            return {int(i) for i in (await conn.execute(query)).scalars().all()}
 
-    async def record(
-        self,
-        delivery_id: int,
-        attempt: dict[str, Any],
-        values: dict[str, Any],
-        first: bool,
-    ) -> None:
-        """Log one attempt and write the delivery's new state, together."""
+    async def record(self, results: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
+        """Log attempts and write their deliveries' new state, all in one transaction.
+
+        Each result is (delivery id, the attempt's log row, the delivery's new values).
+        """
         d = webhook_deliveries
-        if attempt.get("response") is not None:
-            attempt = {**attempt, "response": str(attempt["response"])[:EXCERPT]}
-        if first:
-            values = {**values, "first_attempt_at": attempt["at"]}
+        log_rows = [
+            {
+                "delivery_id": i,
+                **a,
+                "response": None if a["response"] is None else str(a["response"])[:EXCERPT],
+            }
+            for i, a, _ in results
+        ]
         async with self.engine.begin() as conn:
-            await conn.execute(webhook_attempts.insert(), {"delivery_id": delivery_id, **attempt})
-            await conn.execute(d.update().where(d.c.id == delivery_id).values(claimed_by=None, **values))
+            await conn.execute(webhook_attempts.insert(), log_rows)
+            for delivery_id, attempt, values in results:
+                if attempt["attempt"] == 1:
+                    values = {**values, "first_attempt_at": attempt["at"]}
+                await conn.execute(d.update().where(d.c.id == delivery_id).values(claimed_by=None, **values))
 
     async def open_count(self) -> int:
         """Deliveries not yet delivered nor given up."""
@@ -82,3 +87,7 @@ class WebhookRows:
         query = sa.select(sa.func.count()).select_from(d).where(d.c.status.in_(("pending", "sending")))
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+
+def _excerpt(answer: str | None) -> str | None:
+    return None if answer is None else answer[:EXCERPT]
