@@ -25,7 +25,7 @@ from bot.storage.webhook_queue import WebhookRows
 from engine.activities.http_guard import HttpGuard, Refused
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 12  # 1 s, 2 s, 4 s ... about 1.1 hours of retries at the default base, then given up
+MAX_ATTEMPTS = 12  # 1 s, 2 s, 4 s ... 1024 s: about 34 minutes of retries at the default base, then given up
 MAX_DELAY = 3600.0
 PARALLEL = 50  # sends in flight per process
 
