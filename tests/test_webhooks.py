@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from bot.runtime.runtime import Runtime
 from bot.storage.webhook_queue import WebhookRows
 from bot.storage.webhooks import Subscriptions, like_patterns
 from engine.activities.http_guard import HttpGuard, parse_rule
+from tests.conversation_env import make_env, person, said
 from tests.helpers import eventually, finished, workflow
 from tests.test_cli import cli, environment, migrated
 from tests.webhook_receiver import Receiver
@@ -184,3 +185,23 @@ async def test_the_cli_manages_subscriptions(db_url: str, workflows_dir: Path) -
         assert gone.code == 1 and "No webhook" in gone.out, gone.out
     finally:
         await store.engine.dispose()
+
+
+async def test_conversation_changes_are_queued_with_them(make_runtime: Callable[..., Any]) -> None:
+    env = await make_env(await make_runtime())
+    try:
+        subs = Subscriptions(env.service.runtime.store.engine)
+        sub = await subs.add("https://hooks.example.com/desk", ["conversation.*"], "dana", time.time())
+        other = await subs.add("https://hooks.example.com/runs", ["run.*"], "dana", time.time())
+        conv = await env.service.user_said(said(person("alice"), "my deploy is stuck"))
+        assert conv is not None
+        queued = await deliveries_of(subs, sub.id)
+        assert [d.event_type for d in queued] == ["conversation.handover", "conversation.pending_human"]
+        data = json.loads(queued[-1].body)["data"]
+        assert data["conversation_id"] == conv.id and (data["from"], data["to"]) == (
+            "HANDOVER",
+            "PENDING_HUMAN",
+        )
+        assert await deliveries_of(subs, other.id) == []
+    finally:
+        await env.service.stop()
