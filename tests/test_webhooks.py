@@ -5,7 +5,9 @@ Standard Webhooks spec; each subscription hears only the events its filter names
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -24,7 +26,7 @@ from bot.storage.webhooks import Subscriptions, like_patterns
 from engine.activities.http_guard import HttpGuard, parse_rule
 from tests.conversation_env import make_env, person, said
 from tests.helpers import eventually, finished, workflow
-from tests.test_cli import cli, environment, migrated
+from tests.test_cli import _line_with, cli, environment, migrated, run_id, start
 from tests.webhook_receiver import Receiver
 
 GATED = """
@@ -205,3 +207,47 @@ async def test_conversation_changes_are_queued_with_them(make_runtime: Callable[
         assert await deliveries_of(subs, other.id) == []
     finally:
         await env.service.stop()
+
+
+async def test_the_bot_process_delivers_what_a_cli_run_queued(db_url: str, workflows_dir: Path) -> None:
+    workflow(ONE, workflows_dir)
+    store = await migrated(db_url)
+    env = environment(db_url, workflows_dir, SWITCHBOARD_PORT="0")
+    bot = start(env, "run")
+    try:
+        async with Receiver() as receiver:
+            added = await cli(
+                env, "webhooks", "add", receiver.url("/ci"), "--events", "run.finished", "--json"
+            )
+            assert added.code == 0, added.out
+            sub = json.loads(added.out)
+            line = await asyncio.wait_for(asyncio.to_thread(_line_with, bot, "Switchboard is running"), 30)
+            assert "Press Ctrl-C" in line
+            ran = await cli(env, "workflow", "run", "one")  # this process queues; the bot's outbox sends
+            assert ran.code == 0, ran.out
+            [got] = await eventually(lambda: receiver.at("/ci"), message="the bot to deliver run.finished")
+            assert verify(sub["secret"], got.headers, got.body, time.time())
+            assert json.loads(got.body)["data"]["run_id"] == run_id(ran.out)
+
+            async def logged() -> list[Any]:
+                shown = json.loads((await cli(env, "webhooks", "deliveries", sub["id"], "--json")).out)
+                return shown if shown and shown[0]["status"] == "delivered" else []
+
+            [delivery] = await eventually(logged)
+            assert (
+                delivery["event_type"] == "run.finished"
+                and delivery["message_id"] == got.headers["webhook-id"]
+            )
+            assert [(a["attempt"], a["status_code"], a["response"]) for a in delivery["attempt_log"]] == [
+                (1, 200, "thanks")
+            ]
+            text = await cli(env, "webhooks", "deliveries")
+            assert f"{sub['id']}  run.finished" in text.out and "#1 " in text.out and "HTTP 200" in text.out
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(bot.wait, 30)
+        finally:
+            if bot.poll() is None:
+                bot.kill()
+        await store.engine.dispose()
