@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,6 +29,7 @@ PATTERN = re.compile(r"\*|(?P<family>[a-z]+)\.(\*|[a-z_]+)")
 MAX_PATTERNS = 20
 MAX_BODY = 64 * 1024  # an event's data beyond this is left out (the receiver reads it from the API)
 MAX_URL = 2000
+MAX_SUBSCRIPTIONS = 100  # each event is one row per matching subscription
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,11 @@ def like_patterns(given: list[str]) -> list[str]:
 
 def check_url(url: str) -> str:
     """An http(s) URL with a host; the address itself is checked when it is sent (the SSRF guard)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > MAX_URL:
         raise BadInput(
             f"'{url[:200]}' is not an http(s) URL (such as https://ci.example.com/hooks/switchboard)"
@@ -142,6 +146,11 @@ class Subscriptions:
         sub_id = "wh_" + secrets.token_hex(6)
         sub = Subscription(sub_id, check_url(url), events, new_secret(), created_by, now)
         async with self.engine.begin() as conn:
+            count = sa.select(sa.func.count()).select_from(webhook_subscriptions)
+            if (await conn.execute(count)).scalar_one() >= MAX_SUBSCRIPTIONS:
+                raise BadInput(
+                    f"At most {MAX_SUBSCRIPTIONS} webhooks; remove one first (`switchboard webhooks list`)"
+                )
             await conn.execute(webhook_subscriptions.insert(), sub.__dict__)
             await conn.execute(
                 webhook_filters.insert(), [{"subscription_id": sub.id, "pattern": p} for p in patterns]
