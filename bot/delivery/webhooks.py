@@ -67,7 +67,11 @@ class WebhookSender:
         """Claim what is due, as many as there are free slots, and start sending each on its own."""
         now = self.clock()
         free = PARALLEL - len(self._sending)
-        due = [r for r in await self.rows.due(now, now - self.claim_timeout) if r.id not in self._sending]
+        due = [
+            r
+            for r in await self.rows.due(now, now - self.claim_timeout, self.owner)
+            if r.id not in self._sending
+        ]
         self._backlog = len(due) > free
         if free <= 0 or not due:
             return

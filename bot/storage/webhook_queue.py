@@ -23,10 +23,12 @@ class WebhookRows:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def due(self, now: float, stale_before: float) -> list[Any]:
-        """Deliveries whose time has come and that nobody live holds, with their URL and secret.
+    async def due(self, now: float, stale_before: float, owner: str) -> list[Any]:
+        """Deliveries whose time has come and that nobody else live holds, with their URL and secret.
 
-        A delivery whose subscription is gone has no URL (None): the sender fails it.
+        ``owner``'s own claims are included: one left behind when recording an attempt failed (the
+        database was away) is taken up again at once, not after the claim goes stale. A delivery whose
+        subscription is gone has no URL (None): the sender fails it.
         """
         d, s = webhook_deliveries, webhook_subscriptions
         query = (
@@ -35,7 +37,7 @@ class WebhookRows:
             .where(
                 d.c.status.in_(("pending", "sending")),
                 d.c.next_at <= now,
-                sa.or_(d.c.claimed_by.is_(None), d.c.claimed_at < stale_before),
+                _free(owner, stale_before),
             )
             .order_by(d.c.next_at, d.c.id)
             .limit(BATCH)
@@ -52,7 +54,7 @@ class WebhookRows:
                 d.c.id.in_(ids),
                 d.c.status.in_(("pending", "sending")),
                 d.c.next_at <= now,
-                sa.or_(d.c.claimed_by.is_(None), d.c.claimed_at < stale_before),
+                _free(owner, stale_before),
             )
             .values(claimed_by=owner, claimed_at=now, status="sending")
             .returning(d.c.id)
@@ -91,3 +93,8 @@ class WebhookRows:
 
 def _excerpt(answer: str | None) -> str | None:
     return None if answer is None else answer[:EXCERPT]
+
+
+def _free(owner: str, stale_before: float) -> sa.ColumnElement[bool]:
+    c = webhook_deliveries.c
+    return sa.or_(c.claimed_by.is_(None), c.claimed_by == owner, c.claimed_at < stale_before)
