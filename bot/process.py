@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.conversations.service import Conversations, make_conversations
 from bot.delivery.contract import Platform
 from bot.delivery.outbox import Outbox
+from bot.delivery.webhooks import WebhookSender
 from bot.platforms.context import PlatformContext
 from bot.runtime.presence import install as install_approval_chat
 from bot.runtime.runtime import Runtime
@@ -21,6 +22,7 @@ from bot.storage.dedupe import Dedupe, make_dedupe
 from bot.storage.file_lock import ProcessLock, lock_sqlite_file
 from bot.storage.pacing import make_pacer
 from bot.storage.runs import RunStore
+from bot.storage.webhook_queue import WebhookRows
 from bot.web_auth.guard import check_binding
 from bot.web_auth.scrape import MetricsEndpoint
 from handlers.router import Router
@@ -107,6 +109,13 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
         card_interval=settings.card_update_interval,
         pacer=make_pacer(engine, settings.redis_url),
         timeout=settings.delivery_timeout,
+        webhooks=WebhookSender(
+            WebhookRows(engine),
+            runtime.owner,
+            runtime.clock,
+            settings.http_guard(),
+            timeout=settings.delivery_timeout,
+        ),
     )
     outbox.metrics = runtime.metrics
     web_app = web.Application()
@@ -134,6 +143,8 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     app.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the real port when 0 was asked
     context.url = app.url
     runtime.activity.http_guard = settings.http_guard(port=app.port)  # http steps never call this listener
+    assert outbox.webhooks is not None
+    outbox.webhooks.guard = runtime.activity.http_guard  # nor do webhooks
     for platform in app.platforms.values():
         await platform.start()
         log.info("started %s", platform.describe())

@@ -13,6 +13,7 @@ from cards.model import Card, Field
 from cards.run_card import run_card
 from engine.inputs import InputError, parse_pairs, resolve_inputs
 from engine.loader import LoadedWorkflow, WorkflowInvalid, WorkflowNotFound
+from engine.spec import Permissions
 from handlers.run_form import missing_only, run_form
 from handlers.services import Services
 from handlers.types import Command, Reply, Say, ShowForm
@@ -151,9 +152,18 @@ def check_may_steer(
     if who.admin or who.ref == started_by:
         return
     try:
-        perms = svc.workflow(workflow).spec.permissions
+        perms: Permissions | None = svc.workflow(workflow).spec.permissions
     except (WorkflowNotFound, WorkflowInvalid):
-        raise NotPermitted(f"Only the person who started this run or an admin may {what} it.") from None
+        perms = None
+    check_steer_permissions(perms, workflow, what, who, where)
+
+
+def check_steer_permissions(
+    perms: Permissions | None, workflow: str, what: str, who: Identity, where: Place
+) -> None:
+    """The workflow's rule for someone other than the starter or an admin (None: its file is gone)."""
+    if perms is None:
+        raise NotPermitted(f"Only the person who started this run or an admin may {what} it.")
     entries = getattr(perms, what) if getattr(perms, what) is not None else perms.run
     if not allowed(entries, who, where):
         raise NotPermitted(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.approvals.store import ApprovalStore
+from bot.cli.parity import check_may_retry, form_values
 from bot.cli.progress import Progress
 from bot.cli.wiring import open_database, open_runtime
 from bot.config import Settings
@@ -189,6 +190,7 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
                     "run": row.__dict__,
                     "steps": [s.__dict__ for s in steps],
                     "approvals": [a.__dict__ for a in waiting],
+                    **({"events": [e.__dict__ for e in await _events(store, row.id)]} if args.events else {}),
                 }
             )
             return 0
@@ -212,7 +214,7 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
         if row.outputs:
             print("  outputs: " + json.dumps(row.outputs, default=str))
         if args.events:
-            for ev in await store.events_after(row.id, 0, limit=100_000):
+            for ev in await _events(store, row.id):
                 key = ev.step_key or ""
                 print(f"  {ev.seq:>5} {_when(ev.at)} {ev.type:<24} {key:<16} {json.dumps(ev.data)}")
     return 0
@@ -283,14 +285,28 @@ async def decide(settings: Settings, args: argparse.Namespace) -> int:
         row = await _row(runtime.store, request.run_id)
         # The CLI names people as the console does, so a console user's groups come with the name.
         groups = tuple(dict.fromkeys([*settings.console_users.get(args.user, []), *args.group]))
+        values = await form_values(runtime.approvals.engine, request.id, args.decision, args.field)
         runtime.drive(row.id)
         outcome = await runtime.decide(
-            request.id, args.user, args.decision, args.comment, groups, background=False
+            request.id, args.user, args.decision, args.comment, groups, values=values, background=False
         )
         print(outcome.message)
         if not outcome.resolved:
             return 0
         return await _follow(runtime, outcome.run_id, Progress(), stop_when_parked=True, after=row.event_seq)
+
+
+async def retry(settings: Settings, args: argparse.Namespace) -> int:
+    """``workflow retry``: run a failed run's failed steps again (the status card's Retry button)."""
+    async with open_runtime(settings, resume=False, scope=set()) as runtime:
+        row = await _row(runtime.store, args.run)
+        if row.status != "failed":
+            raise Conflict(f"run {row.id} is {row.status}; only a failed run can be retried")
+        check_may_retry(settings, row, args.user, tuple(args.group))
+        runtime.drive(row.id)
+        await runtime.retry(row.id, by=args.user)
+        print(f"retrying the failed steps of run {row.id}", flush=True)
+        return await _follow(runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq)
 
 
 async def db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
@@ -346,6 +362,10 @@ async def _follow(
             )
         return 0
     return 0 if last_status in expect else 1
+
+
+async def _events(store: RunStore, run_id: str) -> list[Any]:
+    return list(await store.events_after(run_id, 0, limit=100_000))
 
 
 async def _row(store: RunStore, run_id: str) -> Any:

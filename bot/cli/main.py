@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.cli import audit, commands, discord, tokens
+from bot.cli import audit, commands, discord, tokens, webhooks
 from bot.cli import conversations as conversation_stats
 from bot.cli.wiring import configure_logging
 from bot.config import Settings, load_settings
@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="STEP", help="undo only what finished after this step")
     p.add_argument("--as", dest="user", default=me)
     p.set_defaults(handler=commands.rollback)
+    p = wf.add_parser("retry", help="run a failed run's failed steps again (the card's Retry button)")
+    p.add_argument("run")
+    p.add_argument("--as", dest="user", default=me, help=f"who retries (default: {me})")
+    p.add_argument("--group", action="append", default=[], help="a group the person belongs to (repeatable)")
+    p.set_defaults(handler=commands.retry)
 
     ap = sub.add_parser("approvals", help="list, decide and audit approval requests").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -95,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="changes sends the work back to the step's 'revise:' (give the feedback with --comment)",
     )
     p.add_argument("--comment", "-m")
+    p.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a field of a form approval (repeatable); its required fields must be given to approve",
+    )
     p.add_argument("--as", dest="user", default=me, help=f"who decides (default: {me})")
     p.add_argument(
         "--group",
@@ -118,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     conversation_stats.add_arguments(p)
 
     tokens.add_parser(sub)
+    webhooks.add_parser(sub)
 
     dc = sub.add_parser("discord", help="Discord application commands").add_subparsers(
         dest="action", required=True, metavar="ACTION"

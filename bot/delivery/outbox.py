@@ -1,5 +1,5 @@
 """The outbox dispatcher: delivers stored chat effects, paced per lane across processes, retried, never
-blocking a run.
+blocking a run; and outbound webhooks, its "webhook" item kind (``bot.delivery.webhooks``).
 
 Cards (edited in place) and posts (sent once) are rows written with the state change that caused them.
 Delivery claims a row (compare-and-set, so several processes can share the work), takes a slot in its
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.contract import ChatAdapter, DeliveryError, Sent
 from bot.delivery.items import Item, card_item, lane, post_item
+from bot.delivery.webhooks import WebhookSender
 from bot.metrics import Metrics
 from bot.owners import is_dead
 from bot.storage.outbox import OutboxRows
@@ -47,6 +48,7 @@ class Outbox:
         poll: float = 1.0,
         pacer: Pacer | None = None,
         timeout: float = 10.0,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.engine = engine
         self.rows = OutboxRows(engine)
@@ -65,6 +67,9 @@ class Outbox:
         self._sending: set[asyncio.Task[None]] = set()
         self.delivered = 0
         self.metrics = Metrics()  # the process sets its runtime's, which /metrics serves
+        self.webhooks = webhooks  # the "webhook" item kind: signed POSTs to subscribers
+        if webhooks is not None:
+            webhooks.wake = self.wake
 
     def wake(self) -> None:
         """Look for due items now (called after a commit that wrote some)."""
@@ -90,6 +95,8 @@ class Outbox:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if self.webhooks is not None:
+            await self.webhooks.close()  # a send in flight ends within its timeout; the rest stays stored
         self._task = None
 
     async def _loop(self) -> None:
@@ -100,6 +107,11 @@ class Outbox:
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self.webhooks is not None:
+                try:
+                    await self.webhooks.run_due()
+                except Exception:
+                    log.exception("outbox: reading due webhooks failed; retrying")
             try:
                 items = await self._due()
             except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.approvals.presence import ApprovalChat
+from bot.runtime import webhook_events
 from bot.runtime.runtime import Runtime
 from bot.runtime.status_cards import StatusCards
 
@@ -14,6 +15,7 @@ def install(runtime: Runtime) -> ApprovalChat:
     command line keeps its chat cards current (the bot's outbox delivers them).
     """
     runtime.observers.append(StatusCards(runtime.store.engine))
+    webhook_events.install(runtime)  # the same commits queue the outbound webhooks' events
     chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
     runtime.approvals.on_request.append(chat.on_request)
     runtime.approvals.on_change.append(chat.on_change)

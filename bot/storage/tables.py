@@ -310,3 +310,56 @@ step_processes = sa.Table(
     sa.Column("host", sa.String(200), nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
 )
+
+# Outbound webhooks: who hears which events (each pattern kept in LIKE form, so the commit that makes an
+# event fans it out with one INSERT ... SELECT), the deliveries queued for the outbox, and each attempt.
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),  # the patterns as given: ["run.finished", "approval.*"]
+    sa.Column("secret", sa.String(100), nullable=False),  # whsec_<base64>: the receiver verifies with it
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+webhook_filters = sa.Table(
+    "webhook_filters",
+    metadata,
+    sa.Column("subscription_id", sa.String(40), primary_key=True),
+    sa.Column("pattern", sa.String(100), primary_key=True),  # LIKE form: "run.%", "run.finished"
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscription_id", sa.String(40), nullable=False, index=True),
+    sa.Column("message_id", sa.String(40), nullable=False),  # webhook-id: the same on every retry
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # exactly the bytes signed and sent
+    sa.Column("status", sa.String(20), nullable=False),  # pending | sending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claimed_at", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("first_attempt_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Index("ix_webhook_deliveries_open", "status", "next_at"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.Integer, nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("took", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer),  # null when no answer came (refused, timed out, unreachable)
+    sa.Column("response", sa.Text),  # the first bytes of the answer
+    sa.Column("error", sa.Text),
+)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.identity import Identity
+from bot.storage import webhooks
 from bot.storage.conversations.agents import AgentRows
 from bot.storage.conversations.memory import MemoryRows
 from bot.storage.conversations.records import RecordRows
@@ -174,6 +175,15 @@ class ConversationStore(AgentRows, MemoryRows, RecordRows):
                 "detail": detail,
             },
         )
+        if kind == "transition" and after is not None:  # outbound webhooks hear each change of state
+            data = {
+                "conversation_id": conversation_id,
+                "from": before.value if before else None,
+                "to": after.value,
+                "actor": actor,
+                "detail": detail,
+            }
+            await webhooks.queue(conn, f"conversation.{after.value.lower()}", data, now)
 
     async def pending(self) -> list[Conversation]:
         """Every conversation waiting in the queue."""
