@@ -24,9 +24,12 @@ class WebhookSpec(_Strict):
 
     name: str = Field(description="The hook's name: it is POSTed to /hooks/NAME.")
     secret_env: str = Field(description="The environment variable holding the signing secret.")
-    signature: Literal["github", "standard"] = Field(
+    signature: Literal["github", "standard", "bearer"] = Field(
         default="standard",
-        description="github: X-Hub-Signature-256; standard: the Standard Webhooks headers.",
+        description=(
+            "github: X-Hub-Signature-256; standard: the Standard Webhooks headers; bearer: "
+            "Authorization: Bearer <secret>, for senders that cannot sign (Alertmanager)."
+        ),
     )
     inputs: dict[str, Any] = Field(
         default={},

@@ -208,3 +208,39 @@ async def test_a_hook_without_its_secret_set_refuses_everything(
     body = json.dumps(PUSH).encode()
     status, _, problem = await post(app, "github-push", body, github_headers(body, "d-9", secret=""))
     assert status == 503 and "has no secret configured" in problem["detail"]
+
+
+async def test_the_worked_examples_start_from_alertmanager_and_a_github_push(
+    settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERTMANAGER_WEBHOOK_SECRET", "alert-token")
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+    examples = Path(__file__).resolve().parent.parent / "workflows"
+    app = await start_app(settings_for(port=0, console=False, workflows_dir=examples))
+    try:
+        alert = {
+            **ALERT,
+            "commonLabels": {"service": "api", "severity": "sev2", "alertname": "HighErrorRate"},
+            "commonAnnotations": {"summary": "5xx above 2%"},
+        }
+        body = json.dumps(alert).encode()
+        refused = {"Authorization": "Bearer wrong", "Content-Type": "application/json"}
+        status, _, problem = await post(app, "alertmanager", body, refused)
+        assert status == 401 and problem["detail"] == "the bearer credential is not the hook's secret"
+        bearer = {"Authorization": "Bearer alert-token", "Content-Type": "application/json"}
+        status, _, answer = await post(app, "alertmanager", body, bearer)
+        assert status == 202 and answer["workflow"] == "incident", answer
+        status, _, problem = await post(app, "alertmanager", body, bearer)
+        assert status == 409, problem  # the same notification again opens no second incident
+
+        push = json.dumps(PUSH).encode()
+        status, _, pushed = await post(app, "github-push", push, github_headers(push, str(uuid.uuid4())))
+        assert status == 202 and pushed["workflow"] == "deploy", pushed
+
+        incident = await finished(app.runtime, answer["run_id"], timeout=60)
+        assert incident.status == "succeeded"
+        assert incident.inputs == {"service": "api", "severity": "sev2", "summary": "5xx above 2%"}
+        deploy = await finished(app.runtime, pushed["run_id"], timeout=60)
+        assert deploy.status == "succeeded" and deploy.inputs == {"service": "api", "env": "staging"}
+    finally:
+        await stop_app(app, grace=1.0, flush=0.5)

@@ -23,7 +23,13 @@ from bot.runtime.starts import new_run_id
 from bot.storage.action_log import record_action
 from bot.storage.webhook_deliveries import forget_delivery, record_delivery
 from bot.triggers.problems import problem
-from bot.triggers.signatures import BadSecret, BadSignature, github_delivery, standard_delivery
+from bot.triggers.signatures import (
+    BadSecret,
+    BadSignature,
+    bearer_delivery,
+    github_delivery,
+    standard_delivery,
+)
 from engine.expressions import ExpressionError, render
 from engine.inputs import InputError, resolve_inputs
 from engine.loader import LoadedWorkflow
@@ -79,6 +85,8 @@ class Hooks:
         try:
             if hook.signature == "github":
                 delivery = github_delivery(secret, body, request.headers)
+            elif hook.signature == "bearer":
+                delivery = bearer_delivery(secret, body, request.headers)
             else:
                 delivery = standard_delivery(secret, body, request.headers, self.runtime.clock())
         except BadSignature as exc:

@@ -43,6 +43,20 @@ def github_delivery(secret: str, body: bytes, headers: Mapping[str, str]) -> str
     return delivery[:MAX_ID] if delivery else f"sha256={expected}"
 
 
+def bearer_delivery(secret: str, body: bytes, headers: Mapping[str, str]) -> str:
+    """Check ``Authorization: Bearer <secret>``, for senders that cannot sign (Alertmanager's webhook
+    receiver sends a fixed credential); the id is the body's SHA-256, so the same notification sent again
+    is a replay."""
+    scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise BadSignature("the request has no 'Authorization: Bearer <secret>' header")
+    if not hmac.compare_digest(
+        hashlib.sha256(token.strip().encode()).digest(), hashlib.sha256(secret.encode()).digest()
+    ):
+        raise BadSignature("the bearer credential is not the hook's secret")
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 def standard_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret: the base64 after ``whsec_``."""
     encoded = secret.removeprefix("whsec_")
