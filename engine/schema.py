@@ -79,7 +79,11 @@ def json_schema() -> dict[str, Any]:
     retry["jitter"] = {"anyOf": [{"type": "boolean"}, _without(retry["jitter"], "default", "title")]}
     schedule = defs["TriggersSpec"]["properties"]["schedule"]  # one entry may be given without a list
     defs["TriggersSpec"]["properties"]["schedule"] = {
-        "anyOf": [{"$ref": "#/$defs/ScheduleSpec"}, _without(schedule, "title", "default")],
+        "anyOf": [
+            {"type": "string", "description": "A cron expression, read in UTC."},
+            {"$ref": "#/$defs/ScheduleSpec"},
+            _without(schedule, "title", "default"),
+        ],
         "default": [],
         "description": "Cron schedules, each read in its own time zone.",
     }

@@ -25,10 +25,12 @@ def trigger_issues(data: Mapping[str, Any]) -> list[Issue]:
     if isinstance(on.get("webhook"), Mapping):
         places.append((("on", "webhook"), on["webhook"]))
     schedule = on.get("schedule")
-    entries = [schedule] if isinstance(schedule, Mapping) else schedule if isinstance(schedule, list) else []
-    places += [
-        (("on", "schedule", i), entry) for i, entry in enumerate(entries) if isinstance(entry, Mapping)
-    ]
+    if isinstance(schedule, str):
+        places.append((("on", "schedule"), {}))  # schedule: "0 3 * * *" gives no inputs
+    elif isinstance(schedule, Mapping):
+        places.append((("on", "schedule"), schedule))
+    elif isinstance(schedule, list):
+        places += [(("on", "schedule", i), e) for i, e in enumerate(schedule) if isinstance(e, Mapping)]
     issues: list[Issue] = []
     for loc, trigger in places:
         given = trigger.get("inputs")

@@ -99,4 +99,6 @@ class TriggersSpec(_Strict):
     @field_validator("schedule", mode="before")
     @classmethod
     def _one_schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [{"cron": value}]  # schedule: "0 3 * * *" (UTC)
         return [value] if isinstance(value, dict) else value

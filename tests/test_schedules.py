@@ -136,3 +136,25 @@ async def test_two_runtimes_on_one_postgres_database_fire_each_time_once(
         assert (await finished(one, run_id)).status == "succeeded"
     [row] = await list_schedules(one.store.engine)
     assert row.next_at == FIRST + 4 * DAY
+
+
+async def test_a_fire_whose_run_was_started_before_a_crash_is_not_started_again(
+    make_runtime: MakeRuntime, workflows_dir: Path
+) -> None:
+    loaded = workflow(nightly(), workflows_dir)
+    clock = FakeClock(START)
+    rt = await started(make_runtime, clock, workflows_dir)
+    clock.now = FIRST + 1
+    # A process submitted this fire's run, then died before moving the schedule on: its timer is still due.
+    earlier = fire_run_id(schedule_id("nightly", 0), FIRST)
+    await rt.submit(loaded, {"scope": "all"}, started_by="schedule:nightly", run_id=earlier)
+    assert await rt.fire_due() == 1
+    assert await scheduled_runs(rt) == [earlier]
+    [row] = await list_schedules(rt.store.engine)
+    assert row.next_at == FIRST + DAY and row.last_run_id == earlier
+
+
+def test_a_schedule_may_be_one_cron_string_read_in_utc() -> None:
+    text = 'name: tidy\non:\n  schedule: "0 3 * * *"\nsteps:\n  a: {notify: tidy}\n'
+    [entry] = workflow(text).spec.on.schedule
+    assert (entry.cron, entry.timezone, entry.missed) == ("0 3 * * *", "UTC", "run_once")
