@@ -244,3 +244,21 @@ async def test_the_worked_examples_start_from_alertmanager_and_a_github_push(
         assert deploy.status == "succeeded" and deploy.inputs == {"service": "api", "env": "staging"}
     finally:
         await stop_app(app, grace=1.0, flush=0.5)
+
+
+async def test_a_delivery_recorded_whose_run_was_never_stored_is_taken_again_by_a_late_retry(
+    app: App,
+) -> None:
+    from bot.storage.webhook_deliveries import record_delivery
+
+    clock = app.runtime.clock
+    assert isinstance(clock, FakeClock)
+    body = json.dumps(PUSH).encode()
+    # A process recorded these deliveries and died before storing their runs.
+    await record_delivery(app.engine, "github-push", "lost", "r0", clock() - 60, 86400)
+    await record_delivery(app.engine, "github-push", "racing", "r1", clock() - 1, 86400)
+    status, _, answer = await post(app, "github-push", body, github_headers(body, "lost"))
+    assert status == 202, answer
+    assert (await finished(app.runtime, answer["run_id"])).status == "succeeded"
+    status, _, problem = await post(app, "github-push", body, github_headers(body, "racing"))
+    assert status == 409, problem  # too recent to tell from one still being started

@@ -55,3 +55,20 @@ async def forget_delivery(engine: AsyncEngine, hook: str, delivery_id: str) -> N
     key = sa.and_(webhook_deliveries.c.hook == hook, webhook_deliveries.c.delivery_id == delivery_id)
     async with engine.begin() as conn:
         await conn.execute(webhook_deliveries.delete().where(key))
+
+
+async def retake_delivery(
+    engine: AsyncEngine, hook: str, delivery_id: str, old_run: str | None, new_run: str, now: float
+) -> bool:
+    """Take over a delivery whose run was never stored (its process failed between the two writes): a
+    compare-and-set on the run it names, so of two retries only one starts a run."""
+    key = sa.and_(
+        webhook_deliveries.c.hook == hook,
+        webhook_deliveries.c.delivery_id == delivery_id,
+        webhook_deliveries.c.run_id.is_(None) if old_run is None else webhook_deliveries.c.run_id == old_run,
+    )
+    async with engine.begin() as conn:
+        moved = await conn.execute(
+            webhook_deliveries.update().where(key).values(run_id=new_run, received_at=now)
+        )
+    return bool(moved.rowcount == 1)

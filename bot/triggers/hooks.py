@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from aiohttp import web
 
 from bot.errors import log_unexpected
@@ -21,7 +22,7 @@ from bot.runtime.catalog import Catalog
 from bot.runtime.runtime import Runtime
 from bot.runtime.starts import new_run_id
 from bot.storage.action_log import record_action
-from bot.storage.webhook_deliveries import forget_delivery, record_delivery
+from bot.storage.webhook_deliveries import forget_delivery, record_delivery, retake_delivery
 from bot.triggers.problems import problem
 from bot.triggers.signatures import (
     BadSecret,
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # GitHub caps its payloads at 25 MB, but a run's inputs are small; 1 MiB is plenty
 KEEP_SEEN = 30 * 86400.0  # delivery ids are remembered this long (GitHub may redeliver an old delivery)
+STALE = (
+    30.0  # a recorded delivery whose run is still not stored after this long failed: a retry may retake it
+)
 
 
 @dataclass
@@ -62,6 +66,10 @@ class Hooks:
         name = request.match_info["name"]
         try:
             return await self._receive(request, name)
+        except sa.exc.DBAPIError:
+            log.exception("webhook %s: the database did not answer", name)
+            detail = "Switchboard's database did not answer; nothing was started. Send the delivery again."
+            return problem(503, "unavailable", detail)
         except Exception:
             found = log_unexpected(log, "webhook %s failed", name)
             return problem(500, "unexpected", found.message)
@@ -114,7 +122,15 @@ class Hooks:
     ) -> web.Response:
         rt = self.runtime
         run_id = new_run_id()
-        seen = await record_delivery(rt.store.engine, name, delivery, run_id, rt.clock(), KEEP_SEEN)
+        now = rt.clock()
+        seen = await record_delivery(rt.store.engine, name, delivery, run_id, now, KEEP_SEEN)
+        if (
+            seen is not None
+            and now - seen.received_at > STALE
+            and (seen.run_id is None or await rt.store.run_row(seen.run_id) is None)
+            and await retake_delivery(rt.store.engine, name, delivery, seen.run_id, run_id, now)
+        ):
+            seen = None  # the first try recorded the delivery but never stored its run
         if seen is not None:
             started = f" (it started run {seen.run_id})" if seen.run_id else ""
             return problem(
