@@ -156,6 +156,10 @@ async def test_github_refusals_are_problems_that_say_why(app: App) -> None:
     status, _, problem = await post(app, "github-push", not_json, github_headers(not_json, "d-5"))
     assert status == 400 and problem["detail"] == "The body is not JSON."
 
+    deep = b"[" * 200_000 + b"]" * 200_000
+    status, _, problem = await post(app, "github-push", deep, github_headers(deep, "d-7"))
+    assert status == 400 and problem["detail"] == "The body's JSON nests too deeply to read."
+
     huge = b"[" + b"0," * (MAX_BODY // 2) + b"0]"
     status, _, problem = await post(app, "github-push", huge, github_headers(huge, "d-6"))
     assert status == 413, problem

@@ -106,6 +106,8 @@ class Hooks:
             event = json.loads(body) if body.strip() else {}
         except (json.JSONDecodeError, UnicodeDecodeError):
             return problem(400, "not-json", "The body is not JSON.")
+        except RecursionError:
+            return problem(400, "not-json", "The body's JSON nests too deeply to read.")
         try:
             rendered = render(dict(hook.inputs), {"event": event})
             # A field the payload lacks is null: left out, so a default applies or 'required' is said.
