@@ -11,12 +11,21 @@ from engine.cron import CronError, next_fire, parse_cron, time_zone
 
 HOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CHANNEL = re.compile(r"^(slack|discord|console):[^\s:]+$")
 MAX_SCHEDULES = 20
 _PROBE = 1_767_225_600.0  # 2026-01-01 UTC: a schedule must fire at least once after it
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def _channel(value: str | None) -> str | None:
+    if value is not None and not CHANNEL.match(value):
+        raise ValueError(
+            f"{value!r} is not PLATFORM:CHANNEL, e.g. slack:C0123ABCD, discord:123456789 or console:ops"
+        )
+    return value
 
 
 class WebhookSpec(_Strict):
@@ -35,6 +44,12 @@ class WebhookSpec(_Strict):
         default={},
         description="The run's inputs, as expressions over the payload: ${{ event.repository.name }}.",
     )
+    channel: str | None = Field(
+        default=None,
+        description="Where the run's status card goes: slack:C0123ABCD, discord:123456789 or console:ops.",
+    )
+
+    _check_channel = field_validator("channel")(_channel)
 
     @field_validator("name")
     @classmethod
@@ -64,6 +79,12 @@ class ScheduleSpec(_Strict):
         description="A fire missed while no Switchboard ran: run_once (runs once on start) or skip.",
     )
     inputs: dict[str, Any] = Field(default={}, description="The run's inputs.")
+    channel: str | None = Field(
+        default=None,
+        description="Where the run's status card goes: slack:C0123ABCD, discord:123456789 or console:ops.",
+    )
+
+    _check_channel = field_validator("channel")(_channel)
 
     @field_validator("cron")
     @classmethod
@@ -88,6 +109,14 @@ class ScheduleSpec(_Strict):
         if next_fire(parse_cron(self.cron), time_zone(self.timezone), _PROBE) is None:
             raise ValueError(f"cron '{self.cron}' never fires (no such date); check the day and month fields")
         return self
+
+
+def origin(channel: str | None) -> dict[str, Any] | None:
+    """A trigger's ``channel`` as a run's chat origin (what a status card is posted to)."""
+    if channel is None:
+        return None
+    platform, _, where = channel.partition(":")
+    return {"platform": platform, "channel": where, "thread": None, "channel_name": None}
 
 
 class TriggersSpec(_Strict):

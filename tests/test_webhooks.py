@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from bot.config import Settings
 from bot.process import App, start_app, stop_app
-from bot.storage.tables import action_log
+from bot.storage.tables import action_log, chat_cards
 from bot.triggers.hooks import MAX_BODY
 from bot.triggers.signatures import sign_github, sign_standard
 from tests.conftest import FakeClock
@@ -50,6 +50,7 @@ on:
   webhook:
     name: alertmanager
     secret_env: TEST_ALERT_HOOK_SECRET
+    channel: console:ops
     inputs:
       service: "${{ event.commonLabels.service }}"
       severity: "${{ event.commonLabels.severity }}"
@@ -179,6 +180,9 @@ async def test_a_standard_webhooks_alert_starts_the_incident_and_old_or_replayed
     assert status == 202, answer
     row = await finished(app.runtime, answer["run_id"])
     assert row.inputs == {"service": "billing", "severity": "critical"}
+    async with app.engine.connect() as conn:
+        card = (await conn.execute(sa.select(chat_cards).where(chat_cards.c.key == f"run:{row.id}"))).one()
+    assert (card.platform, card.channel) == ("console", "ops")  # the hook's channel: its status card
 
     status, _, problem = await post(app, "alertmanager", body, standard_headers(body, "msg_1", clock()))
     assert status == 409 and problem["type"].endswith(":replay")

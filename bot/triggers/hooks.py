@@ -34,6 +34,7 @@ from bot.triggers.signatures import (
 from engine.expressions import ExpressionError, render
 from engine.inputs import InputError, resolve_inputs
 from engine.loader import LoadedWorkflow
+from engine.trigger_spec import origin
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,10 @@ class Hooks:
             return problem(
                 409, "replay", f"Delivery {delivery} was already received{started}.", run_id=seen.run_id
             )
-        meta = {"source": "webhook", "hook": name, "delivery": delivery}
+        meta: dict[str, Any] = {"source": "webhook", "hook": name, "delivery": delivery}
+        place = origin(loaded.spec.on.webhook.channel if loaded.spec.on.webhook else None)
+        if place is not None:
+            meta["origin"] = place  # its status card and thread go there
         try:
             await rt.submit(loaded, raw, started_by=f"webhook:{name}", meta=meta, run_id=run_id)
         except BaseException:

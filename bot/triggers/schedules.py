@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from bot.runtime.catalog import Catalog
 from bot.runtime.runtime import Runtime
@@ -25,7 +26,7 @@ from bot.storage import schedules as rows
 from bot.storage.action_log import record_action
 from engine.cron import next_fire, parse_cron, time_zone
 from engine.loader import LoadedWorkflow, WorkflowInvalid, WorkflowNotFound
-from engine.trigger_spec import ScheduleSpec
+from engine.trigger_spec import ScheduleSpec, origin
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,15 @@ class Scheduler:
             log.info("schedule of %s missed its fire %.0f s ago; skipped (missed: skip)", row.workflow, late)
             run_id = None
         elif run_id is not None and await rt.store.run_row(run_id) is None:
-            meta = {"source": "schedule", "cron": entry.cron, "timezone": entry.timezone, "due_at": due}
+            meta: dict[str, Any] = {
+                "source": "schedule",
+                "cron": entry.cron,
+                "timezone": entry.timezone,
+                "due_at": due,
+            }
+            place = origin(entry.channel)
+            if place is not None:
+                meta["origin"] = place
             started_by = f"schedule:{loaded.spec.name}"
             await rt.submit(loaded, dict(entry.inputs), started_by=started_by, meta=meta, run_id=run_id)
             await _audit(rt, loaded.spec.name, entry, due, late, run_id)
