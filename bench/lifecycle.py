@@ -54,7 +54,9 @@ time.sleep(60)
 
 
 def environment(folder: Path, **extra: str) -> dict[str, str]:
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "SLACK_", "DISCORD_"))}
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "SLACK_", "DISCORD_"))
+    }
     return {
         **inherited,
         "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'bench.db'}",
@@ -97,7 +99,9 @@ async def cancel_figure() -> float:
                 await asyncio.sleep(0.05)
                 try:
                     async with engine.connect() as conn:
-                        query = sa.select(steps.c.run_id).where(steps.c.key == "nap", steps.c.status == "running")
+                        query = sa.select(steps.c.run_id).where(
+                            steps.c.key == "nap", steps.c.status == "running"
+                        )
                         run_id = (await conn.execute(query)).scalar()
                 except sa.exc.DBAPIError:
                     pass  # no tables yet
@@ -132,7 +136,9 @@ async def grace_figure() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
         task = asyncio.create_task(
-            command.execute(call([sys.executable, "-c", STUBBORN, str(ready)]), ActivityContext(kill_grace=0.3))
+            command.execute(
+                call([sys.executable, "-c", STUBBORN, str(ready)]), ActivityContext(kill_grace=0.3)
+            )
         )
         while not ready.exists():
             await asyncio.sleep(0.01)
@@ -180,7 +186,9 @@ async def main_async(names: list[str], rounds: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("figures", nargs="*", metavar="FIGURE", help=", ".join(FIGURES))
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -23,6 +23,7 @@ from bot.storage.file_lock import ProcessLock, lock_sqlite_file
 from bot.storage.pacing import make_pacer
 from bot.storage.runs import RunStore
 from bot.storage.webhook_queue import WebhookRows
+from bot.triggers.install import Triggers, install_triggers
 from bot.web_auth.guard import check_binding
 from bot.web_auth.scrape import MetricsEndpoint
 from handlers.router import Router
@@ -48,6 +49,7 @@ class App:
     runner: web.AppRunner | None = None
     port: int = 0
     file_lock: ProcessLock | None = None  # SQLite: this process's claim on the database file
+    triggers: Triggers | None = None  # webhooks (/hooks/NAME) and schedules
 
     @property
     def url(self) -> str:
@@ -135,6 +137,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     router.services.conversations = context.conversations = app.conversations
     resumed = await runtime.start(resume=True)
     await app.conversations.start()
+    app.triggers = await install_triggers(web_app, runtime, router.services.catalog)
     outbox.start()
     app.runner = web.AppRunner(web_app, access_log=None)
     await app.runner.setup()

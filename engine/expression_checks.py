@@ -16,6 +16,7 @@ from engine.graph import HasNeeds, upstream
 
 _STEP_ROOTS = frozenset({"inputs", "steps", "run", "secrets", "approval", "env"})
 _TOP_ROOTS = frozenset({"inputs", "run", "secrets"})
+_HOOK_ROOTS = frozenset({"event"})  # a webhook's inputs read the payload it was sent
 _ONLY_IN = {
     "result": "'result' is only available in the step's own 'outputs:'",
     "item": "'item' and 'index' are only available in a step with 'for_each'",
@@ -86,6 +87,8 @@ class ExpressionChecks:
             if loc[2] == "outputs" and len(loc) == 4:
                 roots |= {"result"}
             return loc[1], frozenset(roots)
+        if loc[:1] == ("on",):
+            return None, _HOOK_ROOTS if loc[:3] == ("on", "webhook", "inputs") else frozenset()
         return None, _STEP_ROOTS if loc[:1] == ("outputs",) else _TOP_ROOTS
 
     def _reads(

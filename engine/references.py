@@ -13,6 +13,7 @@ from engine.diagnostics import Issue, Loc, suggest
 from engine.expression_checks import ExpressionChecks, listing
 from engine.graph import find_cycle, upstream
 from engine.secret_flow import secret_issues
+from engine.trigger_checks import trigger_issues
 
 
 # ``approval``: the latest request for changes (feedback, revision), read by the step an approval revises.
@@ -34,6 +35,7 @@ def reference_issues(data: Mapping[str, Any]) -> list[Issue]:
         issues.append(Issue(("steps", cycle[0]), message, "key"))
     else:
         issues += _revise_issues(steps, graph)
+    issues += trigger_issues(data)
     return issues + ExpressionChecks(data, steps, graph).issues() + secret_issues(data, steps)
 
 

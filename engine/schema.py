@@ -77,6 +77,16 @@ def json_schema() -> dict[str, Any]:
     status.insert(0, {"type": "integer"})
     retry = defs["RetrySpec"]["properties"]
     retry["jitter"] = {"anyOf": [{"type": "boolean"}, _without(retry["jitter"], "default", "title")]}
+    schedule = defs["TriggersSpec"]["properties"]["schedule"]  # one entry may be given without a list
+    defs["TriggersSpec"]["properties"]["schedule"] = {
+        "anyOf": [
+            {"type": "string", "description": "A cron expression, read in UTC."},
+            {"$ref": "#/$defs/ScheduleSpec"},
+            _without(schedule, "title", "default"),
+        ],
+        "default": [],
+        "description": "Cron schedules, each read in its own time zone.",
+    }
     steps = schema["properties"]["steps"]
     steps["propertyNames"] = {"pattern": spec.STEP_ID.pattern}
     steps["description"] = "The steps, by id; each has exactly one kind: " + ", ".join(spec.STEP_KINDS)

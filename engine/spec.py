@@ -22,6 +22,9 @@ from pydantic import (
 )
 
 from engine.durations import parse_duration
+from engine.trigger_spec import ScheduleSpec as ScheduleSpec  # re-exported: engine.schema reads models here
+from engine.trigger_spec import TriggersSpec as TriggersSpec
+from engine.trigger_spec import WebhookSpec as WebhookSpec
 
 MAX_STEPS = 500
 MAX_FANOUT = 10_000
@@ -371,6 +374,7 @@ class Workflow(Strict):
     env: dict[str, str] = {}
     steps: dict[str, Step] = Field(min_length=1, max_length=MAX_STEPS)
     outputs: dict[str, str] = {}
+    on: TriggersSpec = TriggersSpec()
 
     @property
     def folder(self) -> str | None:

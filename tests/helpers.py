@@ -71,7 +71,11 @@ async def finished(runtime: Runtime, run_id: str, timeout: float = 20.0) -> Any:
 
     async def done() -> Any:
         row = await runtime.store.run_row(run_id)
-        return row if row is not None and row.status in ("succeeded", "failed", "cancelled", "compensated") else None
+        return (
+            row
+            if row is not None and row.status in ("succeeded", "failed", "cancelled", "compensated")
+            else None
+        )
 
     return await eventually(done, timeout, f"run {run_id} to finish")
 

@@ -120,7 +120,9 @@ async def test_a_second_cancel_during_the_grace_period_still_stops_everything(tm
     pids = [int(pidfile.read_text()), int(grand.read_text())]
     before = set(command._cleanups)
     task.cancel()
-    await eventually(lambda: set(command._cleanups) - before, message="the first cancel to start the grace period")
+    await eventually(
+        lambda: set(command._cleanups) - before, message="the first cancel to start the grace period"
+    )
     task.cancel()  # the runtime's timeout firing, then a user's cancel
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -140,7 +142,9 @@ async def test_a_timeout_stops_a_polite_program_without_waiting_the_grace(tmp_pa
             await command.execute(call(argv), ActivityContext(kill_grace=3600))
 
     task = asyncio.create_task(step())
-    await eventually(lambda: scopes and pidfile.exists() and pidfile.read_text(), message="the program to start")
+    await eventually(
+        lambda: scopes and pidfile.exists() and pidfile.read_text(), message="the program to start"
+    )
     scopes[0].reschedule(asyncio.get_running_loop().time())  # the step's timeout fires now
     with pytest.raises(TimeoutError):
         await task

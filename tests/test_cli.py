@@ -356,7 +356,9 @@ async def test_cancel_from_another_process_stops_the_run(
         canceller = start(env, "workflow", "cancel", row.id, "--as", "ops-oncall")
         ran, cancelled = await finish(runner, canceller, timeout=60)
         assert ran.code == 1, ran.out
-        assert "run cancelled" in ran.out  # stopped by the cancel, not by its 30 s sleep ending (bench/lifecycle.py times it)
+        assert (
+            "run cancelled" in ran.out
+        )  # stopped by the cancel, not by its 30 s sleep ending (bench/lifecycle.py times it)
         assert cancelled.code == 0, cancelled.out
         assert f"cancelling run {row.id}" in cancelled.out
         final = await store.run_row(row.id)

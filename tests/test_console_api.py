@@ -243,7 +243,9 @@ async def test_cancel_button_then_a_stale_button(app: App, http: Client) -> None
     assert reply["message"]["ephemeral"] and reply["message"]["text"].startswith("Cancelling run")
     await card_with_status(http, run_id, "cancelled")
 
-    stale = await http.post("/api/click", click, user="bob")  # the button from the card as it was while running
+    stale = await http.post(
+        "/api/click", click, user="bob"
+    )  # the button from the card as it was while running
     assert stale["kind"] == "say" and stale["message"]["ephemeral"]
     assert stale["message"]["text"] == f"Run {run_id} already cancelled; there is nothing to cancel."
 
@@ -264,11 +266,14 @@ async def test_an_other_user_is_refused_by_permissions_and_acts_as_picked(app: A
 
 
 async def test_unknown_users_channels_and_messages_are_clear_errors(app: App, http: Client) -> None:
-    async with aiohttp.ClientSession(app.url) as anonymous, anonymous.post(
-        "/auth/dev", json={"user": "mallory"}
-    ) as res:
+    async with (
+        aiohttp.ClientSession(app.url) as anonymous,
+        anonymous.post("/auth/dev", json={"user": "mallory"}) as res,
+    ):
         assert res.status == 400
-        assert (await res.json())["error"].startswith("Unknown console user 'mallory'. Users: alice, bob, carol")
+        assert (await res.json())["error"].startswith(
+            "Unknown console user 'mallory'. Users: alice, bob, carol"
+        )
     nowhere = await http.post("/api/command", {"channel": "nope", "text": "/x"}, 404)
     assert nowhere["error"].startswith("Unknown channel '#nope'. Channels: #ops, #approvals, #agents")
     missing = await http.post("/api/click", {"channel": "ops", "action_id": "x"}, 400)

@@ -46,9 +46,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def env(
-    make_runtime: Callable[..., Any], fake: FakeOpenAI, workflows_dir: Path
-) -> AsyncIterator[Env]:
+async def env(make_runtime: Callable[..., Any], fake: FakeOpenAI, workflows_dir: Path) -> AsyncIterator[Env]:
     (workflows_dir / "hello.yaml").write_text(HELLO)
     (workflows_dir / "broken.yaml").write_text(BROKEN)
     runtime = await make_runtime(openai_api_key="k", openai_base_url=fake.base_url, debounce=0.0)

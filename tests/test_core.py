@@ -167,7 +167,9 @@ def test_rollback_compensates_newest_first() -> None:
 
 
 def test_fan_out_outputs_keep_item_order() -> None:
-    c = core({"f": {"for_each": "${{ fromJSON('[\"x\", \"y\"]') }}", "action": "m:f", "with": {"v": "${{ item }}"}}})
+    c = core(
+        {"f": {"for_each": '${{ fromJSON(\'["x", "y"]\') }}', "action": "m:f", "with": {"v": "${{ item }}"}}}
+    )
     d = c.advance(Start(), 0)
     assert [e.params["with"] for e in d.effects if isinstance(e, StartStep)] == [{"v": "x"}, {"v": "y"}]
     c.advance(StepCompleted("f[1]", 1, {"n": 1}), 1)
@@ -229,7 +231,10 @@ def test_fan_out_wider_than_the_limit_fails_with_a_clear_message() -> None:
 
 
 def test_a_bad_expression_at_run_time_fails_the_step_naming_the_expression() -> None:
-    c = core({"a": {"run": ["echo", "${{ fromJSON(inputs.missing.deeper) }}"]}}, inputs={"missing": {"type": "object"}})
+    c = core(
+        {"a": {"run": ["echo", "${{ fromJSON(inputs.missing.deeper) }}"]}},
+        inputs={"missing": {"type": "object"}},
+    )
     c.state.inputs["missing"] = {}
     c.advance(Start(), 0)
     assert "inputs.missing.deeper" in (c.state.steps["a"].error or "")

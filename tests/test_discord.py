@@ -312,4 +312,11 @@ async def test_sync_commands_overwrites_the_guild_commands_then_global_ones(
     assert await discord_cli.sync_commands(settings, argparse.Namespace(guild=None)) == 0
     assert "globally" in capsys.readouterr().out
     [put] = fake.calls("PUT", f"/applications/{p.APP_ID}/commands")
-    assert [c["name"] for c in put.body] == ["workflow", "approvals", "human", "agent", "queue", "conversation"]
+    assert [c["name"] for c in put.body] == [
+        "workflow",
+        "approvals",
+        "human",
+        "agent",
+        "queue",
+        "conversation",
+    ]

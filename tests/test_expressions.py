@@ -650,8 +650,8 @@ def test_results_are_bounded_before_they_are_built() -> None:
 
 
 def test_from_json_keys_like_github() -> None:
-    assert ev("fromJSON('{\"a\": 1, \"A\": 2, \"b\": 3, \"b\": 4}')") == {"a": 1, "b": 4}
-    assert ev("fromJSON('{\"Key\": 1, \"KEY\": 2}').key") == 1
+    assert ev('fromJSON(\'{"a": 1, "A": 2, "b": 3, "b": 4}\')') == {"a": 1, "b": 4}
+    assert ev('fromJSON(\'{"Key": 1, "KEY": 2}\').key') == 1
 
 
 def test_only_ascii_digits_make_numbers() -> None:

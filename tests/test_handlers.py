@@ -89,12 +89,15 @@ async def test_missing_required_input_opens_a_form_from_the_typed_inputs(router:
 
 
 async def test_a_text_input_is_asked_for_in_a_multiline_field(router: Router, workflows_dir: Path) -> None:
-    workflow("""
+    workflow(
+        """
 name: note
 inputs: {body: {type: text, required: true, description: What to say}}
 steps:
   say: {notify: "${{ inputs.body }}"}
-""", workflows_dir)
+""",
+        workflows_dir,
+    )
     reply = await router.command(cmd("run note"))
     assert isinstance(reply, ShowForm)
     [field] = reply.form.fields

@@ -119,7 +119,9 @@ async def _slack(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Platform]
             return found
 
         def transient() -> bool:
-            fake.fail("chat.postMessage", times=3, status=500, error="internal_error")  # slack_sdk retries twice
+            fake.fail(
+                "chat.postMessage", times=3, status=500, error="internal_error"
+            )  # slack_sdk retries twice
             return True
 
         try:
@@ -174,7 +176,9 @@ async def _discord(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Platfor
 
 
 @pytest.fixture(params=PLATFORMS)
-async def platform(request: pytest.FixtureRequest, tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Platform]:
+async def platform(
+    request: pytest.FixtureRequest, tmp_path: Path, workflows_dir: Path
+) -> AsyncIterator[Platform]:
     start = {"console": _console, "slack": _slack, "discord": _discord}[request.param]
     async for running in start(tmp_path, workflows_dir):
         yield running

@@ -294,7 +294,9 @@ async def test_missing_inputs_open_a_modal_whose_bad_values_come_back_as_field_e
     assert card.params["channel"] == "C0OPS"
 
 
-async def test_a_submission_without_its_channel_is_answered_in_a_dm_not_channel_nothing(slack: Harness) -> None:
+async def test_a_submission_without_its_channel_is_answered_in_a_dm_not_channel_nothing(
+    slack: Harness,
+) -> None:
     fake = slack.fake
     workflow(RELEASE, slack.workflows)
     assert (await slack.send.command("run release service=api")).status == 200

@@ -98,7 +98,9 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     assert actions[0]["elements"][1]["confirm"]["title"]["text"] == "Reject this request?"
     assert "2 of group:release-managers, user:U0CAROL" in blocks_text(post.params)
     [(_, run_ts)] = await eventually(lambda: keyed(fake, f"sb-card-run:{run_id}"))
-    await eventually(lambda: "Waiting for approval at step approve_prod" in fake.message("C0OPS", run_ts)["text"])
+    await eventually(
+        lambda: "Waiting for approval at step approve_prod" in fake.message("C0OPS", run_ts)["text"]
+    )
 
     first = await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0ALICE")
     assert first.status == 200  # Slack wants the 200 within 3 s: bench/lifecycle.py measures it

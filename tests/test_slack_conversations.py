@@ -214,7 +214,9 @@ async def test_a_handover_card_is_claimed_by_exactly_one_of_two_agents(
     assert "Wants a refund for the March invoice." in card_text(h.fake, ts)
     # The DM and the agents' channel are delivered side by side: either may arrive first.
     await eventually(lambda: [t for t in texts(h.fake, DM) if "number 1 in the queue" in t])
-    await eventually(lambda: [t for t in texts(h.fake, AGENTS, ts) if "refund please" in t])  # the story so far
+    await eventually(
+        lambda: [t for t in texts(h.fake, AGENTS, ts) if "refund please" in t]
+    )  # the story so far
 
     action = button(h.fake.message(AGENTS, ts), "claim")
     assert action is not None
@@ -242,7 +244,9 @@ async def test_agent_and_user_talk_through_the_cards_thread_and_notes_stay_there
     h = await harness()
     ts = await claimed_by_dave(h)
     await h.in_thread("U0DAVE", AGENTS, ts, "Hi Alice, looking at the invoice now")
-    [relayed] = await eventually(lambda: [p for p in posts(h.fake, DM) if "looking at the invoice" in p["text"]])
+    [relayed] = await eventually(
+        lambda: [p for p in posts(h.fake, DM) if "looking at the invoice" in p["text"]]
+    )
     assert "dave" in json.dumps(relayed["blocks"])  # under the agent's name
 
     await h.dm("thanks, it is invoice 42")
@@ -270,7 +274,9 @@ async def test_resolve_tells_the_user_and_posts_the_transcript_in_the_thread(
     await eventually(
         lambda: [t for t in texts(h.fake, DM) if "dave has marked this conversation as resolved" in t]
     )
-    [transcript] = await eventually(lambda: [t for t in texts(h.fake, AGENTS, ts) if t.startswith("Transcript")])
+    [transcript] = await eventually(
+        lambda: [t for t in texts(h.fake, AGENTS, ts) if t.startswith("Transcript")]
+    )
     assert "refund please" in transcript and "Refund sent" in transcript
     await eventually(
         lambda: "resolved" in card_text(h.fake, ts) and button(h.fake.message(AGENTS, ts), "resolve") is None
@@ -293,7 +299,9 @@ async def test_without_an_llm_a_dm_goes_straight_to_the_queue_and_the_agent_comm
     [duty] = await eventually(lambda: told(h.fake, "U0DAVE", "You are on duty"))
     assert duty == "You are on duty. Skills: billing. Holding 0 of 3."
     await h.command("/queue", "", "U0DAVE")
-    [shown] = await eventually(lambda: [e for e in h.fake.ephemerals if e["user"] == "U0DAVE" and e.get("blocks")])
+    [shown] = await eventually(
+        lambda: [e for e in h.fake.ephemerals if e["user"] == "U0DAVE" and e.get("blocks")]
+    )
     board = str(shown["text"]) + json.dumps(shown["blocks"])
     assert "alice" in board and "no_llm" in board and "dave" in board
 

@@ -244,7 +244,9 @@ async def test_the_agents_channel_is_for_agents_and_a_dm_for_its_owner(app: App,
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # SQLite serves one bot process only
-async def test_the_session_key_is_made_once_and_shared(tmp_path: Path, workflows_dir: Path, db_url: str) -> None:
+async def test_the_session_key_is_made_once_and_shared(
+    tmp_path: Path, workflows_dir: Path, db_url: str
+) -> None:
     write_workflows(workflows_dir)
     settings = console_settings(tmp_path, workflows_dir).model_copy(update={"database_url": db_url})
     first = await start_app(settings)

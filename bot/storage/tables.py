@@ -363,3 +363,32 @@ webhook_attempts = sa.Table(
     sa.Column("response", sa.Text),  # the first bytes of the answer
     sa.Column("error", sa.Text),
 )
+
+# Webhook deliveries already accepted (GitHub's X-GitHub-Delivery, Standard Webhooks' webhook-id): a replay
+# of one is refused. Rows are kept until ``expires_at``, longer than any sender retries.
+hook_deliveries = sa.Table(
+    "hook_deliveries",
+    metadata,
+    sa.Column("hook", sa.String(80), primary_key=True),
+    sa.Column("delivery_id", sa.String(200), primary_key=True),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+# A workflow's schedule entry and when it next fires; a timer of kind "schedule" (ref = id) rings at next_at.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # from the workflow's name and the entry's position
+    sa.Column("workflow", sa.String(80), nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # the entry's cron, zone, policy and inputs
+    sa.Column("cron", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("missed", sa.String(20), nullable=False),
+    sa.Column("next_at", sa.Float),  # null: the entry was removed from its workflow
+    sa.Column("last_fired_at", sa.Float),
+    sa.Column("last_run_id", sa.String(64)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
