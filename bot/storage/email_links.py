@@ -1,0 +1,23 @@
+"""Rows of ``email_links_used``: the e-mail links that have cast a vote, written in the vote's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.storage.tables import email_links_used as table
+
+
+async def use_of(conn: AsyncConnection, link_id: str) -> Any:
+    """The recorded use of a link (actor, decision, used_at), or None while it is unused."""
+    return (await conn.execute(sa.select(table).where(table.c.link_id == link_id))).first()
+
+
+async def record_use(
+    conn: AsyncConnection, link_id: str, approval_id: str, actor: str, decision: str, now: float
+) -> None:
+    """Mark a link used; the primary key refuses a second use that raced past ``use_of``."""
+    values = {"link_id": link_id, "approval_id": approval_id, "actor": actor, "decision": decision}
+    await conn.execute(table.insert().values(**values, used_at=now))
