@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from bot.approvals.email_requests import ApprovalEmails
 from bot.approvals.presence import ApprovalChat
 from bot.runtime.runtime import Runtime
 from bot.runtime.status_cards import StatusCards
 
 
 def install(runtime: Runtime) -> ApprovalChat:
-    """Give ``runtime`` its chat presence: run status cards and approval cards, written with each change.
+    """Give ``runtime`` its chat presence: run status cards and approval cards (and approval e-mails,
+    for ``notify: email``), written with each change.
 
     The bot process and every CLI runtime install the same hooks, so a run resumed or decided from the
     command line keeps its chat cards current (the bot's outbox delivers them).
@@ -17,4 +19,5 @@ def install(runtime: Runtime) -> ApprovalChat:
     chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
     runtime.approvals.on_request.append(chat.on_request)
     runtime.approvals.on_change.append(chat.on_change)
+    runtime.approvals.on_request.append(ApprovalEmails(runtime.settings.console_users).on_request)
     return chat
