@@ -174,7 +174,7 @@ def _details(card: Card) -> str:
 def _page(title: str, body: str, status: int) -> web.Response:
     html = (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width'><meta name='referrer' content='no-referrer'>"
+        "<meta name='viewport' content='width=device-width'>"
         f"<title>{escape(title)}</title><style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}"
         "th{text-align:left;padding-right:1em}.note{color:#57606a;font-size:12px}"
         "button{padding:.6em 1.2em;font-size:1em}.approve{background:#1a7f37;color:#fff}"
@@ -184,6 +184,9 @@ def _page(title: str, body: str, status: int) -> web.Response:
     headers = {
         "Cache-Control": "no-store",
         "X-Frame-Options": "DENY",
+        # The link is the credential: never send it to another site. (Not no-referrer: a browser then
+        # posts the form with "Origin: null", which the origin check must refuse.)
+        "Referrer-Policy": "same-origin",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
     }
     return web.Response(text=html, status=status, content_type="text/html", headers=headers)
