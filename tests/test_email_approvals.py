@@ -218,3 +218,25 @@ async def test_an_approver_with_no_address_is_recorded_not_lost(
 
     [row] = await eventually(failed)
     assert row.channel.endswith("/console:dave") and "SWITCHBOARD_EMAIL_ADDRESSES" in row.error
+
+
+async def test_an_escalation_mails_the_approvers_it_adds(app: App, mailbox: tuple[Mailbox, int]) -> None:
+    box, _ = mailbox
+    text = """
+name: escalating
+steps:
+  ask:
+    approval:
+      title: "Rotate the keys?"
+      approvers: ["user:alice"]
+      notify: email
+      escalation: [{after: 1s, add_approvers: ["user:alice", "user:bob"]}]
+"""
+    started = await app.runtime.submit(workflow(text), {}, started_by="console:erin")
+    await eventually(lambda: box.to("alice@example.com"))
+    [mail] = await eventually(lambda: box.to("bob@example.com"), message="bob's mail once he is added")
+    assert "Rotate the keys?" in text_of(mail)
+    status, answer = await follow(link(mail, "approve"))
+    assert status == 200 and "the run continues" in answer
+    assert (await finished(app.runtime, started.run_id)).status == "succeeded"
+    assert len(box.to("alice@example.com")) == 1  # already mailed: not again

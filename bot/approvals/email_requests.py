@@ -8,18 +8,21 @@ lost; the links are signed then too, for the request as it is at that moment.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import logging
+from collections.abc import Callable, Collection, Mapping
 from types import SimpleNamespace
 from typing import Any
 
-from bot.approvals.views import asked_by, view_of
+from bot.approvals.views import asked_by, read_view, view_of
 from bot.config import PLATFORMS
-from bot.storage.cards import post_insert, post_row
+from bot.storage.cards import add_post, post_insert, post_row
+from bot.storage.email_links import queued
 from bot.storage.journal import Batch
 from cards.approval_card import approval_card
 from engine.state import RunState
 
 EMAIL = "email"
+log = logging.getLogger(__name__)
 
 
 def wants_email(notify: str) -> bool:
@@ -59,10 +62,19 @@ def parse_channel(channel: str) -> tuple[str, str]:
 
 
 class ApprovalEmails:
-    """The store's ``on_request`` hook for e-mail: one outbox item per approver it can name."""
+    """The store's hooks for e-mail: one outbox item per approver it can name, and per approver an
+    escalation adds."""
 
-    def __init__(self, console_users: Mapping[str, Collection[str]]) -> None:
+    def __init__(
+        self,
+        console_users: Mapping[str, Collection[str]],
+        clock: Callable[[], float],
+        smtp_host: str | None = None,
+    ) -> None:
         self.console_users = console_users
+        self.clock = clock
+        self.smtp_host = smtp_host
+        self._warned = False
 
     def on_request(self, batch: Batch, row: dict[str, Any], state: RunState, now: float) -> None:
         """Queue the request's e-mails in the run's own commit (an automatic approval sends none)."""
@@ -76,3 +88,24 @@ class ApprovalEmails:
         card = approval_card(view)  # what the request said when asked; the mail is drawn when sent
         for ref in recipients(row["approvers"], platform, self.console_users):
             batch.add(post_insert(), post_row(EMAIL, channel_of(row["id"], ref), None, card, now))
+        if not self.smtp_host and not self._warned:
+            self._warned = True  # the items wait, stored, for a bot process with SMTP configured
+            log.warning("notify: email: set SWITCHBOARD_SMTP_HOST, or approval e-mails wait unsent")
+
+    async def on_change(self, conn: Any, approval_id: str, event: str, detail: dict[str, Any]) -> None:
+        """An escalation rung that adds approvers mails each new one (in the rung's transaction)."""
+        added = list(detail.get("add_approvers") or ())
+        if event != "escalated" or not added:
+            return
+        now = self.clock()
+        stored = await read_view(conn, approval_id, now)
+        if stored is None or not wants_email(stored.row.notify):
+            return
+        origin = (stored.run.meta or {}).get("origin") or {}
+        platform = str(origin.get("platform") or "console")
+        channels = [channel_of(approval_id, ref) for ref in recipients(added, platform, self.console_users)]
+        mailed = await queued(conn, EMAIL, channels)  # an approver listed already has their mail
+        card = approval_card(stored.view)
+        for channel in channels:
+            if channel not in mailed:
+                await add_post(conn, post_row(EMAIL, channel, None, card, now))

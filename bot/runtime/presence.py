@@ -19,5 +19,7 @@ def install(runtime: Runtime) -> ApprovalChat:
     chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
     runtime.approvals.on_request.append(chat.on_request)
     runtime.approvals.on_change.append(chat.on_change)
-    runtime.approvals.on_request.append(ApprovalEmails(runtime.settings.console_users).on_request)
+    emails = ApprovalEmails(runtime.settings.console_users, runtime.clock, runtime.settings.smtp_host)
+    runtime.approvals.on_request.append(emails.on_request)
+    runtime.approvals.on_change.append(emails.on_change)
     return chat
