@@ -3,8 +3,8 @@
 A link is ``base64url(json).base64url(HMAC-SHA256(key, json))``, keyed with the web secret under its own
 purpose, so a session cookie can never pass for a link nor a link for a cookie. It names the request,
 the approver (their identity and the address it was sent to), the decision and when it expires: the
-request's own deadline, or ``LINK_HOURS`` for a request without one. Its id is a digest of the whole
-link; ``email_links_used`` records the id with the vote it cast, so a link counts once.
+request's own deadline, or ``LINK_HOURS`` for a request without one. Its id is a digest of what it
+says; ``email_links_used`` records the id with the vote it cast, so a link counts once.
 """
 
 from __future__ import annotations
@@ -51,9 +51,17 @@ class LinkProblem(Exception):
         self.message = message
 
 
-def link_id(token: str) -> str:
-    """The id under which a link's use is recorded (a digest: the link itself is never stored)."""
-    return hashlib.sha256(token.encode()).hexdigest()[:40]
+def _canonical(link: Link) -> bytes:
+    return json.dumps(link.payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def link_id(link: Link) -> str:
+    """The id under which a link's use is recorded: a digest of what it says, never the link itself.
+
+    Taken from the decoded payload, not the token's text, so no other spelling of the same link (base64
+    has spare bits) passes for a fresh one.
+    """
+    return hashlib.sha256(_canonical(link)).hexdigest()[:40]
 
 
 def expiry(expires_at: float | None, created_at: float) -> float:
@@ -69,7 +77,7 @@ class Links:
 
     def make(self, link: Link) -> str:
         """The signed token for ``link`` (the last path segment of its URL)."""
-        body = json.dumps(link.payload, separators=(",", ":"), sort_keys=True).encode()
+        body = _canonical(link)
         return f"{_b64(body)}.{_b64(self._mac(body))}"
 
     def read(self, token: str, now: float) -> Link:

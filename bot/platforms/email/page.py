@@ -85,13 +85,13 @@ class ConfirmPage:
             comment = form.get("comment")
             text = comment.strip()[:COMMENT_MAX] if isinstance(comment, str) and comment.strip() else None
             stored = await self._pending(link)
-            message = await self._decide(link, token, text, stored.row.id)
+            message = await self._decide(link, text, stored.row.id)
         except Refused as refused:
             return _page(refused.title, f"<p>{escape(refused.message)}</p>", refused.status)
         except SwitchboardError as exc:
             return _page("Not counted", f"<p>{escape(str(exc))}</p>", _status(exc))
         except Exception:
-            ref = log_unexpected(log, "email: deciding %s by link failed", link_id(token))
+            ref = log_unexpected(log, "email: deciding by link failed (%s)", request.path[:60])
             return _page("Something went wrong", f"<p>{escape(ref.message)}</p>", 500)
         return _page("Thank you", f"<p id='outcome'>{escape(message)}</p>", 200)
 
@@ -104,7 +104,7 @@ class ConfirmPage:
             title = "Link expired" if problem.kind == "expired" else "Not a Switchboard link"
             raise Refused(status, title, problem.message) from None
         async with self.ctx.engine.connect() as conn:
-            used = await use_of(conn, link_id(token))
+            used = await use_of(conn, link_id(link))
         if used is not None:
             raise Refused(
                 410, "Link already used", f"This link was used already: it recorded {used.decision}."
@@ -132,7 +132,7 @@ class ConfirmPage:
             )
         return stored
 
-    async def _decide(self, link: Link, token: str, comment: str | None, approval_id: str) -> str:
+    async def _decide(self, link: Link, comment: str | None, approval_id: str) -> str:
         who = self._identity(link.actor)
         runtime = self.ctx.router.services.runtime
         with acting(who):
@@ -145,8 +145,8 @@ class ConfirmPage:
                 source="email",
                 aliases=(who.user_id, who.name),
                 name=f"@{who.name}",
-                where={"address": link.address, "link": link_id(token)},
-                link=link_id(token),
+                where={"address": link.address, "link": link_id(link)},
+                link=link_id(link),
             )
         return outcome.message
 
