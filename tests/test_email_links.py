@@ -9,11 +9,14 @@ from pydantic import ValidationError
 from bot.approvals.email_requests import recipients
 from bot.approvals.links import Link, LinkProblem, Links, expiry, link_id
 from bot.config import Settings
+from bot.errors import Conflict
 from bot.platforms.email.addresses import Addresses
 from bot.platforms.email.message import Envelope, approval_email
+from bot.runtime.runtime import Runtime
 from cards.approval_card import ApprovalView
 from engine.spec import ApprovalSpec
 from tests.fakes.slack_api import FakeSlack
+from tests.helpers import status_is, workflow
 
 LINK = Link("a1b2c3", "console:alice", "alice@example.com", "approve", 2_000.0)
 
@@ -102,3 +105,29 @@ async def test_addresses_come_from_the_mapping_then_slacks_profile() -> None:
         assert await addresses.of("slack:U0ANN") == "ann@acme.example"
         assert await addresses.of("slack:U0NOEMAIL") is None
         assert await addresses.of("console:erin") is None
+
+
+QUORUM = """
+name: q
+steps:
+  ask:
+    approval: {title: "Go?", approvers: ["user:alice", "user:bob"], required: 2, notify: email}
+"""
+
+
+async def test_a_link_counts_once_in_the_store(runtime: Runtime) -> None:
+    started = await runtime.submit(workflow(QUORUM), {}, started_by="console:erin")
+    await status_is(runtime, started.run_id, "waiting")
+    [request] = await runtime.approvals.pending(started.run_id)
+    first = await runtime.decide(
+        request.id, "console:alice", "approve", source="email", link="L1", aliases=("alice",)
+    )
+    assert first.message == "Approved by console:alice, 1 of 2" and not first.resolved
+    with pytest.raises(Conflict, match="This link was used already: approve at"):
+        await runtime.decide(
+            request.id, "console:bob", "approve", source="email", link="L1", aliases=("bob",)
+        )
+    done = await runtime.decide(
+        request.id, "console:bob", "approve", source="email", link="L2", aliases=("bob",)
+    )
+    assert done.resolved
