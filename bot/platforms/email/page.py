@@ -133,7 +133,7 @@ class ConfirmPage:
         return stored
 
     async def _decide(self, link: Link, comment: str | None, approval_id: str) -> str:
-        who = self._identity(link.actor)
+        who = await self._identity(link.actor)
         runtime = self.ctx.router.services.runtime
         with acting(who):
             outcome = await runtime.decide(
@@ -150,13 +150,17 @@ class ConfirmPage:
             )
         return outcome.message
 
-    def _identity(self, ref: str) -> Identity:
+    async def _identity(self, ref: str) -> Identity:
+        """The approver the link names, with their groups (the console's settings, Slack's directory)."""
         platform, _, user = ref.partition(":")
         if platform == "console":
             try:
                 return console_user(self.ctx.settings, user)
             except BadInput:
                 pass
+        lookup = self.ctx.directories.get(platform)
+        if lookup is not None:
+            return await lookup("", user, user)
         return Identity(platform, "", user, user, frozenset(), ref in self.ctx.settings.admins)
 
 
