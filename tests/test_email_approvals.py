@@ -240,3 +240,29 @@ steps:
     assert status == 200 and "the run continues" in answer
     assert (await finished(app.runtime, started.run_id)).status == "succeeded"
     assert len(box.to("alice@example.com")) == 1  # already mailed: not again
+
+
+async def test_a_form_approval_is_approved_in_chat_but_its_reject_link_works(
+    app: App, mailbox: tuple[Mailbox, int]
+) -> None:
+    box, _ = mailbox
+    text = """
+name: windowed
+steps:
+  ask:
+    approval:
+      title: "Pick a window"
+      kind: form
+      approvers: ["user:alice"]
+      notify: email
+      form:
+        window: {type: string, required: true}
+"""
+    started = await app.runtime.submit(workflow(text), {}, started_by="console:erin")
+    [mail] = await eventually(lambda: box.to("alice@example.com"))
+    assert "approve it in chat" in text_of(mail)
+    status, page = await follow(link(mail, "approve"))
+    assert status == 409 and "approve it in chat instead" in page
+    status, answer = await follow(link(mail, "reject"), comment="not this week")
+    assert status == 200 and "Rejected by @alice" in answer, answer
+    assert (await finished(app.runtime, started.run_id)).status == "failed"

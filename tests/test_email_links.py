@@ -14,9 +14,12 @@ from bot.platforms.email.addresses import Addresses
 from bot.platforms.email.message import Envelope, approval_email
 from bot.runtime.runtime import Runtime
 from cards.approval_card import ApprovalView
+from engine.loader import load_text
+from engine.source_map import parse_yaml, plain
 from engine.spec import ApprovalSpec
 from tests.fakes.slack_api import FakeSlack
 from tests.helpers import status_is, workflow
+from tests.test_loader import validators
 
 LINK = Link("a1b2c3", "console:alice", "alice@example.com", "approve", 2_000.0)
 
@@ -131,3 +134,11 @@ async def test_a_link_counts_once_in_the_store(runtime: Runtime) -> None:
         request.id, "console:bob", "approve", source="email", link="L2", aliases=("bob",)
     )
     assert done.resolved
+
+
+@pytest.mark.parametrize("notify", ["email", "[channel, email]", "[dm, email]"])
+def test_the_json_schema_takes_notify_email(notify: str) -> None:
+    text = f"name: s\nsteps:\n  a: {{approval: {{title: t, notify: {notify}}}}}\n"
+    load_text(text, "x")
+    for validator in validators():
+        assert list(validator.iter_errors(plain(parse_yaml(text)[0]))) == []
