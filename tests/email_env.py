@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import warnings
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from bot.config import Settings
 
@@ -36,10 +37,30 @@ class Mailbox:
         return [m for m in self.messages if m["To"] == address]
 
 
-async def serve_smtp(mailbox: Mailbox, port: int = 0) -> tuple[asyncio.Server, int]:
-    """The SMTP server on 127.0.0.1 (``port`` 0: any free one), and the port it listens on."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(mailbox, hostname="switchboard.test"), "127.0.0.1", port)
+async def serve_smtp(
+    mailbox: Mailbox, port: int = 0, login: tuple[str, str] | None = None
+) -> tuple[asyncio.Server, int]:
+    """The SMTP server on 127.0.0.1 (``port`` 0: any free one), and the port it listens on; with
+    ``login``, it requires AUTH with that user and password (over plain TCP: it is a test)."""
+
+    def check(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and login == (data.login.decode(), data.password.decode())
+        return AuthResult(success=ok)
+
+    def protocol() -> SMTP:
+        if login is None:
+            return SMTP(mailbox, hostname="switchboard.test")
+        with warnings.catch_warnings():  # AUTH over plain TCP: this server is a test's, on loopback
+            warnings.simplefilter("ignore", UserWarning)
+            return SMTP(
+                mailbox,
+                hostname="switchboard.test",
+                authenticator=check,
+                auth_required=True,
+                auth_require_tls=False,
+            )
+
+    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", port)
     return server, int(server.sockets[0].getsockname()[1])
 
 

@@ -266,3 +266,17 @@ steps:
     status, answer = await follow(link(mail, "reject"), comment="not this week")
     assert status == 200 and "Rejected by @alice" in answer, answer
     assert (await finished(app.runtime, started.run_id)).status == "failed"
+
+
+async def test_the_smtp_sign_in_is_used(tmp_path: Path, workflows_dir: Path) -> None:
+    box = Mailbox()
+    server, port = await serve_smtp(box, login=("switchboard", "s3cret"))  # AUTH required
+    settings = email_settings(tmp_path, workflows_dir, port, smtp_user="switchboard", smtp_password="s3cret")
+    app = await start_app(settings)
+    try:
+        await release(app)
+        await eventually(lambda: len(box.messages) == 3, message="the mails, sent after signing in")
+    finally:
+        await stop_app(app, grace=1.0, flush=1.0)
+        server.close()
+        await server.wait_closed()
