@@ -86,8 +86,15 @@ class ApprovalEmails:
             SimpleNamespace(**row), workflow=state.workflow.name, asked=asked_by(state.meta, state.started_by)
         )
         card = approval_card(view)  # what the request said when asked; the mail is drawn when sent
-        for ref in recipients(row["approvers"], platform, self.console_users):
+        to = recipients(row["approvers"], platform, self.console_users)
+        for ref in to:
             batch.add(post_insert(), post_row(EMAIL, channel_of(row["id"], ref), None, card, now))
+        if not to:
+            log.warning(
+                "notify: email: approval %s names no user: approver to mail (approvers: %s)",
+                row["id"],
+                ", ".join(row["approvers"]) or "anyone",
+            )
         if not self.smtp_host and not self._warned:
             self._warned = True  # the items wait, stored, for a bot process with SMTP configured
             log.warning("notify: email: set SWITCHBOARD_SMTP_HOST, or approval e-mails wait unsent")
