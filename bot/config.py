@@ -149,6 +149,16 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     metrics_allow: CommaList = ["127.0.0.0/8", "::1/128"]
     log_format: Literal["text", "json"] = "text"
+    # Approvals by e-mail (`notify: email`): the SMTP server, and where each approver's address comes from.
+    smtp_host: str | None = None  # set it to send approval e-mails
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"  # ssl: implicit TLS (port 465)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "switchboard@localhost"
+    smtp_timeout: float = Field(default=10.0, gt=0.0, le=300.0)
+    # identity or approver name -> address: {"console:alice": "alice@example.com", "U024BE7LH": "..."}
+    email_addresses: dict[str, str] = {}
 
     @model_validator(mode="before")
     @classmethod

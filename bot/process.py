@@ -84,6 +84,12 @@ def platforms_for(settings: Settings, ctx: PlatformContext) -> tuple[dict[str, P
         chosen["discord"] = DiscordAdapter(ctx)
     else:
         skipped.append("Discord: set DISCORD_TOKEN")
+    if settings.smtp_host:
+        from bot.platforms.email.adapter import EmailAdapter
+
+        chosen["email"] = EmailAdapter(ctx)  # approval e-mails, and the page their links open
+    else:
+        skipped.append("e-mail: set SWITCHBOARD_SMTP_HOST to send approvals by e-mail")
     return chosen, skipped
 
 
@@ -170,6 +176,8 @@ def _describe_conversations(settings: Settings, app: App) -> None:
     if settings.llm() is None:
         log.info("conversations: no OPENAI_API_KEY, so every conversation goes straight to the human queue")
     for name in app.platforms:
+        if name == "email":
+            continue  # e-mail carries approvals only, never conversations
         if agents_channel(settings, name) is None:
             log.warning(
                 "conversations: no agents' channel on %s, so hand-overs there wait in /queue with no card; "

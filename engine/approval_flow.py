@@ -60,7 +60,7 @@ class ApprovalFlow:
             kind=a.kind,
             veto=a.veto,
             channel=a.channel,
-            notify=a.notify,
+            notify=a.notify_mode,
             escalation=tuple((r.after, r.remind, tuple(r.add_approvers)) for r in a.escalation),
             form={name: inp.model_dump() for name, inp in a.form.items()},
             revision=step.attempt,

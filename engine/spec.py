@@ -214,6 +214,10 @@ class BudgetSpec(Strict):
     tiers: list[BudgetTier] = Field(min_length=1)
 
 
+NotifyWhere = Literal["channel", "dm", "email"]
+NOTIFY_ORDER = ("channel", "dm", "email")
+
+
 class ApprovalSpec(Strict):
     title: str
     description: str | None = None
@@ -224,7 +228,8 @@ class ApprovalSpec(Strict):
     veto: bool = True
     allow_self_approval: bool = False
     channel: str | None = None
-    notify: Literal["channel", "dm"] = "channel"
+    # Where the request goes: `channel`, `dm`, `email`, or a list such as [channel, email].
+    notify: NotifyWhere | list[NotifyWhere] = "channel"
     timeout: Duration | None = None
     on_timeout: Literal["reject", "approve", "cancel"] = "reject"
     escalation: list[EscalationRung] = []
@@ -233,6 +238,24 @@ class ApprovalSpec(Strict):
     max_revisions: int = Field(default=3, ge=0, le=20)
     form: dict[str, InputSpec] = {}
     budget: BudgetSpec | None = None
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_fits(cls, value: str | list[str]) -> str | list[str]:
+        ways = [value] if isinstance(value, str) else value
+        if not ways:
+            raise ValueError("'notify:' needs at least one of channel, dm, email")
+        if len(set(ways)) != len(ways):
+            raise ValueError("'notify:' names a way twice")
+        if "channel" in ways and "dm" in ways:
+            raise ValueError("'notify:' takes channel or dm, not both (dm falls back to the channel)")
+        return value
+
+    @property
+    def notify_mode(self) -> str:
+        """The ways the request is sent, as stored with it: "channel", "dm+email", "email"..."""
+        ways = [self.notify] if isinstance(self.notify, str) else self.notify
+        return "+".join(sorted(ways, key=NOTIFY_ORDER.index))
 
     @model_validator(mode="after")
     def _kind_fits(self) -> ApprovalSpec:

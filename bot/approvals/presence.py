@@ -67,7 +67,10 @@ def targets(
 ) -> tuple[list[Target], str | None]:
     """Where a request's cards go (``home`` is its channel), and the note for the channel card, if any."""
     key = f"approval:{approval_id}"
-    if notify != "dm":
+    ways = notify.split("+")
+    if "channel" not in ways and "dm" not in ways:
+        return [], None  # `notify: email` alone: the request has no chat card
+    if "dm" not in ways:
         return [Target(key, home)], None
     dms: list[Target] = []
     unreached: list[str] = []

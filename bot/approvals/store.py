@@ -14,6 +14,7 @@ from bot.approvals import policy
 from bot.approvals.deadlines import ApprovalDeadlines
 from bot.errors import Conflict, NotFound, NotPermitted
 from bot.storage import approvals as rows
+from bot.storage import email_links
 from bot.storage.approvals import Approval, audit_row
 from bot.storage.journal import Batch
 from engine.signals import RequestApproval
@@ -134,11 +135,13 @@ class ApprovalStore(ApprovalDeadlines):
         aliases: tuple[str, ...] = (),
         name: str | None = None,
         where: dict[str, Any] | None = None,
+        link: str | None = None,
     ) -> Outcome:
         """Record ``actor``'s vote (approve, reject or changes); when it settles the request, signal the run.
 
         Everything happens in one transaction that starts by writing the request's row, so concurrent
-        clicks queue on it: a compare-and-set on the row decides, and each person counts once.
+        clicks queue on it: a compare-and-set on the row decides, and each person counts once. ``link``
+        is the id of the e-mail link that casts the vote: its use commits with the vote, so it counts once.
         """
         if decision not in policy.DECISIONS:
             raise Conflict(f"'{decision}' is not a decision; use approve, reject or changes")
@@ -157,6 +160,7 @@ class ApprovalStore(ApprovalDeadlines):
                 aliases,
                 name,
                 where or {},
+                link,
             )
         if isinstance(result, Exception):
             raise result
@@ -175,15 +179,20 @@ class ApprovalStore(ApprovalDeadlines):
         aliases: tuple[str, ...] = (),
         name: str | None = None,
         where: dict[str, Any] | None = None,
+        link: str | None = None,
     ) -> Outcome | Exception:
         now = self.clock()
         shown = name or actor  # how the person reads their own outcome
         row = await rows.lock(conn, approval_id)
+        if link is not None and (used := await email_links.use_of(conn, link)) is not None:
+            return Conflict(f"This link was used already: {used.decision} at {_hhmm(used.used_at)}")
         refused = await self._gate(conn, row, actor, decision, groups, source, aliases, now, where=where)
         if refused is not None:
             return refused
         vote = {"approval_id": row.id, "actor": actor, "decision": decision, "comment": comment}
         await rows.add_vote(conn, {**vote, "source": source, "at": now})
+        if link is not None:
+            await email_links.record_use(conn, link, row.id, actor, decision, now)
         detail = {"comment": comment, **({"values": values} if values else {}), **(where or {})}
         await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, decision, detail, source, now))
         cast = await rows.votes(conn, row.id)

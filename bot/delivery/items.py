@@ -13,7 +13,7 @@ from cards.model import Card
 class Item:
     """One delivery: a card version, or a post."""
 
-    kind: str  # card | post
+    kind: str  # card | post | email (a post on the email platform: sent once, by SMTP)
     key: str  # card key, or post id as text
     platform: str
     channel: str
@@ -64,9 +64,9 @@ def card_item(row: Any) -> Item:
 
 
 def post_item(row: Any) -> Item:
-    """A post row that is due."""
+    """A post row that is due (an ``email`` item when it is on the email platform)."""
     return Item(
-        "post",
+        "email" if row.platform == "email" else "post",
         str(row.id),
         row.platform,
         row.channel,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.approvals.email_requests import ApprovalEmails
 from bot.approvals.presence import ApprovalChat
 from bot.runtime import webhook_events
 from bot.runtime.runtime import Runtime
@@ -9,7 +10,8 @@ from bot.runtime.status_cards import StatusCards
 
 
 def install(runtime: Runtime) -> ApprovalChat:
-    """Give ``runtime`` its chat presence: run status cards and approval cards, written with each change.
+    """Give ``runtime`` its chat presence: run status cards and approval cards (and approval e-mails,
+    for ``notify: email``), written with each change.
 
     The bot process and every CLI runtime install the same hooks, so a run resumed or decided from the
     command line keeps its chat cards current (the bot's outbox delivers them).
@@ -19,4 +21,7 @@ def install(runtime: Runtime) -> ApprovalChat:
     chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
     runtime.approvals.on_request.append(chat.on_request)
     runtime.approvals.on_change.append(chat.on_change)
+    emails = ApprovalEmails(runtime.settings.console_users, runtime.clock, runtime.settings.smtp_host)
+    runtime.approvals.on_request.append(emails.on_request)
+    runtime.approvals.on_change.append(emails.on_change)
     return chat

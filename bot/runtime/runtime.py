@@ -196,12 +196,13 @@ class Runtime:
         name: str | None = None,
         where: dict[str, Any] | None = None,
         background: bool = True,
+        link: str | None = None,
     ) -> Outcome:
         """Decide an approval (``ApprovalStore.decide``); its cards go out now, and a request that settled
         wakes its run: in the background by default, so a click is answered first; before returning
         with ``background=False``, for a caller that follows the run next."""
         outcome = await self.approvals.decide(
-            approval_id, actor, decision, comment, groups, source, values, aliases, name, where
+            approval_id, actor, decision, comment, groups, source, values, aliases, name, where, link
         )
         for hook in self.after_commit:
             hook()  # the outbox: the cards' new versions are committed

@@ -295,6 +295,17 @@ web_secrets = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# An approval e-mail's link that has cast its vote: a link counts once (its id is a digest of the link).
+email_links_used = sa.Table(
+    "email_links_used",
+    metadata,
+    sa.Column("link_id", sa.String(64), primary_key=True),
+    sa.Column("approval_id", sa.String(64), nullable=False, index=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("decision", sa.String(20), nullable=False),
+    sa.Column("used_at", sa.Float, nullable=False),
+)
+
 # A step program started and not yet seen to end: who started it where, so a resume can kill its orphan.
 step_processes = sa.Table(
     "step_processes",
