@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.background import background_problem
 from engine.durations import parse_duration
 
 MAX_STEPS = 500
@@ -296,6 +297,7 @@ class Step(Strict):
     on_interrupt: OnInterrupt = "rerun"
     outputs: dict[str, str] = {}
     compensate: CompensateSpec | None = None
+    background: bool = False  # nothing waits for it but the run's end (docs/background-steps.md)
 
     @field_validator("needs", mode="before")
     @classmethod
@@ -343,6 +345,14 @@ class Step(Strict):
             raise ValueError(
                 "'on_interrupt' applies to 'run' steps only: other kinds leave nothing running after a crash"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _background_fits(self) -> Step:
+        kinds = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        problem = background_problem(kinds, self.for_each, self.timeout) if self.background else None
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property
