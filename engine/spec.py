@@ -225,6 +225,7 @@ class ApprovalSpec(Strict):
     notify: Literal["channel", "dm"] = "channel"
     timeout: Duration | None = None
     on_timeout: Literal["reject", "approve", "cancel"] = "reject"
+    auto_approve_after: Duration | None = None  # approved then unless someone objected first
     escalation: list[EscalationRung] = []
     auto_approve: str | None = None
     revise: str | None = None
@@ -242,6 +243,12 @@ class ApprovalSpec(Strict):
             raise ValueError("'form:' fields need 'kind: form'")
         if self.kind != "budget" and self.budget is not None:
             raise ValueError("'budget:' needs 'kind: budget'")
+        after, limit = self.auto_approve_after, self.timeout
+        if after is not None and limit is not None and after >= limit:
+            raise ValueError(
+                f"'auto_approve_after' ({after:g}s) must be shorter than 'timeout' ({limit:g}s): "
+                "the request would expire before it could be approved automatically"
+            )
         return self
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.approvals import policy
-from bot.approvals.deadlines import ApprovalDeadlines
+from bot.approvals.deadlines import AUTO_APPROVE, ApprovalDeadlines
 from bot.errors import Conflict, NotFound, NotPermitted
 from bot.storage import approvals as rows
 from bot.storage.approvals import Approval, audit_row
@@ -87,6 +87,16 @@ class ApprovalStore(ApprovalDeadlines):
                     "due_at": expires,
                 }
             )
+        if req.auto_after is not None and not req.auto:
+            timer_rows.append(
+                {
+                    "run_id": state.run_id,
+                    "step_key": req.key,
+                    "kind": AUTO_APPROVE,
+                    "ref": approval_id,
+                    "due_at": now + req.auto_after,
+                }
+            )
         for rung, (after, _remind, _add) in enumerate(req.escalation if not req.auto else ()):
             timer_rows.append(
                 {
@@ -99,6 +109,8 @@ class ApprovalStore(ApprovalDeadlines):
             )
         action = "auto_approved" if req.auto else "requested"
         detail = {"title": req.title, "revision": req.revision, **({"reason": req.auto} if req.auto else {})}
+        if req.auto_after is not None and not req.auto:
+            detail["auto_approve_after"] = req.auto_after
         audit = audit_row(approval_id, state.run_id, state.started_by, action, detail, "engine", now)
         rows.add_request(batch, row, timer_rows, audit)
         for hook in self.on_request:

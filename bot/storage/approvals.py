@@ -136,12 +136,15 @@ async def add_audit(conn: AsyncConnection, row: dict[str, Any]) -> None:
     await conn.execute(approval_audit.insert(), row)
 
 
-async def settle(conn: AsyncConnection, row: Any, status: str, now: float) -> bool:
+async def settle(
+    conn: AsyncConnection, row: Any, status: str, now: float, auto_reason: str | None = None
+) -> bool:
     """Move a pending request to ``status`` if no one changed it since ``row`` was read; True if so."""
+    extra = {"auto_reason": auto_reason} if auto_reason is not None else {}
     won = await conn.execute(
         approvals.update()
         .where(approvals.c.id == row.id, approvals.c.status == "pending", approvals.c.version == row.version)
-        .values(status=status, decided_at=now, version=row.version + 1)
+        .values(status=status, decided_at=now, version=row.version + 1, **extra)
     )
     return won.rowcount == 1
 
@@ -176,6 +179,15 @@ async def set_approvers(conn: AsyncConnection, row: Any, approvers: list[str]) -
         .where(approvals.c.id == row.id)
         .values(approvers=approvers, version=row.version + 1)
     )
+
+
+async def requested_detail(conn: AsyncConnection, approval_id: str) -> dict[str, Any]:
+    """The detail of the request's ``requested`` audit record (its title, revision, deadlines, parent)."""
+    query = sa.select(approval_audit.c.detail).where(
+        approval_audit.c.approval_id == approval_id, approval_audit.c.action == "requested"
+    )
+    found = (await conn.execute(query.limit(1))).scalar_one_or_none()
+    return dict(found) if isinstance(found, dict) else {}
 
 
 async def status_of(conn: AsyncConnection, approval_id: str) -> Any:
