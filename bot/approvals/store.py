@@ -40,11 +40,13 @@ class ApprovalStore(ApprovalDeadlines):
         self.on_request: list[Callable[[Batch, dict[str, Any], RunState, float], None]] = []
         self.on_change: list[Callable[[Any, str, str, dict[str, Any]], Awaitable[None]]] = []
 
-    def add_request(self, batch: Batch, state: RunState, req: RequestApproval, now: float) -> str:
+    def add_request(
+        self, batch: Batch, state: RunState, req: RequestApproval, now: float, parent: str | None = None
+    ) -> str:
         """Add a new request, its timers and its audit record to the run's batch; returns its id.
 
         An automatic approval (``req.auto``) is stored already approved, with its reason, so the audit
-        shows it beside the decisions people made.
+        shows it beside the decisions people made. ``parent`` is the request this revision follows.
         """
         approval_id = secrets.token_hex(5)
         expires = now + req.timeout if req.timeout and not req.auto else None
@@ -111,11 +113,17 @@ class ApprovalStore(ApprovalDeadlines):
         detail = {"title": req.title, "revision": req.revision, **({"reason": req.auto} if req.auto else {})}
         if req.auto_after is not None and not req.auto:
             detail["auto_approve_after"] = req.auto_after
+        if parent is not None:
+            detail["parent"] = parent
         audit = audit_row(approval_id, state.run_id, state.started_by, action, detail, "engine", now)
         rows.add_request(batch, row, timer_rows, audit)
         for hook in self.on_request:
             hook(batch, row, state, now)
         return approval_id
+
+    async def parent_of(self, run_id: str, req: RequestApproval) -> str | None:
+        """The id of the request a new revision follows: the step's latest earlier one, if any."""
+        return await rows.latest_revision(self.engine, run_id, req.key, req.revision)
 
     async def pending(self, run_id: str | None = None) -> list[Approval]:
         """Every request still waiting for a decision (of one run, when given), oldest first."""
@@ -213,6 +221,38 @@ class ApprovalStore(ApprovalDeadlines):
         await rows.signal_run(conn, row.run_id, payload, now)
         await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
         return Outcome(f"{policy.VERBS[final]} by {shown}; the run continues", row.run_id, True)
+
+    async def withdraw(
+        self, approval_id: str, actor: str, reason: str | None, source: str = "cli"
+    ) -> Outcome:
+        """Withdraw a pending request now: it closes as expired (audited with who and why), and its step is
+        rejected, or its run cancelled with ``on_timeout: cancel``. A withdrawal never approves."""
+        request = await self.get(approval_id)
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            row = await rows.expire(conn, request.id, now)
+            if row is None:
+                current = await rows.request_row(conn, request.id)
+                refusal: Exception = Conflict(await _already(conn, current))
+            else:
+                outcome = "cancel" if row.on_timeout == "cancel" else "rejected"
+                detail = {"withdrawn": True, "reason": reason, "outcome": outcome}
+                await rows.add_audit(
+                    conn, audit_row(row.id, row.run_id, actor, "expired", detail, source, now)
+                )
+                why = f"withdrawn by {actor}" + (f": {reason}" if reason else "")
+                payload = {
+                    "key": row.step_key,
+                    "outcome": outcome,
+                    "reason": why,
+                    "outputs": {"withdrawn": True, "withdrawn_by": actor, "comment": reason},
+                }
+                await rows.signal_run(conn, row.run_id, payload, now)
+                await self._changed(conn, row.id, "expired", {"withdrawn": True, "actor": actor})
+        if row is None:
+            raise refusal
+        then = "the run is cancelled" if outcome == "cancel" else f"step {row.step_key} is rejected"
+        return Outcome(f"Withdrew request {row.id} ({why}); {then}", row.run_id, True)
 
     async def check(
         self,

@@ -69,6 +69,19 @@ async def pending(engine: AsyncEngine, run_id: str | None = None) -> list[Approv
         return [_approval(r) for r in (await conn.execute(query)).all()]
 
 
+async def latest_revision(engine: AsyncEngine, run_id: str, step_key: str, below: int) -> str | None:
+    """The id of the step's request with the highest revision under ``below``, or None."""
+    query = (
+        sa.select(approvals.c.id)
+        .where(approvals.c.run_id == run_id, approvals.c.step_key == step_key, approvals.c.revision < below)
+        .order_by(approvals.c.revision.desc())
+        .limit(1)
+    )
+    async with engine.connect() as conn:
+        found = (await conn.execute(query)).scalar_one_or_none()
+    return str(found) if found is not None else None
+
+
 async def by_prefix(engine: AsyncEngine, approval_id: str) -> list[Approval]:
     """The requests whose id starts with ``approval_id`` (at most two: enough to tell it is unique)."""
     query = sa.select(approvals).where(approvals.c.id.startswith(approval_id, autoescape=True)).limit(2)
