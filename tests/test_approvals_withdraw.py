@@ -9,8 +9,12 @@ from bot.approvals.store import ApprovalStore
 from bot.cli.audit import audit_records
 from bot.storage.database import create_engine
 from bot.storage.runs import RunStore
+from handlers.types import Command
 from tests.conftest import FakeClock
-from tests.helpers import eventually, finished
+from tests.helpers import eventually, finished, workflow
+from tests.test_approvals_chat import ERIN, MALLORY, OPS, Chat, card_of, chat, request_of, said
+
+__all__ = ["chat"]  # the fixture, shared with the chat tests
 from tests.test_approvals_engine import REVISE, MakeRuntime, decide, waiting_request
 from tests.test_cli import cli, environment, finish, start, wait_for
 
@@ -75,3 +79,31 @@ async def test_each_revision_names_its_parent_request_in_the_audit(make_runtime:
         (first, None),
         (second, first),
     ]
+
+
+GUARDED = """
+name: guarded
+permissions: {cancel: ["group:release-managers"]}
+steps:
+  ask: {approval: {title: "Rotate keys?", approvers: ["user:dave"]}}
+"""
+
+
+async def test_approvals_expire_in_chat_withdraws_for_who_may_cancel_the_run(
+    chat: Chat, workflows_dir: Path
+) -> None:
+    workflow(GUARDED, workflows_dir)
+    run_id = await chat.run("guarded")
+    request = await request_of(chat.runtime, run_id)
+    refused = await chat.router.command(Command(MALLORY, OPS, "approvals", f"expire {request.id}"))
+    assert said(refused).startswith("You may not cancel runs of guarded"), said(refused)
+    reply = await chat.router.command(Command(ERIN, OPS, "approvals", f"expire {request.id[:6]} not needed"))
+    assert said(reply).startswith(f"Withdrew request {request.id} (withdrawn by console:erin: not needed)")
+    row = await finished(chat.runtime, run_id)
+    assert row.status == "failed" and "withdrawn by console:erin" in (row.error or "")
+    card, _ = await card_of(chat.runtime, request.id)
+    assert card.status == "expired" and card.buttons == ()
+    [expired] = [
+        r for r in await audit_records(chat.runtime.store.engine, run_id) if r["action"] == "expired"
+    ]
+    assert (expired["actor"], expired["source"]) == ("console:erin", "console")

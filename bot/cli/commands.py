@@ -300,10 +300,7 @@ async def approvals_expire(settings: Settings, args: argparse.Namespace) -> int:
         request = await runtime.approvals.get(args.id)
         row = await _row(runtime.store, request.run_id)
         runtime.drive(row.id)
-        outcome = await runtime.approvals.withdraw(request.id, args.user, args.comment)
-        for hook in runtime.after_commit:
-            hook()  # the outbox: the request's cards lose their buttons
-        await runtime.wake(outcome.run_id)
+        outcome = await runtime.withdraw(request.id, args.user, args.comment)
         print(outcome.message)
         ended = ("succeeded", "failed", "cancelled", "compensated")  # the withdrawal itself worked
         return await _follow(
