@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.approvals.views import read_view
 from bot.cli.audit import audit_records
+from cards.approval_card import rules
 from engine.loader import WorkflowInvalid, load_text
 from tests.conftest import FakeClock
 from tests.helpers import finished
@@ -31,6 +33,10 @@ async def test_nobody_objecting_approves_at_auto_approve_after(make_runtime: Mak
     clock = FakeClock()
     runtime = await make_runtime(clock=clock)
     run_id, approval_id = await waiting_request(runtime, LAZY)
+    async with runtime.store.engine.connect() as conn:
+        stored = await read_view(conn, approval_id, clock())
+    assert stored is not None and "approved " in rules(stored.view)
+    assert "(in 10m) unless someone objects" in rules(stored.view), rules(stored.view)
     assert (await decide(runtime, approval_id, "alice", "approve")).resolved is False  # 1 of 2
     clock.advance(9 * 60)
     assert await runtime.fire_due() == 0

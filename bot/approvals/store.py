@@ -117,8 +117,12 @@ class ApprovalStore(ApprovalDeadlines):
             detail["parent"] = parent
         audit = audit_row(approval_id, state.run_id, state.started_by, action, detail, "engine", now)
         rows.add_request(batch, row, timer_rows, audit)
+        shown = {
+            **row,
+            "auto_at": now + req.auto_after if req.auto_after is not None and not req.auto else None,
+        }
         for hook in self.on_request:
-            hook(batch, row, state, now)
+            hook(batch, shown, state, now)
         return approval_id
 
     async def parent_of(self, run_id: str, req: RequestApproval) -> str | None:

@@ -194,6 +194,18 @@ async def set_approvers(conn: AsyncConnection, row: Any, approvers: list[str]) -
     )
 
 
+async def auto_approve_due(conn: AsyncConnection, row: Any) -> float | None:
+    """When the request's ``auto_approve_after`` timer falls due, while it has not fired."""
+    query = sa.select(timers.c.due_at).where(
+        timers.c.run_id == row.run_id,  # the indexed column first: a run has few timers
+        timers.c.ref == row.id,
+        timers.c.kind == "approval_auto",
+        timers.c.fired_at.is_(None),
+    )
+    found = (await conn.execute(query.limit(1))).scalar_one_or_none()
+    return float(found) if found is not None else None
+
+
 async def requested_detail(conn: AsyncConnection, approval_id: str) -> dict[str, Any]:
     """The detail of the request's ``requested`` audit record (its title, revision, deadlines, parent)."""
     query = sa.select(approval_audit.c.detail).where(
