@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.approvals import policy
-from bot.approvals.deadlines import AUTO_APPROVE, ApprovalDeadlines
+from bot.approvals.deadlines import AUTO_APPROVE
+from bot.approvals.outcomes import Outcome, hhmm, settled_text
+from bot.approvals.withdrawal import ApprovalWithdrawal
 from bot.errors import Conflict, NotFound, NotPermitted
 from bot.storage import approvals as rows
 from bot.storage.approvals import Approval, audit_row
@@ -19,17 +19,10 @@ from bot.storage.journal import Batch
 from engine.signals import RequestApproval
 from engine.state import RunState
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a decision did: the message for the person, and whether the run resumes."""
-
-    message: str
-    run_id: str
-    resolved: bool
+__all__ = ["ApprovalStore", "Outcome"]
 
 
-class ApprovalStore(ApprovalDeadlines):
+class ApprovalStore(ApprovalWithdrawal):
     """Creates approval requests and applies decisions and timeouts to them."""
 
     def __init__(self, engine: AsyncEngine, clock: Callable[[], float]) -> None:
@@ -220,43 +213,11 @@ class ApprovalStore(ApprovalDeadlines):
                 policy.tally(row, decision, shown, len(approved), len(rejected)), row.run_id, False
             )
         if not await rows.settle(conn, row, final, now):
-            return Conflict(await _already(conn, row))
+            return Conflict(await settled_text(conn, row))
         payload = policy.decision_payload(row, final, actor, shown, comment, approved, rejected, values)
         await rows.signal_run(conn, row.run_id, payload, now)
         await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
         return Outcome(f"{policy.VERBS[final]} by {shown}; the run continues", row.run_id, True)
-
-    async def withdraw(
-        self, approval_id: str, actor: str, reason: str | None, source: str = "cli"
-    ) -> Outcome:
-        """Withdraw a pending request now: it closes as expired (audited with who and why), and its step is
-        rejected, or its run cancelled with ``on_timeout: cancel``. A withdrawal never approves."""
-        request = await self.get(approval_id)
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            row = await rows.expire(conn, request.id, now)
-            if row is None:
-                current = await rows.request_row(conn, request.id)
-                refusal: Exception = Conflict(await _already(conn, current))
-            else:
-                outcome = "cancel" if row.on_timeout == "cancel" else "rejected"
-                detail = {"withdrawn": True, "reason": reason, "outcome": outcome}
-                await rows.add_audit(
-                    conn, audit_row(row.id, row.run_id, actor, "expired", detail, source, now)
-                )
-                why = f"withdrawn by {actor}" + (f": {reason}" if reason else "")
-                payload = {
-                    "key": row.step_key,
-                    "outcome": outcome,
-                    "reason": why,
-                    "outputs": {"withdrawn": True, "withdrawn_by": actor, "comment": reason},
-                }
-                await rows.signal_run(conn, row.run_id, payload, now)
-                await self._changed(conn, row.id, "expired", {"withdrawn": True, "actor": actor})
-        if row is None:
-            raise refusal
-        then = "the run is cancelled" if outcome == "cancel" else f"step {row.step_key} is rejected"
-        return Outcome(f"Withdrew request {row.id} ({why}); {then}", row.run_id, True)
 
     async def check(
         self,
@@ -292,7 +253,7 @@ class ApprovalStore(ApprovalDeadlines):
         if row.status != "pending":
             detail = {"decision": decision, **(where or {})}
             await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "late", detail, source, now))
-            return Conflict(await _already(conn, row))
+            return Conflict(await settled_text(conn, row))
         refusal = policy.refusal(row, actor, groups, started_by, aliases)
         if refusal is None and decision == "changes" and not row.can_revise:
             refusal = "This request cannot send the work back for changes (its step has no 'revise:')"
@@ -304,23 +265,5 @@ class ApprovalStore(ApprovalDeadlines):
         if vote is not None:
             detail = {"decision": decision, "first": vote.decision, **(where or {})}
             await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "repeated", detail, source, now))
-            return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
+            return Conflict(f"You already decided this request: {vote.decision} at {hhmm(vote.at)}")
         return None
-
-
-async def _already(conn: AsyncConnection, row: Any) -> str:
-    cast = await rows.votes(conn, row.id)
-    current = await rows.status_of(conn, row.id)
-    from bot.approvals.views import display, names  # the chat names of the people behind the refs
-
-    deciders = [v.actor for v in cast if (v.decision != "reject") == (current.status == "approved")]
-    known = await names(conn, deciders)
-    who = ", ".join(display(actor, known) for actor in deciders)
-    when = _hhmm(current.decided_at) if current.decided_at else "?"
-    if current.status == "expired":
-        return f"This request expired at {when}"
-    return f"Already {current.status} by {who or 'the engine'} at {when}"
-
-
-def _hhmm(moment: float) -> str:
-    return datetime.fromtimestamp(moment, tz=UTC).strftime("%H:%M UTC")

@@ -215,7 +215,8 @@ class Runtime:
         self, approval_id: str, actor: str, reason: str | None, source: str = "cli"
     ) -> Outcome:
         """Withdraw a pending request (``ApprovalStore.withdraw``): its cards go out, and its run is woken."""
-        outcome = await self.approvals.withdraw(approval_id, actor, reason, source)
+        request = await self.approvals.get(approval_id)  # an id prefix will do
+        outcome = await self.approvals.withdraw(request.id, actor, reason, source)
         for hook in self.after_commit:
             hook()  # the outbox: the request's cards lose their buttons
         await self.wake(outcome.run_id)
