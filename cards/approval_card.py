@@ -76,6 +76,7 @@ class ApprovalView:
     votes: tuple[Vote, ...] = ()
     decided_at: float | None = None
     auto_reason: str | None = None
+    auto_at: float | None = None  # auto_approve_after: approved then unless someone objects
     note: str | None = None  # e.g. why a DM went to the channel instead
     now: float = 0.0
 
@@ -127,6 +128,10 @@ def rules(view: ApprovalView) -> str:
     if view.pending and view.expires_at is not None:
         when = f"expires {hhmm(view.expires_at)} (in {span(view.expires_at - view.now)})"
         parts.append(f"{when}, {ON_TIMEOUT.get(view.on_timeout, view.on_timeout)}")
+    if view.pending and view.auto_at is not None:
+        parts.append(
+            f"approved {hhmm(view.auto_at)} (in {span(view.auto_at - view.now)}) unless someone objects"
+        )
     if view.revision > 1:
         parts.append(f"revision {view.revision} of {view.max_revisions}")
     if not view.allow_self_approval:

@@ -63,6 +63,7 @@ class StepView:
     items_total: int | None = None  # ... of how many
     compensation: str | None = None  # None | running | succeeded | failed (rolled back)
     revision: int | None = None  # run again by an approval's "Request changes": which revision (2, 3, …)
+    background: bool = False  # nothing waits for it; its failure does not fail the run
 
     @property
     def mark(self) -> str:
@@ -139,6 +140,8 @@ def _step_line(step: StepView) -> StepLine:
     word = STEP_WORDS.get(step.mark)
     if word:
         parts.append(word)
+    if step.background:
+        parts.append("background, did not fail the run" if step.mark == "failed" else "background")
     tries = step.attempt
     if step.revision is not None and step.revision > 1:
         # Each revision ran the step once more: that is a revision, not a retry; only retries within
@@ -171,8 +174,8 @@ def _progress(view: RunView) -> str:
 
 def _outcome(view: RunView) -> str:
     progress = _progress(view)
-    failed = next((s.key for s in view.steps if s.status == "failed"), None)
-    current = [s.key for s in view.steps if s.status == "running"]
+    failed = next((s.key for s in view.steps if s.status == "failed" and not s.background), None)
+    current = [s.key + (" (background)" if s.background else "") for s in view.steps if s.status == "running"]
     error = clip(view.error, RUN_ERROR_MAX) if view.error else ""
     undone = _count(view, "compensated")
     text = {
@@ -186,6 +189,10 @@ def _outcome(view: RunView) -> str:
         "compensated": f"Rolled back: {undone} step{'s' if undone != 1 else ''} undone."
         + (f" {error}" if error else ""),
     }[view.status].strip()
+    behind = [s.key for s in view.steps if s.background and s.status == "failed"]
+    if behind:
+        named = ", ".join(behind)
+        text += f"\nBackground step{'s' if len(behind) > 1 else ''} {named} failed; the run went on."
     if view.finished and view.outputs:
         text += "\n" + "\n".join(_output_lines(view.outputs))
     return text

@@ -67,6 +67,7 @@ class ApprovalFlow:
             max_revisions=a.max_revisions,
             can_revise=a.revise is not None,
             auto=auto,
+            auto_after=a.auto_approve_after,
         )
         core.decision.effects.append(effect)
         core.emit(

@@ -52,6 +52,7 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
                 self.dependents[need].append(sid)
         self.queue: deque[str] = deque()  # activity keys ready to start, waiting for a slot
         self.running: set[str] = set()
+        self.background = frozenset(sid for sid, s in self.spec.steps.items() if s.background)
         self.view: dict[str, dict[str, Any]] = {}
         for sid in self.spec.steps:
             self._refresh_view(sid)
@@ -124,7 +125,7 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
                 # key, unless it ran where its program could not be stopped and on_interrupt says no.
                 self.interrupts.resumed(step, elsewhere.get(key))
             elif step.status == StepStatus.PENDING and "[" in key:
-                self.queue.append(key)
+                self.enqueue(key)
             elif step.status == StepStatus.WAITING and step.waiting_on == "child":
                 # The child may not exist yet if the process died right after this step started.
                 params = render_params(self.spec.steps[step.step_id], self.context(step))

@@ -25,6 +25,7 @@ class CoreBase(ABC):
     dependents: dict[str, list[str]]
     queue: deque[str]
     running: set[str]
+    background: frozenset[str]  # ids of the background steps (engine/background.py)
     view: dict[str, dict[str, Any]]
     has_revise: bool
     items_done: dict[str, set[int]]
@@ -80,6 +81,13 @@ class CoreBase(ABC):
         if step.index is None:
             self._refresh_view(step.step_id)
 
+    def enqueue(self, key: str) -> None:
+        """Queue an activity to start; a background step goes first, as it takes no slot."""
+        if key in self.background:
+            self.queue.appendleft(key)
+        else:
+            self.queue.append(key)
+
     def _wait(self, step: StepState, kind: str, due: float) -> None:
         step.status, step.waiting_on, step.wake_at = StepStatus.WAITING, kind, due
         self._d.dirty.add(step.key)
@@ -92,7 +100,9 @@ class CoreBase(ABC):
         step.status, step.started_at, step.error = StepStatus.RUNNING, self._now, None
         self._d.dirty.add(step.key)
         self._refresh_view(step.step_id)
-        self.emit("step_started", step.key, attempt=step.attempt, kind=self.spec.steps[step.step_id].kind)
+        background = True if step.step_id in self.background else None
+        kind = self.spec.steps[step.step_id].kind
+        self.emit("step_started", step.key, attempt=step.attempt, kind=kind, background=background)
 
     def finish(self, step: StepState, status: StepStatus, error: str | None = None) -> None:
         """Record a step's final status (and error, secrets masked) in finishing order."""

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import pairwise
 from typing import Any
 
+from engine.background import reads_background
 from engine.diagnostics import Issue, Loc, describe, suggest
 from engine.expr.coerce import to_text
 from engine.expr.nodes import Access, Compare, Ctx, Lit, Node, walk
@@ -167,6 +168,8 @@ class ExpressionChecks:
             return  # workflow outputs read any step; a compensation reads the step it undoes
         if name == step_id:
             yield f"step '{step_id}' reads its own steps.{name}; use 'result' inside its 'outputs:' instead"
+        elif self.steps[name].get("background") is True:
+            yield reads_background(step_id, name)
         elif name not in self._reach(step_id):
             yield f"step '{step_id}' reads steps.{name} but does not need it; add '{name}' to its needs"
 

@@ -60,7 +60,7 @@ class Interrupts:
         if action == "rerun":
             step.status = StepStatus.PENDING
             core.decision.dirty.add(step.key)
-            core.queue.append(step.key)
+            core.enqueue(step.key)
         elif action in ("fail", "stuck"):
             core.fail(step, "interrupted", interruption_text(data), {})
         else:
@@ -97,7 +97,7 @@ class Interrupts:
         if sig.outcome == "approved":
             step.status = StepStatus.PENDING
             core.decision.dirty.add(step.key)
-            core.queue.append(step.key)
+            core.enqueue(step.key)
             return
         core.fail(
             step, "interrupted", f"interrupted by a crash and not run again: {sig.reason or sig.outcome}", {}

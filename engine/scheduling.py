@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 from engine.approval_flow import ApprovalFlow
 from engine.core_base import CoreBase
@@ -31,7 +32,7 @@ class Scheduling(CoreBase):
             if step.status != StepStatus.PENDING or sid in self.queue:
                 continue
             spec = self.spec.steps[sid]
-            needs = [self.state.step(n) for n in spec.needs]
+            needs = [self._as_need(self.state.step(n)) for n in spec.needs]
             if any(not n.status.finished for n in needs):
                 continue
             try:
@@ -47,6 +48,12 @@ class Scheduling(CoreBase):
                 self.finish(step, StepStatus.SKIPPED, error=reason)
                 self.emit("step_skipped", sid, reason=reason)
                 work.extend(self.dependents[sid])
+
+    def _as_need(self, need: StepState) -> StepState:
+        """What a dependent sees of a need: a background step that has started counts as succeeded."""
+        if need.step_id not in self.background or need.status in (StepStatus.PENDING, StepStatus.SKIPPED):
+            return need
+        return replace(need, status=StepStatus.SUCCEEDED, tolerated=False)
 
     def _skip_reason(self, spec: Step, needs: list[StepState]) -> str | None:
         """Why a ready step is skipped, or None to run it; an 'if:' that fails raises ExpressionError.
@@ -83,7 +90,7 @@ class Scheduling(CoreBase):
             return self._fan_out(step, spec)
         kind = spec.kind
         if kind in ACTIVITY_KINDS:
-            self.queue.append(step.key)
+            self.enqueue(step.key)
             return None
         ctx = self.context(step)
         try:
@@ -141,9 +148,12 @@ class Scheduling(CoreBase):
         return None
 
     def _pump(self) -> None:
-        """Start queued activities while the run has free slots."""
+        """Start queued activities while the run has free slots (background steps take none)."""
         limit = self.spec.concurrency
-        while self.queue and len(self.running) < limit:
+        while self.queue and (
+            self.queue[0] in self.background
+            or len(self.running) - len(self.running & self.background) < limit
+        ):
             key = self.queue.popleft()
             step = self.state.step(key)
             if step.status != StepStatus.PENDING:
@@ -165,3 +175,5 @@ class Scheduling(CoreBase):
             self.running.add(key)
             timeout = spec.timeout or (spec.http.timeout if spec.http else None)
             self._d.effects.append(StartStep(key, step.step_id, spec.kind, step.attempt, params, timeout))
+            if key in self.background:
+                self.schedule(self.dependents[key])  # they start now: nothing waits for a background step

@@ -48,6 +48,11 @@ _DOCS = {
         "(the default, at least once), fail, or ask (an approval: run it again?). On the same host the "
         "leftover program is killed first and the step always runs again."
     ),
+    "background": (
+        "Run this run, http, action or llm step in the background (it needs a 'timeout:'): steps "
+        "that need it start once it has started, its failure is reported but does not fail the run, "
+        "and the run's end waits for it at most its timeout, then cancels it."
+    ),
 }
 
 

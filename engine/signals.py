@@ -133,6 +133,7 @@ class RequestApproval:
     max_revisions: int = 3
     can_revise: bool = False
     auto: str | None = None  # why it was approved without asking
+    auto_after: float | None = None  # approved automatically then, unless someone objected
 
 
 @dataclass(frozen=True)

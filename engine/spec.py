@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.background import background_problem
 from engine.durations import parse_duration
 from engine.trigger_spec import ScheduleSpec as ScheduleSpec  # re-exported: engine.schema reads models here
 from engine.trigger_spec import TriggersSpec as TriggersSpec
@@ -232,6 +233,7 @@ class ApprovalSpec(Strict):
     notify: NotifyWhere | list[NotifyWhere] = "channel"
     timeout: Duration | None = None
     on_timeout: Literal["reject", "approve", "cancel"] = "reject"
+    auto_approve_after: Duration | None = None  # approved then unless someone objected first
     escalation: list[EscalationRung] = []
     auto_approve: str | None = None
     revise: str | None = None
@@ -267,6 +269,12 @@ class ApprovalSpec(Strict):
             raise ValueError("'form:' fields need 'kind: form'")
         if self.kind != "budget" and self.budget is not None:
             raise ValueError("'budget:' needs 'kind: budget'")
+        after, limit = self.auto_approve_after, self.timeout
+        if after is not None and limit is not None and after >= limit:
+            raise ValueError(
+                f"'auto_approve_after' ({after:g}s) must be shorter than 'timeout' ({limit:g}s): "
+                "the request would expire before it could be approved automatically"
+            )
         return self
 
 
@@ -322,6 +330,7 @@ class Step(Strict):
     on_interrupt: OnInterrupt = "rerun"
     outputs: dict[str, str] = {}
     compensate: CompensateSpec | None = None
+    background: bool = False  # nothing waits for it but the run's end (docs/background-steps.md)
 
     @field_validator("needs", mode="before")
     @classmethod
@@ -369,6 +378,14 @@ class Step(Strict):
             raise ValueError(
                 "'on_interrupt' applies to 'run' steps only: other kinds leave nothing running after a crash"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _background_fits(self) -> Step:
+        kinds = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        problem = background_problem(kinds, self.for_each, self.timeout) if self.background else None
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property

@@ -85,7 +85,7 @@ class StepOutcomes(CoreBase):
         else:
             step.status = StepStatus.PENDING
             self._d.dirty.add(step.key)
-            self.queue.append(step.key)
+            self.enqueue(step.key)
 
     def succeed(self, step: StepState, outputs: Any) -> None:
         """Record a step's success (unless its outputs are too big) and schedule what follows."""
@@ -119,7 +119,8 @@ class StepOutcomes(CoreBase):
         spec = self.spec.steps[step.step_id]
         step.outputs = outputs
         step.error_kind = kind
-        step.tolerated = spec.continue_on_error
+        background = step.step_id in self.background
+        step.tolerated = spec.continue_on_error or background  # a background failure never fails the run
         self.finish(step, StepStatus.FAILED, error=message)
         detail = {k: result[k] for k in ("exit_code", "status", "stderr") if k in result}
         self.emit(
@@ -130,6 +131,7 @@ class StepOutcomes(CoreBase):
             error=message,
             duration=self._duration(step),
             tolerated=step.tolerated,
+            background=background or None,
             **detail,
         )
         if not step.tolerated and step.index is None:

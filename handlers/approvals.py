@@ -20,6 +20,7 @@ from cards.model import Button, Card, Field
 from handlers.approval_forms import approve_form, changes_form, feedback_of, typed_values
 from handlers.services import Services
 from handlers.types import Click, Command, FieldErrors, Reply, Say, ShowForm, Submission
+from handlers.workflow import check_may_steer
 
 FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 BUTTONS_MAX = 25  # Slack's actions block (and Discord's five rows of five)
@@ -61,6 +62,9 @@ async def approval_form(sub: Submission, target: str, svc: Services) -> Reply:
 
 async def approvals_command(cmd: Command, svc: Services) -> Reply:
     """``/approvals``: the pending requests this person may decide, each with its buttons."""
+    word, _, rest = cmd.text.strip().partition(" ")
+    if word == "expire":
+        return await expire_command(cmd, rest.strip(), svc)
     mine = await _decidable(svc, cmd.who)
     fields: list[Field] = []
     shown: list[Button] = []
@@ -89,6 +93,20 @@ async def approvals_command(cmd: Command, svc: Services) -> Reply:
     total = len(fields) + left
     title = f"{total} approval request{'s' if total != 1 else ''} waiting for you"
     return Say(card=Card(title=title, fields=tuple(fields), context=tuple(notes), buttons=tuple(shown)))
+
+
+async def expire_command(cmd: Command, text: str, svc: Services) -> Reply:
+    """``/approvals expire ID [why]``: withdraw a pending request, if ``who`` may cancel its run."""
+    approval_id, _, reason = text.partition(" ")
+    if not approval_id:
+        raise BadInput("Which request? Usage: `/approvals expire ID [why]`")
+    stored = await _read(svc, (await svc.runtime.approvals.get(approval_id)).id)  # a prefix will do
+    run = stored.run
+    check_may_steer(svc, run.workflow, run.started_by, "cancel", cmd.who, cmd.where)
+    outcome = await svc.runtime.withdraw(
+        stored.row.id, cmd.who.ref, reason.strip() or None, cmd.where.platform
+    )
+    return Say(outcome.message, ephemeral=True)
 
 
 async def _decidable(svc: Services, who: Identity) -> list[Approval]:

@@ -212,6 +212,16 @@ CARDS = {
             **STARTED,
         )
     ),
+    "run_background_failed": run_card(
+        run_view(
+            "succeeded",
+            (
+                StepView("warm_cache", "failed", duration=300.0, error="timed out after 5m", background=True),
+                StepView("deploy", "succeeded", duration=42.0),
+            ),
+            **STARTED,
+        )
+    ),
     "crowded": Card(
         title="Inventory " + "long title " * 30,
         status="warning",

@@ -14,7 +14,10 @@ from bot.approvals import policy
 from bot.storage import approvals as rows
 from bot.storage.approvals import audit_row
 from bot.storage.timers import claim_timer
+from engine.durations import format_duration
 from engine.signals import ApprovalDecided
+
+AUTO_APPROVE = "approval_auto"  # the timer of ``auto_approve_after``; its run's inbox asks auto_approve()
 
 
 class ApprovalDeadlines:
@@ -69,6 +72,34 @@ class ApprovalDeadlines:
                 )
                 await self._changed(conn, approval_id, "closed", detail)
         return len(closed)
+
+    async def auto_approve(self, approval_id: str | None) -> ApprovalDecided | None:
+        """Approve a request nobody objected to within ``auto_approve_after`` (a reject or changes vote is an
+        objection: the request then waits for people, up to its ``timeout``)."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            row = await rows.lock(conn, approval_id) if approval_id is not None else None
+            if row is None or row.status != "pending":
+                return None  # decided, expired or withdrawn first
+            cast = await rows.votes(conn, row.id)
+            objected = [v.actor for v in cast if v.decision != "approve"]
+            if objected:
+                detail: dict[str, Any] = {"objected_by": objected}
+                held = audit_row(row.id, row.run_id, "timer", "auto_approve_withheld", detail, "engine", now)
+                await rows.add_audit(conn, held)
+                return None
+            after = float((await rows.requested_detail(conn, row.id)).get("auto_approve_after") or 0)
+            reason = f"no objection within {format_duration(after)} (auto_approve_after)"
+            if not await rows.settle(conn, row, "approved", now, auto_reason=reason):
+                return None
+            approved = [v.actor for v in cast]
+            detail = {"reason": reason, "approvers": approved}
+            await rows.add_audit(
+                conn, audit_row(row.id, row.run_id, "timer", "auto_approved", detail, "engine", now)
+            )
+            await self._changed(conn, row.id, "decided", {"actor": "engine", "status": "approved"})
+        outputs = {"auto": True, "reason": reason, "approvers": approved, "decided_by": None}
+        return ApprovalDecided(row.step_key, "approved", outputs, reason)
 
     async def expire(self, approval_id: str | None) -> ApprovalDecided | None:
         """Close a request whose time ran out (unless a decision got there first)."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.approvals import policy
-from bot.approvals.deadlines import ApprovalDeadlines
+from bot.approvals.deadlines import AUTO_APPROVE
+from bot.approvals.outcomes import Outcome, hhmm, settled_text
+from bot.approvals.withdrawal import ApprovalWithdrawal
 from bot.errors import Conflict, NotFound, NotPermitted
 from bot.storage import approvals as rows
 from bot.storage import email_links
@@ -20,17 +20,10 @@ from bot.storage.journal import Batch
 from engine.signals import RequestApproval
 from engine.state import RunState
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a decision did: the message for the person, and whether the run resumes."""
-
-    message: str
-    run_id: str
-    resolved: bool
+__all__ = ["ApprovalStore", "Outcome"]
 
 
-class ApprovalStore(ApprovalDeadlines):
+class ApprovalStore(ApprovalWithdrawal):
     """Creates approval requests and applies decisions and timeouts to them."""
 
     def __init__(self, engine: AsyncEngine, clock: Callable[[], float]) -> None:
@@ -41,11 +34,13 @@ class ApprovalStore(ApprovalDeadlines):
         self.on_request: list[Callable[[Batch, dict[str, Any], RunState, float], None]] = []
         self.on_change: list[Callable[[Any, str, str, dict[str, Any]], Awaitable[None]]] = []
 
-    def add_request(self, batch: Batch, state: RunState, req: RequestApproval, now: float) -> str:
+    def add_request(
+        self, batch: Batch, state: RunState, req: RequestApproval, now: float, parent: str | None = None
+    ) -> str:
         """Add a new request, its timers and its audit record to the run's batch; returns its id.
 
         An automatic approval (``req.auto``) is stored already approved, with its reason, so the audit
-        shows it beside the decisions people made.
+        shows it beside the decisions people made. ``parent`` is the request this revision follows.
         """
         approval_id = secrets.token_hex(5)
         expires = now + req.timeout if req.timeout and not req.auto else None
@@ -88,6 +83,16 @@ class ApprovalStore(ApprovalDeadlines):
                     "due_at": expires,
                 }
             )
+        if req.auto_after is not None and not req.auto:
+            timer_rows.append(
+                {
+                    "run_id": state.run_id,
+                    "step_key": req.key,
+                    "kind": AUTO_APPROVE,
+                    "ref": approval_id,
+                    "due_at": now + req.auto_after,
+                }
+            )
         for rung, (after, _remind, _add) in enumerate(req.escalation if not req.auto else ()):
             timer_rows.append(
                 {
@@ -100,11 +105,23 @@ class ApprovalStore(ApprovalDeadlines):
             )
         action = "auto_approved" if req.auto else "requested"
         detail = {"title": req.title, "revision": req.revision, **({"reason": req.auto} if req.auto else {})}
+        if req.auto_after is not None and not req.auto:
+            detail["auto_approve_after"] = req.auto_after
+        if parent is not None:
+            detail["parent"] = parent
         audit = audit_row(approval_id, state.run_id, state.started_by, action, detail, "engine", now)
         rows.add_request(batch, row, timer_rows, audit)
+        shown = {
+            **row,
+            "auto_at": now + req.auto_after if req.auto_after is not None and not req.auto else None,
+        }
         for hook in self.on_request:
-            hook(batch, row, state, now)
+            hook(batch, shown, state, now)
         return approval_id
+
+    async def parent_of(self, run_id: str, req: RequestApproval) -> str | None:
+        """The id of the request a new revision follows: the step's latest earlier one, if any."""
+        return await rows.latest_revision(self.engine, run_id, req.key, req.revision)
 
     async def pending(self, run_id: str | None = None) -> list[Approval]:
         """Every request still waiting for a decision (of one run, when given), oldest first."""
@@ -185,7 +202,7 @@ class ApprovalStore(ApprovalDeadlines):
         shown = name or actor  # how the person reads their own outcome
         row = await rows.lock(conn, approval_id)
         if link is not None and (used := await email_links.use_of(conn, link)) is not None:
-            return Conflict(f"This link was used already: {used.decision} at {_hhmm(used.used_at)}")
+            return Conflict(f"This link was used already: {used.decision} at {hhmm(used.used_at)}")
         refused = await self._gate(conn, row, actor, decision, groups, source, aliases, now, where=where)
         if refused is not None:
             return refused
@@ -205,7 +222,7 @@ class ApprovalStore(ApprovalDeadlines):
                 policy.tally(row, decision, shown, len(approved), len(rejected)), row.run_id, False
             )
         if not await rows.settle(conn, row, final, now):
-            return Conflict(await _already(conn, row))
+            return Conflict(await settled_text(conn, row))
         payload = policy.decision_payload(row, final, actor, shown, comment, approved, rejected, values)
         await rows.signal_run(conn, row.run_id, payload, now)
         await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
@@ -245,7 +262,7 @@ class ApprovalStore(ApprovalDeadlines):
         if row.status != "pending":
             detail = {"decision": decision, **(where or {})}
             await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "late", detail, source, now))
-            return Conflict(await _already(conn, row))
+            return Conflict(await settled_text(conn, row))
         refusal = policy.refusal(row, actor, groups, started_by, aliases)
         if refusal is None and decision == "changes" and not row.can_revise:
             refusal = "This request cannot send the work back for changes (its step has no 'revise:')"
@@ -257,23 +274,5 @@ class ApprovalStore(ApprovalDeadlines):
         if vote is not None:
             detail = {"decision": decision, "first": vote.decision, **(where or {})}
             await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "repeated", detail, source, now))
-            return Conflict(f"You already decided this request: {vote.decision} at {_hhmm(vote.at)}")
+            return Conflict(f"You already decided this request: {vote.decision} at {hhmm(vote.at)}")
         return None
-
-
-async def _already(conn: AsyncConnection, row: Any) -> str:
-    cast = await rows.votes(conn, row.id)
-    current = await rows.status_of(conn, row.id)
-    from bot.approvals.views import display, names  # the chat names of the people behind the refs
-
-    deciders = [v.actor for v in cast if (v.decision != "reject") == (current.status == "approved")]
-    known = await names(conn, deciders)
-    who = ", ".join(display(actor, known) for actor in deciders)
-    when = _hhmm(current.decided_at) if current.decided_at else "?"
-    if current.status == "expired":
-        return f"This request expired at {when}"
-    return f"Already {current.status} by {who or 'the engine'} at {when}"
-
-
-def _hhmm(moment: float) -> str:
-    return datetime.fromtimestamp(moment, tz=UTC).strftime("%H:%M UTC")

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from bot.identity import Identity
@@ -78,8 +79,9 @@ async def read_view(conn: Any, approval_id: str, now: float) -> Stored | None:
     votes = await rows.votes_in_card_order(conn, row.id)
     previous = await rows.previous_feedback(conn, row) if row.revision > 1 else None
     known = await names(conn, [v.actor for v in votes] + ([previous.actor] if previous else []))
+    auto_at = await rows.auto_approve_due(conn, row) if row.status == "pending" else None
     view = view_of(
-        row,
+        SimpleNamespace(**row._mapping, auto_at=auto_at),
         workflow=run.workflow,
         asked=asked_by(run.meta or {}, run.started_by),
         votes=tuple(Vote(display(v.actor, known), v.decision, v.comment) for v in votes),
@@ -123,5 +125,6 @@ def view_of(
         votes=votes,
         decided_at=row.decided_at,
         auto_reason=row.auto_reason,
+        auto_at=getattr(row, "auto_at", None),
         now=now,
     )

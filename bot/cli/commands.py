@@ -309,6 +309,21 @@ async def retry(settings: Settings, args: argparse.Namespace) -> int:
         return await _follow(runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq)
 
 
+async def approvals_expire(settings: Settings, args: argparse.Namespace) -> int:
+    """``approvals expire``: withdraw a pending request now (audited); its step is rejected."""
+    settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
+    async with open_runtime(settings, resume=False, scope=None if args.worker else set()) as runtime:
+        request = await runtime.approvals.get(args.id)
+        row = await _row(runtime.store, request.run_id)
+        runtime.drive(row.id)
+        outcome = await runtime.withdraw(request.id, args.user, args.comment)
+        print(outcome.message)
+        ended = ("succeeded", "failed", "cancelled", "compensated")  # the withdrawal itself worked
+        return await _follow(
+            runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq, expect=ended
+        )
+
+
 async def db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     """``db upgrade``: apply migrations."""
     engine = create_engine(settings.database_url)

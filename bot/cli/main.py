@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also work on other runs and timers while this command runs (default: only this run)",
     )
     p.set_defaults(handler=commands.decide)
+    p = ap.add_parser("expire", help="withdraw a pending request now (audited): its step is rejected")
+    p.add_argument("id")
+    p.add_argument("--comment", "-m", help="why it is withdrawn (kept in the audit)")
+    p.add_argument("--as", dest="user", default=me, help=f"who withdraws it (default: {me})")
+    p.add_argument("--worker", action="store_true", help="also work on other runs and timers meanwhile")
+    p.set_defaults(handler=commands.approvals_expire)
     p = ap.add_parser("audit", help="export the approval audit records, oldest first (json or csv)")
     audit.add_arguments(p)
 

@@ -72,14 +72,14 @@ class Progress:
         d = ev.data
         match ev.type:
             case "step_started":
-                return f"started ({d.get('kind')})" + (
-                    f", attempt {d['attempt']}" if d.get("attempt", 1) > 1 else ""
-                )
+                kind = f"{d.get('kind')}, background" if d.get("background") else d.get("kind")
+                return f"started ({kind})" + (f", attempt {d['attempt']}" if d.get("attempt", 1) > 1 else "")
             case "step_succeeded":
                 return format_duration(d.get("duration", 0))
             case "step_failed":
                 tail = f"\n{' ' * (self.width + 5)}stderr: {_last(d['stderr'])}" if d.get("stderr") else ""
-                return f"{d.get('error')} ({format_duration(d.get('duration', 0))})" + tail
+                behind = " in the background; the run goes on" if d.get("background") else ""
+                return f"{d.get('error')} ({format_duration(d.get('duration', 0))}){behind}" + tail
             case "step_retrying":
                 delay = format_duration(d["delay"])
                 return f"attempt {d.get('attempt')} failed: {d.get('error')}; retrying in {delay}"

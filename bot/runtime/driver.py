@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from bot import log_context
+from bot.approvals.deadlines import AUTO_APPROVE
 from bot.runtime.commit import persist
 from bot.runtime.effects import carry_out
 from bot.runtime.live import LiveRun, merge
@@ -114,6 +115,8 @@ async def inbox_signal(approvals: ApprovalStore, run_id: str, kind: str, p: dict
     if kind == "timer":
         if p["kind"] == "approval_timeout":
             return await approvals.expire(p["ref"])
+        if p["kind"] == AUTO_APPROVE:
+            return await approvals.auto_approve(p["ref"])
         return TimerFired(p["key"], p["kind"])
     log.warning("run %s: ignoring unknown inbox signal %r", run_id, kind)
     return None

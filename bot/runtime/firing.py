@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 TIMER_BATCH = 100
 ESCALATE = "approval_escalate:"
 # The engine's timers (SetTimer: wait, retry, run_timeout) and an approval's timeout, which its run applies.
-RUN_KINDS = ("wait", "retry", "run_timeout", "approval_timeout")
+RUN_KINDS = ("wait", "retry", "run_timeout", "approval_timeout", "approval_auto")
 
 
 def kinds(rt: Runtime) -> Kinds:

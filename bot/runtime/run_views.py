@@ -25,6 +25,7 @@ def view_from_state(state: RunState, now: float | None = None) -> RunView:
         state.error,
         _declared_outputs(state.outputs, state.workflow),
         order=list(state.workflow.steps),
+        background=_background(state.workflow),
     )
     revised = revisions(state.workflow, state.steps)
     steps = tuple(replace(s, revision=revised.get(s.key)) for s in view.steps)
@@ -48,6 +49,7 @@ async def view_from_store(store: RunStore, run_ref: str, now: float | None = Non
         row.error,
         row.outputs,
         order=None,
+        background=await _stored_background(store, row.digest),
     )
     return replace(view, **_timing(row.created_at, row.finished_at, view, now))
 
@@ -63,6 +65,7 @@ def _view(
     error: str | None,
     outputs: dict[str, Any] | None,
     order: list[str] | None,
+    background: frozenset[str] = frozenset(),
 ) -> RunView:
     tops = [s for s in steps if s.index is None]
     if order is not None:
@@ -89,6 +92,7 @@ def _view(
                 items_done=items.get(s.step_id) if s.items is not None else None,
                 items_total=len(s.items) if s.items is not None else None,
                 compensation=s.compensation,
+                background=s.step_id in background,
             )
             for s in tops
         ),
@@ -102,6 +106,18 @@ def _view(
             else f"an answer: run {waiting.key} again after a crash?"
         ),
     )
+
+
+def _background(workflow: Workflow) -> frozenset[str]:
+    return frozenset(sid for sid, spec in workflow.steps.items() if spec.background)
+
+
+async def _stored_background(store: RunStore, digest: str) -> frozenset[str]:
+    """The background steps of a stored run's pinned definition."""
+    from engine.loader import parse_stored  # YAML parsing is needed only here
+
+    source, path = await store.source_of(digest)
+    return _background(parse_stored(source, path))
 
 
 def _items_done(steps: list[StepState]) -> dict[str, int]:

@@ -212,6 +212,17 @@ class Runtime:
             await self.wake(outcome.run_id)
         return outcome
 
+    async def withdraw(
+        self, approval_id: str, actor: str, reason: str | None, source: str = "cli"
+    ) -> Outcome:
+        """Withdraw a pending request (``ApprovalStore.withdraw``): its cards go out, and its run is woken."""
+        request = await self.approvals.get(approval_id)  # an id prefix will do
+        outcome = await self.approvals.withdraw(request.id, actor, reason, source)
+        for hook in self.after_commit:
+            hook()  # the outbox: the request's cards lose their buttons
+        await self.wake(outcome.run_id)
+        return outcome
+
     async def deliver(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Store a signal in the run's inbox and wake whoever runs it (loading it here if nobody does)."""
         await self.store.post(run_id, kind, payload, self.clock())

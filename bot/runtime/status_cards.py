@@ -53,11 +53,12 @@ def thread_reply(event: dict[str, Any]) -> Card | None:
     kind, key, data = event["type"], event.get("step_key"), event["data"]
     if kind == "step_failed" and "[" not in (key or ""):
         tail = _tail(data.get("stderr", ""))
-        text = f"✗ *{key}* failed: {clip(str(data.get('error', '')), 500)}"
+        behind = " in the background (the run goes on)" if data.get("background") else ""
+        text = f"✗ *{key}* failed{behind}: {clip(str(data.get('error', '')), 500)}"
         return Card(
             title=f"{key} failed",
             text=text + (f"\n```{tail}```" if tail else ""),
-            colour="danger",
+            colour="warning" if behind else "danger",
             fallback=text,
         )
     if kind == "step_retrying":

@@ -69,6 +69,19 @@ async def pending(engine: AsyncEngine, run_id: str | None = None) -> list[Approv
         return [_approval(r) for r in (await conn.execute(query)).all()]
 
 
+async def latest_revision(engine: AsyncEngine, run_id: str, step_key: str, below: int) -> str | None:
+    """The id of the step's request with the highest revision under ``below``, or None."""
+    query = (
+        sa.select(approvals.c.id)
+        .where(approvals.c.run_id == run_id, approvals.c.step_key == step_key, approvals.c.revision < below)
+        .order_by(approvals.c.revision.desc())
+        .limit(1)
+    )
+    async with engine.connect() as conn:
+        found = (await conn.execute(query)).scalar_one_or_none()
+    return str(found) if found is not None else None
+
+
 async def by_prefix(engine: AsyncEngine, approval_id: str) -> list[Approval]:
     """The requests whose id starts with ``approval_id`` (at most two: enough to tell it is unique)."""
     query = sa.select(approvals).where(approvals.c.id.startswith(approval_id, autoescape=True)).limit(2)
@@ -136,12 +149,15 @@ async def add_audit(conn: AsyncConnection, row: dict[str, Any]) -> None:
     await conn.execute(approval_audit.insert(), row)
 
 
-async def settle(conn: AsyncConnection, row: Any, status: str, now: float) -> bool:
+async def settle(
+    conn: AsyncConnection, row: Any, status: str, now: float, auto_reason: str | None = None
+) -> bool:
     """Move a pending request to ``status`` if no one changed it since ``row`` was read; True if so."""
+    extra = {"auto_reason": auto_reason} if auto_reason is not None else {}
     won = await conn.execute(
         approvals.update()
         .where(approvals.c.id == row.id, approvals.c.status == "pending", approvals.c.version == row.version)
-        .values(status=status, decided_at=now, version=row.version + 1)
+        .values(status=status, decided_at=now, version=row.version + 1, **extra)
     )
     return won.rowcount == 1
 
@@ -176,6 +192,27 @@ async def set_approvers(conn: AsyncConnection, row: Any, approvers: list[str]) -
         .where(approvals.c.id == row.id)
         .values(approvers=approvers, version=row.version + 1)
     )
+
+
+async def auto_approve_due(conn: AsyncConnection, row: Any) -> float | None:
+    """When the request's ``auto_approve_after`` timer falls due, while it has not fired."""
+    query = sa.select(timers.c.due_at).where(
+        timers.c.run_id == row.run_id,  # the indexed column first: a run has few timers
+        timers.c.ref == row.id,
+        timers.c.kind == "approval_auto",
+        timers.c.fired_at.is_(None),
+    )
+    found = (await conn.execute(query.limit(1))).scalar_one_or_none()
+    return float(found) if found is not None else None
+
+
+async def requested_detail(conn: AsyncConnection, approval_id: str) -> dict[str, Any]:
+    """The detail of the request's ``requested`` audit record (its title, revision, deadlines, parent)."""
+    query = sa.select(approval_audit.c.detail).where(
+        approval_audit.c.approval_id == approval_id, approval_audit.c.action == "requested"
+    )
+    found = (await conn.execute(query.limit(1))).scalar_one_or_none()
+    return dict(found) if isinstance(found, dict) else {}
 
 
 async def status_of(conn: AsyncConnection, approval_id: str) -> Any:
