@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.approvals.presence import ApprovalChat
 from bot.runtime.runtime import Runtime
 from bot.runtime.status_cards import StatusCards
+from bot.storage.cards import card_upsert
 
 
 def install(runtime: Runtime) -> ApprovalChat:
@@ -13,7 +14,15 @@ def install(runtime: Runtime) -> ApprovalChat:
     The bot process and every CLI runtime install the same hooks, so a run resumed or decided from the
     command line keeps its chat cards current (the bot's outbox delivers them).
     """
-    runtime.observers.append(StatusCards(runtime.store.engine))
+    cards = StatusCards(
+        runtime.store.journal,
+        card_upsert(runtime.store.engine),
+        runtime.clock,
+        runtime.settings.card_update_interval,
+        live=lambda run_id: run_id in runtime.live,
+    )
+    runtime.observers.append(cards)
+    runtime.before_release.append(cards.close)
     chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
     runtime.approvals.on_request.append(chat.on_request)
     runtime.approvals.on_change.append(chat.on_change)
