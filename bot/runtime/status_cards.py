@@ -91,9 +91,9 @@ class StatusCards:
         else:
             shown.dirty, shown.state = True, state  # drawn when the interval is up, as the state is then
             self._wake()
+        parent: str | None
         for event, reply in replies:
-            target_channel, parent_key = channel, key
-            parent: str | None = parent_key
+            target_channel, parent = channel, key
             if event["type"] == "notification" and event["data"].get("channel"):
                 target_channel, parent = str(event["data"]["channel"]), None  # notify to another channel
             batch.add(self.insert_post, post_row(platform, target_channel, parent, reply, now))
@@ -113,7 +113,12 @@ class StatusCards:
                 self.upsert_card,
                 self._render(shown.state, self.clock(), origin["platform"], origin["channel"]),
             )
-        await self.journal.write(batch)
+        try:
+            await self.journal.write(batch)
+        except Exception:
+            for _, shown in due:
+                shown.dirty = True  # drawn at the next try, or by the run's next commit
+            raise
 
     async def close(self) -> None:
         """Write the dirty cards and stop the timer that draws them; later commits draw their cards."""
@@ -133,7 +138,7 @@ class StatusCards:
         channel: str,
     ) -> dict[str, Any]:
         row = card_row(f"run:{state.run_id}", platform, channel, run_card(view_from_state(state, now)), now)
-        if state.status == RunStatus.RUNNING and self.interval > 0:
+        if state.status in (RunStatus.RUNNING, RunStatus.COMPENSATING) and self.interval > 0:
             self._shown[state.run_id] = _Shown(state.status, time.monotonic(), state)
         else:
             self._shown.pop(state.run_id, None)  # waiting or finished: the next commit draws it again
@@ -155,7 +160,8 @@ class StatusCards:
             try:
                 await self.flush(all_dirty=False)
             except Exception:
-                log.exception("status cards: writing a run's card failed; the run's next change writes it")
+                log.exception("status cards: writing a run's card failed; trying again")
+                await asyncio.sleep(max(self.interval, 1.0))
             if any(s.dirty for s in self._shown.values()):
                 self._due.set()
 
