@@ -6,7 +6,7 @@
   import   `python -c "import bot.cli.main"` in a fresh interpreter (wall clock of the whole process, and the
            import alone as `python -X importtime` reports it, with the five slowest top-level modules)
   resume   `workflow run` is killed with SIGKILL while its first step runs; then `switchboard workflow resume RUN`
-           is started, and the figure is the time from launching that process to the resumed step's program
+           (or `--all`) is started, and the figure is the time from launching that process to the resumed step's program
            starting (the step writes a clock reading to a file)
 
 Each figure is printed with the load average beside it: these are wall-clock times of real processes.
@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = os.environ.get("BENCH_ALL") == "1"
 
 # The first attempt records that it ran, then blocks until killed; the resumed attempt records its start time.
 CRASHY = """
@@ -82,7 +81,7 @@ def import_figure() -> tuple[float, float, list[tuple[str, float]]]:
     return wall, total, tops[:6]
 
 
-def resume_figure() -> float:
+def resume_figure(every: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "crashy.yaml").write_text(
@@ -109,7 +108,7 @@ def resume_figure() -> float:
         follower.wait()
         launched = time.time()
         resumer = subprocess.Popen(
-            [*command, "workflow", "resume", *(["--all"] if ALL else [run_id.group(1)])],
+            [*command, "workflow", "resume", *(["--all"] if every else [run_id.group(1)])],
             env=env,
             stdout=subprocess.DEVNULL,
         )
@@ -129,6 +128,9 @@ def main() -> None:
     )
     parser.add_argument("figures", nargs="*", metavar="FIGURE", help="import, resume")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--all", action="store_true", help="resume with `workflow resume --all` instead of by id"
+    )
     args = parser.parse_args()
     figures = args.figures or ["import", "resume"]
     if "import" in figures:
@@ -146,7 +148,7 @@ def main() -> None:
             flush=True,
         )
     if "resume" in figures:
-        seconds = [resume_figure() for _ in range(args.rounds)]
+        seconds = [resume_figure(args.all) for _ in range(args.rounds)]
         print(
             f"resume   kill -9 -> first resumed step: median {statistics.median(seconds):5.2f} s"
             f"  max {max(seconds):5.2f} s  ({args.rounds} rounds; load average {load()})",
