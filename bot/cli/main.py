@@ -187,8 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def resolve(reference: str) -> Handler:
-    """The handler a ``module:function`` reference names."""
+def resolve(reference: str | Handler) -> Handler:
+    """The handler a ``module:function`` reference names (a handler given itself is returned as it is)."""
+    if callable(reference):
+        return reference
     module, _, name = reference.partition(":")
     handler: Handler = getattr(importlib.import_module(module), name)
     return handler
