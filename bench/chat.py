@@ -12,6 +12,13 @@ Figures (targets from the chat-layer issue):
          p50 and p99 (target p99 <= 50 ms)
   card   slash command -> first status card received by the fake Slack API, idle (target p50 <= 100 ms)
   edits  chat.update calls for one card during a 50-step run (target <= 1 per second)
+  chat-vs-cli
+         a 500-step chain of no-op steps started from chat (a run with a chat origin, so its status card
+         and thread are written with its commits) against the same chain started from the CLI, in one
+         process on SQLite, alternating: ms per step of each, their ratio (target <= 1.3), and the step
+         gap p50 over the first and the last 10% of steps (flat per-step cost); and, for comparison, the
+         chat side with the card drawn on every commit (card interval 0, as before the card was drawn
+         at most once per interval). No bot process: the runtime and its chat presence only.
 """
 
 from __future__ import annotations
@@ -202,7 +209,91 @@ async def bench_edits(fake: FakeSlack, send: SlackSender) -> str:
     )
 
 
+CHAIN = 500
+
+
+def chain_yaml(n: int) -> str:
+    lines = ["name: chain", "steps:"]
+    for i in range(n):
+        needs = f", needs: [s{i - 1}]" if i else ""
+        lines.append(f"  s{i}: {{action: examples.actions:noop{needs}}}")
+    return "\n".join(lines) + "\n"
+
+
+async def chain_gaps(url: str, loaded: Any, chat: bool, interval: float) -> list[float]:
+    """The gaps between the step starts of one chain run (chat-started when ``chat``), in seconds."""
+    from bot.config import Settings
+    from bot.runtime.presence import install
+    from bot.runtime.runtime import Runtime
+    from bot.storage.database import create_engine, migrate
+    from bot.storage.runs import RunStore
+
+    settings = Settings(database_url=url, workflows_dir=ROOT / "workflows", card_update_interval=interval)
+    engine = create_engine(url)
+    await migrate(engine)
+    runtime = Runtime(settings, RunStore(engine))
+    install(runtime)
+    await runtime.start(resume=False)
+    meta: dict[str, Any] = {"source": "cli"}
+    if chat:
+        meta = {
+            "origin": {"platform": "slack", "channel": "C0BENCH", "thread": None},
+            "who": {"platform": "slack", "id": "U0ALICE", "name": "alice"},
+        }
+    try:
+        with runtime.hub.subscribe() as queue:
+            started = await runtime.submit(loaded, {}, "bench", meta=meta)
+            while True:
+                event = await queue.get()
+                if event.run_id == started.run_id and event.type == "run_finished":
+                    assert event.data["status"] == "succeeded", event.data
+                    break
+        events = await runtime.store.events_after(started.run_id, 0, 100_000)
+        starts = [e.at for e in events if e.type == "step_started"]
+        return [b - a for a, b in itertools.pairwise(starts)]
+    finally:
+        await runtime.stop()
+        await engine.dispose()
+
+
+async def bench_chat_vs_cli(rounds: int = 5) -> list[str]:
+    from engine.loader import load_text
+
+    loaded = load_text(chain_yaml(CHAIN), "chain.yaml")
+    sides: dict[str, list[list[float]]] = {"cli": [], "chat": [], "chat, card on every commit": []}
+    with tempfile.TemporaryDirectory(prefix="sb-chat-vs-cli-") as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        await chain_gaps(url, loaded, chat=True, interval=1.0)  # warm up imports, caches and the file
+        for _ in range(rounds):  # alternate, so a change in the machine's load touches every side
+            sides["cli"].append(await chain_gaps(url, loaded, chat=False, interval=1.0))
+            sides["chat"].append(await chain_gaps(url, loaded, chat=True, interval=1.0))
+            sides["chat, card on every commit"].append(await chain_gaps(url, loaded, chat=True, interval=0.0))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    mean = {name: statistics.median(sum(g) / len(g) for g in runs) * 1000 for name, runs in sides.items()}
+    lines = []
+    tenth = (CHAIN - 1) // 10
+    for name, runs in sides.items():
+        first = statistics.median(statistics.median(g[:tenth]) for g in runs) * 1000
+        last = statistics.median(statistics.median(g[-tenth:]) for g in runs) * 1000
+        lines.append(
+            f"chat-vs-cli: {CHAIN}-step chain, {name}: {mean[name]:.2f} ms a step "
+            f"(gap p50 {first:.2f} ms over the first 10% of steps, {last:.2f} ms over the last 10%)"
+        )
+    lines.append(
+        f"chat-vs-cli: chat / cli = {mean['chat'] / mean['cli']:.2f} (target <= 1.3); card on every commit / cli "
+        f"= {mean['chat, card on every commit'] / mean['cli']:.2f}  ({rounds} rounds each, median; "
+        f"load average {load})"
+    )
+    return lines
+
+
 async def main_async(figures: list[str], rate: float, seconds: float) -> None:
+    if "chat-vs-cli" in figures:
+        for line in await bench_chat_vs_cli():
+            print(f"[runtime ] {line}", flush=True)
+        figures = [f for f in figures if f != "chat-vs-cli"]
+        if not figures:
+            return
     with tempfile.TemporaryDirectory(prefix="sb-chat-bench-") as tmp:
         async with FakeSlack() as fake:
             fake.add_user("U0ALICE", "alice", groups=("release-managers",))
@@ -230,7 +321,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("figures", nargs="*", default=["ack", "card", "edits"])
+    parser.add_argument("figures", nargs="*", default=["ack", "card", "edits", "chat-vs-cli"])
     parser.add_argument("--rate", type=float, default=200.0, help="slash commands per second for `ack`")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long `ack` sends for")
     args = parser.parse_args()

@@ -50,7 +50,9 @@ def lines(log: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-async def kill_then_resume(db_url: str, workflows: Path, name: str, kill_when) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+async def kill_then_resume(
+    db_url: str, workflows: Path, name: str, kill_when, by_id: bool = False
+) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     proc = cli(db_url, workflows, "workflow", "run", name)
     engine = create_engine(db_url)
     store = RunStore(engine)
@@ -60,7 +62,7 @@ async def kill_then_resume(db_url: str, workflows: Path, name: str, kill_when) -
         proc.wait(timeout=10)
         [row] = await store.list_runs()
         assert row.status not in ("succeeded", "failed")
-        resumed = cli(db_url, workflows, "workflow", "resume", "--all")
+        resumed = cli(db_url, workflows, "workflow", "resume", row.id if by_id else "--all")
         out, _ = resumed.communicate(timeout=60)
         assert resumed.returncode == 0, out
         final = await store.run_row(row.id)
@@ -91,6 +93,24 @@ steps:
     steps = {s.key: s.attempt for s in await RunStore(engine).step_rows(run_id)}
     await engine.dispose()
     assert steps == {"a": 1, "b": 2, "c": 1}
+
+
+async def test_resuming_a_killed_run_by_id_takes_over_at_once(db_url: str, tmp_path: Path) -> None:
+    # The killed process's lease has not lapsed (30 s by default): `workflow resume RUN` sees its holder is dead.
+    log = tmp_path / "log"
+    (tmp_path / "w.yaml").write_text(f"""
+name: w
+steps:
+  a: {{run: {appender(log, "a-start", "; [ $SWITCHBOARD_ATTEMPT = 1 ] && sleep 60; echo a-end >> " + str(log))}}}
+  b: {{needs: [a], run: {appender(log, "b")}}}
+""")
+
+    async def a_started(store: RunStore) -> bool:
+        return "a-start" in lines(log)
+
+    _, out = await kill_then_resume(db_url, tmp_path, "w", a_started, by_id=True)
+    assert "another live process" not in out
+    assert lines(log) == ["a-start", "a-start", "a-end", "b"]
 
 
 async def test_kill_between_steps_runs_nothing_twice(db_url: str, tmp_path: Path) -> None:

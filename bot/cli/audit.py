@@ -30,16 +30,6 @@ SINCE_HELP = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``approvals audit``."""
-    parser.add_argument("--run", metavar="RUN", help="only this run's records (a run id or unique prefix)")
-    parser.add_argument(
-        "--since", metavar="DATE", help="only records at or after this ISO date or date-time (UTC by default)"
-    )
-    parser.add_argument("--format", choices=["json", "csv"], default="json", help="output format (json)")
-    parser.set_defaults(handler=export)
-
-
 def parse_since(text: str) -> float:
     """Epoch seconds of an ISO date (its midnight) or date-time, UTC unless it has an offset."""
     value = text.strip()

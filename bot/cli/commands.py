@@ -17,6 +17,7 @@ from bot.cli.progress import Progress
 from bot.cli.wiring import open_database, open_runtime
 from bot.config import Settings
 from bot.errors import BadInput, Conflict, NotFound
+from bot.owners import is_dead
 from bot.runtime.events import follow
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
@@ -145,11 +146,14 @@ async def resume(settings: Settings, args: argparse.Namespace) -> int:
         await runtime.fire_due()
         if args.runs:
             rows = [await _row(runtime.store, run_id) for run_id in args.runs]
+            # A holder on this host that was killed (kill -9, a crash) leaves its lease behind: take it over
+            # at once rather than after the lease lapses, as `resume --all` and the bot process do.
+            dead = [o for o in await runtime.store.lease_owners() if is_dead(o, runtime.owner)]
             for row in rows:
                 runtime.drive(row.id)
                 if row.status in FINISHED:
                     raise Conflict(f"run {row.id} already {row.status}; nothing to resume")
-                if row.status != "waiting" and not await runtime.load(row.id):
+                if row.status != "waiting" and not await runtime.load(row.id, dead):
                     raise Conflict(f"run {row.id} is being run by another live process ({row.lease_owner})")
             ids = [row.id for row in rows]
         else:

@@ -13,13 +13,6 @@ from bot.conversations.transcripts import stats
 SHARES = {"resolved_by_ai", "handover_rate"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``conversations stats``."""
-    parser.add_argument("--since", metavar="DATE", help="only conversations started at or after this date")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(handler=print_stats)
-
-
 async def print_stats(settings: Settings, args: argparse.Namespace) -> int:
     """``switchboard conversations stats``."""
 

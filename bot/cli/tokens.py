@@ -12,37 +12,11 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from bot.cli.wiring import open_database
 from bot.config import Settings
 from bot.storage.tokens import TokenRecord, TokenStore
-from bot.tokens import SCOPES, acting_as, check_name, known_scopes, parse_scopes
-
-
-def add_parser(sub: Any) -> None:
-    """``tokens`` and its three actions, under the top-level subparsers ``sub``."""
-    tk = sub.add_parser("tokens", help="tokens for machines: create, list, revoke").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    p = tk.add_parser("create", help="make a token and print it once")
-    p.add_argument("--name", required=True, help="a unique name, e.g. ci (names are never reused)")
-    p.add_argument(
-        "--scope",
-        action="append",
-        default=[],
-        metavar="SCOPE",
-        help=f"what the token may do (repeatable, or comma-separated): {', '.join(SCOPES)}",
-    )
-    p.add_argument("--as", dest="user", required=True, metavar="user:NAME", help="who the token acts as")
-    p.add_argument("--group", action="append", default=[], help="a group that identity is in (repeatable)")
-    p.set_defaults(handler=create)
-    p = tk.add_parser("list", help="every token: name, scopes, identity, created, last used, revoked")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=list_tokens)
-    p = tk.add_parser("revoke", help="revoke a token by name or id; it is refused from then on")
-    p.add_argument("token", metavar="NAME|ID")
-    p.set_defaults(handler=revoke)
+from bot.tokens import acting_as, check_name, known_scopes, parse_scopes
 
 
 async def create(settings: Settings, args: argparse.Namespace) -> int:

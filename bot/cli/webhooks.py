@@ -7,7 +7,6 @@ the Standard Webhooks libraries do); ``deliveries`` shows what was sent and what
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import time
 from datetime import UTC, datetime
@@ -15,36 +14,7 @@ from typing import Any
 
 from bot.cli.wiring import open_database
 from bot.config import Settings
-from bot.storage.webhooks import FAMILIES, Subscriptions
-
-
-def add_parser(sub: Any) -> None:
-    """``webhooks`` and its four actions, under the top-level subparsers ``sub``."""
-    wh = sub.add_parser("webhooks", help="outbound webhooks: add, list, remove, deliveries").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    families = ", ".join(f"{f}.*" for f in FAMILIES)
-    p = wh.add_parser("add", help="send events to a URL, signed (prints the secret once)")
-    p.add_argument("url", help="where to POST, e.g. https://ci.example.com/hooks/switchboard")
-    p.add_argument(
-        "--events",
-        required=True,
-        help=f"comma-separated event types or patterns: {families}, run.finished, ... or *",
-    )
-    p.add_argument("--as", dest="user", default=getpass.getuser(), help="who adds it (recorded)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=add)
-    p = wh.add_parser("list", help="every subscription")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=list_)
-    p = wh.add_parser("remove", help="stop sending to a subscription (its undelivered events are dropped)")
-    p.add_argument("id", help="a subscription id or unique prefix")
-    p.set_defaults(handler=remove)
-    p = wh.add_parser("deliveries", help="the newest deliveries and each attempt's answer")
-    p.add_argument("id", nargs="?", help="only this subscription's (id or unique prefix)")
-    p.add_argument("--limit", type=int, default=20, help="how many deliveries (default 20, at most 500)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=deliveries)
+from bot.storage.webhooks import Subscriptions
 
 
 async def add(settings: Settings, args: argparse.Namespace) -> int:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from bot.log_context import JsonFormatter
 from bot.runtime.presence import install as install_approval_chat
 from bot.runtime.runtime import Runtime
-from bot.storage import redaction
 from bot.storage.database import PoolSettings, create_engine, migrate
 from bot.storage.runs import RunStore
 
@@ -51,13 +48,3 @@ async def open_runtime(
             yield runtime
         finally:
             await runtime.stop()
-
-
-def configure_logging(level: str, fmt: str = "text") -> None:
-    """Logs on stderr: plain, timestamped lines, or (``fmt="json"``) one JSON object a line."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        if fmt == "json":
-            handler.setFormatter(JsonFormatter())
-        handler.addFilter(redaction.LogMask())  # a traceback may quote a secret an action was given
-    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -7,6 +7,7 @@ from bot.approvals.presence import ApprovalChat
 from bot.runtime import webhook_events
 from bot.runtime.runtime import Runtime
 from bot.runtime.status_cards import StatusCards
+from bot.storage.cards import card_upsert
 
 
 def install(runtime: Runtime) -> ApprovalChat:
@@ -16,7 +17,15 @@ def install(runtime: Runtime) -> ApprovalChat:
     The bot process and every CLI runtime install the same hooks, so a run resumed or decided from the
     command line keeps its chat cards current (the bot's outbox delivers them).
     """
-    runtime.observers.append(StatusCards(runtime.store.engine))
+    cards = StatusCards(
+        runtime.store.journal,
+        card_upsert(runtime.store.engine),
+        runtime.clock,
+        runtime.settings.card_update_interval,
+        live=lambda run_id: run_id in runtime.live,
+    )
+    runtime.observers.append(cards)
+    runtime.before_release.append(cards.close)
     webhook_events.install(runtime)  # the same commits queue the outbound webhooks' events
     chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
     runtime.approvals.on_request.append(chat.on_request)

@@ -89,6 +89,9 @@ class Runtime:
         # Timers that are not a run's: kind -> handler(timer_id, ref), which marks the timer fired itself.
         self.timer_kinds: dict[str, Callable[[int, str], Awaitable[bool]]] = {}
         self.after_commit: list[Callable[[], None]] = []
+        self.before_release: list[
+            Callable[[], Awaitable[None]]
+        ] = []  # at stop, while the runs are still here
         self.specs: dict[str, Workflow] = {}  # parsed workflow versions, by digest
         self.stopping = False  # set by stop(): no new steps start and no runs load here
         self._background: list[asyncio.Task[None]] = []
@@ -117,6 +120,11 @@ class Runtime:
         while any(lr.tasks for lr in self.live.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0)  # let the drivers store what just finished
+        for hook in self.before_release:  # e.g. a status card drawn later than its run's last commit
+            try:
+                await hook()
+            except Exception:
+                log.exception("stopping: a shutdown hook failed")
         drivers = [lr.driver for lr in self.live.values() if lr.driver is not None]
         for task in drivers:
             task.cancel()  # a step still running stays "running" in storage: resume runs it again

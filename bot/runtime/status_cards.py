@@ -1,33 +1,76 @@
-"""A run's chat presence: its status card and thread replies, written to the outbox in the run's own commit.
+"""A run's chat presence: its status card and thread replies, written to the outbox in the run's own commits.
 
 The card row holds only the newest rendering (its version goes up on every change), so however fast a
-run moves, the outbox sends the latest state and never a backlog of edits.
+run moves, the outbox sends the latest state and never a backlog of edits. Rendering the card costs
+time in the number of steps, so it is not redone on every commit: a commit marks the run's card dirty,
+and the card is rendered from the live state at most once per card interval (the outbox edits a card no
+more often than that anyway), in the commit that is being made then or, when the run goes quiet, in a
+write of its own once the interval is up. A run's first commit in this process, a change of its status
+(waiting, finished...) and a commit with a thread reply render it at once, so the card is never behind
+a reply in its thread, and a card a killed process left behind is brought up to date by the first
+commit of the process that resumes the run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
 
 from bot.runtime.run_views import view_from_state
-from bot.storage.cards import card_row, card_upsert, post_insert, post_row
-from bot.storage.journal import Batch
+from bot.storage.cards import card_row, post_insert, post_row
+from bot.storage.journal import Batch, Journal
 from cards.limits import clip
 from cards.model import Card
 from cards.run_card import run_card
 from engine.durations import format_duration
 from engine.interrupts import interruption_text
-from engine.state import RunState
+from engine.state import RunState, RunStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Shown:
+    """What this process last wrote of one run's card, and whether the run has moved on since."""
+
+    status: RunStatus
+    written: float  # time.monotonic() of that write
+    state: RunState
+    dirty: bool = False
 
 
 class StatusCards:
-    """A runtime observer that keeps each chat-started run's status card and thread in the outbox."""
+    """A runtime observer that keeps each chat-started run's status card and thread in the outbox.
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.upsert_card = card_upsert(engine)
+    ``interval`` is the least time between two renderings of one run's card (0 renders on every
+    commit); ``live`` says whether this process still drives a run (a run it let go is not drawn here).
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        upsert_card: Executable,
+        clock: Callable[[], float],
+        interval: float = 1.0,
+        live: Callable[[str], bool] = lambda run_id: True,
+    ) -> None:
+        self.journal = journal
+        self.clock = clock
+        self.upsert_card = upsert_card
         self.insert_post = post_insert()
+        self.interval = interval
+        self.live = live
+        self._shown: dict[str, _Shown] = {}  # running runs whose card this process has written
+        self._flusher: asyncio.Task[None] | None = None
+        self._due = asyncio.Event()
+        self._closed = False  # after close(), every commit draws its card
 
     def __call__(self, batch: Batch, state: RunState, events: list[dict[str, Any]], now: float) -> None:
         origin = state.meta.get("origin")
@@ -35,17 +78,92 @@ class StatusCards:
             return  # CLI runs have no chat origin; sub-workflows report through their parent's steps
         platform, channel = origin["platform"], origin["channel"]
         key = f"run:{state.run_id}"
-        card = run_card(view_from_state(state, now))
-        batch.add(self.upsert_card, card_row(key, platform, channel, card, now))
-        for event in events:
-            reply = thread_reply(event)
-            if reply is None:
-                continue
+        replies = [(event, reply) for event in events if (reply := thread_reply(event)) is not None]
+        shown = self._shown.get(state.run_id)
+        if (
+            shown is None
+            or replies
+            or shown.status != state.status
+            or self._closed
+            or time.monotonic() - shown.written >= self.interval
+        ):
+            batch.add(self.upsert_card, self._render(state, now, platform, channel))
+        else:
+            shown.dirty, shown.state = True, state  # drawn when the interval is up, as the state is then
+            self._wake()
+        parent: str | None
+        for event, reply in replies:
             target_channel, parent = channel, key
-            parent_key: str | None = parent
             if event["type"] == "notification" and event["data"].get("channel"):
-                target_channel, parent_key = str(event["data"]["channel"]), None  # notify to another channel
-            batch.add(self.insert_post, post_row(platform, target_channel, parent_key, reply, now))
+                target_channel, parent = str(event["data"]["channel"]), None  # notify to another channel
+            batch.add(self.insert_post, post_row(platform, target_channel, parent, reply, now))
+
+    async def flush(self, all_dirty: bool = True) -> None:
+        """Write the dirty cards whose interval is up (``all_dirty``: every dirty card) in one commit."""
+        ready = time.monotonic() - self.interval
+        due = [(i, s) for i, s in self._shown.items() if s.dirty and (all_dirty or s.written <= ready)]
+        batch = Batch()
+        for run_id, shown in due:
+            shown.dirty = False
+            if not self.live(run_id):
+                self._shown.pop(run_id, None)
+                continue
+            origin = shown.state.meta["origin"]
+            batch.add(
+                self.upsert_card,
+                self._render(shown.state, self.clock(), origin["platform"], origin["channel"]),
+            )
+        try:
+            await self.journal.write(batch)
+        except Exception:
+            for _, shown in due:
+                shown.dirty = True  # drawn at the next try, or by the run's next commit
+            raise
+
+    async def close(self) -> None:
+        """Write the dirty cards and stop the timer that draws them; later commits draw their cards."""
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+        await self.flush()
+        self._shown.clear()
+
+    def _render(
+        self,
+        state: RunState,
+        now: float,
+        platform: str,
+        channel: str,
+    ) -> dict[str, Any]:
+        row = card_row(f"run:{state.run_id}", platform, channel, run_card(view_from_state(state, now)), now)
+        if state.status in (RunStatus.RUNNING, RunStatus.COMPENSATING) and self.interval > 0:
+            self._shown[state.run_id] = _Shown(state.status, time.monotonic(), state)
+        else:
+            self._shown.pop(state.run_id, None)  # waiting or finished: the next commit draws it again
+        return row
+
+    def _wake(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="status-cards")
+        self._due.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._due.wait()
+            self._due.clear()
+            dirty = [s.written for s in self._shown.values() if s.dirty]
+            if not dirty:
+                continue
+            await asyncio.sleep(max(min(dirty) + self.interval - time.monotonic(), 0.0))
+            try:
+                await self.flush(all_dirty=False)
+            except Exception:
+                log.exception("status cards: writing a run's card failed; trying again")
+                await asyncio.sleep(max(self.interval, 1.0))
+            if any(s.dirty for s in self._shown.values()):
+                self._due.set()
 
 
 def thread_reply(event: dict[str, Any]) -> Card | None:
