@@ -69,7 +69,7 @@ async def runs_page(
         rows = (await conn.execute(query)).all()
         names = (await conn.execute(sa.select(runs.c.workflow).distinct().order_by(runs.c.workflow))).all()
     lines = [
-        RunLine(r.id, r.workflow, r.status, _who(r.meta, r.started_by), r.created_at, r.finished_at)
+        RunLine(r.id, r.workflow, r.status, who_started(r.meta, r.started_by), r.created_at, r.finished_at)
         for r in rows[:size]
     ]
     return RunsPage(lines, page, len(rows) > size, [n.workflow for n in names])
@@ -113,7 +113,8 @@ async def run_approvals(engine: AsyncEngine, run_id: str) -> list[ApprovalLine]:
     ]
 
 
-def _who(meta: Any, started_by: str) -> str:
+def who_started(meta: Any, started_by: str) -> str:
+    """The starter's display name when the run recorded one, else their identity ref."""
     who = meta.get("who") if isinstance(meta, dict) else None
     name = who.get("name") if isinstance(who, dict) else None
     return str(name) if name else started_by

@@ -136,6 +136,7 @@ class Dashboard:
                 "finished": found.finished,
                 "nodes": found.nodes,
                 "steps": self.templates.get_template("_steps.html").render(part),
+                "outputs": self.templates.get_template("_outputs.html").render(part),
                 "events": self.templates.get_template("_events.html").render(part),
                 "approvals": self.templates.get_template("_approvals.html").render(part),
                 "summary": self.templates.get_template("_summary.html").render(part),

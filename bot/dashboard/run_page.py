@@ -8,7 +8,7 @@ from typing import Any
 from markupsafe import Markup
 
 from bot.dashboard.dag import nodes_from, render_svg
-from bot.dashboard.queries import ApprovalLine, run_approvals
+from bot.dashboard.queries import ApprovalLine, run_approvals, who_started
 from bot.storage.run_rows import EventRow, RunRow
 from bot.storage.runs import RunStore
 from engine.loader import parse_stored
@@ -25,6 +25,10 @@ class RunPage:
     approvals: list[ApprovalLine]
     dag: Markup
     nodes: dict[str, dict[str, str]]  # step id -> {"status", "label"}, for the live updates
+
+    @property
+    def started_by(self) -> str:
+        return who_started(self.run.meta, self.run.started_by)
 
     @property
     def finished(self) -> bool:

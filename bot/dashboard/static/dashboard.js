@@ -59,7 +59,7 @@
         }
         const data = await res.json();
         applyNodes(data.nodes);
-        for (const part of ["summary", "steps", "events", "approvals"]) {
+        for (const part of ["summary", "steps", "outputs", "events", "approvals"]) {
           const box = document.getElementById(part);
           if (box && box.innerHTML !== data[part]) box.innerHTML = data[part]; // server-escaped HTML
         }

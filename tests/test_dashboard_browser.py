@@ -1,0 +1,92 @@
+"""A run's dashboard page in a real browser (Playwright driving Debian's headless Chromium): it signs in as
+the console does, and its DAG changes colour as the run goes on, without a reload; it fits a phone."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from bot.process import App, start_app, stop_app
+from tests.helpers import eventually
+from tests.test_console import browser
+from tests.test_console_api import Client, console_settings, write_workflows
+
+__all__ = ["browser"]  # the console harness's fixture, used by name below
+
+GATE = """
+name: gate
+steps:
+  prepare:
+    run: ["python3", "-c", "print('ready')"]
+  hold:
+    needs: [prepare]
+    run: ["python3", "-c", "import os, time\\nwhile not os.path.exists({flag!r}): time.sleep(0.05)"]
+  finish:
+    needs: [hold]
+    run: ["python3", "-c", "print('done')"]
+"""
+
+
+@pytest.fixture
+async def app(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[App]:
+    write_workflows(workflows_dir)
+    (workflows_dir / "gate.yaml").write_text(GATE.format(flag=str(tmp_path / "go")))
+    started = await start_app(console_settings(tmp_path, workflows_dir))
+    yield started
+    await stop_app(started, grace=1.0, flush=1.0)
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+async def test_the_dag_follows_the_run(app: App, browser: Browser, tmp_path: Path, width: int) -> None:
+    async with Client(app.url) as http:
+        await http.command("/workflow run gate")
+    run_id = (await eventually(lambda: app.runtime.store.list_runs(limit=1)))[0].id
+
+    context = await browser.new_context(viewport={"width": width, "height": 900})
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "console", lambda m: problems.append(m.text) if m.type == "error" and "401" not in m.text else None
+    )
+    try:
+        await page.goto(f"{app.url}/dashboard/runs/{run_id}")  # not signed in: it signs in, then reloads
+        await expect(page.locator(".me")).to_contain_text("alice")
+        hold = page.locator('.dag__node[data-step="hold"]')
+        await expect(hold).to_have_class("dag__node dag__node--running")
+        await expect(page.locator('.dag__node[data-step="prepare"]')).to_have_class(
+            "dag__node dag__node--succeeded"
+        )
+        await expect(page.locator('.dag__node[data-step="finish"]')).to_have_class(
+            "dag__node dag__node--pending"
+        )
+        marker = await page.evaluate("window.__marker = 1")  # gone if the page reloaded
+        assert marker == 1
+
+        (tmp_path / "go").write_text("go")
+        await expect(hold).to_have_class("dag__node dag__node--succeeded")
+        await expect(page.locator('.dag__node[data-step="finish"]')).to_have_class(
+            "dag__node dag__node--succeeded"
+        )
+        await expect(page.locator("#run-status")).to_have_text("succeeded")
+        await expect(page.locator("#steps tr[data-key=finish] .badge")).to_have_text("succeeded")
+        await expect(page.locator("#events")).to_contain_text("run_finished")
+        assert await page.evaluate("window.__marker") == 1, "the page updated in place, no reload"
+
+        folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS", tmp_path))  # set it to review them
+        await page.screenshot(path=str(folder / f"run-{width}.png"), full_page=True)
+
+        # It fits the viewport: nothing wider than the screen but the graph's own scroll box.
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+
+        await page.locator("nav a", has_text="Runs").click()
+        await expect(page.locator(f'tr[data-run="{run_id}"] .badge')).to_have_text("succeeded")
+        await page.screenshot(path=str(folder / f"runs-{width}.png"), full_page=True)
+    finally:
+        await context.close()
+    assert problems == []
