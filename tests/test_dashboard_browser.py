@@ -30,6 +30,41 @@ steps:
     run: ["python3", "-c", "print('done')"]
 """
 
+# Every element's own text against the first opaque background behind it (SVG text against its node's
+# box): the pairs under 4.5:1 (WCAG AA for normal text).
+LOW_CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const behind = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const style = getComputedStyle(el);
+    let fg, bg;
+    if (el instanceof SVGTextElement) {
+      fg = rgb(style.fill);
+      bg = rgb(getComputedStyle(el.parentElement.querySelector("rect")).fill);
+    } else {
+      fg = rgb(style.color).slice(0, 3);
+      bg = behind(el);
+    }
+    const r = ratio(fg, bg);
+    if (r < 4.5) low.push(`${el.tagName} "${el.textContent.trim().slice(0, 30)}" ${r.toFixed(2)}:1`);
+  }
+  return low;
+}"""
+
 
 @pytest.fixture
 async def app(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[App]:
@@ -80,6 +115,8 @@ async def test_the_dag_follows_the_run(app: App, browser: Browser, tmp_path: Pat
         folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS", tmp_path))  # set it to review them
         await page.screenshot(path=str(folder / f"run-{width}.png"), full_page=True)
 
+        assert await page.evaluate(LOW_CONTRAST) == []
+
         # It fits the viewport: nothing wider than the screen but the graph's own scroll box.
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0
@@ -87,6 +124,7 @@ async def test_the_dag_follows_the_run(app: App, browser: Browser, tmp_path: Pat
         await page.locator("nav a", has_text="Runs").click()
         await expect(page.locator(f'tr[data-run="{run_id}"] .badge')).to_have_text("succeeded")
         await page.screenshot(path=str(folder / f"runs-{width}.png"), full_page=True)
+        assert await page.evaluate(LOW_CONTRAST) == []
     finally:
         await context.close()
     assert problems == []
