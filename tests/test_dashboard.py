@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from bot.dashboard.dag import Node, layout, nodes_from, render_svg
-from bot.dashboard.queries import runs_page
+from bot.dashboard.queries import RunFilter, runs_page
 from bot.process import App, start_app, stop_app
 from engine.loader import load_text
 from tests.helpers import eventually
@@ -75,6 +75,13 @@ async def test_runs_list_and_a_run_page(app: App, http: Client) -> None:
         assert re.findall(r'<tr data-run="([^"]+)"', await res.text()) == [deployed]
     async with session.get("/dashboard", params={"status": "nope"}) as res:
         assert res.status == 400 and "There is no run status" in await res.text()
+    async with session.get("/dashboard", params={"by": "alice", "since": "2000-01-01"}) as res:
+        assert re.findall(r'<tr data-run="([^"]+)"', await res.text()) == [failed, deployed]
+    for params in ({"by": "bob"}, {"since": "2999-01-01"}):
+        async with session.get("/dashboard", params=params) as res:
+            assert "No runs match these filters" in await res.text()
+    async with session.get("/dashboard", params={"since": "yesterday"}) as res:
+        assert res.status == 400 and "must be a date such as" in await res.text()
 
     async with session.get(f"/dashboard/runs/{failed}") as res:
         assert res.status == 200
@@ -114,12 +121,18 @@ async def test_sign_in_is_the_consoles(app: App) -> None:
 async def test_pages_of_runs(app: App, http: Client) -> None:
     for _ in range(3):
         await finished_run(app, http, "/workflow run fanout")
-    first = await runs_page(app.engine, 1, None, None, size=2)
-    second = await runs_page(app.engine, 2, None, None, size=2)
+    first = await runs_page(app.engine, 1, RunFilter(), size=2)
+    second = await runs_page(app.engine, 2, RunFilter(), size=2)
     assert len(first.lines) == 2 and first.more
     assert len(second.lines) == 1 and not second.more
     assert {r.id for r in first.lines}.isdisjoint(r.id for r in second.lines)
     assert first.workflows == ["fanout"]
+    session = await http.session("alice")
+    async with session.get("/dashboard", params={"workflow": "fanout", "page": "1"}) as res:
+        page = await res.text()
+    assert "Older runs" not in page  # 25 a page: three runs fit
+    async with session.get("/dashboard", params={"page": "0"}) as res:
+        assert res.status == 400
 
 
 def test_the_svg_is_drawn_from_needs() -> None:

@@ -47,10 +47,18 @@ class ApprovalLine:
     votes: list[tuple[str, str, str | None]]  # actor, decision, comment
 
 
-async def runs_page(
-    engine: AsyncEngine, page: int, status: str | None, workflow: str | None, size: int = PAGE_SIZE
-) -> RunsPage:
-    """Runs newest first, ``size`` a page (``page`` counts from 1), filtered by status and workflow."""
+@dataclass(frozen=True)
+class RunFilter:
+    """What the runs list is narrowed to; None is any."""
+
+    status: str | None = None
+    workflow: str | None = None
+    by: str | None = None  # an identity ref (``slack:U0123``) or a console user's name (``alice``)
+    since: float | None = None  # started at or after
+
+
+async def runs_page(engine: AsyncEngine, page: int, only: RunFilter, size: int = PAGE_SIZE) -> RunsPage:
+    """Runs newest first, ``size`` a page (``page`` counts from 1), narrowed by ``only``."""
     query = sa.select(
         runs.c.id,
         runs.c.workflow,
@@ -60,10 +68,14 @@ async def runs_page(
         runs.c.created_at,
         runs.c.finished_at,
     ).order_by(runs.c.created_at.desc(), runs.c.id)
-    if status:
-        query = query.where(runs.c.status == status)
-    if workflow:
-        query = query.where(runs.c.workflow == workflow)
+    if only.status:
+        query = query.where(runs.c.status == only.status)
+    if only.workflow:
+        query = query.where(runs.c.workflow == only.workflow)
+    if only.by:
+        query = query.where(sa.or_(runs.c.started_by == only.by, runs.c.started_by == f"console:{only.by}"))
+    if only.since is not None:
+        query = query.where(runs.c.created_at >= only.since)
     query = query.offset((page - 1) * size).limit(size + 1)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()

@@ -9,20 +9,22 @@ sign-in trusts whoever connects, so the dashboard is off unless the server liste
 
 from __future__ import annotations
 
+import calendar
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from bot.dashboard.queries import runs_page
+from bot.dashboard.queries import RunFilter, runs_page
 from bot.dashboard.run_page import event_summary, load_run
-from bot.errors import NotPermitted, SwitchboardError, log_unexpected
+from bot.errors import BadInput, NotPermitted, SwitchboardError, log_unexpected
 from bot.storage.runs import RunStore
 from bot.web_auth.auth import SignInRequired, WebAuth
 from bot.web_auth.guard import is_loopback
@@ -82,26 +84,22 @@ class Dashboard:
 
     async def runs(self, request: web.Request, session: Session) -> web.StreamResponse:
         q = request.query
-        status = q.get("status") or None
-        workflow = q.get("workflow") or None
-        if status is not None and status not in STATUSES:
-            return self._html(
-                "problem.html",
-                session,
-                code=400,
-                message=f"There is no run status {status!r}; pick one of {', '.join(STATUSES)}.",
-            )
         try:
-            number = max(int(q.get("page", "1")), 1)
+            only = run_filter(q)
+            number = int(q.get("page") or "1")
+            if number < 1:
+                raise ValueError
+        except BadInput as exc:
+            return self._html("problem.html", session, code=400, message=str(exc))
         except ValueError:
-            return self._html("problem.html", session, code=400, message="'page' must be a number.")
-        found = await runs_page(self.engine, number, status, workflow)
+            return self._html("problem.html", session, code=400, message="'page' must be 1 or more.")
+        found = await runs_page(self.engine, number, only)
         return self._html(
             "runs.html",
             session,
             found=found,
-            status=status or "",
-            workflow=workflow or "",
+            query=q,
+            more_query=lambda page: urlencode({**{k: v for k, v in q.items() if v}, "page": page}),
             statuses=STATUSES,
             now=self.clock(),
         )
@@ -173,6 +171,19 @@ class Dashboard:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def run_filter(query: Mapping[str, str]) -> RunFilter:
+    """The runs list's filters from its query string; a status or date that cannot be is ``BadInput``."""
+    status = query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadInput(f"There is no run status {status!r}; pick one of {', '.join(STATUSES)}.")
+    since = query.get("since") or None
+    try:
+        start = calendar.timegm(time.strptime(since, "%Y-%m-%d")) if since else None
+    except ValueError:
+        raise BadInput(f"'since' must be a date such as 2026-01-31, not {since!r}.") from None
+    return RunFilter(status, query.get("workflow") or None, (query.get("by") or "").strip() or None, start)
 
 
 def when(at: float | None) -> str:
