@@ -92,6 +92,8 @@ async def test_runs_list_and_a_run_page(app: App, http: Client) -> None:
     assert "succeeded 3/3" in page  # the fan-out is one node with its count
     assert page.count('class="dag__edge"') == 2
     assert "run_finished" in page  # the events timeline
+    assert 'href="#step-broken"' in page and 'id="step-broken"' in page  # a node links to its row
+    assert re.search(r"Last lines of stderr:</p><pre class=\"stderr\">bad</pre>", page)
 
     async with session.get(f"/dashboard/runs/{failed[:8]}/state") as res:
         state = await res.json()

@@ -111,6 +111,9 @@ async def test_the_dag_follows_the_run(app: App, browser: Browser, tmp_path: Pat
         await expect(page.locator("#steps tr[data-key=finish] .badge")).to_have_text("succeeded")
         await expect(page.locator("#events")).to_contain_text("run_finished")
         assert await page.evaluate("window.__marker") == 1, "the page updated in place, no reload"
+        await page.locator('.dag__link[href="#step-finish"]').click()  # a node leads to its step's row
+        assert page.url.endswith("#step-finish")
+        await expect(page.locator("#step-finish")).to_be_in_viewport()
 
         folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS", tmp_path))  # set it to review them
         await page.screenshot(path=str(folder / f"run-{width}.png"), full_page=True)

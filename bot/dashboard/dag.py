@@ -64,7 +64,8 @@ def layout(steps: Mapping[str, HasNeeds]) -> list[Placed]:
 
 
 def render_svg(steps: Mapping[str, HasNeeds], nodes: Mapping[str, Node], title: str) -> Markup:
-    """The DAG as an ``<svg>`` element; every node is a ``<g data-step=ID>`` whose class names its state."""
+    """The DAG as an ``<svg>`` element; every node is a ``<g data-step=ID>`` whose class names its state,
+    in a link to the step's row (``#step-ID``)."""
     placed = layout(steps)
     where = {p.step_id: p for p in placed}
     width = max((p.x + NODE_W for p in placed), default=0) + PAD
@@ -100,12 +101,13 @@ def _node(p: Placed, node: Node) -> str:
     status = node.status if node.status in STATES else "pending"
     name = escape(_clip(p.step_id, 20))
     return (
+        f'<a href="#step-{escape(p.step_id)}" class="dag__link">'
         f'<g class="dag__node dag__node--{status}" data-step="{escape(p.step_id)}">'
         f"<title>{escape(p.step_id)}: {escape(node.label)}</title>"
         f'<rect x="{p.x}" y="{p.y}" width="{NODE_W}" height="{NODE_H}" rx="8"/>'
         f'<text class="dag__name" x="{p.x + 10}" y="{p.y + 20}">{name}</text>'
         f'<text class="dag__state" x="{p.x + 10}" y="{p.y + 38}">{escape(node.label)}</text>'
-        "</g>"
+        "</g></a>"
     )
 
 

@@ -25,6 +25,7 @@ class RunPage:
     approvals: list[ApprovalLine]
     dag: Markup
     nodes: dict[str, dict[str, str]]  # step id -> {"status", "label"}, for the live updates
+    stderr: dict[str, str]  # failed step key -> the end of its stderr
 
     @property
     def started_by(self) -> str:
@@ -56,11 +57,22 @@ async def load_run(store: RunStore, run_ref: str) -> RunPage | None:
         approvals=await run_approvals(store.engine, row.id),
         dag=render_svg(workflow.steps, nodes, f"Steps of {row.workflow}, run {row.id}"),
         nodes={step_id: {"status": node.status, "label": node.label} for step_id, node in nodes.items()},
+        stderr=stderr_tails(events),
     )
 
 
 def _total(step: StepState) -> int | None:
     return len(step.items) if step.items is not None else None
+
+
+def stderr_tails(events: list[EventRow], lines: int = 20) -> dict[str, str]:
+    """The end of each failed step's stderr (its latest failure's), where the reason usually is."""
+    tails: dict[str, str] = {}
+    for event in events:
+        text = event.data.get("stderr") if isinstance(event.data, dict) else None
+        if event.type == "step_failed" and event.step_key and isinstance(text, str) and text.strip():
+            tails[event.step_key] = "\n".join(text.rstrip().splitlines()[-lines:])
+    return tails
 
 
 def event_summary(event: EventRow) -> str:
