@@ -148,3 +148,19 @@ def test_the_svg_is_drawn_from_needs() -> None:
     svg = render_svg(workflow.steps, nodes, "fanout <run>")
     assert "fanout &lt;run&gt;" in svg and 'data-step="broken"' in svg
     assert "dag__node--pending" in svg  # a step with no row yet
+
+
+async def test_off_in_dev_mode_unless_on_loopback(tmp_path: Path, workflows_dir: Path) -> None:
+    # Dev sign-in trusts whoever connects: with the console off, nothing else refuses a network bind.
+    settings = console_settings(tmp_path, workflows_dir).model_copy(
+        update={"console": False, "host": "0.0.0.0"}
+    )
+    started = await start_app(settings)
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{started.port}") as anon:
+            async with anon.get("/dashboard") as res:
+                assert res.status == 404
+            async with anon.get("/healthz") as res:
+                assert res.status == 200
+    finally:
+        await stop_app(started, grace=1.0, flush=1.0)
