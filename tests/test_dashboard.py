@@ -92,6 +92,7 @@ async def test_runs_list_and_a_run_page(app: App, http: Client) -> None:
     assert "succeeded 3/3" in page  # the fan-out is one node with its count
     assert page.count('class="dag__edge"') == 2
     assert "run_finished" in page  # the events timeline
+    assert '<a href="/#ops">#ops in the console</a>' in page  # where its card and thread are
     assert 'href="#step-broken"' in page and 'id="step-broken"' in page  # a node links to its row
     assert re.search(r"Last lines of stderr:</p><pre class=\"stderr\">bad</pre>", page)
 

@@ -32,6 +32,18 @@ class RunPage:
         return who_started(self.run.meta, self.run.started_by)
 
     @property
+    def origin(self) -> tuple[str, str | None] | None:
+        """Where the run was started, as text, and a link when it is the console's channel."""
+        place = self.run.meta.get("origin")
+        if not isinstance(place, dict) or not place.get("channel"):
+            return None
+        platform, channel = str(place.get("platform", "")), str(place["channel"])
+        name = str(place.get("channel_name") or channel)
+        if platform == "console" and not channel.startswith("@"):
+            return f"#{channel} in the console", f"/#{channel}"
+        return f"{name} on {platform}", None
+
+    @property
     def finished(self) -> bool:
         return RunStatus(self.run.status).finished
 
