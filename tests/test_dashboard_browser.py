@@ -128,6 +128,17 @@ async def test_the_dag_follows_the_run(app: App, browser: Browser, tmp_path: Pat
         await expect(page.locator(f'tr[data-run="{run_id}"] .badge')).to_have_text("succeeded")
         await page.screenshot(path=str(folder / f"runs-{width}.png"), full_page=True)
         assert await page.evaluate(LOW_CONTRAST) == []
+
+        # The first page of runs keeps itself up to date: a new run shows up without a reload.
+        async with Client(app.url) as http:
+            await http.command("/workflow run deploy service=api")
+
+        async def two_runs() -> str | None:
+            found = await app.runtime.store.list_runs(limit=2)
+            return found[0].id if len(found) == 2 else None
+
+        newer = await eventually(two_runs)
+        await expect(page.locator("#runs tbody tr").first).to_have_attribute("data-run", newer)
     finally:
         await context.close()
     assert problems == []

@@ -76,7 +76,23 @@
     }, 1000);
   }
 
+  // The runs list's first page: its rows fetched again every few seconds, so new runs and changes show.
+  function refreshRuns(box) {
+    setInterval(async () => {
+      try {
+        const res = await fetch(location.href, { headers: { Accept: "text/html" } });
+        if (!res.ok) return;
+        const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById("runs");
+        if (fresh && box.innerHTML !== fresh.innerHTML) box.innerHTML = fresh.innerHTML;
+      } catch (err) {
+        // The server may be restarting: try again later.
+      }
+    }, Number(box.dataset.refresh) * 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const runs = document.getElementById("runs");
+    if (runs && runs.dataset.refresh) refreshRuns(runs);
     const form = document.getElementById("dev-sign-in");
     if (form) setUpSignIn(form);
     const run = document.getElementById("run");
