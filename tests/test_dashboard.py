@@ -99,7 +99,8 @@ async def test_runs_list_and_a_run_page(app: App, http: Client) -> None:
     async with session.get(f"/dashboard/runs/{failed[:8]}/state") as res:
         state = await res.json()
     assert state["finished"] is True and state["status"] == "failed"
-    assert state["nodes"]["each"] == {"status": "succeeded", "label": "succeeded 3/3"}
+    assert state["nodes"]["each"] == {"status": "succeeded", "label": "succeeded 3/3", "items": "3/3"}
+    assert "3/3 items" in state["steps"]
     assert "broken" in state["steps"]
 
     async with session.get("/dashboard/runs/doesnotexist") as res:

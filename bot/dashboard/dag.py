@@ -28,10 +28,13 @@ class Node:
     total: int | None = None
 
     @property
+    def count(self) -> str:
+        """``2/5`` for a fan-out with two of five items done; empty for any other step."""
+        return "" if self.total is None else f"{self.done or 0}/{self.total}"
+
+    @property
     def label(self) -> str:
-        if self.total is None:
-            return self.status
-        return f"{self.status} {self.done or 0}/{self.total}"
+        return f"{self.status} {self.count}" if self.count else self.status
 
 
 @dataclass(frozen=True)

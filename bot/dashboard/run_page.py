@@ -24,7 +24,7 @@ class RunPage:
     events: list[EventRow]
     approvals: list[ApprovalLine]
     dag: Markup
-    nodes: dict[str, dict[str, str]]  # step id -> {"status", "label"}, for the live updates
+    nodes: dict[str, dict[str, str]]  # step id -> {"status", "label", "items"}, for the live updates
     stderr: dict[str, str]  # failed step key -> the end of its stderr
 
     @property
@@ -61,14 +61,19 @@ async def load_run(store: RunStore, run_ref: str) -> RunPage | None:
     tops = sorted(
         (s for s in states if s.index is None), key=lambda s: (rank.get(s.step_id, len(rank)), s.key)
     )
-    events = await store.events_after(row.id, 0, EVENTS_SHOWN)
+    events = await store.events_after(
+        row.id, max(row.event_seq - EVENTS_SHOWN, 0), EVENTS_SHOWN
+    )  # the latest
     return RunPage(
         run=row,
         steps=tops,
         events=events,
         approvals=await run_approvals(store.engine, row.id),
         dag=render_svg(workflow.steps, nodes, f"Steps of {row.workflow}, run {row.id}"),
-        nodes={step_id: {"status": node.status, "label": node.label} for step_id, node in nodes.items()},
+        nodes={
+            step_id: {"status": node.status, "label": node.label, "items": node.count}
+            for step_id, node in nodes.items()
+        },
         stderr=stderr_tails(events),
     )
 
