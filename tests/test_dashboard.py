@@ -32,10 +32,11 @@ steps:
 
 
 @pytest.fixture
-async def app(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[App]:
+async def app(tmp_path: Path, workflows_dir: Path, db_url: str) -> AsyncIterator[App]:
     write_workflows(workflows_dir)
     (workflows_dir / "fanout.yaml").write_text(FANOUT)
-    started = await start_app(console_settings(tmp_path, workflows_dir))
+    settings = console_settings(tmp_path, workflows_dir).model_copy(update={"database_url": db_url})
+    started = await start_app(settings)
     yield started
     await stop_app(started, grace=1.0, flush=1.0)
 
