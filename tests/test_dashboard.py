@@ -30,11 +30,27 @@ steps:
     run: ["python3", "-c", "import sys; print('bad', file=sys.stderr); sys.exit(3)"]
 """
 
+ASK = """
+name: ask
+steps:
+  build:
+    run: ["python3", "-c", "print('built')"]
+  sign_off:
+    needs: [build]
+    approval:
+      title: "Ship it?"
+      approvers: ["console:carol"]
+  ship:
+    needs: [sign_off]
+    run: ["python3", "-c", "print('shipped')"]
+"""
+
 
 @pytest.fixture
 async def app(tmp_path: Path, workflows_dir: Path, db_url: str) -> AsyncIterator[App]:
     write_workflows(workflows_dir)
     (workflows_dir / "fanout.yaml").write_text(FANOUT)
+    (workflows_dir / "ask.yaml").write_text(ASK)
     settings = console_settings(tmp_path, workflows_dir).model_copy(update={"database_url": db_url})
     started = await start_app(settings)
     yield started
@@ -106,6 +122,27 @@ async def test_runs_list_and_a_run_page(app: App, http: Client) -> None:
 
     async with session.get("/dashboard/runs/doesnotexist") as res:
         assert res.status == 404 and "No run" in await res.text()
+
+
+async def test_a_run_waiting_for_approval(app: App, http: Client) -> None:
+    await http.command("/workflow run ask")
+
+    async def waiting() -> str | None:
+        runs = await app.runtime.store.list_runs(limit=1)
+        return runs[0].id if runs and runs[0].status == "waiting" else None
+
+    run_id = await eventually(waiting)
+    session = await http.session("bob")
+    async with session.get(f"/dashboard/runs/{run_id}/state") as res:
+        state = await res.json()
+    assert state["finished"] is False
+    assert state["nodes"]["sign_off"]["status"] == "waiting"
+    assert "ship" not in state["nodes"]  # not started: drawn as pending
+    assert "Ship it?" in state["approvals"] and "console:carol" in state["approvals"]
+    async with session.get(f"/dashboard/runs/{run_id}") as res:
+        page = await res.text()
+    assert 'class="dag__node dag__node--pending" data-step="ship"' in page
+    assert 'data-finished="false"' in page  # the page keeps polling
 
 
 async def test_sign_in_is_the_consoles(app: App) -> None:
