@@ -190,8 +190,8 @@ def test_the_svg_is_drawn_from_needs() -> None:
     assert "dag__node--pending" in svg  # a step with no row yet
 
 
-async def test_off_in_dev_mode_unless_on_loopback(tmp_path: Path, workflows_dir: Path) -> None:
-    # Dev sign-in trusts whoever connects: with the console off, nothing else refuses a network bind.
+async def test_off_without_the_console(tmp_path: Path, workflows_dir: Path) -> None:
+    # No console, no sign-in routes; and dev sign-in on a network bind, which nothing else refuses here.
     settings = console_settings(tmp_path, workflows_dir).model_copy(
         update={"console": False, "host": "0.0.0.0"}
     )

@@ -4,7 +4,8 @@ state that a run's page polls while the run goes on.
 
 Same sign-in as the console (``bot.web_auth``): a page asked without a session signs in as the console
 does (dev mode: the picker's remembered or first user; oidc: the provider), then comes back. Dev mode's
-sign-in trusts whoever connects, so the dashboard is off unless the server listens on loopback.
+sign-in trusts whoever connects, so the dashboard is off unless the server listens on loopback; and
+it is off with the console, whose ``/auth`` routes it signs in through.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class Dashboard:
         self.templates.globals["summary"] = event_summary
 
     def attach(self, app: web.Application) -> None:
+        if not self.settings.console:
+            log.info(
+                "dashboard off: it signs people in through the console's /auth routes (SWITCHBOARD_CONSOLE)"
+            )
+            return
         if self.settings.auth == "dev" and not is_loopback(self.settings.host):
             log.warning(
                 "dashboard off: SWITCHBOARD_AUTH=dev trusts whoever connects, and SWITCHBOARD_HOST=%s "
