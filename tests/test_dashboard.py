@@ -13,8 +13,10 @@ from bot.dashboard.dag import Node, layout, nodes_from, render_svg
 from bot.dashboard.queries import RunFilter, runs_page
 from bot.process import App, start_app, stop_app
 from engine.loader import load_text
+from tests.fakes.oidc_provider import FakeOidc
 from tests.helpers import eventually
 from tests.test_console_api import Client, console_settings, write_workflows
+from tests.test_web_auth_oidc import oidc_settings
 
 FANOUT = """
 name: fanout
@@ -204,3 +206,16 @@ async def test_off_without_the_console(tmp_path: Path, workflows_dir: Path) -> N
                 assert res.status == 200
     finally:
         await stop_app(started, grace=1.0, flush=1.0)
+
+
+async def test_with_a_provider_it_sends_you_to_sign_in(tmp_path: Path, workflows_dir: Path) -> None:
+    async with FakeOidc() as idp:
+        started = await start_app(oidc_settings(tmp_path, workflows_dir, idp))
+        try:
+            async with aiohttp.ClientSession(started.url) as anon:
+                async with anon.get("/dashboard", allow_redirects=False) as res:
+                    assert res.status == 302 and res.headers["Location"] == "/auth/login"
+                async with anon.get("/dashboard/runs/x/state") as res:
+                    assert res.status == 401 and "sign in at /auth/login" in (await res.json())["error"]
+        finally:
+            await stop_app(started, grace=1.0, flush=1.0)
