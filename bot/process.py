@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.conversations.service import Conversations, make_conversations
+from bot.dashboard.routes import Dashboard
 from bot.delivery.contract import Platform
 from bot.delivery.outbox import Outbox
 from bot.delivery.webhooks import WebhookSender
@@ -134,6 +135,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     app = App(settings, engine, runtime, router, outbox, dedupe, web_app, context, file_lock=file_lock)
     web_app[APP_KEY] = app
     app.platforms, skipped = platforms_for(settings, context)
+    Dashboard(settings, engine, runtime.store, runtime.clock, context.directories).attach(web_app)
     for platform in app.platforms.values():
         platform.attach(web_app)
     outbox.adapters.update(app.platforms)

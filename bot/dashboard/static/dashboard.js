@@ -1,0 +1,101 @@
+// The dashboard's only script: dev mode's sign-in, and a run page's live state (polled each second).
+(() => {
+  "use strict";
+
+  async function devSignIn(user) {
+    const res = await fetch("/auth/dev", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user }),
+    });
+    if (!res.ok) throw new Error((await res.json()).error || `sign-in failed (${res.status})`);
+    localStorage.setItem("switchboard.user", user);
+    location.reload();
+  }
+
+  function setUpSignIn(form) {
+    const select = form.querySelector("select");
+    const remembered = localStorage.getItem("switchboard.user");
+    if (remembered && [...select.options].some((o) => o.value === remembered)) select.value = remembered;
+    const fail = (err) => {
+      let note = form.querySelector("[role=alert]");
+      if (!note) {
+        note = document.createElement("p");
+        note.setAttribute("role", "alert");
+        form.append(note);
+      }
+      note.textContent = err.message;
+    };
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      devSignIn(select.value).catch(fail);
+    });
+    devSignIn(select.value).catch(fail); // as the console does: sign in as the remembered or first user
+  }
+
+  function applyNodes(nodes) {
+    for (const [step, node] of Object.entries(nodes)) {
+      const g = document.querySelector(`.dag__node[data-step="${CSS.escape(step)}"]`);
+      if (!g) continue;
+      g.setAttribute("class", `dag__node dag__node--${node.status}`);
+      const label = g.querySelector(".dag__state");
+      if (label) label.textContent = node.label;
+      const title = g.querySelector("title");
+      if (title) title.textContent = `${step}: ${node.label}`;
+    }
+  }
+
+  function follow(run) {
+    const url = run.dataset.stateUrl;
+    let busy = false;
+    const timer = setInterval(async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        const res = await fetch(url, { headers: { Accept: "application/json" } });
+        if (!res.ok) {
+          if (res.status === 401) location.reload(); // signed out: the page signs in again
+          return;
+        }
+        const data = await res.json();
+        applyNodes(data.nodes);
+        for (const part of ["summary", "steps", "outputs", "events", "approvals"]) {
+          const box = document.getElementById(part);
+          if (box && box.innerHTML !== data[part]) box.innerHTML = data[part]; // server-escaped HTML
+        }
+        run.dataset.status = data.status;
+        if (data.finished) {
+          run.dataset.finished = "true";
+          clearInterval(timer);
+        }
+      } catch (err) {
+        // The server may be restarting: try again next second.
+      } finally {
+        busy = false;
+      }
+    }, 1000);
+  }
+
+  // The runs list's first page: its rows fetched again every few seconds, so new runs and changes show.
+  function refreshRuns(box) {
+    setInterval(async () => {
+      try {
+        const res = await fetch(location.href, { headers: { Accept: "text/html" } });
+        if (!res.ok) return;
+        const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById("runs");
+        if (fresh && box.innerHTML !== fresh.innerHTML) box.innerHTML = fresh.innerHTML;
+      } catch (err) {
+        // The server may be restarting: try again later.
+      }
+    }, Number(box.dataset.refresh) * 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const runs = document.getElementById("runs");
+    if (runs && runs.dataset.refresh) refreshRuns(runs);
+    const form = document.getElementById("dev-sign-in");
+    if (form) setUpSignIn(form);
+    const run = document.getElementById("run");
+    if (run && run.dataset.finished !== "true") follow(run);
+  });
+})();
