@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.api.callers import Callers
+from bot.api.context import ApiContext
+from bot.api.table import ApiRoutes
 from bot.config import Settings
 from bot.conversations.service import Conversations, make_conversations
 from bot.delivery.contract import Platform
@@ -117,6 +120,10 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     app = App(settings, engine, runtime, router, outbox, dedupe, web_app, context, file_lock=file_lock)
     web_app[APP_KEY] = app
     app.platforms, skipped = platforms_for(settings, context)
+    ApiRoutes(
+        ApiContext(router.services, lambda: _health(app)),
+        Callers(settings, engine, runtime.clock, context.directories),
+    ).attach(web_app)
     for platform in app.platforms.values():
         platform.attach(web_app)
     outbox.adapters.update(app.platforms)
@@ -184,7 +191,8 @@ async def stop_app(app: App, grace: float = 10.0, flush: float = 5.0) -> None:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return web.json_response(
-        {"ok": True, "platforms": sorted(app.platforms), "runs_loaded": len(app.runtime.live)}
-    )
+    return web.json_response(_health(request.app[APP_KEY]))
+
+
+def _health(app: App) -> dict[str, object]:
+    return {"ok": True, "platforms": sorted(app.platforms), "runs_loaded": len(app.runtime.live)}
