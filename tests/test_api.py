@@ -412,3 +412,33 @@ async def test_a_form_approval_needs_its_fields(app: App) -> None:
     after = next(s for s in detail.body["steps"] if s["key"] == "after")
     assert "window sat 02:00" in after["outputs"]["stdout"]
     assert detail.body["approvals"][0]["status"] == "approved"
+
+
+async def test_a_console_session_acts_as_its_person_and_needs_its_csrf_token_to_write(app: App) -> None:
+    jar = aiohttp.CookieJar(unsafe=True)  # the cookie is for 127.0.0.1
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        async with session.post(f"{app.url}/auth/dev", json={"user": "alice"}) as r:
+            assert r.status == 200
+        async with session.get(f"{app.url}/api/state") as r:
+            csrf = (await r.json())["csrf"]
+        async with session.get(f"{app.url}/api/v1/workflows") as r:
+            assert r.status == 200 and (await r.json())["workflows"]
+        body = {"workflow": "gated"}
+        async with session.post(f"{app.url}/api/v1/runs", json=body) as r:
+            refused = await r.json(content_type=None)
+            assert r.status == 403 and "X-CSRF-Token" in refused["detail"], refused
+        async with session.post(f"{app.url}/api/v1/runs", json=body, headers={"X-CSRF-Token": csrf}) as r:
+            started = await r.json()
+            assert r.status == 201 and started["started_by"] == "console:alice", started
+
+
+def test_a_database_out_of_reach_is_a_503_not_a_bug() -> None:
+    import sqlalchemy as sa
+
+    from bot.api.problems import problem_of
+
+    busy = sa.exc.OperationalError("BEGIN", {}, Exception("database is locked"))
+    found, headers = problem_of(busy)
+    assert found.status == 503 and "database did not answer" in found.detail and headers["Retry-After"]
+    no_connection = sa.exc.DBAPIError(None, None, Exception("sorry, too many clients already"))
+    assert problem_of(no_connection)[0].status == 503

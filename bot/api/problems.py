@@ -10,6 +10,7 @@ import json
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -98,9 +99,23 @@ def problem_of(exc: BaseException) -> tuple[Problem, dict[str, str]]:
             return Problem(type=type_uri(slug), title=title, status=status, detail=str(exc), errors=errors), (
                 headers
             )
+    if database_unavailable(exc):
+        log.warning("API request answered 503: the database did not answer (%s)", type(exc).__name__)
+        status, slug, title = 503, "upstream-unavailable", "A service Switchboard needs did not answer"
+        detail = "The database did not answer (busy or out of connections); send the request again shortly."
+        problem = Problem(type=type_uri(slug), title=title, status=status, detail=detail)
+        return problem, {"Retry-After": "1"}
     found = _log_unexpected(log, "API request failed")
     status, slug, title = UNEXPECTED
     return Problem(type=type_uri(slug), title=title, status=status, detail=found.message), {}
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """A database that could not be reached or was too busy: no connection (the pool's or the server's
+    limit), or an operational error (SQLite still locked after its busy timeout). Not a bug of ours."""
+    if isinstance(exc, sa.exc.TimeoutError | sa.exc.OperationalError | sa.exc.InterfaceError):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and exc.statement is None  # failed while connecting
 
 
 def problem_response(exc: BaseException) -> web.Response:

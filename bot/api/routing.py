@@ -93,7 +93,8 @@ class Route:
         """Every error status this route can answer."""
         auth = (401, 403) if self.scope else ()
         parsed = (422,) if self.body or self.query else ()
-        return tuple(sorted({*auth, *parsed, *self.errors, 500}))
+        busy = (503,) if self.scope else ()  # the database was out of reach
+        return tuple(sorted({*auth, *parsed, *busy, *self.errors, 500}))
 
     def pattern(self) -> re.Pattern[str]:
         return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
