@@ -10,6 +10,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.api.callers import Callers
+from bot.api.chat_sink import PLATFORM as API_PLATFORM
+from bot.api.chat_sink import ApiChatAdapter
 from bot.api.context import ApiContext
 from bot.api.table import ApiRoutes
 from bot.config import Settings
@@ -127,6 +129,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     for platform in app.platforms.values():
         platform.attach(web_app)
     outbox.adapters.update(app.platforms)
+    outbox.adapters[API_PLATFORM] = ApiChatAdapter()  # conversations held over the REST API
     install_approval_chat(runtime)  # status and approval cards, written with each change
     runtime.after_commit.append(outbox.wake)
     app.conversations = make_conversations(runtime, router.services.catalog, outbox.wake)

@@ -82,6 +82,7 @@ def settings(db_url: str, workflows_dir: Path, **overrides: Any) -> Settings:
         poll_interval=0.05,
         kill_grace=0.5,
         card_update_interval=0.0,
+        agent_groups=["group:agents"],
         **overrides,
     )
 
@@ -442,3 +443,48 @@ def test_a_database_out_of_reach_is_a_503_not_a_bug() -> None:
     assert found.status == 503 and "database did not answer" in found.detail and headers["Retry-After"]
     no_connection = sa.exc.DBAPIError(None, None, Exception("sorry, too many clients already"))
     assert problem_of(no_connection)[0].status == 503
+
+
+async def test_conversations_on_the_api_platform_queue_resolve_and_transcript(app: App) -> None:
+    visitor = await token(app, "widget", "conversations:write", "web-visitor")
+    stranger = await token(app, "stranger", "conversations:write", "someone-else")
+    agent = await token(app, "dave", "conversations:write", "dave", ("agents",))
+    key = {"Idempotency-Key": "msg-1"}
+    said = await call(
+        app, "POST", "/api/v1/conversations/messages", visitor, {"text": "my deploy is stuck"}, headers=key
+    )
+    assert said.status == 200, said
+    conv_id = said.body["id"]
+    assert said.body["user"] == "token:web-visitor"
+    again = await call(
+        app, "POST", "/api/v1/conversations/messages", visitor, {"text": "my deploy is stuck"}, headers=key
+    )
+    assert again.body["id"] == conv_id
+    users = [m for m in again.body["messages"] if m["role"] == "user"]
+    assert [m["text"] for m in users] == ["my deploy is stuck"]  # the resent message was taken once
+    theirs = await call(app, "POST", "/api/v1/conversations/messages", stranger, {"text": "hi"}, headers=key)
+    assert theirs.status == 200 and theirs.body["id"] != conv_id  # keys are per caller
+    # No LLM is configured, so the conversation goes straight to the people's queue.
+    await eventually(lambda: _state_is(app, conv_id, visitor, ("PENDING_HUMAN",)), message="the queue")
+    problem(
+        await call(app, "GET", "/api/v1/conversations/queue", visitor), 403, "not-permitted", "Only agents"
+    )
+    queue = await call(app, "GET", "/api/v1/conversations/queue", agent)
+    assert conv_id in [c["id"] for c in queue.body["conversations"]]
+    problem(await call(app, "GET", f"/api/v1/conversations/{conv_id}", stranger), 403, "not-permitted")
+    handover = await call(app, "POST", f"/api/v1/conversations/{conv_id}/handover", visitor)
+    problem(handover, 409, "conflict", "already in the queue")
+    problem(
+        await call(app, "POST", f"/api/v1/conversations/{conv_id}/resolve", visitor), 403, "not-permitted"
+    )
+    resolved = await call(app, "POST", f"/api/v1/conversations/{conv_id}/resolve", agent)
+    assert resolved.status == 200 and resolved.body["message"].startswith("Resolved")
+    transcript = await call(app, "GET", f"/api/v1/conversations/{conv_id}", visitor)
+    assert transcript.body["state"] == "RESOLVED"
+    assert any("resolved" in m["text"] for m in transcript.body["messages"] if m["role"] != "user"), (
+        transcript
+    )
+
+
+async def _state_is(app: App, conv_id: str, tok: str, states: tuple[str, ...]) -> bool:
+    return (await call(app, "GET", f"/api/v1/conversations/{conv_id}", tok)).body["state"] in states

@@ -64,7 +64,7 @@ class RunEndpoints:
             problems = "; ".join(f"{k}: {v}" for k, v in exc.problems.items())
             fields = [{"field": f"body.inputs.{k}", "message": v} for k, v in exc.problems.items()]
             raise RequestInvalid(f"Nothing started. {loaded.spec.name} inputs: {problems}", fields) from None
-        key = _key(call)
+        key = idempotency_key(call)
         run_id = new_run_id()
         if key is not None:
             digest = hashlib.sha256(
@@ -176,7 +176,7 @@ class RunEndpoints:
         return row
 
 
-def _key(call: Call) -> str | None:
+def idempotency_key(call: Call) -> str | None:
     key = call.request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None

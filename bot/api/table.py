@@ -10,6 +10,7 @@ from bot.api import docs_page, openapi
 from bot.api.approvals import ApprovalEndpoints, ApprovalQuery
 from bot.api.callers import Callers
 from bot.api.context import ApiContext
+from bot.api.conversations import ConversationEndpoints, ConversationInfo, Queue, Said, UserMessage
 from bot.api.models import (
     ApprovalInfo,
     ApprovalList,
@@ -39,7 +40,9 @@ VERSION = "1.0.0"
 def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
     """The route table."""
     wf, runs, stream, appr = WorkflowEndpoints(ctx), RunEndpoints(ctx), RunStream(ctx), ApprovalEndpoints(ctx)
+    conv = ConversationEndpoints(ctx)
     run = f"{PREFIX}/runs/{{run_id}}"
+    talk = f"{PREFIX}/conversations/{{conversation_id}}"
     return [
         Route(
             "GET",
@@ -213,6 +216,63 @@ def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
             errors=(400, 404, 409),
             description="The same rules as chat: approvers, self-approval, quorum, one vote each. "
             "A form approval needs its `fields`; `changes` needs `feedback`. Audited with source `api`.",
+        ),
+        Route(
+            "POST",
+            f"{PREFIX}/conversations/messages",
+            "postMessage",
+            "Write to the assistant as yourself (a chat widget); the answer or the queue follows",
+            conv.post,
+            "conversations",
+            scope="conversations:write",
+            body=UserMessage,
+            returns=ConversationInfo,
+            errors=(400, 404),
+            headers=(Header(IDEMPOTENCY_HEADER, "A resent message with the same key is taken once"),),
+            description="Poll GET /api/v1/conversations/ID for the replies.",
+        ),
+        Route(
+            "GET",
+            f"{PREFIX}/conversations/queue",
+            "conversationQueue",
+            "The conversations waiting for a person (agents only)",
+            conv.queue,
+            "conversations",
+            scope="conversations:write",
+            returns=Queue,
+        ),
+        Route(
+            "GET",
+            talk,
+            "getConversation",
+            "A conversation and its transcript (yours, or any for an agent)",
+            conv.get,
+            "conversations",
+            scope="conversations:write",
+            returns=ConversationInfo,
+            errors=(404,),
+        ),
+        Route(
+            "POST",
+            f"{talk}/handover",
+            "askForHuman",
+            "Ask for a person, as the Talk to a human button does",
+            conv.handover,
+            "conversations",
+            scope="conversations:write",
+            returns=ConversationInfo,
+            errors=(404, 409),
+        ),
+        Route(
+            "POST",
+            f"{talk}/resolve",
+            "resolveConversation",
+            "Close a conversation (the agent holding it, or any agent for a queued one)",
+            conv.resolve,
+            "conversations",
+            scope="conversations:write",
+            returns=Said,
+            errors=(400, 404),
         ),
         Route("GET", f"{PREFIX}/openapi.json", "openapi", "This document", system.openapi, "system"),
         Route(
