@@ -13,7 +13,7 @@ from bot.api.callers import Callers
 from bot.api.chat_sink import PLATFORM as API_PLATFORM
 from bot.api.chat_sink import ApiChatAdapter
 from bot.api.context import ApiContext
-from bot.api.table import ApiRoutes
+from bot.api.server import ApiRoutes
 from bot.config import Settings
 from bot.conversations.service import Conversations, make_conversations
 from bot.delivery.contract import Platform

@@ -1,14 +1,10 @@
-"""Every endpoint under ``/api/v1`` in one table, and ``ApiRoutes``, which serves them on the web app."""
+"""Every endpoint under ``/api/v1`` in one table: method, path, scope, models and statuses."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-
-from bot.api import docs_page, openapi
 from bot.api.approvals import ApprovalEndpoints, ApprovalQuery
-from bot.api.callers import Callers
 from bot.api.context import ApiContext
 from bot.api.conversations import ConversationEndpoints, ConversationInfo, Queue, Said, UserMessage
 from bot.api.models import (
@@ -28,13 +24,15 @@ from bot.api.models import (
     WorkflowInfo,
     WorkflowList,
 )
-from bot.api.routing import Call, Header, Route, fallback, serve
+from bot.api.routing import Header, Route
 from bot.api.runs import IDEMPOTENCY_HEADER, RunEndpoints, RunQuery
 from bot.api.stream import RunStream
 from bot.api.workflows import WorkflowEndpoints
 
+if TYPE_CHECKING:
+    from bot.api.server import SystemEndpoints
+
 PREFIX = "/api/v1"
-VERSION = "1.0.0"
 
 
 def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
@@ -279,38 +277,3 @@ def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
             "GET", f"{PREFIX}/docs", "docs", "The API's docs page", system.docs, "system", media="text/html"
         ),
     ]
-
-
-class SystemEndpoints:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
-        self.table: list[Route] = []
-        self._doc: dict[str, Any] | None = None
-
-    def document(self) -> dict[str, Any]:
-        if self._doc is None:
-            self._doc = openapi.document(self.table, VERSION)
-        return self._doc
-
-    async def health(self, call: Call) -> Health:
-        return Health.model_validate(self.ctx.health())
-
-    async def openapi(self, call: Call) -> web.StreamResponse:
-        return web.json_response(self.document())
-
-    async def docs(self, call: Call) -> web.StreamResponse:
-        return web.Response(text=docs_page.render(self.document()), content_type="text/html")
-
-
-class ApiRoutes:
-    """The REST API of one process."""
-
-    def __init__(self, ctx: ApiContext, callers: Callers) -> None:
-        self.system = SystemEndpoints(ctx)
-        self.table = self.system.table = routes(ctx, self.system)
-        self.callers = callers
-
-    def attach(self, app: web.Application) -> None:
-        for route in self.table:
-            app.router.add_route(route.method, route.path, serve(route, self.callers))
-        app.router.add_route("*", f"{PREFIX}/{{tail:.*}}", fallback(self.table))
