@@ -30,7 +30,7 @@ from bot.errors import Conflict, NotFound
 from bot.runtime.catalog import check_may_run
 from bot.runtime.starts import new_run_id
 from bot.storage import idempotency
-from bot.storage.run_pages import approvals_of_run, page_of_runs
+from bot.storage.run_pages import page_of_runs, run_detail
 from bot.storage.run_rows import RunRow
 from engine.inputs import InputError, resolve_inputs
 from handlers.run_actions import steer
@@ -120,14 +120,13 @@ class RunEndpoints:
 
     async def get(self, call: Call) -> RunDetail:
         """A run with its steps, outputs, approvals and events."""
-        row = await self._row(call.path["run_id"])
-        store = self.svc.runtime.store
-        steps = sorted(
-            (s for s in await store.step_rows(row.id)),
-            key=lambda s: (s.started_at is None, s.started_at or 0.0, s.key),
-        )
-        events = await store.events_after(row.id, 0, limit=EVENTS_SHOWN)
-        approvals = await approvals_of_run(store.engine, row.id)
+        run_ref = call.path["run_id"]
+        found = await run_detail(self.svc.runtime.store.engine, run_ref, EVENTS_SHOWN)
+        if found is None:
+            raise NotFound(f"No run {run_ref}; GET /api/v1/runs lists the recent ones")
+        row, approvals = found.run, found.approvals
+        steps = sorted(found.steps, key=lambda s: (s.started_at is None, s.started_at or 0.0, s.key))
+        events = found.events
         return RunDetail(
             **summary(row).model_dump(),
             outputs=row.outputs,

@@ -1,14 +1,15 @@
-"""Runs a page at a time, newest first, for the REST API's cursor pagination, and a run's approvals."""
+"""Runs a page at a time, newest first, for the REST API's cursor pagination, and one run's detail."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage.run_rows import RunRow, _run_row, _select_runs
-from bot.storage.tables import approvals, runs
+from bot.storage.tables import approvals, events, runs, step_runs
 
 
 async def page_of_runs(
@@ -33,8 +34,39 @@ async def page_of_runs(
         return [_run_row(r) for r in (await conn.execute(query)).all()]
 
 
-async def approvals_of_run(engine: AsyncEngine, run_id: str) -> list[Any]:
-    """Every approval request of a run, decided ones included, oldest first."""
-    query = sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.created_at)
+@dataclass(frozen=True)
+class RunDetailRows:
+    """Everything the API shows of one run, read on one connection."""
+
+    run: RunRow
+    steps: list[Any]
+    events: list[Any]
+    approvals: list[Any]
+
+
+async def run_detail(engine: AsyncEngine, run_ref: str, events_limit: int) -> RunDetailRows | None:
+    """A run (by id or unique prefix) with its step rows, its first ``events_limit`` events and its approval
+    requests, on one connection (each checkout costs a round trip on PostgreSQL)."""
     async with engine.connect() as conn:
-        return list((await conn.execute(query)).all())
+        row = (await conn.execute(_select_runs().where(runs.c.id == run_ref))).first()
+        if row is None and len(run_ref) >= 4:
+            found = (
+                await conn.execute(
+                    _select_runs().where(runs.c.id.startswith(run_ref, autoescape=True)).limit(2)
+                )
+            ).all()
+            row = found[0] if len(found) == 1 else None
+        if row is None:
+            return None
+        run_id = row.id
+        step_query = sa.select(step_runs).where(step_runs.c.run_id == run_id)
+        event_query = (
+            sa.select(events).where(events.c.run_id == run_id).order_by(events.c.seq).limit(events_limit)
+        )
+        approval_query = (
+            sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.created_at)
+        )
+        steps = list((await conn.execute(step_query)).all())
+        timeline = list((await conn.execute(event_query)).all())
+        requests = list((await conn.execute(approval_query)).all())
+    return RunDetailRows(_run_row(row), steps, timeline, requests)
