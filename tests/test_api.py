@@ -88,7 +88,7 @@ def settings(db_url: str, workflows_dir: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def app(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[App]:
+async def app(db_url: str, workflows_dir: Path) -> AsyncIterator[App]:
     for name, text in {
         "deploy": DEPLOY,
         "gated": GATED,
@@ -97,7 +97,7 @@ async def app(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[App]:
         "broken": BROKEN,
     }.items():
         (workflows_dir / f"{name}.yaml").write_text(text)
-    started = await start_app(settings(f"sqlite+aiosqlite:///{tmp_path / 'api.db'}", workflows_dir))
+    started = await start_app(settings(db_url, workflows_dir))
     try:
         yield started
     finally:
