@@ -488,3 +488,9 @@ async def test_conversations_on_the_api_platform_queue_resolve_and_transcript(ap
 
 async def _state_is(app: App, conv_id: str, tok: str, states: tuple[str, ...]) -> bool:
     return (await call(app, "GET", f"/api/v1/conversations/{conv_id}", tok)).body["state"] in states
+
+
+async def test_a_query_parameter_given_twice_is_refused(app: App) -> None:
+    reader = await token(app, "reader", "runs:read", "ci")
+    answer = await call(app, "GET", "/api/v1/runs?status=failed&status=succeeded", reader)
+    assert problem(answer, 422, "request-invalid", "status")["errors"][0]["field"] == "query.status"

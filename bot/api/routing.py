@@ -113,7 +113,7 @@ def serve(route: Route, callers: Callers) -> Callable[[web.Request], Awaitable[w
             if route.body is not None:
                 call.body = await _body(request, route)
             if route.query is not None:
-                call.query = _parse(route.query, dict(request.query), "query")
+                call.query = _parse(route.query, _query(request), "query")
             result = await route.handler(call)
         except Exception as exc:  # every refusal and every surprise becomes a problem+json answer
             return problem_response(exc)
@@ -177,6 +177,17 @@ async def _body(request: web.Request, route: Route) -> Any:
     if problem is not None:
         raise BadInput(refusal(problem))
     return _parse(route.body, data, "body")
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """The query's parameters; one given twice is refused (which would count is anyone's guess)."""
+    twice = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+    if twice:
+        raise RequestInvalid(
+            f"Give each query parameter once; repeated: {', '.join(twice)}.",
+            [_where(f"query.{k}", "given more than once") for k in twice],
+        )
+    return dict(request.query)
 
 
 def _parse(model: type[BaseModel], data: dict[str, Any], part: str) -> BaseModel:
