@@ -15,7 +15,10 @@ from handlers.approvals import decidable, decide_request
 
 class ApprovalQuery(Body):
     run: str | None = Field(
-        default=None, max_length=64, description="A run's pending requests; without it, those waiting for me"
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="A run's pending requests; without it, those waiting for me",
     )
 
 

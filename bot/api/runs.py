@@ -40,10 +40,14 @@ EVENTS_SHOWN = 1000  # the newest run detail holds at most this many events; the
 
 
 class RunQuery(Body):
-    workflow: str | None = Field(default=None, max_length=80, description="Only runs of this workflow")
+    workflow: str | None = Field(
+        default=None, min_length=1, max_length=80, description="Only runs of this workflow"
+    )
     status: RunStatusName | None = Field(default=None, description="Only runs in this state")
     limit: int = Field(default=20, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=200, description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        default=None, min_length=1, max_length=200, description="next_cursor of the previous page"
+    )
 
 
 class RunEndpoints:
