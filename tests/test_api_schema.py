@@ -101,7 +101,15 @@ def test_the_api_keeps_to_its_own_document(served: Served, mode: GenerationMode)
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        # Derandomized: the same cases on every run, so CI never flakes on a new draw; widen max_examples
+        # (or drop derandomize) locally to look further.
+        @settings(
+            max_examples=15,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=True,
+        )
         def check(case: Any) -> None:
             case.call_and_validate(headers=auth, checks=CHECKS, timeout=20)
 
