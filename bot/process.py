@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.api.callers import Callers
+from bot.api.chat_sink import PLATFORM as API_PLATFORM
+from bot.api.chat_sink import ApiChatAdapter
+from bot.api.context import ApiContext
+from bot.api.server import ApiRoutes
 from bot.config import Settings
 from bot.conversations.service import Conversations, make_conversations
 from bot.dashboard.routes import Dashboard
@@ -136,9 +141,14 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     web_app[APP_KEY] = app
     app.platforms, skipped = platforms_for(settings, context)
     Dashboard(settings, engine, runtime.store, runtime.clock, context.directories).attach(web_app)
+    ApiRoutes(
+        ApiContext(router.services, lambda: _health(app)),
+        Callers(settings, engine, runtime.clock, context.directories),
+    ).attach(web_app)
     for platform in app.platforms.values():
         platform.attach(web_app)
     outbox.adapters.update(app.platforms)
+    outbox.adapters[API_PLATFORM] = ApiChatAdapter()  # conversations held over the REST API
     install_approval_chat(runtime)  # status and approval cards, written with each change
     runtime.after_commit.append(outbox.wake)
     app.conversations = make_conversations(runtime, router.services.catalog, outbox.wake)
@@ -208,7 +218,8 @@ async def stop_app(app: App, grace: float = 10.0, flush: float = 5.0) -> None:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return web.json_response(
-        {"ok": True, "platforms": sorted(app.platforms), "runs_loaded": len(app.runtime.live)}
-    )
+    return web.json_response(_health(request.app[APP_KEY]))
+
+
+def _health(app: App) -> dict[str, object]:
+    return {"ok": True, "platforms": sorted(app.platforms), "runs_loaded": len(app.runtime.live)}

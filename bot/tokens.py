@@ -23,6 +23,7 @@ SCOPES = {
     "runs:read": "read runs and their status",
     "runs:write": "start runs",
     "approvals:write": "decide approvals as the token's identity",
+    "conversations:write": "talk with the assistant and the agents' desk as the token's identity",
     "webhooks:receive": "deliver webhooks",
 }
 ID_HEX = 12

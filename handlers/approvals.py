@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.approvals.store import Outcome
 from bot.approvals.views import Stored, acting, read_view
 from bot.errors import BadInput, Conflict, NotFound
 from bot.identity import Identity, matches
@@ -17,7 +18,7 @@ from bot.storage.approvals import Approval
 from cards.approval_card import buttons, progress, rules
 from cards.limits import more_line
 from cards.model import Button, Card, Field
-from handlers.approval_forms import approve_form, changes_form, feedback_of, typed_values
+from handlers.approval_forms import FEEDBACK, approve_form, changes_form, feedback_of, typed_values
 from handlers.services import Services
 from handlers.types import Click, Command, FieldErrors, Reply, Say, ShowForm, Submission
 from handlers.workflow import check_may_steer
@@ -146,14 +147,16 @@ def _still_open(stored: Stored) -> None:
         )
 
 
-async def _check(svc: Services, who: Identity, stored: Stored, decision: str) -> None:
+async def _check(
+    svc: Services, who: Identity, stored: Stored, decision: str, source: str | None = None
+) -> None:
     _still_open(stored)
     await svc.runtime.approvals.check(
         stored.row.id,
         who.ref,
         decision,
         groups=tuple(sorted(who.groups)),
-        source=who.platform,
+        source=source or who.platform,
         aliases=(who.user_id, who.name),
     )
 
@@ -168,6 +171,19 @@ async def _decide(
     where: dict[str, Any] | None = None,
 ) -> Say:
     """Record the decision through the runtime, which sends the cards and resumes a settled run."""
+    return Say((await _record(svc, who, stored, decision, comment, values, where)).message)
+
+
+async def _record(
+    svc: Services,
+    who: Identity,
+    stored: Stored,
+    decision: str,
+    comment: str | None,
+    values: dict[str, Any] | None,
+    where: dict[str, Any] | None,
+    source: str | None = None,
+) -> Outcome:
     _still_open(stored)
     with acting(who):  # the card redrawn inside the decision names this person
         outcome = await svc.runtime.decide(
@@ -176,13 +192,55 @@ async def _decide(
             decision,
             comment,
             groups=tuple(sorted(who.groups)),
-            source=who.platform,
+            source=source or who.platform,
             values=values,
             aliases=(who.user_id, who.name),
             name=f"@{who.name}",
             where=where,
         )
-    return Say(outcome.message)
+    return outcome
+
+
+class FieldsRefused(BadInput):
+    """A decision sent without the fields its form needs (or with bad ones): ``errors`` by field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        listed = "; ".join(f"{name}: {why}" for name, why in errors.items())
+        super().__init__(f"Nothing was decided. Fix these fields: {listed}")
+        self.errors = errors
+
+
+async def decidable(svc: Services, who: Identity) -> list[Approval]:
+    """The pending requests ``who`` may decide, as ``/approvals`` lists them."""
+    return await _decidable(svc, who)
+
+
+async def decide_request(
+    svc: Services,
+    who: Identity,
+    approval_id: str,
+    decision: str,
+    comment: str | None = None,
+    fields: dict[str, str] | None = None,
+    source: str = "api",
+    where: dict[str, Any] | None = None,
+) -> Outcome:
+    """A decision sent whole, not through a card (the REST API): a form approval's ``fields`` and a request
+    for changes' feedback (``comment``) are checked as the card's forms check them, then the same
+    compare-and-set records it, audited with ``source``."""
+    stored = await _read(svc, approval_id)
+    values: dict[str, Any] | None = None
+    if decision == "changes":
+        await _check(svc, who, stored, "changes", source)
+        comment, errors = feedback_of({FEEDBACK: comment or ""})
+        if errors:
+            raise FieldsRefused(errors)
+    elif decision == "approve" and stored.row.kind == "form":
+        await _check(svc, who, stored, "approve", source)
+        values, errors = typed_values(stored.row.form, fields or {})
+        if errors:
+            raise FieldsRefused(errors)
+    return await _record(svc, who, stored, decision, comment, values, where, source=source)
 
 
 def _where(event: Click | Submission) -> dict[str, Any]:

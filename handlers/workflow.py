@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import shlex
 
-from bot.errors import BadInput, NotFound, NotPermitted
+from bot.errors import BadInput, Conflict, NotFound, NotPermitted
 from bot.identity import Identity, Place, allowed, describe
 from bot.runtime.catalog import check_may_run
 from bot.runtime.run_views import view_from_store
@@ -138,8 +138,8 @@ async def cancel_run(svc: Services, run_ref: str, who: Identity, where: Place) -
     row = await svc.runtime.store.run_row(run_ref)
     if row is None:
         raise NotFound(f"No run {run_ref}")
-    if row.status in FINISHED:
-        return Say(f"Run {row.id} already {row.status}; there is nothing to cancel.")
+    if row.status in FINISHED:  # a stale button: the reply says so (Conflict is shown as the reply)
+        raise Conflict(f"Run {row.id} already {row.status}; there is nothing to cancel.")
     check_may_steer(svc, row.workflow, row.started_by, "cancel", who, where)
     await svc.runtime.cancel(row.id, by=who.ref)
     return Say(f"Cancelling run {row.id} ({row.workflow}).")

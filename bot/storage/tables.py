@@ -403,3 +403,14 @@ schedules = sa.Table(
     sa.Column("last_run_id", sa.String(64)),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# A POST to the REST API sent with an Idempotency-Key: the run it started, so a retry starts no second one.
+api_idempotency = sa.Table(
+    "api_idempotency",
+    metadata,
+    sa.Column("actor", sa.String(200), primary_key=True),  # keys are per caller: two callers never collide
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),  # the same key with another body is refused
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+)
