@@ -77,7 +77,13 @@ class Place:
 # Platforms whose people are named ``platform:id`` in data; anything else without a prefix is a console user.
 PEOPLE_PLATFORMS = ("console", "slack", "discord", "email", "token")
 # Starters that are not people: named as the thing that started the run.
-NOT_PEOPLE = {"webhook": "webhook", "schedule": "schedule", "parent run": "parent run"}
+NOT_PEOPLE = {
+    "webhook": "webhook",
+    "schedule": "schedule",
+    "parent run": "parent run",
+    "engine": "Switchboard",
+    "timer": "Switchboard (timer)",
+}
 # Platforms that render a mention of their own users from ``<@id>``.
 MENTIONS = ("slack", "discord")
 

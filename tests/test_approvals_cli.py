@@ -118,10 +118,14 @@ async def test_list_decide_and_audit(db_url: str) -> None:
             and trail[0]["source"] == "engine"
         )
         assert sorted(r["action"] for r in trail[1:4]) == ["approve", "denied", "denied"]
-        assert [(r["actor"], r["action"]) for r in trail[4:]] == [("console:carol", "approve"), ("console:bob", "late")]
+        assert [(r["actor"], r["action"]) for r in trail[4:]] == [
+            ("console:carol", "approve"),
+            ("console:bob", "late"),
+        ]
         assert all(r["step_key"] == "approve_prod" and r["title"] == ship.title for r in trail)
         assert all(r["source"] == "cli" for r in trail[1:])
         [alice] = [r for r in trail if r["actor"] == "console:alice"]
+        assert alice["actor_name"] == "@alice" and trail[0]["actor_name"] == "@dana"
         assert alice["detail"] == {"comment": "lgtm"}
         [denied] = [r for r in trail if r["actor"] == "console:erin"]
         assert denied["detail"]["why"].startswith("You are not an approver")

@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 
 from bot.storage.database import MIGRATIONS, create_engine, migrate
-from bot.storage.tables import approval_audit, approval_votes, approvals, runs
+from bot.storage.tables import approval_audit, approval_votes, approvals, runs, webhook_subscriptions
 
 
 def _upgrade_to(target: str):  # type: ignore[no-untyped-def]
@@ -85,6 +85,19 @@ async def test_bare_names_become_console_refs(db_url: str) -> None:
                     _vote("a2", "slack:U0CAROL"),
                 ],
             )
+            hook = {
+                "url": "https://example.test/h",
+                "events": ["run.*"],
+                "secret": "whsec_x",
+                "created_at": 1.0,
+            }
+            await conn.execute(
+                webhook_subscriptions.insert(),
+                [
+                    {**hook, "id": "w1", "created_by": "ops"},
+                    {**hook, "id": "w2", "created_by": "console:ops"},
+                ],
+            )
             audit = {
                 "approval_id": "a1",
                 "run_id": "r-cli",
@@ -103,6 +116,7 @@ async def test_bare_names_become_console_refs(db_url: str) -> None:
             voters = sorted(
                 (await conn.execute(sa.select(approval_votes.c.approval_id, approval_votes.c.actor))).all()
             )
+            adders = set((await conn.execute(sa.select(webhook_subscriptions.c.created_by))).scalars())
             audited = (await conn.execute(sa.select(approval_audit.c.actor))).scalars().all()
         assert starters == {
             "r-cli": "console:alice",
@@ -113,6 +127,7 @@ async def test_bare_names_become_console_refs(db_url: str) -> None:
         }
         assert askers == {"a1": "console:alice", "a2": "slack:U024BE7LH"}
         assert voters == [("a1", "console:carol"), ("a1", "console:dana"), ("a2", "slack:U0CAROL")]
+        assert adders == {"console:ops"}
         assert audited == ["carol"]  # the audit is append-only: it keeps what was written
     finally:
         await engine.dispose()

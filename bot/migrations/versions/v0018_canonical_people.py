@@ -2,7 +2,8 @@
 
 Before this, ``switchboard ... --as alice`` recorded "alice" while the console recorded "console:alice" for
 the same person, so the self-approval rule, vote counting and "your runs" could take one person for two.
-Rewrites who started each run, who asked for each approval and who cast each vote. A vote cast under both
+Rewrites who started each run, who asked for each approval, who cast each vote and who added each
+outbound webhook. A vote cast under both
 spellings on one request is one person's vote: the bare duplicate goes. The approval audit stays as it
 was written (append-only).
 
@@ -21,7 +22,12 @@ branch_labels = None
 depends_on = None
 
 # (table, column): the people recorded by ref
-PEOPLE = (("runs", "started_by"), ("approvals", "requested_by"), ("approval_votes", "actor"))
+PEOPLE = (
+    ("runs", "started_by"),
+    ("approvals", "requested_by"),
+    ("approval_votes", "actor"),
+    ("webhook_subscriptions", "created_by"),
+)
 BARE = "{c} NOT LIKE '%:%' AND {c} NOT IN ('', '@') AND length({c}) <= 190"
 CANONICAL = "'console:' || CASE WHEN {c} LIKE '@%' THEN substr({c}, 2) ELSE {c} END"
 
