@@ -75,3 +75,24 @@ async def test_cli_and_console_name_alice_alike(app: App, tmp_path: Path, workfl
     assert listed.code == 0, listed.out
     lines = [line for line in listed.out.splitlines() if line.startswith((from_cli, from_console))]
     assert len(lines) == 2 and all(line.endswith("by @alice") for line in lines), listed.out
+
+
+GATED = """\
+name: gated
+permissions:
+  run: ["group:oncall"]
+steps:
+  check: {run: ["false"]}
+"""
+
+
+async def test_retry_as_a_console_user_brings_their_groups(db_url: str, workflows_dir: Path) -> None:
+    (workflows_dir / "gated.yaml").write_text(GATED)
+    env = environment(db_url, workflows_dir, SWITCHBOARD_CONSOLE_USERS='{"frank": ["oncall"], "erin": []}')
+    failed = await cli(env, "workflow", "run", "gated", "--as", "dana")
+    assert failed.code == 1, failed.out
+    rid = run_id(failed.out)
+    outsider = await cli(env, "workflow", "retry", rid, "--as", "erin")  # first: frank's retry starts it
+    member = await cli(env, "workflow", "retry", rid, "--as", "frank")  # no --group: his console groups count
+    assert "You may not run runs of gated" in outsider.out, outsider.out
+    assert f"retrying the failed steps of run {rid}" in member.out, member.out
