@@ -5,7 +5,7 @@ A workflow's ``permissions`` entries are matched here against a chat identity.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,53 @@ class Place:
     def from_dict(cls, data: dict[str, Any]) -> Place:
         """The place a ``to_dict`` produced."""
         return cls(data["platform"], data["channel"], data.get("thread"), data.get("channel_name"))
+
+
+# Platforms whose people are named ``platform:id`` in data; anything else without a prefix is a console user.
+PEOPLE_PLATFORMS = ("console", "slack", "discord", "email", "token")
+# Starters that are not people: named as the thing that started the run.
+NOT_PEOPLE = {
+    "webhook": "webhook",
+    "schedule": "schedule",
+    "parent run": "parent run",
+    "engine": "Switchboard",
+    "timer": "Switchboard (timer)",
+}
+# Platforms that render a mention of their own users from ``<@id>``.
+MENTIONS = ("slack", "discord")
+
+
+def canonical(entry: str) -> str:
+    """The one spelling of a person in data, however they were named at the edge.
+
+    ``alice``, ``@alice``, ``user:alice`` and ``console:alice`` are all ``console:alice`` (the console
+    user, whom the CLI's ``--as`` also names); ``slack:U024BE7LH``, ``discord:80351…``, ``token:NAME``,
+    ``webhook:NAME`` and ``schedule:WF`` stay as they are.
+    """
+    text = entry.strip()
+    platform, sep, rest = text.partition(":")
+    if sep and (platform in PEOPLE_PLATFORMS or platform in NOT_PEOPLE) and rest:
+        return f"{platform}:{rest.strip()}"
+    if sep and platform == "user" and rest:
+        text = rest.strip()
+    return f"console:{text.lstrip('@')}"
+
+
+def shown(ref: str, names: Mapping[str, str] | None = None, on: str | None = None) -> str:
+    """How text names the person (or trigger) behind ``ref``: "@alice", "<@U024BE7LH>", "webhook deploy".
+
+    ``names`` maps refs to display names where one is known (their chat name); ``on`` is the platform
+    the text is shown on, which renders its own users' mentions from ``<@id>``.
+    """
+    kind, sep, rest = ref.partition(":")
+    if not sep or not rest:
+        return NOT_PEOPLE.get(ref) or f"@{ref.lstrip('@')}"
+    if kind in NOT_PEOPLE:
+        return f"{NOT_PEOPLE[kind]} {rest}"
+    if on is not None and on == kind and kind in MENTIONS:
+        return f"<@{rest}>"
+    name = (names or {}).get(ref) or rest
+    return f"@{name.lstrip('@')}"
 
 
 def matches(entry: str, who: Identity, where: Place | None = None) -> bool:

@@ -155,6 +155,7 @@ class CoreBase(ABC):
                 "status": self.outcome(),
                 "workflow": self.spec.name,
                 "started_by": st.started_by,
+                "started_by_name": _starter_name(st.started_by, st.meta),
                 "error": st.error,
             },
         }
@@ -258,3 +259,13 @@ def latest_feedback(steps: dict[str, StepState]) -> dict[str, Any]:
         return {"feedback": "", "revision": 0, "decided_by": None}
     newest = max(asked, key=lambda s: s.finish_seq)
     return dict(newest.outputs)
+
+
+def _starter_name(started_by: str, meta: dict[str, Any]) -> str:
+    """``run.started_by_name``: "@alice" (the starter's chat name, else their ref after the colon)."""
+    who = meta.get("who")
+    name = who.get("name") if isinstance(who, dict) else None
+    kind, sep, rest = started_by.partition(":")
+    if kind in ("webhook", "schedule") and sep:
+        return f"{kind} {rest}"
+    return f"@{str(name or rest or started_by).lstrip('@')}"

@@ -69,22 +69,22 @@ async def test_list_decide_and_audit(db_url: str) -> None:
             "error: You are not an approver for this request (approvers: group:release-managers, user:carol)"
             in outsider.out
         )
-        assert first.code == 0 and "Approved by alice, 1 of 2" in first.out, first.out
+        assert first.code == 0 and "Approved by @alice, 1 of 2" in first.out, first.out
 
         second, veto, *ran = await finish(
             decide(env, ship.id, "approve", "carol"),
             decide(env, stop.id, "reject", "carol", "-m", "not in the freeze"),
             *runners,
         )
-        assert second.code == 0 and "Approved by carol; the run continues" in second.out, second.out
+        assert second.code == 0 and "Approved by @carol; the run continues" in second.out, second.out
         assert veto.code == 1, veto.out  # the decision was taken; the run it resumed then failed
-        assert "Rejected by carol; the run continues" in veto.out and "✗ run failed" in veto.out
+        assert "Rejected by @carol; the run continues" in veto.out and "✗ run failed" in veto.out
         shipped, stopped = ran
         assert shipped.code == 0, shipped.out
         assert re.search(
-            r"Deploy of api v1\.\d+\.0 to prod: succeeded \(approved by alice, carol\)", shipped.out
+            r"Deploy of api v1\.\d+\.0 to prod: succeeded \(approved by @alice, @carol\)", shipped.out
         )
-        assert stopped.code == 1 and "failed (rejected by carol)" in stopped.out, stopped.out
+        assert stopped.code == 1 and "failed (rejected by @carol)" in stopped.out, stopped.out
         assert await store.pending() == []
 
         [late] = await finish(decide(env, ship.id, "approve", "bob", "--group", "release-managers"))
@@ -92,7 +92,7 @@ async def test_list_decide_and_audit(db_url: str) -> None:
         assert re.search(r"error: Already approved by @alice, @carol at \d\d:\d\d UTC", late.out), late.out
 
         stored = await audit_records(engine)  # to pick --since values: the first day, and carol's approval
-        day, carol_at = stored[0]["at"][:10], next(r["at"] for r in stored if r["actor"] == "carol")
+        day, carol_at = stored[0]["at"][:10], next(r["at"] for r in stored if r["actor"] == "console:carol")
         everything, mine, mine_csv, since_carol, bad_date, no_run = await finish(
             start(env, "approvals", "audit", "--since", day),
             start(env, "approvals", "audit", "--run", ship.run_id[:6]),
@@ -114,16 +114,20 @@ async def test_list_decide_and_audit(db_url: str) -> None:
         assert [r for r in records if r["run_id"] == ship.run_id] == trail
         assert (
             trail[0]["action"] == "requested"
-            and trail[0]["actor"] == "dana"
+            and trail[0]["actor"] == "console:dana"
             and trail[0]["source"] == "engine"
         )
         assert sorted(r["action"] for r in trail[1:4]) == ["approve", "denied", "denied"]
-        assert [(r["actor"], r["action"]) for r in trail[4:]] == [("carol", "approve"), ("bob", "late")]
+        assert [(r["actor"], r["action"]) for r in trail[4:]] == [
+            ("console:carol", "approve"),
+            ("console:bob", "late"),
+        ]
         assert all(r["step_key"] == "approve_prod" and r["title"] == ship.title for r in trail)
         assert all(r["source"] == "cli" for r in trail[1:])
-        [alice] = [r for r in trail if r["actor"] == "alice"]
+        [alice] = [r for r in trail if r["actor"] == "console:alice"]
+        assert alice["actor_name"] == "@alice" and trail[0]["actor_name"] == "@dana"
         assert alice["detail"] == {"comment": "lgtm"}
-        [denied] = [r for r in trail if r["actor"] == "erin"]
+        [denied] = [r for r in trail if r["actor"] == "console:erin"]
         assert denied["detail"]["why"].startswith("You are not an approver")
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["at"]) for r in trail)
 
@@ -137,7 +141,7 @@ async def test_list_decide_and_audit(db_url: str) -> None:
         assert [r["id"] for r in json.loads(since_carol.out)] == [
             r["id"] for r in records if r["at"] >= carol_at
         ]
-        assert json.loads(since_carol.out)[0]["actor"] == "carol"
+        assert json.loads(since_carol.out)[0]["actor"] == "console:carol"
     finally:
         for proc in runners:
             if proc.poll() is None:

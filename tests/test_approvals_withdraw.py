@@ -43,7 +43,7 @@ async def test_expire_withdraws_a_request_and_rejects_its_step(db_url: str, tmp_
             start(env, "approvals", "expire", request.id[:6], "--as", "erin", "-m", "wrong build"), runner
         )
         assert withdrawn.code == 0, withdrawn.out
-        assert f"Withdrew request {request.id} (withdrawn by erin: wrong build); step ask is rejected" in (
+        assert f"Withdrew request {request.id} (withdrawn by @erin: wrong build); step ask is rejected" in (
             withdrawn.out
         )
         run = await RunStore(engine).run_row(request.run_id)
@@ -51,11 +51,11 @@ async def test_expire_withdraws_a_request_and_rejects_its_step(db_url: str, tmp_
         again = await cli(env, "approvals", "expire", request.id, "--as", "erin")
         assert again.code == 1 and "This request expired at" in again.out, again.out
         [expired] = [r for r in await audit_records(engine, request.run_id) if r["action"] == "expired"]
-        assert (expired["actor"], expired["source"]) == ("erin", "cli")
+        assert (expired["actor"], expired["source"]) == ("console:erin", "cli")
         assert expired["detail"] == {"withdrawn": True, "reason": "wrong build", "outcome": "rejected"}
         steps = {s.key: s for s in await RunStore(engine).step_rows(request.run_id)}
-        assert steps["ask"].outputs["withdrawn_by"] == "erin"
-        assert ran.code == 1 and "withdrawn by erin: wrong build" in ran.out, ran.out
+        assert steps["ask"].outputs["withdrawn_by"] == "console:erin"
+        assert ran.code == 1 and "withdrawn by @erin: wrong build" in ran.out, ran.out
     finally:
         await engine.dispose()
 
@@ -98,9 +98,9 @@ async def test_approvals_expire_in_chat_withdraws_for_who_may_cancel_the_run(
     refused = await chat.router.command(Command(MALLORY, OPS, "approvals", f"expire {request.id}"))
     assert said(refused).startswith("You may not cancel runs of guarded"), said(refused)
     reply = await chat.router.command(Command(ERIN, OPS, "approvals", f"expire {request.id[:6]} not needed"))
-    assert said(reply).startswith(f"Withdrew request {request.id} (withdrawn by console:erin: not needed)")
+    assert said(reply).startswith(f"Withdrew request {request.id} (withdrawn by @erin: not needed)")
     row = await finished(chat.runtime, run_id)
-    assert row.status == "failed" and "withdrawn by console:erin" in (row.error or "")
+    assert row.status == "failed" and "withdrawn by @erin" in (row.error or "")
     card, _ = await card_of(chat.runtime, request.id)
     assert card.status == "expired" and card.buttons == ()
     [expired] = [

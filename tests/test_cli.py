@@ -378,7 +378,7 @@ async def test_approval_refuses_the_starter_and_non_approvers(
 ) -> None:
     write_workflows(workflows_dir, tmp_path / "log")
     runtime = await make_runtime()
-    started = await runtime.submit(load_workflow(workflows_dir / "gate.yaml"), {}, started_by="bob")
+    started = await runtime.submit(load_workflow(workflows_dir / "gate.yaml"), {}, started_by="console:bob")
 
     async def requested() -> bool:
         return any(a.run_id == started.run_id for a in await runtime.approvals.pending())

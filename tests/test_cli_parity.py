@@ -96,7 +96,7 @@ async def test_a_form_approval_needs_its_fields(db_url: str, workflows_dir: Path
             env, "approvals", "decide", request.id, "approve", "--as", "alice", "--field", "window=Sat 02:00"
         )
         assert good.code == 0, good.out
-        assert "Approved by alice; the run continues" in good.out
+        assert "Approved by @alice; the run continues" in good.out
         [done] = await finish(runner)
         assert done.code == 0, done.out
         [ev] = [e for e in await store.events_after(run_id(done.out)) if e.type == "step_succeeded"][-1:]

@@ -260,7 +260,7 @@ async def test_an_other_user_is_refused_by_permissions_and_acts_as_picked(app: A
     allowed = await http.command("/workflow run locked", user="carol")
     run_id = run_id_of(allowed)
     card = await card_with_status(http, run_id, "succeeded")
-    assert {"label": "Started by", "value": "carol", "short": True} in card["card"]["fields"]
+    assert {"label": "Started by", "value": "@carol", "short": True} in card["card"]["fields"]
     row = await app.runtime.store.run_row(run_id)
     assert row is not None and row.started_by == "console:carol"
 

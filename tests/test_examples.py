@@ -95,7 +95,7 @@ def test_examples_run_end_to_end(tmp_path: Path, subtests: pytest.Subtests) -> N
         reason = "19.90 EUR is within the automatic tier"
         assert f"approval approved: {reason}" in result.out, result.out
         assert "waiting for approval" not in result.out
-        placed = r"Order PO-[0-9A-F]{8} placed for dana: USB-C cable, 19.9 EUR "
+        placed = r"Order PO-[0-9A-F]{8} placed for @dana: USB-C cable, 19.9 EUR "
         assert re.search(placed + rf"\(approved automatically: {reason}\)", result.out), result.out
         assert '"approved_by": null' in result.out
         assert "✓ run succeeded" in result.out
@@ -165,11 +165,11 @@ async def test_budget_large_order_waits_for_an_approval(tmp_path: Path) -> None:
             runner,
         )
         assert decided.code == 0, decided.out
-        assert "Approved by carol; the run continues" in decided.out
+        assert "Approved by @carol; the run continues" in decided.out
         assert ran.code == 0, ran.out
         assert "waiting for approval: Order laptop for 2400 EUR" in ran.out
-        assert re.search(r"placed for dana: laptop, 2400 EUR \(approved by carol\)", ran.out), ran.out
-        assert '"approved_by": "carol"' in ran.out
+        assert re.search(r"placed for @dana: laptop, 2400 EUR \(approved by @carol\)", ran.out), ran.out
+        assert '"approved_by": "console:carol"' in ran.out
         final = await RunStore(engine).run_row(row.id)
         assert final is not None and final.status == "succeeded"
         assert run_id(ran.out) == row.id

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.approvals import policy
+from bot.approvals.views import display, names
 from bot.storage import approvals as rows
 from bot.storage.approvals import audit_row
 from bot.storage.timers import claim_timer
@@ -98,7 +99,15 @@ class ApprovalDeadlines:
                 conn, audit_row(row.id, row.run_id, "timer", "auto_approved", detail, "engine", now)
             )
             await self._changed(conn, row.id, "decided", {"actor": "engine", "status": "approved"})
-        outputs = {"auto": True, "reason": reason, "approvers": approved, "decided_by": None}
+            known = await names(conn, approved)
+        shown = [display(a, known) for a in approved]
+        outputs = {
+            "auto": True,
+            "reason": reason,
+            "approvers": approved,
+            "approver_names": shown,
+            "decided_by": None,
+        }
         return ApprovalDecided(row.step_key, "approved", outputs, reason)
 
     async def expire(self, approval_id: str | None) -> ApprovalDecided | None:

@@ -61,7 +61,7 @@ def decision_payload(
     return {
         "key": row.step_key,
         "outcome": outcome,
-        "reason": comment or f"{outcome} by {actor}",
+        "reason": comment or f"{outcome} by {shown}",
         "outputs": {
             "approvers": approved,
             "rejected_by": rejected,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.approvals import policy
 from bot.approvals.deadlines import AUTO_APPROVE
 from bot.approvals.outcomes import Outcome, hhmm, settled_text
+from bot.approvals.views import display, names
 from bot.approvals.withdrawal import ApprovalWithdrawal
 from bot.errors import Conflict, NotFound, NotPermitted
 from bot.storage import approvals as rows
@@ -223,7 +224,11 @@ class ApprovalStore(ApprovalWithdrawal):
             )
         if not await rows.settle(conn, row, final, now):
             return Conflict(await settled_text(conn, row))
+        known = await names(conn, approved)
+        if name:
+            known[actor] = name.lstrip("@")
         payload = policy.decision_payload(row, final, actor, shown, comment, approved, rejected, values)
+        payload["outputs"]["approver_names"] = [display(a, known) for a in approved]
         await rows.signal_run(conn, row.run_id, payload, now)
         await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
         return Outcome(f"{policy.VERBS[final]} by {shown}; the run continues", row.run_id, True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from bot.identity import Identity
+from bot.identity import Identity, shown
 from bot.storage import approvals as rows
 from cards.approval_card import ApprovalView, Vote
 
@@ -34,15 +34,14 @@ def acting(who: Identity) -> Iterator[None]:
 
 def display(ref: str, known: dict[str, str]) -> str:
     """How a card names a person: "@alice" (their chat name, else the part of the ref after the colon)."""
-    name = known.get(ref) or ref.partition(":")[2] or ref
-    return f"@{name}"
+    return shown(ref, known)
 
 
 def asked_by(meta: dict[str, Any], started_by: str) -> str:
     """The run's starter as a reader knows them: their chat name, else the ref it was started with."""
     who = meta.get("who")
     name = who.get("name") if isinstance(who, dict) else None
-    return f"@{name}" if name else started_by
+    return shown(started_by, {started_by: name} if name else None)
 
 
 async def names(conn: Any, refs: Iterable[str]) -> dict[str, str]:

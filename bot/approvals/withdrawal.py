@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.approvals.deadlines import ApprovalDeadlines
 from bot.approvals.outcomes import Outcome, settled_text
+from bot.approvals.views import display, names
 from bot.errors import Conflict
 from bot.storage import approvals as rows
 from bot.storage.approvals import audit_row
@@ -30,7 +31,8 @@ class ApprovalWithdrawal(ApprovalDeadlines):
                 await rows.add_audit(
                     conn, audit_row(row.id, row.run_id, actor, "expired", detail, source, now)
                 )
-                why = f"withdrawn by {actor}" + (f": {reason}" if reason else "")
+                who = display(actor, await names(conn, [actor]))
+                why = f"withdrawn by {who}" + (f": {reason}" if reason else "")
                 payload = {
                     "key": row.step_key,
                     "outcome": outcome,

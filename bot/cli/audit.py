@@ -17,13 +17,27 @@ from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.approvals.views import names
 from bot.cli.wiring import open_database
 from bot.config import Settings
 from bot.errors import BadInput, NotFound
+from bot.identity import shown
 from bot.storage.approvals import audit_rows
 from bot.storage.runs import RunStore
 
-COLUMNS = ("id", "at", "actor", "action", "source", "approval_id", "run_id", "step_key", "title", "detail")
+COLUMNS = (
+    "id",
+    "at",
+    "actor",
+    "actor_name",
+    "action",
+    "source",
+    "approval_id",
+    "run_id",
+    "step_key",
+    "title",
+    "detail",
+)
 SINCE_HELP = (
     "--since takes an ISO date (2026-11-20) or date and time (2026-11-20T14:02, 2026-11-20T14:02:00+01:00); "
     "a time without an offset is UTC"
@@ -69,12 +83,19 @@ async def export(settings: Settings, args: argparse.Namespace) -> int:
 async def audit_records(
     engine: AsyncEngine, run_id: str | None = None, since: float | None = None
 ) -> list[dict[str, Any]]:
-    """The audit records, oldest first, as plain dicts (``detail`` a dict, ``at`` an ISO string)."""
+    """The audit records, oldest first, as plain dicts (``detail`` a dict, ``at`` an ISO string).
+
+    ``actor`` is the ref as recorded; ``actor_name`` is how text names them ("@alice").
+    """
+    found = await audit_rows(engine, run_id, since)
+    async with engine.connect() as conn:
+        known = await names(conn, {r.actor for r in found})
     return [
         {
             "id": r.id,
             "at": iso(r.at),
             "actor": r.actor,
+            "actor_name": shown(r.actor, known),
             "action": r.action,
             "source": r.source,
             "approval_id": r.approval_id,
@@ -83,7 +104,7 @@ async def audit_records(
             "title": r.title,
             "detail": r.detail,
         }
-        for r in await audit_rows(engine, run_id, since)
+        for r in found
     ]
 
 

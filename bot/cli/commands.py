@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.approvals.store import ApprovalStore
-from bot.cli.parity import check_may_retry, form_values
+from bot.cli.parity import check_may_retry, form_values, person
 from bot.cli.progress import Progress
 from bot.cli.wiring import open_database, open_runtime
 from bot.config import Settings
 from bot.errors import BadInput, Conflict, NotFound
+from bot.identity import shown
 from bot.owners import is_dead
 from bot.runtime.events import follow
 from bot.runtime.runtime import Runtime
@@ -121,9 +122,9 @@ async def run_workflow(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
     async with open_runtime(settings, resume=False, scope=None if args.worker else set()) as runtime:
         progress = Progress()
-        started = await runtime.submit(
-            loaded, raw, started_by=args.user, meta={"source": "cli"}, drive=not args.detach
-        )
+        who = person(settings, args.user)
+        meta = {"source": "cli", "who": who.to_dict()}
+        started = await runtime.submit(loaded, raw, started_by=who.ref, meta=meta, drive=not args.detach)
         row = await runtime.store.run_row(started.run_id)
         assert row is not None
         progress.header(loaded.spec.name, started.run_id, row.inputs)
@@ -181,7 +182,9 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             if args.json:
                 _dump([r.__dict__ for r in rows])
             for r in rows if not args.json else []:
-                print(f"{r.id}  {r.workflow:<18} {r.status:<12} {_when(r.created_at)}  by {r.started_by}")
+                print(
+                    f"{r.id}  {r.workflow:<18} {r.status:<12} {_when(r.created_at)}  by {shown(r.started_by)}"
+                )
             if not rows and not args.json:
                 print("no runs yet")
             return 0
@@ -199,7 +202,8 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             )
             return 0
         print(
-            f"run {row.id}  {row.workflow}  {row.status}  started {_when(row.created_at)} by {row.started_by}"
+            f"run {row.id}  {row.workflow}  {row.status}  "
+            f"started {_when(row.created_at)} by {shown(row.started_by)}"
         )
         if row.inputs:
             print("  inputs: " + ", ".join(f"{k}={v}" for k, v in row.inputs.items()))
@@ -231,7 +235,7 @@ async def cancel(settings: Settings, args: argparse.Namespace) -> int:
         runtime.drive(row.id)
         if row.status in FINISHED:
             raise Conflict(f"run {row.id} already {row.status}")
-        await runtime.cancel(row.id, by=args.user)
+        await runtime.cancel(row.id, by=person(settings, args.user).ref)
         print(f"cancelling run {row.id}", flush=True)
         deadline = settings.kill_grace + settings.poll_interval + 30
         try:
@@ -255,7 +259,7 @@ async def rollback(settings: Settings, args: argparse.Namespace) -> int:
         runtime.drive(row.id)
         if row.status not in ("succeeded", "failed", "cancelled"):
             raise Conflict(f"run {row.id} is {row.status}; only a finished run can be rolled back")
-        await runtime.rollback(row.id, by=args.user, to=args.to)
+        await runtime.rollback(row.id, by=person(settings, args.user).ref, to=args.to)
         code = await _follow(
             runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq, expect=("compensated",)
         )
@@ -288,11 +292,19 @@ async def decide(settings: Settings, args: argparse.Namespace) -> int:
         request = await runtime.approvals.get(args.id)
         row = await _row(runtime.store, request.run_id)
         # The CLI names people as the console does, so a console user's groups come with the name.
-        groups = tuple(dict.fromkeys([*settings.console_users.get(args.user, []), *args.group]))
+        who = person(settings, args.user, args.group)
         values = await form_values(runtime.approvals.engine, request.id, args.decision, args.field)
         runtime.drive(row.id)
         outcome = await runtime.decide(
-            request.id, args.user, args.decision, args.comment, groups, values=values, background=False
+            request.id,
+            who.ref,
+            args.decision,
+            args.comment,
+            tuple(sorted(who.groups)),
+            values=values,
+            aliases=(who.user_id,),
+            name=f"@{who.name}",
+            background=False,
         )
         print(outcome.message)
         if not outcome.resolved:
@@ -306,9 +318,10 @@ async def retry(settings: Settings, args: argparse.Namespace) -> int:
         row = await _row(runtime.store, args.run)
         if row.status != "failed":
             raise Conflict(f"run {row.id} is {row.status}; only a failed run can be retried")
-        check_may_retry(settings, row, args.user, tuple(args.group))
+        who = person(settings, args.user, args.group)
+        check_may_retry(settings, row, who)
         runtime.drive(row.id)
-        await runtime.retry(row.id, by=args.user)
+        await runtime.retry(row.id, by=who.ref)
         print(f"retrying the failed steps of run {row.id}", flush=True)
         return await _follow(runtime, row.id, Progress(), stop_when_parked=True, after=row.event_seq)
 
@@ -320,7 +333,7 @@ async def approvals_expire(settings: Settings, args: argparse.Namespace) -> int:
         request = await runtime.approvals.get(args.id)
         row = await _row(runtime.store, request.run_id)
         runtime.drive(row.id)
-        outcome = await runtime.withdraw(request.id, args.user, args.comment)
+        outcome = await runtime.withdraw(request.id, person(settings, args.user).ref, args.comment)
         print(outcome.message)
         ended = ("succeeded", "failed", "cancelled", "compensated")  # the withdrawal itself worked
         return await _follow(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.errors import BadInput
-from bot.identity import Identity, Place
+from bot.identity import Identity, Place, canonical
 from bot.storage.approvals import request_row
 from bot.storage.run_rows import RunRow
 from engine.inputs import parse_pairs
@@ -52,14 +52,26 @@ async def form_values(
     return values
 
 
-def check_may_retry(settings: Settings, row: RunRow, user: str, groups: tuple[str, ...]) -> None:
+def person(settings: Settings, entry: str, groups: list[str] | tuple[str, ...] = ()) -> Identity:
+    """Who ``--as NAME`` names, exactly as the console (or the platform in ``slack:U…``) would.
+
+    The one place the CLI turns a name into a person: ``alice``, ``@alice`` and ``console:alice`` are the
+    console user ``console:alice`` with their SWITCHBOARD_CONSOLE_USERS groups, plus any ``--group``.
+    """
+    ref = canonical(entry)
+    platform, _, user_id = ref.partition(":")
+    if not user_id:
+        raise BadInput(f"--as {entry!r}: name a person, e.g. --as alice or --as slack:U024BE7LH")
+    known = settings.console_users.get(user_id, []) if platform == "console" else []
+    workspace = "console" if platform == "console" else ""
+    return Identity(
+        platform, workspace, user_id, user_id, frozenset([*known, *groups]), ref in settings.admins
+    )
+
+
+def check_may_retry(settings: Settings, row: RunRow, who: Identity) -> None:
     """The Retry button's rule: the starter, an admin, or whom the workflow's ``run`` permission names."""
-    if user == row.started_by:
-        return
-    all_groups = frozenset([*settings.console_users.get(user, []), *groups])
-    admin = user in settings.admins or f"console:{user}" in settings.admins
-    who = Identity("cli", "cli", user, user, all_groups, admin)
-    if admin:
+    if who.ref == row.started_by or who.admin:
         return
     try:
         loaded = load_workflow(find_workflow(settings.workflows_dir, row.workflow))

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.cli.wiring import open_database
 from bot.config import Settings
+from bot.identity import canonical, shown
 from bot.storage.webhooks import Subscriptions
 
 
@@ -21,7 +22,7 @@ async def add(settings: Settings, args: argparse.Namespace) -> int:
     """Store a subscription and print its id and secret."""
     events = [e.strip() for e in args.events.split(",") if e.strip()]
     async with open_database(settings) as engine:
-        sub = await Subscriptions(engine).add(args.url, events, args.user, time.time())
+        sub = await Subscriptions(engine).add(args.url, events, canonical(args.user), time.time())
     if args.json:
         print(json.dumps(sub.__dict__, indent=2))
         return 0
@@ -40,7 +41,7 @@ async def list_(settings: Settings, args: argparse.Namespace) -> int:
     if not subs:
         print("no webhooks; `switchboard webhooks add URL --events run.*` adds one")
     for s in subs:
-        print(f"{s.id}  {s.url}  {','.join(s.events)}  added {_when(s.created_at)} by {s.created_by}")
+        print(f"{s.id}  {s.url}  {','.join(s.events)}  added {_when(s.created_at)} by {shown(s.created_by)}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, cast
 
+from bot.identity import shown
 from bot.storage.runs import RunStore
 from cards.run_card import RunStatus, RunView, StepView
 from engine.approval_flow import revisions
@@ -80,7 +81,7 @@ def _view(
         run_id=run_id,
         workflow=workflow,
         status=cast(RunStatus, status),
-        started_by=who or started_by,
+        started_by=shown(started_by, {started_by: who} if who else None),
         inputs=dict(inputs),
         steps=tuple(
             StepView(
