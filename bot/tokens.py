@@ -25,6 +25,7 @@ SCOPES = {
     "approvals:write": "decide approvals as the token's identity",
     "conversations:write": "talk with the assistant and the agents' desk as the token's identity",
     "webhooks:receive": "deliver webhooks",
+    "webhooks:manage": "add, list and remove outbound webhooks and read their deliveries (admins only)",
 }
 ID_HEX = 12
 TOKEN = re.compile(rf"^{PREFIX}(?P<id>[0-9a-f]{{{ID_HEX}}})_(?P<secret>[A-Za-z0-9_-]{{43}})$")

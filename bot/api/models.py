@@ -189,3 +189,64 @@ class DecisionResult(BaseModel):
     run_id: str
     resolved: bool = Field(description="Whether this decision settled the request")
     message: str = Field(description="What chat would have answered")
+
+
+# -- outbound webhooks ---------------------------------------------------------------------------------
+
+
+class NewWebhook(Body):
+    url: str = Field(
+        min_length=1, max_length=2000, description="Where to POST the events: an http(s) URL with a host"
+    )
+    events: list[str] = Field(
+        min_length=1,
+        max_length=100,
+        description="Event patterns: `run.*`, a name such as `run.finished`, or `*` for every event",
+    )
+
+
+class WebhookInfo(BaseModel):
+    id: str
+    url: str
+    events: list[str] = Field(description="The patterns as given")
+    created_by: str
+    created_at: float
+
+
+class WebhookCreated(WebhookInfo):
+    secret: str = Field(
+        description="The signing secret (whsec_...), shown only in this answer: the receiver verifies "
+        "webhook-signature with it"
+    )
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookInfo]
+
+
+class DeliveryAttempt(BaseModel):
+    attempt: int
+    at: float
+    took: float = Field(description="Seconds the attempt took")
+    status_code: int | None = Field(description="The receiver's HTTP status; null when none came")
+    response: str | None = Field(description="The first bytes of the receiver's answer")
+    error: str | None
+
+
+class DeliveryInfo(BaseModel):
+    id: int
+    subscription_id: str
+    message_id: str = Field(description="webhook-id: the same on every retry")
+    event_type: str
+    status: Literal["pending", "sending", "delivered", "failed"]
+    attempts: int
+    next_at: float
+    error: str | None
+    created_at: float
+    first_attempt_at: float | None
+    finished_at: float | None
+    attempt_log: list[DeliveryAttempt]
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryInfo]

@@ -12,8 +12,10 @@ from bot.api.models import (
     ApprovalList,
     Decision,
     DecisionResult,
+    DeliveryList,
     Done,
     Health,
+    NewWebhook,
     RollbackRequest,
     RunDetail,
     RunPage,
@@ -21,12 +23,16 @@ from bot.api.models import (
     StartRun,
     ValidateRequest,
     ValidateResult,
+    WebhookCreated,
+    WebhookInfo,
+    WebhookList,
     WorkflowInfo,
     WorkflowList,
 )
 from bot.api.routing import Header, Route
 from bot.api.runs import IDEMPOTENCY_HEADER, RunEndpoints, RunQuery
 from bot.api.stream import RunStream
+from bot.api.webhooks import DeliveryQuery, WebhookEndpoints
 from bot.api.workflows import WorkflowEndpoints
 
 if TYPE_CHECKING:
@@ -38,7 +44,8 @@ PREFIX = "/api/v1"
 def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
     """The route table."""
     wf, runs, stream, appr = WorkflowEndpoints(ctx), RunEndpoints(ctx), RunStream(ctx), ApprovalEndpoints(ctx)
-    conv = ConversationEndpoints(ctx)
+    conv, hooks = ConversationEndpoints(ctx), WebhookEndpoints(ctx)
+    hook = f"{PREFIX}/webhooks/{{webhook_id}}"
     run = f"{PREFIX}/runs/{{run_id}}"
     talk = f"{PREFIX}/conversations/{{conversation_id}}"
     return [
@@ -271,6 +278,65 @@ def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
             scope="conversations:write",
             returns=Said,
             errors=(400, 404),
+        ),
+        Route(
+            "GET",
+            f"{PREFIX}/webhooks",
+            "listWebhooks",
+            "Every outbound webhook subscription, without secrets (admins)",
+            hooks.index,
+            "webhooks",
+            scope="webhooks:manage",
+            returns=WebhookList,
+        ),
+        Route(
+            "POST",
+            f"{PREFIX}/webhooks",
+            "addWebhook",
+            "Subscribe a URL to run, step, approval and conversation events (admins)",
+            hooks.add,
+            "webhooks",
+            scope="webhooks:manage",
+            body=NewWebhook,
+            returns=WebhookCreated,
+            status=201,
+            errors=(400,),
+            description="As `switchboard webhooks add`. The answer holds the signing secret; it is shown "
+            "only once. Deliveries are signed to the Standard Webhooks spec.",
+        ),
+        Route(
+            "GET",
+            hook,
+            "getWebhook",
+            "One subscription, without its secret (admins)",
+            hooks.get,
+            "webhooks",
+            scope="webhooks:manage",
+            returns=WebhookInfo,
+            errors=(404,),
+        ),
+        Route(
+            "DELETE",
+            hook,
+            "removeWebhook",
+            "Remove a subscription; its undelivered events are failed, the log keeps them (admins)",
+            hooks.remove,
+            "webhooks",
+            scope="webhooks:manage",
+            returns=WebhookInfo,
+            errors=(404,),
+        ),
+        Route(
+            "GET",
+            f"{hook}/deliveries",
+            "webhookDeliveries",
+            "What was sent to a subscription and what the receiver answered, newest first (admins)",
+            hooks.deliveries,
+            "webhooks",
+            scope="webhooks:manage",
+            query=DeliveryQuery,
+            returns=DeliveryList,
+            errors=(404,),
         ),
         Route("GET", f"{PREFIX}/openapi.json", "openapi", "This document", system.openapi, "system"),
         Route(
