@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+import sqlalchemy as sa
 
 from bot.delivery.webhook_signing import verify
 from bot.process import App, start_app, stop_app
+from bot.storage.tables import action_log
 from tests.api_client import call, token
 from tests.helpers import eventually
 from tests.test_api import problem, settings
@@ -27,7 +30,7 @@ HOOKS = "/api/v1/webhooks"
 @pytest.fixture
 async def app(db_url: str, workflows_dir: Path) -> AsyncIterator[App]:
     (workflows_dir / "one.yaml").write_text(ONE)
-    started = await start_app(settings(db_url, workflows_dir, admins=["token:root"]))
+    started = await start_app(settings(db_url, workflows_dir, admins=["token:root", "console:alice"]))
     try:
         yield started
     finally:
@@ -77,6 +80,10 @@ async def test_an_admin_adds_lists_reads_the_deliveries_of_and_removes_a_webhook
         assert (await call(app, "GET", HOOKS, root)).body["webhooks"] == []
         problem(await call(app, "DELETE", f"{HOOKS}/{hook['id']}", root), 404, "not-found", hook["id"])
         problem(await call(app, "GET", f"{HOOKS}/{hook['id']}/deliveries", root), 404, "not-found")
+    async with app.engine.connect() as conn:
+        logged = (await conn.execute(sa.select(action_log).where(action_log.c.kind == "api"))).all()
+    done = [(a.actor, a.detail.get("webhook"), a.outcome) for a in logged if "webhook" in a.detail]
+    assert done == [("token:root", "add", "ok"), ("token:root", "remove", "ok")]
 
 
 async def test_bad_subscriptions_are_refused_with_the_clis_own_words(app: App) -> None:
@@ -119,3 +126,23 @@ async def test_the_webhook_endpoints_are_in_the_openapi_document(app: App) -> No
     assert set(doc["paths"][f"{HOOKS}/{{webhook_id}}"]) == {"get", "delete"}
     assert "webhooks:manage" in doc["paths"][f"{HOOKS}/{{webhook_id}}/deliveries"]["get"]["description"]
     assert "secret" in doc["components"]["schemas"]["WebhookCreated"]["required"]
+
+
+async def test_a_signed_in_admin_manages_webhooks_with_the_csrf_token_and_others_may_not(app: App) -> None:
+    body = {"url": "https://example.com/x", "events": ["approval.*"]}
+    for user, allowed in (("alice", True), ("bob", False)):
+        jar = aiohttp.CookieJar(unsafe=True)  # the cookie is for 127.0.0.1
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            async with session.post(f"{app.url}/auth/dev", json={"user": user}) as r:
+                assert r.status == 200
+            async with session.get(f"{app.url}/api/state") as r:
+                csrf = (await r.json())["csrf"]
+            async with session.post(f"{app.url}{HOOKS}", json=body) as r:
+                refused = await r.json(content_type=None)
+                assert r.status == 403 and "X-CSRF-Token" in refused["detail"], refused
+            async with session.post(f"{app.url}{HOOKS}", json=body, headers={"X-CSRF-Token": csrf}) as r:
+                answer = await r.json(content_type=None)
+                if allowed:
+                    assert r.status == 201 and answer["created_by"] == "console:alice", answer
+                else:
+                    assert r.status == 403 and "console:bob is not one" in answer["detail"], answer
