@@ -59,7 +59,10 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
     if state.status.finished:
         batch.add(rt.processes.delete_run, {"_run_id": state.run_id})
     parent = state.meta.get("parent_run_id")
+    if release and state.status.finished and state.workflow.exclusive is not None:
+        batch.work.append(state.run_id)  # its exclusion group is free: the next run in it may be claimed
     if state.status.finished and parent:
+        batch.work.append(parent)
         batch.add(
             store.insert_inbox,
             {

@@ -81,6 +81,8 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
         for task in live.tasks.values():
             task.cancel()
         rt.live.pop(run_id, None)
+        if rt.work_waiting:
+            rt.nudge.set()  # room again: claim what was waiting
     try:
         if not live.lost and not rt.stopping and await rt.store.inbox_for(run_id):
             await rt.load(run_id)  # a signal slipped in while the lease was being released

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from bot.storage.database import create_sync_writer
-from bot.storage.timer_bell import notify
+from bot.storage.timer_bell import notify, notify_work
 
 log = logging.getLogger(__name__)
 LOCKED_RETRIES = 5
@@ -32,6 +32,7 @@ class Batch:
 
     ops: list[tuple[Executable, Any]] = field(default_factory=list)
     earliest_timer: float | None = None  # the soonest timer among the rows: the alarm is told after commit
+    work: list[str] = field(default_factory=list)  # runs it makes claimable: other processes told at commit
 
     def add_timer(self, stmt: Executable, row: dict[str, Any]) -> None:
         """Queue a timer row, noting its due time."""
@@ -127,12 +128,15 @@ class Journal:
     async def _commit(self, batches: Sequence[Batch]) -> None:
         merged = _merge(batches)
         soonest = min((b.earliest_timer for b in batches if b.earliest_timer is not None), default=None)
+        work = [run_id for b in batches for run_id in b.work]
         if self._task is None:  # not started: a one-off write on a pooled connection
             async with self.engine.begin() as conn:
                 for stmt, params in merged:
                     await conn.execute(stmt, params)
                 if soonest is not None:
                     await notify(conn, soonest, self.owner)
+                if work:
+                    await notify_work(conn, work)
             return
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_sync, merged)
@@ -153,6 +157,8 @@ class Journal:
                         started = True
                     if soonest is not None:  # the other processes' alarms hear of it at commit
                         await notify(conn, soonest, self.owner)
+                    if work:
+                        await notify_work(conn, work)
             except Exception as exc:
                 await conn.close()
                 self._conn = None
