@@ -50,11 +50,23 @@ def entries(log: Path) -> list[list[str]]:
     return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
 
 
-async def bots(pg_url: str, workflows: Path, count: int, **extra: str) -> list[Bot]:
-    started = [Bot(pg_url, workflows, **extra) for _ in range(count)]
-    for bot in started:  # one by one: a bot opening connections could take the next one's port meanwhile
-        await bot.start()
-    return started
+@pytest.fixture
+async def bots(pg_url: str, workflows_dir: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start `switchboard run` processes; every one is killed at the end, however the test ends."""
+    made: list[Bot] = []
+
+    async def start(count: int, **extra: str) -> list[Bot]:
+        started = []
+        for _ in range(count):  # one by one: a bot opening connections could take the next one's port
+            bot = Bot(pg_url, workflows_dir, **extra)
+            made.append(bot)
+            await bot.start()
+            started.append(bot)
+        return started
+
+    yield start
+    for bot in made:
+        bot.close()
 
 
 async def submit(client: Runtime, loaded: LoadedWorkflow, count: int, **inputs: Any) -> list[str]:
@@ -76,46 +88,38 @@ def most_at_once(log: Path, pid: str | None = None) -> int:
 
 
 async def test_two_processes_share_a_burst_and_do_each_run_exactly_once(
-    pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime
+    pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime, bots: Callable[..., Any]
 ) -> None:
     log = tmp_path / "log"
     loaded = workflow(f"name: burst\nsteps:\n  a: {{run: {logging_step(log, '0.3')}}}\n", workflows_dir)
-    started = await bots(pg_url, workflows_dir, 2, SWITCHBOARD_MAX_RUNS="5")  # neither can take it all
-    try:
-        run_ids = await submit(client, loaded, 30)
-        for run_id in run_ids:
-            await status_is(client, run_id, "succeeded", timeout=90)
-        starts = Counter(e[1] for e in entries(log) if e[0] == "start")
-        if starts != Counter(dict.fromkeys(run_ids, 1)):
-            for bot in started:
-                print(bot.pid, bot.output())
-        assert starts == Counter(dict.fromkeys(run_ids, 1))  # every run's step ran once, none twice
-        by_bot = Counter(e[2] for e in entries(log) if e[0] == "start")
-        assert set(by_bot) == {str(b.pid) for b in started}, by_bot  # both took a share of the burst
-    finally:
+    started = await bots(2, SWITCHBOARD_MAX_RUNS="5")  # neither can take it all
+    run_ids = await submit(client, loaded, 30)
+    for run_id in run_ids:
+        await status_is(client, run_id, "succeeded", timeout=90)
+    starts = Counter(e[1] for e in entries(log) if e[0] == "start")
+    if starts != Counter(dict.fromkeys(run_ids, 1)):
         for bot in started:
-            bot.close()
+            print(bot.pid, bot.output())
+    assert starts == Counter(dict.fromkeys(run_ids, 1))  # every run's step ran once, none twice
+    by_bot = Counter(e[2] for e in entries(log) if e[0] == "start")
+    assert set(by_bot) == {str(b.pid) for b in started}, by_bot  # both took a share of the burst
 
 
 async def test_a_process_at_capacity_claims_no_more_runs(
-    pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime
+    pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime, bots: Callable[..., Any]
 ) -> None:
     log = tmp_path / "log"
     loaded = workflow(f"name: capped\nsteps:\n  a: {{run: {logging_step(log, '0.5')}}}\n", workflows_dir)
-    started = await bots(pg_url, workflows_dir, 1, SWITCHBOARD_MAX_RUNS="2")
-    try:
-        run_ids = await submit(client, loaded, 6)
-        for run_id in run_ids:
-            await status_is(client, run_id, "succeeded", timeout=90)
-        assert len([e for e in entries(log) if e[0] == "start"]) == 6
-        assert most_at_once(log) == 2  # the rest waited for room, then were claimed
-    finally:
-        for bot in started:
-            bot.close()
+    await bots(1, SWITCHBOARD_MAX_RUNS="2")
+    run_ids = await submit(client, loaded, 6)
+    for run_id in run_ids:
+        await status_is(client, run_id, "succeeded", timeout=90)
+    assert len([e for e in entries(log) if e[0] == "start"]) == 6
+    assert most_at_once(log) == 2  # the rest waited for room, then were claimed
 
 
 async def test_a_timer_of_a_killed_process_fires_on_the_other(
-    pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime
+    pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime, bots: Callable[..., Any]
 ) -> None:
     log = tmp_path / "log"
     text = f"""
@@ -126,25 +130,21 @@ steps:
   last: {{needs: [pause], run: {logging_step(log)}}}
 """
     loaded = workflow(text, workflows_dir)
-    started = await bots(pg_url, workflows_dir, 2, SWITCHBOARD_LEASE_SECONDS="30")
-    try:
-        [run_id] = await submit(client, loaded, 1)
-        await status_is(client, run_id, "waiting", timeout=30)  # parked on its timer
-        first = entries(log)[0][2]
-        [armed_by] = [b for b in started if str(b.pid) == first]
-        [other] = [b for b in started if b is not armed_by]
-        armed_by.kill()
-        # Fired by the survivor long before the 30 s lease: the timer table is shared, the alarm is its own.
-        await status_is(client, run_id, "succeeded", timeout=20)
-        assert [e[0] for e in entries(log)] == ["start", "end", "start", "end"]
-        assert entries(log)[2][2] == str(other.pid)
-    finally:
-        for bot in started:
-            bot.close()
+    started = await bots(2, SWITCHBOARD_LEASE_SECONDS="30")
+    [run_id] = await submit(client, loaded, 1)
+    await status_is(client, run_id, "waiting", timeout=30)  # parked on its timer
+    first = entries(log)[0][2]
+    [armed_by] = [b for b in started if str(b.pid) == first]
+    [other] = [b for b in started if b is not armed_by]
+    armed_by.kill()
+    # Fired by the survivor long before the 30 s lease: the timer table is shared, the alarm is its own.
+    await status_is(client, run_id, "succeeded", timeout=20)
+    assert [e[0] for e in entries(log)] == ["start", "end", "start", "end"]
+    assert entries(log)[2][2] == str(other.pid)
 
 
 async def test_an_exclusion_group_admits_one_run_at_a_time_across_processes(
-    pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime
+    pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime, bots: Callable[..., Any]
 ) -> None:
     log = tmp_path / "log"
     text = f"""
@@ -156,16 +156,12 @@ steps:
   ship: {{run: {logging_step(log, "0.3")}}}
 """
     loaded = workflow(text, workflows_dir)
-    started = await bots(pg_url, workflows_dir, 2)
-    try:
-        run_ids = await submit(client, loaded, 5, env="prod")
-        for run_id in run_ids:
-            await status_is(client, run_id, "succeeded", timeout=90)
-        assert most_at_once(log) == 1  # never two prod deploys at once, whichever process ran each
-        assert [e[1] for e in entries(log) if e[0] == "start"] == run_ids  # in the order they were started
-    finally:
-        for bot in started:
-            bot.close()
+    await bots(2)
+    run_ids = await submit(client, loaded, 5, env="prod")
+    for run_id in run_ids:
+        await status_is(client, run_id, "succeeded", timeout=90)
+    assert most_at_once(log) == 1  # never two prod deploys at once, whichever process ran each
+    assert [e[1] for e in entries(log) if e[0] == "start"] == run_ids  # in the order they were started
 
 
 async def test_runs_of_an_exclusion_group_queue_in_one_process(

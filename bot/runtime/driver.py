@@ -63,12 +63,11 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
             progress = park or any(isinstance(s, StepCompleted | StepFailed) for s in signals)
             await persist(rt, live, decision, release=park, progress=progress)
             carry_out(rt, live, decision)
-            if park and live.parked:
+            if park:
+                # Mail that arrived while storing is read by a fresh load below, here or in the process
+                # that claimed the run meanwhile: that one may have moved it on already, so the state in
+                # memory here must not be driven again.
                 break
-            if park:  # something arrived while storing: take the lease back, or leave it to its new owner
-                now = rt.clock()
-                if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, []):
-                    live.lost = True
     except Exception as exc:
         # A database that went away is no fault of the run's; anything else counts as a crash of it.
         crashed = not isinstance(exc, sa.exc.DBAPIError | OSError)
