@@ -117,6 +117,11 @@ def spawn(url: str, work: Path, port: int, max_runs: int) -> subprocess.Popen[by
         PYTHONPATH=str(ROOT),
     )
     argv = [sys.executable, "-m", "bot.cli.main", "run"]
+    logs = os.environ.get("BENCH_LOGS")  # a folder: each bot logs there at INFO, one file per process
+    if logs:
+        env["SWITCHBOARD_LOG_LEVEL"] = "INFO"
+        out = Path(logs, f"bot-{port}.log").open("w")  # noqa: SIM115  (the child holds it)
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=None)
 
 
