@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
+from bot.storage.tables import runs
 from engine.loader import LoadedWorkflow
 from tests.bot_process import Bot
 from tests.helpers import eventually, status_is, workflow
@@ -187,3 +188,29 @@ steps:
     prod_starts = [e[1] for e in entries(log) if e[0] == "start" and e[1] in prod]
     assert prod_starts == prod
     await eventually(lambda: len(entries(log)) == 8, 5, "every step to log")
+
+
+async def test_a_process_whose_lease_was_taken_stores_and_starts_nothing_more(
+    make_runtime: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever made two processes think they drive one run, only the lease holder's commits land: the
+    commit checks the lease in its own transaction, so the other stores nothing and starts no step."""
+    log = tmp_path / "steps.log"
+    loaded = workflow(
+        f"""
+name: held
+steps:
+  a: {{run: {logging_step(log, "0.5")}}}
+  b: {{needs: [a], run: {logging_step(log)}}}
+"""
+    )
+    runtime: Runtime = await make_runtime()  # 30 s leases, renewed every 10 s: the commit finds out first
+    started = await runtime.submit(loaded, {}, started_by="test")
+    await eventually(lambda: [e for e in entries(log) if e[0] == "start"], message="step a to start")
+    async with runtime.store.engine.begin() as conn:  # another process claims the run meanwhile
+        await conn.execute(runs.update().where(runs.c.id == started.run_id).values(lease_owner="elsewhere"))
+    await eventually(lambda: started.run_id not in runtime.live, message="the driver to stop")
+    events = [e.type for e in await runtime.store.events_after(started.run_id)]
+    assert events.count("step_succeeded") == 0  # step a's end was not stored by a process without the lease
+    assert [e[0] for e in entries(log)] == ["start", "end"]  # and step b never started here
+    assert "lease is held elsewhere" in caplog.text

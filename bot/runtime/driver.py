@@ -11,6 +11,7 @@ from bot import log_context
 from bot.runtime.commit import persist
 from bot.runtime.effects import carry_out
 from bot.runtime.live import LiveRun, merge
+from bot.storage.journal import LeaseLost
 from engine.signals import (
     ApprovalDecided,
     Cancel,
@@ -68,6 +69,11 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
                 # that claimed the run meanwhile: that one may have moved it on already, so the state in
                 # memory here must not be driven again.
                 break
+    except LeaseLost:
+        # Another process holds the lease now (it may be driving the run): stop here, storing nothing.
+        log.warning("run %s: its lease is held elsewhere now; stopping work on it here", run_id)
+        rt.metrics.leases_lost.inc()
+        live.lost = True
     except Exception as exc:
         # A database that went away is no fault of the run's; anything else counts as a crash of it.
         crashed = not isinstance(exc, sa.exc.DBAPIError | OSError)
