@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     llm_timeout: float = 60.0
     llm_max_tokens: int = Field(default=1024, ge=1, le=1_000_000)  # per answer; an llm step may set its own
     max_parallel_steps: int = Field(default=64, ge=1, le=10_000)
+    # Runs one process drives at once (parked runs do not count); at capacity it claims no more, so work
+    # spreads over the processes by load.
+    max_runs: int = Field(default=100, ge=1, le=100_000)
     lease_seconds: float = Field(default=30.0, ge=2.0)
     crash_attempts: int = Field(default=3, ge=1, le=100)  # a run that crashed its process this often fails
     # Connections: per process. PostgreSQL's default max_connections is 100 for every process together.

@@ -409,6 +409,15 @@ class Workflow(Strict):
     secrets: list[str] = []
     concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY)
     timeout: Duration | None = None
+    exclusive: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description=(
+            "An exclusion group, e.g. deploy-${{ inputs.env }}: runs whose group comes to the same text run "
+            "one at a time, in the order they were started, across every process; the others wait, pending."
+        ),
+    )
     on_failure: Literal["compensate", "stop"] = "stop"
     permissions: Permissions = Permissions()
     env: dict[str, str] = {}

@@ -23,7 +23,6 @@ import pytest
 from bot.approvals.store import ApprovalStore
 from bot.config import Settings
 from bot.owners import boot_id, is_dead, new_owner, start_time
-from bot.runtime import leases
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.journal import Batch
@@ -329,7 +328,7 @@ async def test_every_unfinished_run_is_resumed_at_start_not_only_the_first_page(
     batch = Batch()
     now = time.time()
     await store.save_version(loaded.digest, loaded.spec.name, loaded.path, loaded.source, now)
-    count = leases.PAGE + 20
+    count = 220  # more than one claim pass, and more than the process drives at once (max_runs 100)
     for i in range(count):
         state = RunState(f"r{i:05d}", loaded.spec, {}, started_by="test", created_at=now + i)
         store.new_run(batch, state, loaded.digest, now + i, None, now)

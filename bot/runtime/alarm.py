@@ -58,7 +58,8 @@ class AlarmClock:
     async def start(self) -> None:
         """Listen for other processes' timers (PostgreSQL), then start ringing (due timers fire at once)."""
         if self._is_postgres:
-            self._bell = TimerBell(self.runtime.store.engine, self._heard, self.runtime.owner)
+            rt = self.runtime
+            self._bell = TimerBell(rt.store.engine, self._heard, rt.owner, work=rt.work_told)
             await self._bell.start()
         else:
             _NEIGHBOURS.setdefault(self._key, set()).add(self)
@@ -87,6 +88,11 @@ class AlarmClock:
         for other in _NEIGHBOURS.get(self._key, ()):
             if other is not self:
                 other._heard(due_at)
+
+    @property
+    def bell_listening(self) -> bool:
+        """Whether other processes' notifications reach this one (PostgreSQL, connected)."""
+        return self._bell is not None and self._bell.listening
 
     def wake(self) -> None:
         """Look at the table now (for a clock that jumps, as a test's fake clock does)."""

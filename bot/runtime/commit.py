@@ -18,9 +18,11 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
     """Commit the decision (giving up the lease when ``release``), then publish it and do the follow-ups.
 
     With ``progress`` (a step finished, or the run parks), earlier crashes of the run are forgiven.
+    The commit checks the run's lease in its own transaction: ``LeaseLost`` when another process took
+    it (or it was released meanwhile), and then nothing was stored and nothing must be carried out.
     """
     store, state, now = rt.store, live.core.state, rt.clock()
-    batch = Batch()
+    batch = Batch(held=[state.run_id])  # stored only while this process holds the run's lease
     batch.add(store.upsert_step, [store.step_row(state.run_id, state.steps[k]) for k in sorted(d.dirty)])
     batch.add(rt.processes.delete, live.ending)  # before this batch records new programs
     live.ending = []
@@ -60,7 +62,10 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
     if state.status.finished:
         batch.add(rt.processes.delete_run, {"_run_id": state.run_id})
     parent = state.meta.get("parent_run_id")
+    if release and state.status.finished and state.workflow.exclusive is not None:
+        batch.work.append(state.run_id)  # its exclusion group is free: the next run in it may be claimed
     if state.status.finished and parent:
+        batch.work.append(parent)
         batch.add(
             store.insert_inbox,
             {

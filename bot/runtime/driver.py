@@ -12,6 +12,7 @@ from bot.approvals.deadlines import AUTO_APPROVE
 from bot.runtime.commit import persist
 from bot.runtime.effects import carry_out
 from bot.runtime.live import LiveRun, merge
+from bot.storage.journal import LeaseLost
 from engine.signals import (
     ApprovalDecided,
     Cancel,
@@ -64,12 +65,16 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
             progress = park or any(isinstance(s, StepCompleted | StepFailed) for s in signals)
             await persist(rt, live, decision, release=park, progress=progress)
             carry_out(rt, live, decision)
-            if park and live.parked:
+            if park:
+                # Mail that arrived while storing is read by a fresh load below, here or in the process
+                # that claimed the run meanwhile: that one may have moved it on already, so the state in
+                # memory here must not be driven again.
                 break
-            if park:  # something arrived while storing: take the lease back, or leave it to its new owner
-                now = rt.clock()
-                if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, []):
-                    live.lost = True
+    except LeaseLost:
+        # Another process holds the lease now (it may be driving the run): stop here, storing nothing.
+        log.warning("run %s: its lease is held elsewhere now; stopping work on it here", run_id)
+        rt.metrics.leases_lost.inc()
+        live.lost = True
     except Exception as exc:
         # A database that went away is no fault of the run's; anything else counts as a crash of it.
         crashed = not isinstance(exc, sa.exc.DBAPIError | OSError)
@@ -82,6 +87,8 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
         for task in live.tasks.values():
             task.cancel()
         rt.live.pop(run_id, None)
+        if rt.work_waiting:
+            rt.nudge.set()  # room again: claim what was waiting
     try:
         if not live.lost and not rt.stopping and await rt.store.inbox_for(run_id):
             await rt.load(run_id)  # a signal slipped in while the lease was being released

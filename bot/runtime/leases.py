@@ -1,5 +1,7 @@
-"""Sharing runs between processes: resuming runs nobody works on, renewing leases, polling for handed work.
+"""Sharing runs between processes: resuming runs nobody works on, renewing leases, waiting for work.
 
+Work is claimed in batches (``claims.py``) when the bell says there is some, when a run of ours leaves
+(capacity freed), and in a full pass every ``FULL_PASS_TICKS`` ticks (lapsed leases of other hosts).
 Takeover of a dead process's runs on this host happens at the next tick (every ``poll_interval``,
 at most 1 s), or at once when its pidfd reports the exit; other hosts wait for the lease to lapse.
 A process that cannot renew its leases for most of a lease stops driving its runs (another process
@@ -15,34 +17,22 @@ import time
 from typing import TYPE_CHECKING
 
 from bot.owners import is_dead
+from bot.runtime.claims import claim_pass
 
 if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
-PAGE = 500  # runs per resume query
 FULL_PASS_TICKS = 10  # a full resume pass (lapsed leases, runs never picked up) every this many ticks
 TICK = 1.0  # the liveness check of local lease holders runs at least this often
 
 
 async def resume_all(rt: Runtime, dead: list[str] | None = None) -> list[str]:
-    """Load every active run that no live process is working on, page by page."""
-    only = None if rt.scope is None else list(rt.scope)  # a CLI client drives only its own runs
-    if only == []:
-        return []
+    """Claim every run with work that no live process is doing, batch by batch, up to capacity (a CLI
+    client: only its own runs)."""
     if dead is None:
         dead = await _dead_owners(rt)
-    resumed = []
-    after: tuple[float, str] | None = None
-    while not rt.stopping:
-        page = await rt.store.runs_to_resume(rt.owner, rt.clock(), dead, after, PAGE, only)
-        for _created, run_id in page:
-            if run_id not in rt.live and await rt.load(run_id, dead):
-                resumed.append(run_id)
-        if len(page) < PAGE:
-            break
-        after = page[-1]
-    return resumed
+    return await claim_pass(rt, dead)
 
 
 async def _dead_owners(rt: Runtime) -> list[str]:
@@ -62,21 +52,20 @@ async def poll_loop(rt: Runtime) -> None:
             await asyncio.wait_for(rt.nudge.wait(), interval)
         rt.nudge.clear()
         try:
-            for run_id in await rt.store.runs_with_mail():
-                if rt.drives(run_id):
-                    await rt.wake(run_id)
+            if not rt.alarm.bell_listening:  # SQLite, or the bell reconnecting: mail is not told, look
+                for run_id in await rt.store.runs_with_mail():
+                    if rt.drives(run_id):
+                        await rt.wake(run_id)
             ticks += 1
+            full = ticks % FULL_PASS_TICKS == 0 or rt.reconnected
             if rt.scope is not None:
-                if ticks % FULL_PASS_TICKS == 0:
-                    await rt.resume_all()
+                if full or rt.work_waiting:
+                    await claim_pass(rt, [])
                 continue
             dead = await _dead_owners(rt)
-            for run_id in await rt.store.runs_held_by(dead) if dead else []:
-                if run_id not in rt.live:
-                    await rt.load(run_id, dead)
-            if ticks % FULL_PASS_TICKS == 0 or rt.reconnected:
-                await resume_all(rt, dead)
+            if full or rt.work_waiting or dead:
                 rt.reconnected = False
+                await claim_pass(rt, dead)
         except Exception as exc:
             log.warning("polling for work failed (%s); retrying", exc)
 

@@ -63,6 +63,7 @@ async def quarantine(rt: Runtime, state: RunState, attempts: int, seq: int) -> N
         batch.add(
             store.insert_inbox, {"run_id": parent, "kind": "child", "created_at": now, "payload": payload}
         )
+        batch.work.append(parent)
     for observer in rt.observers:
         observer(batch, state, rows, now)  # the status card shows the failure
     batch.add(store.update_run, store.run_update(state, now, None, None))

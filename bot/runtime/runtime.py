@@ -25,7 +25,7 @@ from bot.approvals.store import ApprovalStore, Outcome
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.owners import new_owner
-from bot.runtime import leases, orphans, starts
+from bot.runtime import claims, leases, orphans, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
 from bot.runtime.firing import TIMER_BATCH, fire, kinds
@@ -34,6 +34,7 @@ from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
 from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
+from bot.storage.leases import Claimed
 from bot.storage.runs import RunStore
 from bot.storage.step_processes import StepProcesses
 from bot.storage.timers import claim_due, release_claims
@@ -70,6 +71,7 @@ class Runtime:
         self.nudge = asyncio.Event()  # set when a lease holder on this host exits: check at once
         self.watch = OwnerWatch(self.owner, self.nudge.set)
         self.reconnected = False  # set when this process let its runs go for want of a database
+        self.work_waiting = False  # set when runs may be claimable (the bell, or capacity freed): claim
         self.hub = EventHub()
         self.approvals = ApprovalStore(store.engine, clock)
         self.alarm = AlarmClock(self)
@@ -249,8 +251,16 @@ class Runtime:
         return await starts.load(self, run_id, dead)
 
     async def resume_all(self) -> list[str]:
-        """Load every active run that no live process is working on."""
+        """Load every active run that no live process is working on (up to this process's capacity)."""
         return await leases.resume_all(self)
+
+    async def adopt_claimed(self, claimed: Claimed) -> bool:
+        """Drive a run a claim pass took."""
+        return await starts.adopt_claimed(self, claimed)
+
+    def work_told(self, run_ids: list[str] | None) -> None:
+        """The bell: these runs have mail or may be claimed (None: look at the table)."""
+        claims.told(self, run_ids)
 
     async def handle_timers(self, kind: str, handler: Callable[[int, str], Awaitable[bool]]) -> None:
         """Fire timers of ``kind`` with ``handler(timer_id, ref)``, which marks the timer fired itself;

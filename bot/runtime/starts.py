@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.runtime import orphans
+from bot.runtime.claims import exclusion_group, room
 from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
 from bot.runtime.quarantine import crashed_too_often, quarantine
 from bot.storage import redaction
 from bot.storage.journal import Batch
-from bot.storage.lease_holder import lease_holder
+from bot.storage.leases import Claimed
 from engine.core import Core
 from engine.inputs import resolve_inputs
 from engine.signals import Interruption, Resume, Start
@@ -50,9 +51,12 @@ async def submit(
     """Validate inputs, store the run pinned to this exact workflow version, and start it.
 
     With ``drive=False`` the run is stored unclaimed, for a bot process to pick up (``--detach``): this
-    process never starts a step it would have to abandon on exit.
+    process never starts a step it would have to abandon on exit. A run of an exclusion group, or one
+    this process has no room for, is stored unclaimed too, and claimed when its turn comes (here or by
+    any process with room).
     """
     inputs = resolve_inputs(loaded.spec, raw_inputs)
+    group = exclusion_group(loaded.spec, inputs)
     now = rt.clock()
     run_id = run_id or new_run_id()
     rt.specs[loaded.digest] = loaded.spec
@@ -76,16 +80,20 @@ async def submit(
             "created_at": now,
         },
     )
-    if drive:
+    here = drive and group is None and room(rt) > 0
+    if drive and rt.scope is not None:
+        rt.scope.add(run_id)
+    if here:
         rt.store.new_run(batch, state, loaded.digest, now, rt.owner, now + rt.settings.lease_seconds)
-        if rt.scope is not None:
-            rt.scope.add(run_id)
     else:
-        rt.store.new_run(batch, state, loaded.digest, now, None, now)
+        rt.store.new_run(batch, state, loaded.digest, now, None, now, exclusive=group)
+        batch.work.append(run_id)  # every process with room hears of it at commit
     async with rt.locks.hold(run_id):  # a resume pass must not load it while it is being stored
         await rt.store.journal.write(batch)
-    if drive:
+    if here:
         adopt(rt, state, loaded.digest, seq=0, mail=False)
+    elif drive:
+        await rt.load(run_id)  # its turn may have come (or another process took it already)
     return Started(run_id, loaded.digest)
 
 
@@ -100,19 +108,32 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
         return True
     if rt.stopping or not rt.drives(run_id):
         return False
-    async with rt.locks.hold(run_id):
-        return await _load(rt, run_id, dead or [])
-
-
-async def _load(rt: Runtime, run_id: str, dead: list[str]) -> bool:
-    if run_id in rt.live:
-        rt.live[run_id].poke()
-        return True
-    now = rt.clock()
-    held_by = await lease_holder(rt.store.engine, run_id)  # a claim from another holder is a takeover
-    if not await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead):
+    if room(rt) == 0:
+        rt.work_waiting = True  # at capacity: a process with room takes it (told by the bell), or we later
         return False
-    if held_by not in (None, rt.owner):
+    async with rt.locks.hold(run_id):
+        if run_id in rt.live:
+            rt.live[run_id].poke()
+            return True
+        now = rt.clock()
+        claimed = await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead or [])
+        if claimed is None:
+            return False
+        return await _rebuild(rt, claimed)
+
+
+async def adopt_claimed(rt: Runtime, claimed: Claimed) -> bool:
+    """Drive a run a claim pass took (a poke if a wake of this process loaded it meanwhile)."""
+    async with rt.locks.hold(claimed.run_id):
+        if claimed.run_id in rt.live:
+            rt.live[claimed.run_id].poke()
+            return True
+        return await _rebuild(rt, claimed)
+
+
+async def _rebuild(rt: Runtime, claimed: Claimed) -> bool:
+    run_id = claimed.run_id
+    if claimed.taken_over(rt.owner):
         rt.metrics.lease_takeovers.inc()
     row = await rt.store.run_row(run_id)
     if row is None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.journal import Batch
 from bot.storage.tables import action_log, approval_audit, approval_votes, approvals, inbox, runs, timers
+from bot.storage.timer_bell import notify_work
 
 
 @dataclass(frozen=True)
@@ -228,10 +229,12 @@ async def approvers_of(conn: AsyncConnection, approval_id: str) -> list[str]:
 
 
 async def signal_run(conn: AsyncConnection, run_id: str, payload: dict[str, Any], now: float) -> None:
-    """Put the decision in the run's inbox: the runtime applies it to the run."""
+    """Put the decision in the run's inbox: the runtime applies it to the run (every process is told at
+    commit, so one with room claims the parked run)."""
     await conn.execute(
         inbox.insert(), {"run_id": run_id, "kind": "approval", "payload": payload, "created_at": now}
     )
+    await notify_work(conn, [run_id])
 
 
 async def audit_rows(engine: AsyncEngine, run_id: str | None = None, since: float | None = None) -> list[Any]:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage.tables import inbox
+from bot.storage.timer_bell import notify_work
 
 
 class RunInbox:
@@ -17,11 +18,13 @@ class RunInbox:
     insert_inbox: sa.Insert
 
     async def post(self, run_id: str, kind: str, payload: dict[str, Any], now: float) -> None:
-        """Leave a signal for a run, to be applied by whichever process runs it."""
+        """Leave a signal for a run, to be applied by whichever process runs it (told at commit: the one
+        driving it reads it, or one with capacity claims the run)."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 self.insert_inbox, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": now}
             )
+            await notify_work(conn, [run_id])
 
     async def inbox_for(self, run_id: str, after_id: int = 0) -> list[tuple[int, str, dict[str, Any]]]:
         """A run's unconsumed signals, oldest first."""

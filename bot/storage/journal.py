@@ -3,6 +3,11 @@
 SQLAlchemy async on SQLite costs about 0.6 ms per commit no matter how little it writes, so a wave
 of steps finishing together is stored with one commit instead of one each. Durability is unchanged:
 a writer's ``await write(...)`` returns only after its rows are committed.
+
+A batch names the runs whose lease the writing process must hold (``Batch.held``): the commit checks
+them in its own transaction, locking their rows, and fails with ``LeaseLost`` when another process (or
+nobody) holds one, writing nothing. So a process can never store, nor then act on, a decision for a
+run it no longer owns, however late it learns that.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from bot.storage.database import create_sync_writer
-from bot.storage.timer_bell import notify
+from bot.storage.tables import runs
+from bot.storage.timer_bell import notify, notify_work
 
 log = logging.getLogger(__name__)
 LOCKED_RETRIES = 5
@@ -32,6 +38,8 @@ class Batch:
 
     ops: list[tuple[Executable, Any]] = field(default_factory=list)
     earliest_timer: float | None = None  # the soonest timer among the rows: the alarm is told after commit
+    work: list[str] = field(default_factory=list)  # runs it makes claimable: other processes told at commit
+    held: list[str] = field(default_factory=list)  # runs whose lease the writer must hold at commit
 
     def add_timer(self, stmt: Executable, row: dict[str, Any]) -> None:
         """Queue a timer row, noting its due time."""
@@ -46,7 +54,26 @@ class Batch:
         self.ops.append((stmt, params))
 
     def __bool__(self) -> bool:
-        return bool(self.ops)
+        return bool(self.ops or self.held)
+
+
+class LeaseLost(Exception):
+    """The writing process no longer holds the lease of these runs: nothing of the commit was stored."""
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__(f"the lease of run(s) {', '.join(run_ids)} is no longer held here")
+        self.run_ids = run_ids
+
+
+def _lease_check(held: list[str], owner: str) -> sa.Select[Any]:
+    query = sa.select(runs.c.id).where(runs.c.id.in_(held), runs.c.lease_owner == owner).order_by(runs.c.id)
+    return query.with_for_update(of=runs)  # SQLite: ignored, BEGIN IMMEDIATE already holds the write lock
+
+
+def _missing(held: list[str], found: Sequence[Any]) -> None:
+    lost = sorted(set(held) - set(found))
+    if lost:
+        raise LeaseLost(lost)
 
 
 class Journal:
@@ -109,7 +136,7 @@ class Journal:
                     if len(taken) > 1:
                         await self._one_by_one(taken)
                         continue
-                    log.exception("journal commit failed")
+                    _failed(exc)
                     _settle(taken, exc)
                 else:
                     _settle(taken, None)
@@ -119,7 +146,7 @@ class Journal:
             try:
                 await self._commit([batch])
             except Exception as exc:
-                log.exception("journal commit failed")
+                _failed(exc)
                 _settle([(batch, future)], exc)
             else:
                 _settle([(batch, future)], None)
@@ -127,15 +154,21 @@ class Journal:
     async def _commit(self, batches: Sequence[Batch]) -> None:
         merged = _merge(batches)
         soonest = min((b.earliest_timer for b in batches if b.earliest_timer is not None), default=None)
+        work = [run_id for b in batches for run_id in b.work]
+        held = [run_id for b in batches for run_id in b.held]
         if self._task is None:  # not started: a one-off write on a pooled connection
             async with self.engine.begin() as conn:
+                if held:
+                    _missing(held, (await conn.execute(_lease_check(held, self.owner))).scalars().all())
                 for stmt, params in merged:
                     await conn.execute(stmt, params)
                 if soonest is not None:
                     await notify(conn, soonest, self.owner)
+                if work:
+                    await notify_work(conn, work)
             return
         if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_sync, merged)
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_sync, merged, held)
             self.commits += 1
             return
         # The writer keeps one connection: a pool checkout and its reset cost more than a small commit.
@@ -148,11 +181,19 @@ class Journal:
             conn, started = self._conn, False
             try:
                 async with conn.begin():
+                    if held:
+                        found = (await conn.execute(_lease_check(held, self.owner))).scalars().all()
+                        started = True
+                        _missing(held, found)
                     for stmt, params in merged:
                         await conn.execute(stmt, params)
                         started = True
                     if soonest is not None:  # the other processes' alarms hear of it at commit
                         await notify(conn, soonest, self.owner)
+                    if work:
+                        await notify_work(conn, work)
+            except LeaseLost:
+                raise  # rolled back, nothing written; the connection is fine
             except Exception as exc:
                 await conn.close()
                 self._conn = None
@@ -164,13 +205,13 @@ class Journal:
             self.commits += 1
             return
 
-    def _commit_sync(self, merged: list[tuple[Executable, Any]]) -> None:
+    def _commit_sync(self, merged: list[tuple[Executable, Any]], held: list[str]) -> None:
         # BEGIN IMMEDIATE takes the write lock first (waiting busy_timeout for it), so no statement of
         # the batch can fail half-way for want of it; a lock still held after that is retried a few
         # times before the error reaches anyone (another process writing the same file: a CLI client).
         for attempt in range(1, LOCKED_RETRIES + 1):
             try:
-                self._commit_once(merged)
+                self._commit_once(merged, held)
                 return
             except sa.exc.OperationalError as exc:
                 if not _locked(exc) or attempt == LOCKED_RETRIES:
@@ -178,15 +219,19 @@ class Journal:
                 log.warning("the SQLite file is locked by another process; retrying (%d)", attempt)
                 time.sleep(0.05 * attempt)
 
-    def _commit_once(self, merged: list[tuple[Executable, Any]]) -> None:
+    def _commit_once(self, merged: list[tuple[Executable, Any]], held: list[str]) -> None:
         assert self._writer is not None
         if self._sync_conn is None:
             self._sync_conn = self._writer.connect().execution_options(sqlite_begin="IMMEDIATE")
         conn = self._sync_conn
         try:
             with conn.begin():
+                if held:
+                    _missing(held, conn.execute(_lease_check(held, self.owner)).scalars().all())
                 for stmt, params in merged:
                     conn.execute(stmt, params)
+        except LeaseLost:
+            raise  # rolled back; the connection is fine
         except Exception:
             self._close_sync()
             raise
@@ -195,6 +240,13 @@ class Journal:
         if self._sync_conn is not None:
             self._sync_conn.close()
             self._sync_conn = None
+
+
+def _failed(exc: Exception) -> None:
+    if isinstance(exc, LeaseLost):
+        log.warning("journal commit refused: %s", exc)  # the run's driver stops; nothing was written
+    else:
+        log.exception("journal commit failed")
 
 
 def _locked(exc: sa.exc.OperationalError) -> bool:

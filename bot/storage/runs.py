@@ -111,9 +111,16 @@ class RunStore(RunReads, RunLeases, RunInbox, RunTimers):
             )
 
     def new_run(
-        self, batch: Batch, state: RunState, digest: str, now: float, owner: str | None, until: float
+        self,
+        batch: Batch,
+        state: RunState,
+        digest: str,
+        now: float,
+        owner: str | None,
+        until: float,
+        exclusive: str | None = None,
     ) -> None:
-        """Add the insert of a new run's row to ``batch``."""
+        """Add the insert of a new run's row to ``batch`` (in exclusion group ``exclusive``, if any)."""
         batch.add(
             self.insert_run,
             {
@@ -131,6 +138,7 @@ class RunStore(RunReads, RunLeases, RunInbox, RunTimers):
                 "updated_at": now,
                 "lease_owner": owner,
                 "lease_until": until,
+                "exclusive": exclusive,
             },
         )
 

@@ -42,6 +42,8 @@ runs = sa.Table(
     sa.Column("lease_until", sa.Float),
     # Loads since the run last made progress; a run that keeps crashing its process is quarantined.
     sa.Column("load_attempts", sa.Integer, nullable=False, default=0, server_default="0"),
+    # The run's exclusion group (``exclusive:`` rendered at start): one run of a group is admitted at a time.
+    sa.Column("exclusive", sa.String(200), index=True),
 )
 
 step_runs = sa.Table(

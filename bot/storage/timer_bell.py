@@ -1,11 +1,13 @@
-"""The timer bell between processes on PostgreSQL: LISTEN/NOTIFY on a dedicated connection.
+"""The bell between processes on PostgreSQL: LISTEN/NOTIFY on a dedicated connection, two topics.
 
-The transaction that stores a timer also notifies its due time (``notify``), so PostgreSQL delivers it at
-commit, and only then: a process that dies just after committing has still told the others. Every alarm
-hears it and looks at the table again if that is earlier than its own next wake-up. The channel is named
-after the schema, so several Switchboards sharing one database (or tests, each in its own schema) do not
-wake each other. Nothing depends on a notification arriving: the table stays the truth, and a lost
-connection is reopened with the alarm told to look again.
+Timers: the transaction that stores a timer notifies its due time (``notify``). Work: the transaction
+that makes a run claimable (stored unclaimed, mail for it, a lease given back, an exclusion group freed)
+notifies its id (``notify_work``), so an idle process with capacity claims it, and the process driving
+it reads its mail. PostgreSQL delivers a notification at commit, and only then: a process that dies just
+after committing has still told the others. An alarm that hears of an earlier timer looks at the table
+again. The channels are named after the schema, so several Switchboards sharing one database (or tests,
+each in its own schema) do not wake each other. Nothing depends on a notification arriving: the tables
+stay the truth, and a lost connection is reopened with everyone told to look again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 log = logging.getLogger(__name__)
 
 PREFIX = "switchboard_timers_"
+WORK_PREFIX = "switchboard_work_"
+WORK_IDS = 50  # run ids named in one work notification; more, and it says only "look" (an empty list)
 RECONNECT_AFTER = 1.0
 _NOTIFY = sa.text("SELECT pg_notify(left(:prefix || current_schema(), 63), :due)")
 
@@ -34,15 +38,31 @@ async def notify(conn: AsyncConnection, due_at: float, sender: str = "") -> None
         await conn.execute(_NOTIFY, {"prefix": PREFIX, "due": f"{due_at!r} {sender}".strip()})
 
 
-class TimerBell:
-    """Calls ``heard(due_at)`` when a process stores a timer (``heard(None)`` after a reconnect: anything
-    may have been missed)."""
+async def notify_work(conn: AsyncConnection, run_ids: list[str]) -> None:
+    """In ``conn``'s transaction, tell every process (at commit) that these runs may be claimed or have mail
+    (an empty list: look at the table)."""
+    if conn.dialect.name == "postgresql":
+        ids = " ".join(dict.fromkeys(run_ids)) if len(run_ids) <= WORK_IDS else ""
+        await conn.execute(_NOTIFY, {"prefix": WORK_PREFIX, "due": ids})
 
-    def __init__(self, engine: AsyncEngine, heard: Callable[[float | None], None], owner: str = "") -> None:
+
+class TimerBell:
+    """Calls ``heard(due_at)`` when a process stores a timer, and ``work(run_ids)`` when runs become
+    claimable or get mail (both with None after a reconnect: anything may have been missed)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        heard: Callable[[float | None], None],
+        owner: str = "",
+        work: Callable[[list[str] | None], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.heard = heard
+        self.work = work
         self.owner = owner
         self.channel = ""
+        self.work_channel = ""
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -73,6 +93,15 @@ class TimerBell:
         except ValueError:
             log.warning("timer bell: ignoring a notification it cannot read: %r", payload[:100])
 
+    def _on_work(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self.work is not None:
+            self.work(payload.split())
+
+    @property
+    def listening(self) -> bool:
+        """Whether notifications arrive now (else the caller polls)."""
+        return self._listening.is_set()
+
     async def _run(self) -> None:
         while True:
             try:
@@ -89,6 +118,7 @@ class TimerBell:
             schema = (await sa_conn.execute(sa.text("SELECT current_schema()"))).scalar_one()
             await sa_conn.rollback()  # hold no transaction open on the bell's connection
             self.channel = f"{PREFIX}{schema}"[:63]
+            self.work_channel = f"{WORK_PREFIX}{schema}"[:63]
             raw = await sa_conn.get_raw_connection()
             pg: Any = raw.driver_connection
             lost = asyncio.Event()
@@ -98,13 +128,19 @@ class TimerBell:
 
             pg.add_termination_listener(closed)
             await pg.add_listener(self.channel, self._on_notify)
+            if self.work is not None:
+                await pg.add_listener(self.work_channel, self._on_work)
             self._listening.set()
             self.heard(None)  # (re)connected: whatever was told meanwhile, look again
+            if self.work is not None:
+                self.work(None)
             try:
                 await lost.wait()
             finally:
                 pg.remove_termination_listener(closed)
                 if not lost.is_set():
                     await pg.remove_listener(self.channel, self._on_notify)
+                    if self.work is not None:
+                        await pg.remove_listener(self.work_channel, self._on_work)
             await sa_conn.invalidate()  # a dead connection must not go back to the pool for others
             raise ConnectionError("the database closed the connection")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.tables import timers
-from bot.storage.timer_bell import notify
+from bot.storage.timer_bell import notify, notify_work
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,7 @@ class RunTimers:
             ]
             if mail:
                 await conn.execute(self.insert_inbox, mail)
+                await notify_work(conn, [str(m["run_id"]) for m in mail])
         return [t for t in due if t.id in won]
 
 

@@ -1,0 +1,240 @@
+"""Throughput with 1, 2 and 3 `switchboard run` processes sharing one PostgreSQL database, in one run.
+
+    python bench/scale.py                      # 150 runs, 1, 2 then 3 processes
+    python bench/scale.py --runs 300 --processes 1 --processes 3
+
+The same workload each time, on a fresh schema: a client (this process, driving nothing) stores every run
+unclaimed at once, as `workflow run --detach` does, and the bots share them (claimed in batches, told by
+NOTIFY). Each run fans out over three items, retries a step that fails once, waits 1 s, and waits on an
+approval that this client decides as soon as it appears: another process than the one driving the run.
+It prints runs/s from the first start to the last finish, timer lateness (p50, p99), how the runs spread
+over the processes, the steps started twice (must be 0), and the load
+average beside them: a loaded machine stretches every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.config import Settings  # noqa: E402
+from bot.runtime.runtime import Runtime  # noqa: E402
+from bot.storage.database import create_engine, migrate  # noqa: E402
+from bot.storage.runs import RunStore  # noqa: E402
+from bot.storage.tables import approvals, events, runs, step_runs, timers  # noqa: E402
+from engine.loader import load_text  # noqa: E402
+
+PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+WORKLOAD = """
+name: scale
+steps:
+  fan: {for_each: [1, 2, 3], run: ["sh", "-c", "echo $PPID"]}
+  flaky:
+    needs: [fan]
+    run: ["sh", "-c", "echo $PPID; [ $SWITCHBOARD_ATTEMPT -ge 2 ]"]
+    retry: {attempts: 3, initial: 0.5s}
+  pause: {needs: [flaky], wait: 1s}
+  ask: {needs: [pause], approval: {title: "ship it?"}}
+  done: {needs: [ask], run: ["sh", "-c", "echo $PPID"]}
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def load() -> str:
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def fresh_schema() -> tuple[str, str]:
+    schema = f"bench_{secrets.token_hex(5)}"
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    base = PG_DSN.replace("postgresql://", "postgresql+asyncpg://", 1)
+    return schema, f"{base}?schema={schema}"
+
+
+async def drop_schema(schema: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a bot exited with {proc.returncode}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
+
+
+def spawn(url: str, work: Path, port: int, max_runs: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "SLACK_", "DISCORD_"))}
+    env.update(
+        DATABASE_URL=url,
+        SWITCHBOARD_WORKFLOWS_DIR=str(work),
+        SWITCHBOARD_CONSOLE="false",
+        SWITCHBOARD_LOG_LEVEL="WARNING",
+        SWITCHBOARD_MAX_RUNS=str(max_runs),
+        SWITCHBOARD_DB_POOL_SIZE="5",  # PostgreSQL's 100 connections are shared with whatever else runs
+        SWITCHBOARD_DB_MAX_OVERFLOW="5",
+        PORT=str(port),
+        PYTHONPATH=str(ROOT),
+    )
+    argv = [sys.executable, "-m", "bot.cli.main", "run"]
+    logs = os.environ.get("BENCH_LOGS")  # a folder: each bot logs there at INFO, one file per process
+    if logs:
+        env["SWITCHBOARD_LOG_LEVEL"] = "INFO"
+        out = Path(logs, f"bot-{port}.log").open("w")  # noqa: SIM115  (the child holds it)
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=None)
+
+
+async def decide_all(client: Runtime, total: int, stop: asyncio.Event) -> int:
+    """Approve every pending request as it appears, from this process (not the one driving the run)."""
+    decided: set[str] = set()
+    pending = sa.select(approvals.c.id).where(approvals.c.status == "pending")
+    while not stop.is_set() and len(decided) < total:
+        async with client.store.engine.connect() as conn:
+            found = [i for i in (await conn.execute(pending)).scalars() if i not in decided]
+        for approval_id in found:
+            await client.decide(approval_id, "console:bench", "approve", background=False)
+            decided.add(approval_id)
+        if not found:
+            await asyncio.sleep(0.1)
+    return len(decided)
+
+
+async def scale(total: int, processes: int, max_runs: int) -> str:
+    schema, url = await fresh_schema()
+    work = Path(tempfile.mkdtemp(prefix="sb-scale-"))
+    (work / "scale.yaml").write_text(WORKLOAD)
+    engine = create_engine(url)
+    procs: list[subprocess.Popen[bytes]] = []
+    await migrate(engine)
+    settings = Settings(database_url=url, workflows_dir=work, log_level="WARNING", console=False)
+    client = Runtime(settings, RunStore(engine), scope=set())
+    await client.start(resume=False)
+    stop = asyncio.Event()
+    try:
+        for _ in range(processes):  # one by one: a starting bot could take the next one's port
+            port = free_port()
+            procs.append(spawn(url, work, port, max_runs))
+            await listening(port, procs[-1])
+        loaded = load_text(WORKLOAD, "scale.yaml")
+        started = time.monotonic()
+        for at in range(0, total, 50):
+            await asyncio.gather(
+                *(
+                    client.submit(loaded, {}, started_by="bench", drive=False)
+                    for _ in range(at, min(at + 50, total))
+                )
+            )
+        decider = asyncio.create_task(decide_all(client, total, stop))
+        finished = runs.c.finished_at.is_not(None)
+        async with asyncio.timeout(1200):
+            while True:
+                async with engine.connect() as conn:
+                    done = (
+                        await conn.execute(sa.select(sa.func.count()).select_from(runs).where(finished))
+                    ).scalar_one()
+                if done >= total:
+                    break
+                await asyncio.sleep(0.2)
+        elapsed = time.monotonic() - started
+        stop.set()
+        await decider
+        async with engine.connect() as conn:
+            statuses = Counter(
+                dict(
+                    (
+                        await conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status))
+                    ).all()
+                )
+            )
+            fired = (await conn.execute(sa.select(timers.c.due_at, timers.c.fired_at))).all()
+            started_rows = (
+                await conn.execute(
+                    sa.select(events.c.run_id, events.c.step_key, events.c.data).where(
+                        events.c.type == "step_started"
+                    )
+                )
+            ).all()
+            last_steps = (
+                await conn.execute(sa.select(step_runs.c.outputs).where(step_runs.c.key == "done"))
+            ).scalars()
+            by_process = Counter(str((o or {}).get("stdout", "")).strip() for o in last_steps)
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await client.stop(grace=0.1)
+        await engine.dispose()
+        await drop_schema(schema)
+    late = [f.fired_at - f.due_at for f in fired if f.fired_at is not None]
+    twice = sum(
+        n - 1 for n in Counter((r.run_id, r.step_key, r.data.get("attempt")) for r in started_rows).values()
+    )
+    shares = "/".join(str(n) for _pid, n in by_process.most_common()) or "?"
+    return (
+        f"{processes} process(es): {total} runs in {elapsed:.1f} s = {total / elapsed:.2f} runs/s "
+        f"({dict(statuses)}; done steps by process {shares}); timers late p50 {pct(late, 0.5):.3f} s, "
+        f"p99 {pct(late, 0.99):.3f} s; steps started twice {twice}; {load()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=150)
+    parser.add_argument("--processes", type=int, action="append")
+    parser.add_argument("--max-runs", type=int, default=100, help="SWITCHBOARD_MAX_RUNS of each process")
+    args = parser.parse_args()
+    print(f"before: {load()}", flush=True)
+    for processes in args.processes or [1, 2, 3]:
+        print(asyncio.run(scale(args.runs, processes, args.max_runs)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
