@@ -20,11 +20,13 @@ from engine.loader import LoadedWorkflow
 from tests.bot_process import Bot
 from tests.helpers import eventually, status_is, workflow
 
+# Processes share a database on PostgreSQL (SQLite is one process per file).
+ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
 
 @pytest.fixture
 def pg_url(db_url: str) -> str:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("processes share a database on PostgreSQL (SQLite is one process per file)")
+    assert db_url.startswith("postgresql"), "a test of several processes runs on PostgreSQL only (ON_POSTGRES)"
     return db_url
 
 
@@ -88,6 +90,7 @@ def most_at_once(log: Path, pid: str | None = None) -> int:
     return top
 
 
+@ON_POSTGRES
 async def test_two_processes_share_a_burst_and_do_each_run_exactly_once(
     pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime, bots: Callable[..., Any]
 ) -> None:
@@ -106,6 +109,7 @@ async def test_two_processes_share_a_burst_and_do_each_run_exactly_once(
     assert set(by_bot) == {str(b.pid) for b in started}, by_bot  # both took a share of the burst
 
 
+@ON_POSTGRES
 async def test_a_process_at_capacity_claims_no_more_runs(
     pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime, bots: Callable[..., Any]
 ) -> None:
@@ -119,6 +123,7 @@ async def test_a_process_at_capacity_claims_no_more_runs(
     assert most_at_once(log) == 2  # the rest waited for room, then were claimed
 
 
+@ON_POSTGRES
 async def test_a_timer_of_a_killed_process_fires_on_the_other(
     pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime, bots: Callable[..., Any]
 ) -> None:
@@ -144,6 +149,7 @@ steps:
     assert entries(log)[2][2] == str(other.pid)
 
 
+@ON_POSTGRES
 async def test_an_exclusion_group_admits_one_run_at_a_time_across_processes(
     pg_url: str, workflows_dir: Path, tmp_path: Path, client: Runtime, bots: Callable[..., Any]
 ) -> None:
