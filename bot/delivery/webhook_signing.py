@@ -14,14 +14,15 @@ PREFIX = "whsec_"
 TOLERANCE = 300  # seconds a receiver accepts a timestamp off its clock (the spec's suggestion)
 
 
-def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(PREFIX))
+def key(secret: str) -> bytes:
+    """The HMAC key of a secret: the base64 after ``whsec_`` (``binascii.Error`` when it is not base64)."""
+    return base64.b64decode(secret.removeprefix(PREFIX), validate=True)
 
 
-def signature(secret: str, message_id: str, timestamp: int, body: str) -> str:
-    """The ``webhook-signature`` value for one delivery."""
-    content = f"{message_id}.{timestamp}.{body}".encode()
-    digest = hmac.new(_key(secret), content, hashlib.sha256).digest()
+def signature(secret: str, message_id: str, timestamp: int, body: str | bytes) -> str:
+    """The ``webhook-signature`` value for one delivery (sent, or expected by a receiver)."""
+    content = f"{message_id}.{timestamp}.".encode() + (body.encode() if isinstance(body, str) else body)
+    digest = hmac.new(key(secret), content, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
