@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
+from http import HTTPStatus
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class SwitchboardError(Exception):
@@ -52,3 +56,20 @@ def log_unexpected(log: logging.Logger, what: str, *args: object) -> Unexpected:
     found = Unexpected(secrets.token_hex(3))
     log.exception(f"{what} (ref %s)", *args, found.ref, extra={"ref": found.ref})
     return found
+
+
+def problem_body(
+    status: int, type_uri: str, detail: str, *, title: str | None = None, **extra: object
+) -> str:
+    """An RFC 9457 problem document as JSON, the one shape every HTTP refusal has (the API's, the hooks').
+
+    ``title`` defaults to the status's reason phrase; ``extra`` members that are None are left out.
+    """
+    body: dict[str, object] = {
+        "type": type_uri,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return json.dumps(body)

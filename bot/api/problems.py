@@ -6,7 +6,6 @@ ref and answered "Something went wrong (ref ...)", as on every other surface.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -14,12 +13,21 @@ import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from bot.errors import BadInput, Conflict, NotFound, NotPermitted, SwitchboardError, UpstreamUnavailable
+from bot.errors import (
+    PROBLEM_MEDIA_TYPE,
+    BadInput,
+    Conflict,
+    NotFound,
+    NotPermitted,
+    SwitchboardError,
+    UpstreamUnavailable,
+    problem_body,
+)
 from bot.errors import log_unexpected as _log_unexpected
 from bot.web_auth.auth import SignInRequired
 
 log = logging.getLogger(__name__)
-CONTENT_TYPE = "application/problem+json"
+CONTENT_TYPE = PROBLEM_MEDIA_TYPE
 
 
 class Unauthenticated(SwitchboardError):
@@ -121,7 +129,8 @@ def database_unavailable(exc: BaseException) -> bool:
 def problem_response(exc: BaseException) -> web.Response:
     """The problem+json response for an exception."""
     problem, headers = problem_of(exc)
-    body = json.dumps(problem.model_dump(exclude_none=True))
+    errors = [error.model_dump() for error in problem.errors] if problem.errors is not None else None
+    body = problem_body(problem.status, problem.type, problem.detail, title=problem.title, errors=errors)
     return web.Response(status=problem.status, text=body, content_type=CONTENT_TYPE, headers=headers)
 
 

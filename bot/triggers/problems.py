@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
-MEDIA_TYPE = "application/problem+json"
+from bot.errors import PROBLEM_MEDIA_TYPE, problem_body
 
 
 def problem(status: int, kind: str, detail: str, **extra: Any) -> web.Response:
     """A problem response; ``kind`` becomes the type ``urn:switchboard:problem:<kind>``."""
-    body = {
-        "type": f"urn:switchboard:problem:{kind}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
-    return web.Response(status=status, text=json.dumps(body), content_type=MEDIA_TYPE)
+    body = problem_body(status, f"urn:switchboard:problem:{kind}", detail, **extra)
+    return web.Response(status=status, text=body, content_type=PROBLEM_MEDIA_TYPE)
