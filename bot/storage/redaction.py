@@ -86,6 +86,11 @@ def _before(
     return statement, _masked(hide, parameters)
 
 
+def masked_row(hide: Masker, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One row's positional parameters, masked (for writes that bypass SQLAlchemy's events)."""
+    return tuple(_one(hide, v) for v in values)
+
+
 def _masked(hide: Masker, params: Any) -> Any:
     if isinstance(params, dict):
         return {k: _one(hide, v) for k, v in params.items()}
