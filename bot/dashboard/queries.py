@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.storage.tables import approval_votes, approvals, runs
+from bot.storage.tables import approval_votes, approvals, chat_cards, runs
 
 PAGE_SIZE = 25
 
@@ -130,3 +130,12 @@ def who_started(meta: Any, started_by: str) -> str:
     who = meta.get("who") if isinstance(meta, dict) else None
     name = who.get("name") if isinstance(who, dict) else None
     return str(name) if name else started_by
+
+
+async def card_message(engine: AsyncEngine, run_id: str) -> str | None:
+    """The platform's ref of a run's status card once it is posted (Slack ``channel:ts``), else None."""
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            sa.select(chat_cards.c.message_ref).where(chat_cards.c.key == f"run:{run_id}")
+        )
+    return str(found) if found else None

@@ -1,6 +1,54 @@
-// The dashboard's only script: dev mode's sign-in, and a run page's live state (polled each second).
+// The dashboard's only script: dev mode's sign-in, a run page's live state (polled each second), and the
+// buttons that change something (each a JSON POST with the session's CSRF token, as the console sends it).
 (() => {
   "use strict";
+
+  async function post(url, body) {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": meta ? meta.content : "" },
+      body: JSON.stringify(body || {}),
+    });
+    let data = {};
+    try {
+      data = await res.json();
+    } catch (err) {
+      data = { error: `The server answered ${res.status}.` };
+    }
+    if (!res.ok) throw new Error(data.error || `The server answered ${res.status}.`);
+    return data;
+  }
+
+  function say(box, text, failed) {
+    if (!box) return;
+    box.textContent = text;
+    box.classList.toggle("error", Boolean(failed));
+  }
+
+  // Run buttons: the buttons are redrawn by the live state, so one listener on their box.
+  function setUpSteering(run) {
+    const result = document.getElementById("action-result");
+    document.getElementById("actions").addEventListener("click", async (e) => {
+      const button = e.target.closest("button[data-steer]");
+      if (!button) return;
+      const choice = button.dataset.steer;
+      if (choice !== "retry" && !confirm(`${button.textContent}: are you sure?`)) return;
+      button.disabled = true;
+      try {
+        const data = await post(`/dashboard/runs/${encodeURIComponent(run.dataset.run)}/${choice}`);
+        say(result, data.message, false);
+        if (run.dataset.finished === "true") {
+          run.dataset.finished = "false";
+          follow(run); // a retried or rolled-back run moves again
+        }
+      } catch (err) {
+        say(result, err.message, true);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
 
   async function devSignIn(user) {
     const res = await fetch("/auth/dev", {
@@ -59,7 +107,7 @@
         }
         const data = await res.json();
         applyNodes(data.nodes);
-        for (const part of ["summary", "steps", "outputs", "events", "approvals"]) {
+        for (const part of ["summary", "actions", "steps", "outputs", "events", "approvals"]) {
           const box = document.getElementById(part);
           if (box && box.innerHTML !== data[part]) box.innerHTML = data[part]; // server-escaped HTML
         }
@@ -97,5 +145,6 @@
     if (form) setUpSignIn(form);
     const run = document.getElementById("run");
     if (run && run.dataset.finished !== "true") follow(run);
+    if (run) setUpSteering(run);
   });
 })();
