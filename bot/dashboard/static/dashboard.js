@@ -124,13 +124,15 @@
     }, 1000);
   }
 
-  // The runs list's first page: its rows fetched again every few seconds, so new runs and changes show.
-  function refreshRuns(box) {
+  // A live box (the runs list's first page, the approvals, the queue): the page fetched again every few
+  // seconds and the box's HTML swapped in; not while someone is typing or pressing a button in it.
+  function refresh(box) {
     setInterval(async () => {
+      if (box.contains(document.activeElement) && document.activeElement !== document.body) return;
       try {
         const res = await fetch(location.href, { headers: { Accept: "text/html" } });
         if (!res.ok) return;
-        const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById("runs");
+        const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById(box.id);
         if (fresh && box.innerHTML !== fresh.innerHTML) box.innerHTML = fresh.innerHTML;
       } catch (err) {
         // The server may be restarting: try again later.
@@ -138,9 +140,33 @@
     }, Number(box.dataset.refresh) * 1000);
   }
 
+  // Approve and Reject on the approvals page: the decision goes through chat's rules on the server.
+  function setUpDecisions() {
+    const result = document.getElementById("decide-result");
+    document.addEventListener("submit", async (e) => {
+      const form = e.target.closest("form[data-decide]");
+      if (!form) return;
+      e.preventDefault();
+      const decision = e.submitter ? e.submitter.value : "approve";
+      const buttons = [...form.querySelectorAll("button")];
+      buttons.forEach((b) => (b.disabled = true));
+      try {
+        const data = await post(`/dashboard/approvals/${encodeURIComponent(form.dataset.decide)}/decide`, {
+          decision,
+          comment: form.elements.comment.value,
+        });
+        say(result, data.message, false);
+        form.closest("[data-approval]").remove(); // decided: the next refresh shows where it stands
+      } catch (err) {
+        say(result, err.message, true);
+        buttons.forEach((b) => (b.disabled = false));
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
-    const runs = document.getElementById("runs");
-    if (runs && runs.dataset.refresh) refreshRuns(runs);
+    for (const box of document.querySelectorAll("[data-refresh][id]")) refresh(box);
+    if (document.querySelector("form[data-decide]") || document.getElementById("decide-result")) setUpDecisions();
     const form = document.getElementById("dev-sign-in");
     if (form) setUpSignIn(form);
     const run = document.getElementById("run");
