@@ -11,6 +11,7 @@ from playwright.async_api import Browser, expect
 
 from bot.process import App, start_app, stop_app
 from bot.storage.tables import action_log
+from tests.accessibility import serious_violations
 from tests.helpers import eventually
 from tests.test_console import browser
 from tests.test_console_api import Client, console_settings, write_workflows
@@ -168,6 +169,7 @@ async def test_a_failed_step_retried_from_the_page_goes_green(
         await expect(check).to_have_class("dag__node dag__node--failed")
         await expect(page.locator("#step-check pre.stderr")).to_have_text("not yet: no flag")
         await expect(page.locator("[data-steer]")).to_have_text(["Retry failed steps", "Roll back"])
+        assert await serious_violations(page) == []
 
         (tmp_path / "flag").write_text("go")
         await page.get_by_role("button", name="Retry failed steps").click()

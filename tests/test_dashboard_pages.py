@@ -15,10 +15,12 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from bot.dashboard.workflows_page import percentile
 from bot.process import App, start_app, stop_app
 from bot.storage.tables import approval_audit
+from tests.accessibility import serious_violations
 from tests.helpers import eventually
 from tests.test_console import browser
 from tests.test_console_api import Client, write_workflows
 from tests.test_console_conversations import settings
+from tests.test_dashboard_browser import LOW_CONTRAST
 
 __all__ = ["browser"]  # the console harness's fixture, used by name below
 
@@ -213,6 +215,8 @@ async def test_deciding_from_the_approvals_page(
         card = page.locator(f'#mine-heading ~ ul [data-approval="{request.id}"]')
         await expect(card).to_contain_text("0 of 2 needed")
         await page.screenshot(path=str(folder / f"approvals-{width}.png"), full_page=True)
+        assert await serious_violations(page) == []
+        assert await page.evaluate(LOW_CONTRAST) == []
         await card.get_by_label("Comment (optional)").fill("ok by me")
         await card.get_by_role("button", name="Approve").click()
         await expect(page.locator("#decide-result")).to_contain_text("1 of 2")
@@ -223,6 +227,8 @@ async def test_deciding_from_the_approvals_page(
         await page.locator("nav a", has_text="Workflows").click()
         await expect(page.locator('[data-workflow="ship"]')).to_contain_text("group:release-managers")
         await page.screenshot(path=str(folder / f"workflows-{width}.png"), full_page=True)
+        assert await serious_violations(page) == []
+        assert await page.evaluate(LOW_CONTRAST) == []
         assert await page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     finally:
         await context.close()
@@ -231,6 +237,8 @@ async def test_deciding_from_the_approvals_page(
     try:
         await expect(page.locator('[data-agent="dave"]')).to_contain_text("on duty")
         await page.screenshot(path=str(folder / f"conversations-{width}.png"), full_page=True)
+        assert await serious_violations(page) == []
+        assert await page.evaluate(LOW_CONTRAST) == []
         assert await page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     finally:
         await context.close()

@@ -74,7 +74,7 @@ def render_svg(steps: Mapping[str, HasNeeds], nodes: Mapping[str, Node], title: 
     width = max((p.x + NODE_W for p in placed), default=0) + PAD
     height = max((p.y + NODE_H for p in placed), default=0) + PAD
     parts = [
-        f'<svg class="dag" role="img" aria-labelledby="dag-title" viewBox="0 0 {width} {height}" '
+        f'<svg class="dag" role="group" aria-labelledby="dag-title" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="dag-title">{escape(title)}</title>',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
