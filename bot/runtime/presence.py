@@ -23,6 +23,7 @@ def install(runtime: Runtime) -> ApprovalChat:
         runtime.clock,
         runtime.settings.card_update_interval,
         live=lambda run_id: run_id in runtime.live,
+        public_url=runtime.settings.public_url,
     )
     runtime.observers.append(cards)
     runtime.before_release.append(cards.close)

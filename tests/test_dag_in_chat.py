@@ -1,0 +1,101 @@
+"""A run's DAG in chat: the status card links to its dashboard page, and the thread gets a picture of the
+DAG at the end of the run and on `/workflow status RUN`: a file upload on Slack (files_upload_v2's flow
+against the fake Web API), an attachment on Discord, an inline image in the console."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+from bot.process import start_app, stop_app
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_sender import SlackSender
+from tests.helpers import eventually, finished, workflow
+from tests.test_console_api import Client, console_settings
+from tests.test_slack import ephemeral_texts, settings_with, started_run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+PUBLIC = "https://switchboard.example.com"
+PAIR = """
+name: pair
+steps:
+  build: {run: ["python3", "-c", "print('built')"]}
+  ship: {run: ["python3", "-c", "print('shipped')"], needs: [build]}
+"""
+
+
+async def test_slack_gets_the_link_and_an_uploaded_picture_in_the_thread(
+    tmp_path: Path, workflows_dir: Path
+) -> None:
+    workflow(PAIR, workflows_dir)
+    async with FakeSlack() as fake:
+        fake.add_user("U0ALICE", "alice")
+        app = await start_app(settings_with(fake, tmp_path, workflows_dir, public_url=PUBLIC))
+        send = SlackSender(fake, f"{app.url}/slack/events")
+        try:
+            await send.command("run pair")
+            run_id = await eventually(lambda: started_run(ephemeral_texts(fake)))
+            assert (await finished(app.runtime, run_id)).status == "succeeded"
+            card = (await eventually(lambda: fake.delivered("chat.postMessage")))[0]
+            ts = card.answer["ts"]
+            link = f"{PUBLIC}/dashboard/runs/{run_id}"
+            await eventually(lambda: link in str(fake.message("C0OPS", ts)["blocks"]))
+
+            done = await eventually(lambda: fake.delivered("files.completeUploadExternal"))
+            (asked,) = fake.delivered("files.getUploadURLExternal")
+            assert asked.params["filename"] == f"dag-{run_id}.png"
+            assert done[0].params["channel_id"] == "C0OPS" and done[0].params["thread_ts"] == ts
+            assert link in done[0].params["initial_comment"]
+            (upload,) = fake.files.values()
+            assert upload["data"].startswith(PNG) and len(upload["data"]) == upload["length"]
+            assert upload["title"] == "Steps graph" and upload["thread_ts"] == ts
+
+            # /workflow status RUN: the card (with its link) to the asker, one more picture in the thread.
+            await send.command(f"status {run_id[:8]}")
+            await eventually(lambda: len(fake.delivered("files.completeUploadExternal")) == 2)
+            assert any(link in str(e.get("blocks")) for e in fake.ephemerals)
+            assert all(f["data"].startswith(PNG) and f["thread_ts"] == ts for f in fake.files.values())
+        finally:
+            await send.close()
+            await stop_app(app, grace=0.5, flush=0.5)
+
+
+def decoded(data_url: str) -> bytes:
+    return base64.b64decode(data_url.removeprefix("data:image/png;base64,"))
+
+
+async def test_the_console_shows_the_picture_inline_in_the_thread(
+    tmp_path: Path, workflows_dir: Path
+) -> None:
+    workflow(PAIR, workflows_dir)
+    app = await start_app(console_settings(tmp_path, workflows_dir))
+    try:
+        async with Client(app.url) as http:
+
+            async def pictures() -> list[dict[str, Any]]:
+                return [m for m in await http.state() if m["card"] and m["card"].get("image")]
+
+            await http.command("/workflow run pair")
+            run_id = (await eventually(lambda: app.runtime.store.list_runs(limit=1)))[0].id
+            assert (await finished(app.runtime, run_id)).status == "succeeded"
+            (shown,) = await eventually(pictures)
+            assert shown["channel"] == "ops" and shown["thread_id"]  # in the run card's thread
+            found = re.search(
+                r'<img class="card__image" src="(data:image/png;base64,[^"]+)" alt="([^"]+)">', shown["html"]
+            )
+            assert found and decoded(found.group(1)).startswith(PNG)
+            assert found.group(2) == f"Steps graph of pair run {run_id}: 2 succeeded"
+            assert "Dashboard:" not in str(shown["card"])  # no public address set: no link
+
+            await http.command(f"/workflow status {run_id}")
+            again = await eventually(lambda: _at_least(pictures, 2))
+            assert {m["thread_id"] for m in again} == {shown["thread_id"]}
+    finally:
+        await stop_app(app, grace=1.0, flush=1.0)
+
+
+async def _at_least(probe: Any, count: int) -> list[dict[str, Any]] | None:
+    found: list[dict[str, Any]] = await probe()
+    return found if len(found) >= count else None
