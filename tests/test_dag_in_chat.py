@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from bot.process import start_app, stop_app
+from tests.fakes import discord_payloads as p
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord_interactions import Json
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_sender import SlackSender
 from tests.helpers import eventually, finished, workflow
 from tests.test_console_api import Client, console_settings
+from tests.test_discord import apps, db_url, fake
 from tests.test_slack import ephemeral_texts, settings_with, started_run
+
+__all__ = ["apps", "db_url", "fake"]  # test_discord's fixtures, used by name below
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PUBLIC = "https://switchboard.example.com"
@@ -99,3 +105,32 @@ async def test_the_console_shows_the_picture_inline_in_the_thread(
 async def _at_least(probe: Any, count: int) -> list[dict[str, Any]] | None:
     found: list[dict[str, Any]] = await probe()
     return found if len(found) >= count else None
+
+
+async def test_discord_gets_the_picture_as_an_attachment_in_the_thread(
+    fake: FakeDiscord, apps: Any, workflows_dir: Path
+) -> None:
+    workflow(PAIR, workflows_dir)
+    app = await apps[0](public_url=PUBLIC)
+    cmd = await fake.slash("run", name="pair", inputs="")
+    assert "Started pair" in (await fake.followup(cmd))["content"]
+    [run] = await app.runtime.store.list_runs()
+    assert (await finished(app.runtime, run.id)).status == "succeeded"
+    [card] = fake.channel_messages(p.OPS)
+    link = f"{PUBLIC}/dashboard/runs/{run.id}"
+    await fake.until(lambda: link in str(card["embeds"]))
+
+    def pictures() -> list[Json]:
+        return [m for m in fake.channel_messages(card["id"]) if m["attachments"]]
+
+    (posted,) = await fake.until(pictures)
+    (attachment,) = posted["attachments"]
+    assert attachment["filename"] == f"dag-{run.id}.png" and attachment["content_type"] == "image/png"
+    assert attachment["description"] == f"Steps graph of pair run {run.id}: 2 succeeded"
+    data = fake.uploads[attachment["id"]]
+    assert data.startswith(PNG) and attachment["size"] == len(data)
+    assert link in str(posted["embeds"])  # the text with the link, for who cannot see images
+
+    status = await fake.slash("status", run=run.id[:8])
+    assert link in str(await fake.followup(status))
+    await fake.until(lambda: len(pictures()) == 2)
