@@ -10,6 +10,7 @@ Every request is a JSON POST carrying the session's CSRF token (``X-CSRF-Token``
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from handlers.services import Services
 from handlers.workflow import FINISHED, check_may_steer
 
 log = logging.getLogger(__name__)
+Act = Callable[[Identity, dict[str, Any]], Awaitable[tuple[str, str | None]]]  # -> (message, run id)
 PLACE = Place("dashboard", "dashboard", channel_name="dashboard")  # for permissions and audits
 DECISIONS = ("approve", "reject")
 COMMENT_LIMIT = 2000
@@ -102,7 +104,7 @@ class Actions:
 
         return await self._handle(request, {"approval": approval_id}, act)
 
-    async def _handle(self, request: web.Request, detail: dict[str, Any], act: Any) -> web.Response:
+    async def _handle(self, request: web.Request, detail: dict[str, Any], act: Act) -> web.Response:
         try:
             session = await self.auth.require(request, write=True)
         except SwitchboardError as exc:
