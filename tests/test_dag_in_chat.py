@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from playwright.async_api import Browser, expect
+
 from bot.process import start_app, stop_app
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_api import FakeDiscord
@@ -16,11 +18,12 @@ from tests.fakes.discord_interactions import Json
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_sender import SlackSender
 from tests.helpers import eventually, finished, workflow
+from tests.test_console import browser
 from tests.test_console_api import Client, console_settings
 from tests.test_discord import apps, db_url, fake
 from tests.test_slack import ephemeral_texts, settings_with, started_run
 
-__all__ = ["apps", "db_url", "fake"]  # test_discord's fixtures, used by name below
+__all__ = ["apps", "browser", "db_url", "fake"]  # fixtures of test_discord and test_console, used by name
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PUBLIC = "https://switchboard.example.com"
@@ -134,3 +137,30 @@ async def test_discord_gets_the_picture_as_an_attachment_in_the_thread(
     status = await fake.slash("status", run=run.id[:8])
     assert link in str(await fake.followup(status))
     await fake.until(lambda: len(pictures()) == 2)
+
+
+async def test_the_console_draws_the_picture_in_the_thread(
+    tmp_path: Path, workflows_dir: Path, browser: Browser
+) -> None:
+    workflow(PAIR, workflows_dir)
+    app = await start_app(console_settings(tmp_path, workflows_dir))
+    page = await browser.new_page(viewport={"width": 390, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)  # CSP included
+    try:
+        async with Client(app.url) as http:
+            await http.command("/workflow run pair")
+            run_id = (await eventually(lambda: app.runtime.store.list_runs(limit=1)))[0].id
+            assert (await finished(app.runtime, run_id)).status == "succeeded"
+        await page.goto(f"{app.url}/#ops")
+        await page.locator("button.msg__replies").first.click()
+        picture = page.locator("#thread-messages img.card__image")
+        await expect(picture).to_be_visible()
+        await expect(picture).to_have_attribute("alt", f"Steps graph of pair run {run_id}: 2 succeeded")
+        assert await picture.evaluate("img => img.complete && img.naturalWidth > 0")
+        width = await picture.evaluate("img => img.getBoundingClientRect().width")
+        assert 0 < width <= 390  # it fits the phone
+    finally:
+        await page.close()
+        await stop_app(app, grace=1.0, flush=1.0)
+    assert problems == []
