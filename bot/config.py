@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     workflows_dir: Path = Path("./workflows")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    # OpenTelemetry's own variable: traces (a run a trace, a step a span) go to this OTLP/HTTP collector.
+    otel_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = 60.0
     llm_max_tokens: int = Field(default=1024, ge=1, le=1_000_000)  # per answer; an llm step may set its own

@@ -140,7 +140,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     app = App(settings, engine, runtime, router, outbox, dedupe, web_app, context, file_lock=file_lock)
     web_app[APP_KEY] = app
     app.platforms, skipped = platforms_for(settings, context)
-    Dashboard(settings, engine, runtime.store, runtime.clock, context.directories).attach(web_app)
+    Dashboard(router.services, context.directories).attach(web_app)
     ApiRoutes(
         ApiContext(router.services, lambda: _health(app)),
         Callers(settings, engine, runtime.clock, context.directories),

@@ -6,6 +6,7 @@ can store exactly what is to be sent and a renderer can draw it later, on any pl
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -66,6 +67,22 @@ class StepLine:
 
 
 @dataclass(frozen=True)
+class Picture:
+    """An image a card carries (a run's DAG): a file upload on Slack and Discord, inline in the console."""
+
+    name: str  # the file name, e.g. "dag-0a1b2c.png"
+    alt: str  # what it shows, for screen readers and clients that show no images
+    png: str  # the PNG, base64 (cards are stored as JSON); at most MAX_PICTURE bytes decoded
+
+    def data(self) -> bytes:
+        """The PNG's bytes."""
+        return base64.b64decode(self.png)
+
+
+MAX_PICTURE = 2_000_000  # bytes: Slack and Discord both take more; a DAG's PNG is tens of kB
+
+
+@dataclass(frozen=True)
 class Card:
     """A message: title, status, body text, fields, step lines, small print and buttons."""
 
@@ -78,6 +95,7 @@ class Card:
     context: tuple[str, ...] = ()
     buttons: tuple[Button, ...] = ()
     fallback: str = ""
+    image: Picture | None = None
 
     def plain_text(self) -> str:
         """The text shown in notifications and to clients that cannot draw the card."""
@@ -113,6 +131,7 @@ class Card:
                 for b in data.get("buttons", ())
             ),
             fallback=data.get("fallback", ""),
+            image=Picture(**data["image"]) if data.get("image") else None,
         )
 
 

@@ -230,8 +230,9 @@ def _buttons(view: RunView) -> tuple[Button, ...]:
     return tuple(buttons)
 
 
-def run_card(view: RunView) -> Card:
-    """The status card of a run: outcome, who started it, inputs, step lines and the buttons that apply."""
+def run_card(view: RunView, link: str | None = None) -> Card:
+    """The status card of a run: outcome, who started it, inputs, step lines and the buttons that apply;
+    ``link`` (its dashboard page, when the public address is set) goes in the small print."""
     fields = [Field("Started by", view.started_by), Field("Status", view.status), *_timing(view)]
     fields += [Field(name, _short(value, INPUT_MAX) or "—") for name, value in view.inputs.items()]
     return Card(
@@ -241,6 +242,6 @@ def run_card(view: RunView) -> Card:
         colour=RUN_COLOURS[view.status],
         fields=tuple(fields),
         steps=tuple(_step_line(s) for s in view.steps),
-        context=(f"run {view.run_id}",),
+        context=(f"run {view.run_id}",) + ((f"Dashboard: {link}",) if link else ()),
         buttons=_buttons(view),
     )

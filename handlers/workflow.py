@@ -8,6 +8,7 @@ import shlex
 from bot.errors import BadInput, Conflict, NotFound, NotPermitted
 from bot.identity import Identity, Place, allowed, describe
 from bot.runtime.catalog import check_may_run
+from bot.runtime.dag_posts import dashboard_link, post_dag
 from bot.runtime.run_views import view_from_store
 from cards.model import Card, Field
 from cards.run_card import run_card
@@ -118,7 +119,11 @@ async def status(cmd: Command, args: list[str], svc: Services) -> Reply:
         view = await view_from_store(store, args[0], svc.runtime.clock())
         if view is None:
             raise NotFound(f"No run {args[0]}; `/workflow status` lists your recent runs")
-        return Say(card=run_card(view))
+        public = svc.settings.public_url
+        if await post_dag(store, view.run_id, public, svc.now()):  # the picture goes in the run's thread
+            for hook in svc.runtime.after_commit:
+                hook()  # the outbox: a post is queued
+        return Say(card=run_card(view, dashboard_link(public, view.run_id)))
     mine = [r for r in await store.list_runs(limit=200) if r.started_by == cmd.who.ref][:10]
     if not mine:
         return Say("You have not started any runs yet. Try `/workflow list`.")

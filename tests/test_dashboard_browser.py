@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from bot.process import App, start_app, stop_app
+from tests.accessibility import serious_violations
 from tests.helpers import eventually
 from tests.test_console import browser
 from tests.test_console_api import Client, console_settings, write_workflows
@@ -119,6 +120,7 @@ async def test_the_dag_follows_the_run(app: App, browser: Browser, tmp_path: Pat
         await page.screenshot(path=str(folder / f"run-{width}.png"), full_page=True)
 
         assert await page.evaluate(LOW_CONTRAST) == []
+        assert await serious_violations(page) == []
 
         # It fits the viewport: nothing wider than the screen but the graph's own scroll box.
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -128,6 +130,7 @@ async def test_the_dag_follows_the_run(app: App, browser: Browser, tmp_path: Pat
         await expect(page.locator(f'tr[data-run="{run_id}"] .badge')).to_have_text("succeeded")
         await page.screenshot(path=str(folder / f"runs-{width}.png"), full_page=True)
         assert await page.evaluate(LOW_CONTRAST) == []
+        assert await serious_violations(page) == []
 
         # The first page of runs keeps itself up to date: a new run shows up without a reload.
         async with Client(app.url) as http:

@@ -55,7 +55,10 @@ async def test_a_long_chain_draws_its_card_a_few_times_and_ends_with_every_step(
     assert set(icons(card.card).values()) == {"✓"} and len(card.card["steps"]) == 30
     async with runtime.store.engine.connect() as conn:
         posts = (await conn.execute(sa.select(chat_posts.c.parent_key, chat_posts.c.card))).all()
-    assert [(p.parent_key, p.card["title"]) for p in posts] == [(f"run:{started.run_id}", "Run succeeded")]
+    assert [(p.parent_key, p.card["title"]) for p in posts] == [
+        (f"run:{started.run_id}", "Run succeeded"),
+        (f"run:{started.run_id}", "Steps graph"),  # the DAG's picture, after the outcome
+    ]
 
 
 async def test_a_run_that_goes_quiet_has_its_card_drawn_when_the_interval_is_up(

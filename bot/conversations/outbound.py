@@ -9,12 +9,24 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.config import Settings, for_platform
+from bot.identity import Identity, allowed
 from bot.storage.cards import add_post, card_row, card_upsert, post_row
 from bot.storage.conversations.rows import Conversation
 from bot.storage.timers import arm_earliest
 from cards.model import Card
 
 CONSOLE_AGENTS = "agents"
+DEFAULT_AGENTS = ["group:agents"]  # who sees the agents' channel when SWITCHBOARD_AGENT_GROUPS is unset
+
+
+def agent_entries(settings: Settings) -> list[str]:
+    """Who reads the agents' channel and the queue in the console and the dashboard."""
+    return settings.agent_groups or DEFAULT_AGENTS
+
+
+def sees_the_queue(settings: Settings, who: Identity) -> bool:
+    """Whether ``who`` may read the queue, the agents' load and the agents' channel (agents and admins)."""
+    return who.admin or allowed(agent_entries(settings), who)
 
 
 def agents_channel(settings: Settings, platform: str) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.storage.tables import approval_votes, approvals, runs
+from bot.storage.tables import approval_votes, approvals, chat_cards, runs
 
 PAGE_SIZE = 25
 
@@ -130,3 +130,59 @@ def who_started(meta: Any, started_by: str) -> str:
     who = meta.get("who") if isinstance(meta, dict) else None
     name = who.get("name") if isinstance(who, dict) else None
     return str(name) if name else started_by
+
+
+async def card_message(engine: AsyncEngine, run_id: str) -> str | None:
+    """The platform's ref of a run's status card once it is posted (Slack ``channel:ts``), else None."""
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            sa.select(chat_cards.c.message_ref).where(chat_cards.c.key == f"run:{run_id}")
+        )
+    return str(found) if found else None
+
+
+async def run_workflows(engine: AsyncEngine, run_ids: list[str]) -> dict[str, str]:
+    """The workflow of each run id."""
+    if not run_ids:
+        return {}
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(runs.c.id, runs.c.workflow).where(runs.c.id.in_(run_ids)))).all()
+    return {r.id: r.workflow for r in rows}
+
+
+async def vote_counts(engine: AsyncEngine, approval_ids: list[str]) -> dict[str, int]:
+    """How many approving votes each request has."""
+    if not approval_ids:
+        return {}
+    query = (
+        sa.select(approval_votes.c.approval_id, sa.func.count())
+        .where(approval_votes.c.approval_id.in_(approval_ids), approval_votes.c.decision == "approve")
+        .group_by(approval_votes.c.approval_id)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def recent_runs(engine: AsyncEngine, workflow: str, limit: int) -> list[RunLine]:
+    """A workflow's newest runs, newest first."""
+    query = (
+        sa.select(
+            runs.c.id,
+            runs.c.workflow,
+            runs.c.status,
+            runs.c.started_by,
+            runs.c.meta,
+            runs.c.created_at,
+            runs.c.finished_at,
+        )
+        .where(runs.c.workflow == workflow)
+        .order_by(runs.c.created_at.desc(), runs.c.id)
+        .limit(limit)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        RunLine(r.id, r.workflow, r.status, who_started(r.meta, r.started_by), r.created_at, r.finished_at)
+        for r in rows
+    ]

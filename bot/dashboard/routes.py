@@ -20,18 +20,22 @@ from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.config import Settings
+from bot.conversations.outbound import agent_entries, sees_the_queue
+from bot.dashboard.actions import PLACE, Actions, offered
+from bot.dashboard.approvals_page import load_approvals
+from bot.dashboard.conversations_page import load_conversations
 from bot.dashboard.queries import RunFilter, runs_page
-from bot.dashboard.run_page import event_summary, load_run
+from bot.dashboard.run_page import RunPage, event_summary, load_run
+from bot.dashboard.workflows_page import FIGURES_OVER, load_workflows
 from bot.errors import BadInput, NotPermitted, SwitchboardError, log_unexpected
-from bot.storage.runs import RunStore
+from bot.identity import describe
 from bot.web_auth.auth import SignInRequired, WebAuth
 from bot.web_auth.guard import is_loopback
 from bot.web_auth.people import Directory
 from bot.web_auth.sessions import Session
 from engine.state import RunStatus
+from handlers.services import Services
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -48,17 +52,15 @@ class Dashboard:
 
     def __init__(
         self,
-        settings: Settings,
-        engine: AsyncEngine,
-        store: RunStore,
-        clock: Callable[[], float],
+        services: Services,
         directories: Mapping[str, Directory],
     ) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.store = store
-        self.clock = clock
-        self.auth = WebAuth(settings, engine, clock, directories)
+        self.settings = settings = services.settings
+        self.svc = services
+        self.store = services.runtime.store
+        self.engine = self.store.engine
+        self.clock = services.runtime.clock
+        self.auth = WebAuth(settings, self.engine, self.clock, directories)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -66,6 +68,7 @@ class Dashboard:
         )
         self.templates.filters["when"] = when
         self.templates.filters["seconds"] = seconds
+        self.templates.filters["iso"] = lambda at: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
         self.templates.globals["summary"] = event_summary
 
     def attach(self, app: web.Application) -> None:
@@ -84,6 +87,10 @@ class Dashboard:
         app.router.add_get("/dashboard", self._page(self.runs))
         app.router.add_get("/dashboard/runs/{run_id}", self._page(self.run))
         app.router.add_get("/dashboard/runs/{run_id}/state", self.state)
+        app.router.add_get("/dashboard/approvals", self._page(self.approvals))
+        app.router.add_get("/dashboard/conversations", self._page(self.conversations))
+        app.router.add_get("/dashboard/workflows", self._page(self.workflows))
+        Actions(self.auth, self.svc).attach(app)
         app.router.add_static("/dashboard/static/", HERE / "static", append_version=False)
 
     # -- pages ---------------------------------------------------------------------------------------
@@ -119,7 +126,24 @@ class Dashboard:
                 code=404,
                 message=f"No run {request.match_info['run_id']!r}: check the id (a unique prefix will do).",
             )
-        return self._html("run.html", session, page=found, now=self.clock())
+        return self._html(
+            "run.html", session, page=found, now=self.clock(), actions=self._offered(found, session)
+        )
+
+    async def approvals(self, request: web.Request, session: Session) -> web.StreamResponse:
+        found = await load_approvals(self.svc, session.who)
+        return self._html("approvals.html", session, found=found, now=self.clock())
+
+    async def conversations(self, request: web.Request, session: Session) -> web.StreamResponse:
+        if not sees_the_queue(self.settings, session.who):
+            message = f"Only agents see the queue. Agents: {describe(agent_entries(self.settings))}."
+            return self._html("problem.html", session, code=403, message=message)
+        found = await load_conversations(self.svc)
+        return self._html("conversations.html", session, found=found, now=self.clock(), share=share)
+
+    async def workflows(self, request: web.Request, session: Session) -> web.StreamResponse:
+        lines = await load_workflows(self.svc, session.who, PLACE)
+        return self._html("workflows.html", session, lines=lines, over=FIGURES_OVER)
 
     async def state(self, request: web.Request) -> web.StreamResponse:
         """What a run's page redraws each second while the run goes on: node states and fragments."""
@@ -133,7 +157,7 @@ class Dashboard:
         if found is None:
             return web.json_response({"error": "No such run."}, status=404)
         now = self.clock()
-        part = {"page": found, "now": now, "me": session.who}
+        part = {"page": found, "now": now, "me": session.who, "actions": self._offered(found, session)}
         return web.json_response(
             {
                 "status": found.run.status,
@@ -144,9 +168,14 @@ class Dashboard:
                 "events": self.templates.get_template("_events.html").render(part),
                 "approvals": self.templates.get_template("_approvals.html").render(part),
                 "summary": self.templates.get_template("_summary.html").render(part),
+                "actions": self.templates.get_template("_actions.html").render(part),
             },
             headers={"Cache-Control": "no-store"},
         )
+
+    def _offered(self, page: RunPage, session: Session) -> list[str]:
+        row = page.run
+        return offered(self.svc, session.who, row.workflow, row.started_by, row.status)
 
     # -- sign-in and rendering -----------------------------------------------------------------------
 
@@ -172,7 +201,11 @@ class Dashboard:
 
     def _html(self, name: str, session: Session | None, code: int = 200, **values: Any) -> web.Response:
         me = session.who if session is not None else None
-        body = self.templates.get_template(name).render(me=me, mode=self.auth.mode, **values)
+        csrf = session.csrf if session is not None else ""
+        queue = session is not None and sees_the_queue(self.settings, session.who)
+        body = self.templates.get_template(name).render(
+            me=me, csrf=csrf, mode=self.auth.mode, sees_queue=queue, **values
+        )
         response = web.Response(status=code, text=body, content_type="text/html")
         response.headers["Content-Security-Policy"] = CSP
         response.headers["Cache-Control"] = "no-store"
@@ -211,3 +244,8 @@ def seconds(value: float | None) -> str:
     if whole < 3600:
         return f"{whole // 60} min {whole % 60} s"
     return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def share(value: object) -> str:
+    """A share of 0-1 as a percentage; "—" when there is nothing to measure."""
+    return "—" if not isinstance(value, int | float) else f"{value:.0%}"

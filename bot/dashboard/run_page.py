@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup
 
 from bot.dashboard.dag import nodes_from, render_svg
-from bot.dashboard.queries import ApprovalLine, run_approvals, who_started
+from bot.dashboard.queries import ApprovalLine, card_message, run_approvals, who_started
 from bot.storage.run_rows import EventRow, RunRow
 from bot.storage.runs import RunStore
 from engine.loader import parse_stored
@@ -26,6 +27,7 @@ class RunPage:
     dag: Markup
     nodes: dict[str, dict[str, str]]  # step id -> {"status", "label", "items"}, for the live updates
     stderr: dict[str, str]  # failed step key -> the end of its stderr
+    card_ref: str | None = None  # the status card's message on its platform, once posted
 
     @property
     def started_by(self) -> str:
@@ -41,7 +43,7 @@ class RunPage:
         name = str(place.get("channel_name") or channel)
         if platform == "console" and not channel.startswith("@"):
             return f"#{channel} in the console", f"/#{channel}"
-        return f"{name} on {platform}", None
+        return f"{name} on {platform}", thread_link(platform, self.card_ref, self.run.meta)
 
     @property
     def finished(self) -> bool:
@@ -75,7 +77,23 @@ async def load_run(store: RunStore, run_ref: str) -> RunPage | None:
             for step_id, node in nodes.items()
         },
         stderr=stderr_tails(events),
+        card_ref=await card_message(store.engine, row.id),
     )
+
+
+def thread_link(platform: str, card_ref: str | None, meta: dict[str, Any]) -> str | None:
+    """A web link to the status card's thread: Slack's permalink form, Discord's message link (its
+    guild from the starter's identity); None before the card is posted."""
+    if not card_ref or ":" not in card_ref:
+        return None
+    channel, _, message = card_ref.partition(":")
+    if platform == "slack":
+        return f"https://slack.com/archives/{quote(channel)}/p{quote(message.replace('.', ''))}"
+    who = meta.get("who")
+    guild = who.get("workspace") if isinstance(who, dict) else None
+    if platform == "discord" and guild:
+        return f"https://discord.com/channels/{quote(str(guild))}/{quote(channel)}/{quote(message)}"
+    return None
 
 
 def _total(step: StepState) -> int | None:

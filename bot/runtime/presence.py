@@ -8,6 +8,7 @@ from bot.runtime import webhook_events
 from bot.runtime.runtime import Runtime
 from bot.runtime.status_cards import StatusCards
 from bot.storage.cards import card_upsert
+from bot.tracing import make_traces
 
 
 def install(runtime: Runtime) -> ApprovalChat:
@@ -23,9 +24,14 @@ def install(runtime: Runtime) -> ApprovalChat:
         runtime.clock,
         runtime.settings.card_update_interval,
         live=lambda run_id: run_id in runtime.live,
+        public_url=runtime.settings.public_url,
     )
     runtime.observers.append(cards)
     runtime.before_release.append(cards.close)
+    traces = make_traces(runtime.settings.otel_endpoint)  # OTEL_EXPORTER_OTLP_ENDPOINT: runs as traces
+    if traces is not None:
+        runtime.observers.append(traces)
+        runtime.before_release.append(traces.close)
     webhook_events.install(runtime)  # the same commits queue the outbound webhooks' events
     chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)
     runtime.approvals.on_request.append(chat.on_request)

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.sql import Executable
 
+from bot.runtime.dag_posts import dag_card, dashboard_link
 from bot.runtime.run_views import view_from_state
 from bot.storage.cards import card_row, post_insert, post_row
 from bot.storage.journal import Batch, Journal
@@ -60,7 +61,9 @@ class StatusCards:
         clock: Callable[[], float],
         interval: float = 1.0,
         live: Callable[[str], bool] = lambda run_id: True,
+        public_url: str | None = None,
     ) -> None:
+        self.public_url = public_url  # the status card links to the run's dashboard page when set
         self.journal = journal
         self.clock = clock
         self.upsert_card = upsert_card
@@ -97,6 +100,17 @@ class StatusCards:
             if event["type"] == "notification" and event["data"].get("channel"):
                 target_channel, parent = str(event["data"]["channel"]), None  # notify to another channel
             batch.add(self.insert_post, post_row(platform, target_channel, parent, reply, now))
+        if any(event["type"] == "run_finished" for event in events):
+            # The picture of how it ended, under the card, after the final outputs.
+            picture = dag_card(
+                state.run_id,
+                state.workflow.name,
+                str(state.status),
+                state.workflow.steps,
+                list(state.steps.values()),
+                dashboard_link(self.public_url, state.run_id),
+            )
+            batch.add(self.insert_post, post_row(platform, channel, key, picture, now))
 
     async def flush(self, all_dirty: bool = True) -> None:
         """Write the dirty cards whose interval is up (``all_dirty``: every dirty card) in one commit."""
@@ -137,7 +151,10 @@ class StatusCards:
         platform: str,
         channel: str,
     ) -> dict[str, Any]:
-        row = card_row(f"run:{state.run_id}", platform, channel, run_card(view_from_state(state, now)), now)
+        link = dashboard_link(self.public_url, state.run_id)
+        row = card_row(
+            f"run:{state.run_id}", platform, channel, run_card(view_from_state(state, now), link), now
+        )
         if state.status in (RunStatus.RUNNING, RunStatus.COMPENSATING) and self.interval > 0:
             self._shown[state.run_id] = _Shown(state.status, time.monotonic(), state)
         else:

@@ -29,6 +29,8 @@ from aiohttp import WSMsgType, web
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_interactions import FakeInteractions, Json, now, reply
 
+UPLOADS = "__uploads__"  # where a multipart request's files travel in the parsed body (not Discord's)
+
 
 @dataclass
 class Recorded:
@@ -55,6 +57,7 @@ class FakeDiscord(FakeInteractions):
         super().__init__()
         self.token = token
         self.requests: list[Recorded] = []
+        self.uploads: dict[str, bytes] = {}  # attachment id -> the bytes uploaded with a message
         self.messages: dict[
             str, Json
         ] = {}  # every message by id: channel messages, thread replies, ephemerals
@@ -279,6 +282,27 @@ class FakeDiscord(FakeInteractions):
             if seen and seen[0] > time.monotonic() - 120:
                 return reply(self.messages[seen[1]])
         message = p.message(self.next_id(), channel, body, now())
+        for upload in body.get(UPLOADS, []):
+            attachment_id = self.next_id()
+            self.uploads[attachment_id] = upload["data"]
+            described = {a.get("id"): a for a in body.get("attachments") or []}
+            index = upload["field"].removeprefix("files[").removesuffix("]")
+            message["attachments"].append(
+                {
+                    "id": attachment_id,
+                    "filename": upload["filename"],
+                    "description": described.get(int(index) if index.isdigit() else index, {}).get(
+                        "description"
+                    ),
+                    # Discord sniffs the type (discord.py sends application/octet-stream)
+                    "content_type": "image/png"
+                    if upload["data"].startswith(b"\x89PNG")
+                    else upload["content_type"],
+                    "size": len(upload["data"]),
+                    "url": f"{self.url}/attachments/{channel}/{attachment_id}/{upload['filename']}",
+                    "proxy_url": f"{self.url}/attachments/{channel}/{attachment_id}/{upload['filename']}",
+                }
+            )
         if dm:
             del message["guild_id"]  # a DM belongs to no guild
         self.messages[message["id"]] = message
@@ -366,6 +390,19 @@ async def _body(request: web.Request) -> Any:
         return None
     if request.content_type.startswith("multipart/"):
         form = await request.post()
-        return json.loads(str(form.get("payload_json") or "{}"))
+        body = json.loads(str(form.get("payload_json") or "{}"))
+        files = [
+            {
+                "field": name,
+                "filename": part.filename,
+                "content_type": part.content_type,
+                "data": part.file.read(),
+            }
+            for name, part in form.items()
+            if isinstance(part, web.FileField)
+        ]
+        if files:
+            body[UPLOADS] = files  # the uploaded files' bytes, for _create_message's attachments
+        return body
     text = await request.text()
     return json.loads(text) if text else None

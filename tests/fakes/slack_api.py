@@ -69,6 +69,7 @@ class FakeSlack:
         self.ephemerals: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []  # posts to response_urls
         self.views: list[dict[str, Any]] = []
+        self.files: dict[str, dict[str, Any]] = {}  # file id -> name, length, uploaded bytes, shares
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: list[dict[str, Any]] = []
         self.broken: dict[str, dict[str, Any]] = {}
@@ -92,6 +93,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{id}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)  # where files.getUploadURLExternal points
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -326,6 +328,41 @@ class FakeSlack:
             parent["latest_reply"] = message["ts"]
         self.messages.setdefault(p["channel"], []).append(message)
         return {"channel": p["channel"], "ts": message["ts"], "message": message}
+
+    # Files: the upload flow of files_upload_v2 (get an upload URL, POST the bytes there, complete).
+
+    def _files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("filename") or not str(p.get("length", "")).isdigit():
+            raise _Refused("invalid_arguments")
+        file_id = f"F{next(self._ids):08d}"
+        self.files[file_id] = {"filename": p["filename"], "length": int(p["length"]), "data": None}
+        return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["file_id"])
+        if found is None:
+            return web.Response(status=404, text="no such upload")
+        found["data"] = await request.read()
+        return web.Response(text="OK - " + str(len(found["data"])))
+
+    def _files_completeUploadExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        listed = json.loads(p["files"]) if isinstance(p.get("files"), str) else p.get("files") or []
+        done = []
+        for entry in listed:
+            found = self.files.get(entry.get("id", ""))
+            if found is None or found["data"] is None or len(found["data"]) != found["length"]:
+                raise _Refused("invalid_upload")  # not uploaded, or not the length announced
+            channel = p.get("channel_id")
+            if channel and channel not in self.channels:
+                raise _Refused("channel_not_found")
+            found.update(
+                title=entry.get("title"),
+                channel=channel,
+                thread_ts=p.get("thread_ts"),
+                initial_comment=p.get("initial_comment"),
+            )
+            done.append({"id": entry["id"], "title": entry.get("title"), "name": found["filename"]})
+        return {"files": done}
 
     def _chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
         try:

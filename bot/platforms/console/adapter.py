@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from bot.conversations.outbound import agent_entries
 from bot.delivery.contract import UNLIMITED, DeliveryError, Sent
 from bot.errors import BadInput, NotFound, NotPermitted
 from bot.identity import Identity, Place
 from bot.platforms.console.feed import BOT, Hub, form_json, message_json
 from bot.platforms.console.visibility import (
-    agent_entries,
     channels_for,
     dm_owner,
     may_see,

@@ -8,11 +8,9 @@ their identity's ref (``slack:U024BE7LH``, DM ``@slack:U024BE7LH``), so two plat
 from __future__ import annotations
 
 from bot.config import Settings
-from bot.conversations.outbound import agents_channel
-from bot.identity import Identity, allowed
+from bot.conversations.outbound import agents_channel, sees_the_queue
+from bot.identity import Identity
 from bot.storage.console import Message
-
-DEFAULT_AGENTS = ["group:agents"]  # who sees the agents' channel when SWITCHBOARD_AGENT_GROUPS is unset
 
 
 def reader(who: Identity) -> str:
@@ -25,17 +23,13 @@ def dm_owner(channel: str) -> str | None:
     return channel[1:] if channel.startswith("@") else None
 
 
-def agent_entries(settings: Settings) -> list[str]:
-    return settings.agent_groups or DEFAULT_AGENTS
-
-
 def may_see_channel(settings: Settings, who: Identity, channel: str) -> bool:
     """Whether ``who`` may read (and write in) ``channel``."""
     owner = dm_owner(channel)
     if owner is not None:
         return owner == reader(who)
     if channel == agents_channel(settings, "console"):
-        return who.admin or allowed(agent_entries(settings), who)
+        return sees_the_queue(settings, who)
     return True
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import discord
@@ -134,7 +135,9 @@ class DiscordAdapter:
         # Handover cards' keys share their first 25 chars but for 4 of the id's: cut short, they could clash.
         digest = channel.startswith(DM) or key.startswith("sb-card-conversation:")
         nonce = _nonce(key) if digest else key[:25]
-        message = await self._call(channel, lambda: target.send(nonce=nonce, **card_message(None, card)))
+        message = await self._call(
+            channel, lambda: target.send(nonce=nonce, **card_message(None, card), **_attachment(card))
+        )
         ref = f"{message.channel.id}:{message.id}"
         self._titles[ref] = card.title
         return Sent(ref)
@@ -284,3 +287,12 @@ def delivery_error(exc: discord.HTTPException, channel: str) -> DeliveryError:
     if exc.status in (403, 404):  # 50001 Missing Access, 50013 Missing Permissions, 10003 Unknown Channel
         return DeliveryError(what, permanent=True, hint=ACCESS_HINT)
     return DeliveryError(what, permanent=True, hint="Discord rejected the request as sent")
+
+
+def _attachment(card: Card) -> dict[str, Any]:
+    """A card's picture (a run's DAG) as the message's attachment, a multipart upload; a fresh file for
+    each try, since a sent one has been read."""
+    if card.image is None:
+        return {}
+    picture = card.image
+    return {"file": discord.File(io.BytesIO(picture.data()), picture.name, description=picture.alt)}

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncServerErrorRetryHandler,
@@ -180,6 +180,8 @@ class SlackAdapter:
 
     async def post(self, channel: str, card: Card, key: str) -> Sent:
         """``chat.postMessage`` with the outbox key in the message metadata (for ``find``)."""
+        if card.image is not None:
+            return await self._upload(channel, None, card)
         with refused("chat.postMessage", channel):
             resp = await self.client.chat_postMessage(channel=channel, **_message(card, key))
         return Sent(f"{resp['channel']}:{resp['ts']}")
@@ -199,9 +201,34 @@ class SlackAdapter:
     async def reply(self, thread: str, card: Card, key: str) -> Sent:
         """``chat.postMessage`` with ``thread_ts``."""
         channel, ts = split_ref(thread)
+        if card.image is not None:
+            return await self._upload(channel, ts, card)
         with refused("chat.postMessage", channel):
             resp = await self.client.chat_postMessage(channel=channel, thread_ts=ts, **_message(card, key))
         return Sent(f"{resp['channel']}:{resp['ts']}")
+
+    async def _upload(self, channel: str, thread_ts: str | None, card: Card) -> Sent:
+        """A card's picture as a file in the channel (or thread), its text as the comment: the upload flow
+        ``files_upload_v2`` runs (files.getUploadURLExternal, the upload, files.completeUploadExternal).
+
+        A file share carries no metadata, so ``find`` cannot see it: after a crash mid-upload the picture
+        may be posted twice (at least once), unlike text messages. Needs the ``files:write`` scope.
+        """
+        assert card.image is not None
+        with refused("files.completeUploadExternal", channel):
+            try:
+                resp = await self.client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    file=card.image.data(),
+                    filename=card.image.name,
+                    title=card.title,
+                    alt_txt=card.image.alt,
+                    initial_comment=render_text(card),
+                )
+            except SlackRequestError as exc:  # the upload URL refused the bytes: try again later
+                raise DeliveryError(f"Slack file upload to {channel}: {exc}") from None
+        return Sent(f"{channel}:{resp['files'][0]['id']}")
 
     async def find(self, channel: str, key: str) -> Sent | None:
         """A message posted with ``key``: the recent history, then the threads of our recent cards."""
