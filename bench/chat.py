@@ -12,6 +12,10 @@ Figures (targets from the chat-layer issue):
          p50 and p99 (target p99 <= 50 ms)
   card   slash command -> first status card received by the fake Slack API, idle (target p50 <= 100 ms)
   edits  chat.update calls for one card during a 50-step run (target <= 1 per second)
+  console
+         the local console's /api/command at 300/s (`/workflow help` from five signed-in users in
+         dev mode, plus a few `run`s), over HTTP: answer latency p50 and p99 (target p99 <= 100 ms);
+         `--rate` sets the rate here too when given
   chat-vs-cli
          a 500-step chain of no-op steps started from chat (a run with a chat origin, so its status card
          and thread are written with its commits) against the same chain started from the CLI, in one
@@ -74,7 +78,8 @@ def pct(values: list[float], q: float) -> float:
 class Bot:
     """`switchboard run` in a child process, talking to ``fake``."""
 
-    def __init__(self, fake: FakeSlack, work: Path) -> None:
+    def __init__(self, fake: FakeSlack | None, work: Path) -> None:
+        """With ``fake``, Slack against it and no console; with None, the local console only."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         flows = work / "workflows"
@@ -89,12 +94,15 @@ class Bot:
             DATABASE_URL=f"sqlite+aiosqlite:///{work / 'bench.db'}",
             SWITCHBOARD_WORKFLOWS_DIR=str(flows),
             PORT=str(self.port),
-            SWITCHBOARD_CONSOLE="false",
+            SWITCHBOARD_CONSOLE="false" if fake else "true",
             SWITCHBOARD_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            SLACK_BOT_TOKEN=fake.token,
-            SLACK_SIGNING_SECRET=fake.signing_secret,
-            SWITCHBOARD_SLACK_API_URL=fake.base_url,
         )
+        if fake is not None:
+            env.update(
+                SLACK_BOT_TOKEN=fake.token,
+                SLACK_SIGNING_SECRET=fake.signing_secret,
+                SWITCHBOARD_SLACK_API_URL=fake.base_url,
+            )
         env.pop("REDIS_URL", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot.cli.main", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
@@ -157,6 +165,52 @@ async def bench_ack(fake: FakeSlack, send: SlackSender, rate: float, seconds: fl
         f"ack: {total} signed slash commands at {sent_rate:.0f}/s over HTTP: "
         f"p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, "
         f"max {max(latencies):.1f} ms, non-200 {failures} (target p99 <= 50 ms)"
+    )
+
+
+async def bench_console(url: str, rate: float, seconds: float) -> str:
+    users = ["alice", "bob", "carol", "dave", "erin"]
+    sessions: list[tuple[aiohttp.ClientSession, str]] = []
+    for user in users:  # each signs in through dev mode's picker, as the page does
+        session = aiohttp.ClientSession(url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        async with session.post("/auth/dev", json={"user": user}) as res:
+            assert res.status == 200, await res.text()
+        async with session.get("/api/state") as res:
+            sessions.append((session, (await res.json())["csrf"]))
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(i: int) -> None:
+        nonlocal failures
+        session, csrf = sessions[i % len(sessions)]
+        text = "/workflow run quick" if i % (total // 10 or 1) == 0 else "/workflow help"
+        t0 = time.perf_counter()
+        body = {"channel": "ops", "text": text}
+        async with session.post("/api/command", json=body, headers={"X-CSRF-Token": csrf}) as res:
+            await res.read()
+            failures += res.status != 200
+        latencies.append((time.perf_counter() - t0) * 1000)
+
+    try:
+        await asyncio.gather(*(one(1 + i) for i in range(20)))  # warm up connections and caches
+        latencies.clear()
+        start = time.perf_counter()
+        tasks = []
+        for i in range(total):  # open loop, as bench_ack
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        sent_rate = total / (time.perf_counter() - start)
+    finally:
+        for session, _ in sessions:
+            await session.close()
+    return (
+        f"console: {total} /api/command requests at {sent_rate:.0f}/s over HTTP: "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, "
+        f"max {max(latencies):.1f} ms, non-200 {failures} (target p99 <= 100 ms)"
     )
 
 
@@ -287,13 +341,25 @@ async def bench_chat_vs_cli(rounds: int = 5) -> list[str]:
     return lines
 
 
-async def main_async(figures: list[str], rate: float, seconds: float) -> None:
+async def main_async(
+    figures: list[str], rate: float, seconds: float, console_rate: float | None = None
+) -> None:
     if "chat-vs-cli" in figures:
         for line in await bench_chat_vs_cli():
             print(f"[runtime ] {line}", flush=True)
         figures = [f for f in figures if f != "chat-vs-cli"]
-        if not figures:
-            return
+    if "console" in figures:
+        with tempfile.TemporaryDirectory(prefix="sb-console-bench-") as tmp:
+            bot = Bot(None, Path(tmp))
+            try:
+                await bot.ready()
+                line = await bench_console(bot.url, console_rate or 300.0, seconds)
+                print(f"[console ] {line}  (load average {os.getloadavg()[0]:.1f})", flush=True)
+            finally:
+                await bot.stop()
+        figures = [f for f in figures if f != "console"]
+    if not figures:
+        return
     with tempfile.TemporaryDirectory(prefix="sb-chat-bench-") as tmp:
         async with FakeSlack() as fake:
             fake.add_user("U0ALICE", "alice", groups=("release-managers",))
@@ -321,11 +387,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("figures", nargs="*", default=["ack", "card", "edits", "chat-vs-cli"])
-    parser.add_argument("--rate", type=float, default=200.0, help="slash commands per second for `ack`")
+    parser.add_argument("figures", nargs="*", default=["ack", "card", "edits", "chat-vs-cli", "console"])
+    parser.add_argument("--rate", type=float, help="requests per second (ack: 200, console: 300)")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long `ack` sends for")
     args = parser.parse_args()
-    asyncio.run(main_async(args.figures, args.rate, args.seconds))
+    asyncio.run(main_async(args.figures, args.rate or 200.0, args.seconds, args.rate))
 
 
 if __name__ == "__main__":
