@@ -124,7 +124,7 @@ class Router:
             "run_id": run_id,
         }
         try:
-            await record_action(self.services.runtime.store.engine, row)
+            await record_action(self.services.runtime.store.journal, row)
         except Exception:
             log.exception("could not record %s by %s in the action log", kind, who.ref)
 

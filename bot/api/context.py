@@ -35,6 +35,6 @@ class ApiContext:
             "run_id": run_id,
         }
         try:
-            await record_action(self.services.runtime.store.engine, row)
+            await record_action(self.services.runtime.store.journal, row)
         except Exception:
             log.exception("could not record API action %s by %s in the action log", what, caller.who.ref)

@@ -137,7 +137,7 @@ class Actions:
             "run_id": run_id,
         }
         try:
-            await record_action(self.svc.runtime.store.engine, row)
+            await record_action(self.svc.runtime.store.journal, row)
         except Exception:
             log.exception("could not record dashboard action %s by %s", detail, who.ref)
 

@@ -189,6 +189,6 @@ async def _audit(rt: Runtime, name: str, delivery: str, workflow: str, run_id: s
         "run_id": run_id,
     }
     try:
-        await record_action(rt.store.engine, row)
+        await record_action(rt.store.journal, row)
     except Exception:
         log.exception("could not record webhook %s's run %s in the action log", name, run_id)

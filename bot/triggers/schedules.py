@@ -173,6 +173,6 @@ async def _audit(
         "run_id": run_id,
     }
     try:
-        await record_action(rt.store.engine, row)
+        await record_action(rt.store.journal, row)
     except Exception:
         log.exception("could not record scheduled run %s in the action log", run_id)
