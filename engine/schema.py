@@ -48,6 +48,10 @@ _DOCS = {
         "(the default, at least once), fail, or ask (an approval: run it again?). On the same host the "
         "leftover program is killed first and the step always runs again."
     ),
+    "checkpoint": (
+        "true, or a name: record the run's state once this step succeeds, so 'switchboard workflow rewind "
+        "RUN --to NAME' can undo what came after (through compensate, newest first) and go on from here."
+    ),
     "background": (
         "Run this run, http, action or llm step in the background (it needs a 'timeout:'): steps "
         "that need it start once it has started, its failure is reported but does not fail the run, "

@@ -39,6 +39,7 @@ class RunRow:
     rollback_to: str | None
     finish_counter: int
     failed_step: str | None
+    rewind_to: str | None = None  # while a rewind compensates: the step it goes back to
     load_attempts: int = 0  # takeovers since the run last made progress (see storage/leases.py)
 
 
@@ -178,4 +179,5 @@ def _run_row(r: Any) -> RunRow:
         finish_counter=r.finish_counter,
         failed_step=r.failed_step,
         load_attempts=r.load_attempts,
+        rewind_to=r.rewind_to,
     )
