@@ -146,28 +146,44 @@ async def cancel_run(svc: Services, run_ref: str, who: Identity, where: Place) -
 
 
 def check_may_steer(
-    svc: Services, workflow: str, started_by: str, what: str, who: Identity, where: Place
+    svc: Services,
+    workflow: str,
+    started_by: str,
+    what: str,
+    who: Identity,
+    where: Place,
+    doing: str | None = None,
 ) -> None:
-    """Cancel and rollback: the starter, admins, and whoever the workflow's permissions name."""
+    """Cancel and rollback: the starter, admins, and whoever the workflow's permissions name.
+
+    ``doing`` names the request when it follows another one's permission (a rewind follows rollback's).
+    """
     if who.admin or who.ref == started_by:
         return
     try:
         perms: Permissions | None = svc.workflow(workflow).spec.permissions
     except (WorkflowNotFound, WorkflowInvalid):
         perms = None
-    check_steer_permissions(perms, workflow, what, who, where)
+    check_steer_permissions(perms, workflow, what, who, where, doing)
 
 
 def check_steer_permissions(
-    perms: Permissions | None, workflow: str, what: str, who: Identity, where: Place
+    perms: Permissions | None,
+    workflow: str,
+    what: str,
+    who: Identity,
+    where: Place,
+    doing: str | None = None,
 ) -> None:
     """The workflow's rule for someone other than the starter or an admin (None: its file is gone)."""
+    verb = doing or what
     if perms is None:
-        raise NotPermitted(f"Only the person who started this run or an admin may {what} it.")
+        raise NotPermitted(f"Only the person who started this run or an admin may {verb} it.")
     entries = getattr(perms, what) if getattr(perms, what) is not None else perms.run
     if not allowed(entries, who, where):
+        rule = f" (the '{what}' permission)" if doing else ""
         raise NotPermitted(
-            f"You may not {what} runs of {workflow}. Allowed: its starter, admins, {describe(entries)}."
+            f"You may not {verb} runs of {workflow}{rule}. Allowed: its starter, admins, {describe(entries)}."
         )
 
 

@@ -25,7 +25,7 @@ from bot.approvals.store import ApprovalStore, Outcome
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.owners import new_owner
-from bot.runtime import claims, leases, orphans, reruns, starts
+from bot.runtime import claims, leases, orphans, rewinds, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
 from bot.runtime.firing import TIMER_BATCH, fire, kinds
@@ -199,7 +199,7 @@ class Runtime:
     ) -> Started:
         """Start a new run, linked to finished run ``row``, that reuses the outputs of the steps before
         ``step``."""
-        return await reruns.rerun(self, row, step, started_by, meta)
+        return await rewinds.rerun(self, row, step, started_by, meta)
 
     async def retry(self, run_id: str, by: str) -> None:
         """Ask a failed run to run its failed steps again."""
