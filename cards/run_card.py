@@ -92,6 +92,7 @@ class RunView:
     elapsed: float | None = None  # seconds from start to now, or to the end of a finished run
     checkpoints: tuple[str, ...] = ()  # the checkpoints a rewind can go back to, oldest first
     rerun_of: tuple[str, str] | None = None  # (run, step): a rerun of that run from that step
+    rewinding_to: str | None = None  # while a rewind compensates: the step it goes back to
 
     @property
     def finished(self) -> bool:
@@ -198,7 +199,11 @@ def _outcome(view: RunView) -> str:
         "succeeded": "Succeeded.",
         "failed": (f"Failed at {failed}" if failed else "Failed") + (f": {error}" if error else "."),
         "cancelled": "Cancelled" + (f" with {progress}." if progress else "."),
-        "compensating": "Rolling back the completed steps.",
+        "compensating": (
+            f"Rewinding to {view.rewinding_to}: undoing the later steps, newest first."
+            if view.rewinding_to
+            else "Rolling back the completed steps."
+        ),
         "compensated": f"Rolled back: {undone} step{'s' if undone != 1 else ''} undone."
         + (f" {error}" if error else ""),
     }[view.status].strip()

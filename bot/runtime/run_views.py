@@ -31,7 +31,8 @@ def view_from_state(state: RunState, now: float | None = None) -> RunView:
     )
     revised = revisions(state.workflow, state.steps)
     steps = tuple(replace(s, revision=revised.get(s.key)) for s in view.steps)
-    return replace(view, steps=steps, **_timing(state.created_at, _last_finish(state), view, now))
+    timing = _timing(state.created_at, _last_finish(state), view, now)
+    return replace(view, steps=steps, rewinding_to=state.rewind_to, **timing)
 
 
 async def view_from_store(store: RunStore, run_ref: str, now: float | None = None) -> RunView | None:
@@ -53,7 +54,7 @@ async def view_from_store(store: RunStore, run_ref: str, now: float | None = Non
         order=None,
         workflow_spec=await _stored_spec(store, row.digest),
     )
-    return replace(view, **_timing(row.created_at, row.finished_at, view, now))
+    return replace(view, rewinding_to=row.rewind_to, **_timing(row.created_at, row.finished_at, view, now))
 
 
 def _view(
