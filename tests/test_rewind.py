@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bot.runtime.run_views import view_from_store
 from bot.runtime.runtime import Runtime
@@ -107,3 +108,30 @@ async def _count(runtime: Runtime, run_id: str, kind: str, n: int) -> bool:
 async def _status(runtime: Runtime, run_id: str, status: str) -> bool:
     row = await runtime.store.run_row(run_id)
     return row is not None and row.status == status
+
+
+async def test_an_undone_approval_asks_again(runtime: Runtime, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    text = f"""
+name: gated
+steps:
+  build: {{run: ["true"], checkpoint: true}}
+  ship: {{needs: [build], approval: {{title: "Ship it?", approvers: ["user:carol"]}}}}
+  verify: {{needs: [ship], run: ["test", "-e", "{gate}"]}}
+"""
+    started = await runtime.submit(workflow(text), {}, "alice")
+
+    async def approve() -> None:
+        async def asked() -> list[Any]:
+            return [a for a in await runtime.approvals.pending() if a.run_id == started.run_id]
+
+        [request] = await eventually(asked)
+        await runtime.decide(request.id, "user:carol", "approve")
+
+    await approve()
+    assert (await finished(runtime, started.run_id)).status == "failed"
+    gate.write_text("open")
+    await runtime.rewind(started.run_id, by="alice", to="build")
+    await approve()  # asked again: the approval was undone with what came after the checkpoint
+    row = await finished(runtime, started.run_id)
+    assert row.status == "succeeded", row.error
