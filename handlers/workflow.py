@@ -1,4 +1,4 @@
-"""``/workflow``: run, list, help, status and cancel."""
+"""``/workflow``: run, list, help, status, cancel, rewind and rerun."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from handlers.types import Command, Reply, Say, ShowForm
 
 USAGE = (
     "Usage: `/workflow run NAME key=value ...`, `/workflow list`, `/workflow help [NAME]`, "
-    "`/workflow status [RUN]`, `/workflow cancel RUN`"
+    "`/workflow status [RUN]`, `/workflow cancel RUN`, `/workflow rewind RUN CHECKPOINT`, "
+    "`/workflow rerun RUN STEP`"
 )
 FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 
@@ -187,4 +188,26 @@ def check_steer_permissions(
         )
 
 
-SUBCOMMANDS = {"run": run, "list": list_, "help": help_, "status": status, "cancel": cancel}
+async def rewind(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow rewind RUN CHECKPOINT`` (handlers/run_rewinds.py)."""
+    from handlers.run_rewinds import rewind_command  # it imports this module
+
+    return await rewind_command(cmd, args, svc)
+
+
+async def rerun(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow rerun RUN STEP`` (handlers/run_rewinds.py)."""
+    from handlers.run_rewinds import rerun_command  # it imports this module
+
+    return await rerun_command(cmd, args, svc)
+
+
+SUBCOMMANDS = {
+    "run": run,
+    "list": list_,
+    "help": help_,
+    "status": status,
+    "cancel": cancel,
+    "rewind": rewind,
+    "rerun": rerun,
+}

@@ -70,11 +70,16 @@ async def test_console_rewind_button_and_the_dashboard(app: App, http: Client, t
     assert row is not None and "↺ undone" in row.group(0)
     assert "↺ undone" not in re.search(r'<tr data-key="build".*?</tr>', page, re.DOTALL).group(0)
 
-    stored = await app.runtime.store.run_row(run_id)
-    assert stored is not None
-    again = await app.runtime.rerun(stored, "verify", "console:alice")
-    assert (await finished(app.runtime, again.run_id)).status == "succeeded"
-    async with session.get(f"/dashboard/runs/{again.run_id}") as res:
+    # The chat commands: a rewind to an unknown checkpoint is refused; a rerun starts a linked run.
+    nowhere = await http.command(f"/workflow rewind {run_id} nowhere", user="alice")
+    assert "no checkpoint or step is called 'nowhere'" in nowhere["message"]["text"]
+    reply = await http.command(f"/workflow rerun {run_id} verify", user="alice")
+    assert f"a rerun of run {run_id} from step verify" in reply["message"]["text"]
+    new_id = re.search(r"\(run ([0-9a-f]{12})\)", reply["message"]["text"]).group(1)
+    assert (await finished(app.runtime, new_id)).status == "succeeded"
+    card = await card_with_status(http, new_id, "succeeded")
+    assert f"rerun of run {run_id} from step verify" in card["card"]["context"]
+    async with session.get(f"/dashboard/runs/{new_id}") as res:
         page = await res.text()
     assert f'<a href="/dashboard/runs/{run_id}">run {run_id}</a> from step verify' in page
     assert re.search(r'<tr data-key="build".*?\(reused\)', page, re.DOTALL)
