@@ -5,15 +5,15 @@ from __future__ import annotations
 import difflib
 import shlex
 
-from bot.errors import BadInput, Conflict, NotFound, NotPermitted
+from bot.errors import BadInput, Conflict, NotFound
 from bot.identity import Identity, Place, allowed, describe
 from bot.runtime.catalog import check_may_run
+from bot.runtime.catalog import check_steer_permissions as check_steer_permissions
 from bot.runtime.run_views import view_from_store
 from cards.model import Card, Field
 from cards.run_card import run_card
 from engine.inputs import InputError, parse_pairs, resolve_inputs
-from engine.loader import LoadedWorkflow, WorkflowInvalid, WorkflowNotFound
-from engine.spec import Permissions
+from engine.loader import LoadedWorkflow
 from handlers.run_form import missing_only, run_form
 from handlers.services import Services
 from handlers.types import Command, Reply, Say, ShowForm
@@ -155,37 +155,9 @@ def check_may_steer(
     where: Place,
     doing: str | None = None,
 ) -> None:
-    """Cancel and rollback: the starter, admins, and whoever the workflow's permissions name.
-
-    ``doing`` names the request when it follows another one's permission (a rewind follows rollback's).
-    """
-    if who.admin or who.ref == started_by:
-        return
-    try:
-        perms: Permissions | None = svc.workflow(workflow).spec.permissions
-    except (WorkflowNotFound, WorkflowInvalid):
-        perms = None
-    check_steer_permissions(perms, workflow, what, who, where, doing)
-
-
-def check_steer_permissions(
-    perms: Permissions | None,
-    workflow: str,
-    what: str,
-    who: Identity,
-    where: Place,
-    doing: str | None = None,
-) -> None:
-    """The workflow's rule for someone other than the starter or an admin (None: its file is gone)."""
-    verb = doing or what
-    if perms is None:
-        raise NotPermitted(f"Only the person who started this run or an admin may {verb} it.")
-    entries = getattr(perms, what) if getattr(perms, what) is not None else perms.run
-    if not allowed(entries, who, where):
-        rule = f" (the '{what}' permission)" if doing else ""
-        raise NotPermitted(
-            f"You may not {verb} runs of {workflow}{rule}. Allowed: its starter, admins, {describe(entries)}."
-        )
+    """Cancel, rollback, rewind, retry: the starter, admins, and whoever the workflow's permissions name
+    (``bot.runtime.catalog.Catalog.check_may_steer``)."""
+    svc.catalog.check_may_steer(workflow, started_by, what, who, where, doing)
 
 
 async def rewind(cmd: Command, args: list[str], svc: Services) -> Reply:
