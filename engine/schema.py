@@ -78,6 +78,7 @@ def json_schema() -> dict[str, Any]:
     for key, doc in _DOCS.items():
         step["properties"][key]["description"] = doc
     step["properties"]["if"]["anyOf"][1:1] = [{"type": "boolean"}, {"type": "number"}]  # if: true
+    step["properties"]["checkpoint"]["anyOf"][1]["pattern"] = spec.STEP_ID.pattern  # a name, as a step id
     step["oneOf"] = [{"required": [kind]} for kind in spec.STEP_KINDS]
     compensate["oneOf"] = [{"required": [kind]} for kind in spec.COMPENSATE_KINDS]
     http = defs["HttpSpec"]["properties"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 from pydantic import ValidationError
 
 from engine.checkpoints import checkpoints, is_undone
 from engine.core import Core
+from engine.schema import json_schema
 from engine.signals import Rewind, Rollback, Start, StartStep, StepCompleted, StepFailed
 from engine.spec import Workflow
 from engine.state import RunState, RunStatus, StepStatus
@@ -128,3 +130,14 @@ def test_checkpoint_names_are_checked() -> None:
         )
     with pytest.raises(ValidationError, match="must start with a letter"):
         Workflow.model_validate({"name": "t", "steps": {"a": {"run": ["a"], "checkpoint": "no way"}}})
+
+
+def test_the_json_schema_knows_checkpoints() -> None:
+    validator = jsonschema.Draft202012Validator(json_schema())
+    ok = {
+        "name": "t",
+        "steps": {"a": {"run": ["a"], "checkpoint": True}, "b": {"run": ["b"], "checkpoint": "x"}},
+    }
+    assert list(validator.iter_errors(ok)) == []
+    bad = {"name": "t", "steps": {"a": {"run": ["a"], "checkpoint": "no way"}}}
+    assert list(validator.iter_errors(bad))
