@@ -168,9 +168,7 @@ class RollbackRequest(Body):
 
 
 class RewindRequest(Body):
-    to: str = Field(
-        min_length=1, max_length=200, description="A checkpoint's name, or a step that succeeded"
-    )
+    to: str = Field(min_length=1, max_length=200, description="A checkpoint's name, or a step that succeeded")
 
 
 class Done(BaseModel):
