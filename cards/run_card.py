@@ -48,6 +48,7 @@ STEP_ERROR_MAX = 200
 RUN_ERROR_MAX = 500
 OUTPUT_LINES = 5  # outputs shown on the card; the thread's closing message holds them all
 OUTPUT_VALUE_MAX = 80
+REWIND_BUTTONS = 2  # with Retry and Rollback, within Discord's five buttons a row
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,17 @@ class StepView:
     error: str | None = None
     items_done: int | None = None  # a fan-out step: its finished items ...
     items_total: int | None = None  # ... of how many
-    compensation: str | None = None  # None | running | succeeded | failed (rolled back)
+    compensation: str | None = None  # None | running | succeeded | failed (rolled back) | undone | reused
     revision: int | None = None  # run again by an approval's "Request changes": which revision (2, 3, …)
     background: bool = False  # nothing waits for it; its failure does not fail the run
 
     @property
     def mark(self) -> str:
-        """The status the step's line shows: a rolled-back step is "compensated", whatever it did before."""
-        return "compensated" if self.compensation == "succeeded" else self.status
+        """The status the step's line shows: a step rolled back, or undone by a rewind and not run again
+        yet, is "compensated" (↺ undone), whatever it did before."""
+        if self.compensation == "undone" or (self.compensation == "succeeded" and self.status == "succeeded"):
+            return "compensated"
+        return self.status
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ class RunView:
     waiting_for: str | None = None
     started_at: float | None = None  # epoch seconds
     elapsed: float | None = None  # seconds from start to now, or to the end of a finished run
+    checkpoints: tuple[str, ...] = ()  # the checkpoints a rewind can go back to, oldest first
+    rerun_of: tuple[str, str] | None = None  # (run, step): a rerun of that run from that step
+    rewinding_to: str | None = None  # while a rewind compensates: the step it goes back to
 
     @property
     def finished(self) -> bool:
@@ -101,6 +108,11 @@ class RunView:
     def can_retry(self) -> bool:
         """Retry applies to a failed run with a failed step."""
         return self.status == "failed" and any(s.status == "failed" for s in self.steps)
+
+    @property
+    def rewind_targets(self) -> tuple[str, ...]:
+        """The checkpoints the card offers to rewind to: a failed run's newest two."""
+        return self.checkpoints[-REWIND_BUTTONS:] if self.status == "failed" else ()
 
     @property
     def can_rollback(self) -> bool:
@@ -140,6 +152,8 @@ def _step_line(step: StepView) -> StepLine:
     word = STEP_WORDS.get(step.mark)
     if word:
         parts.append(word)
+    if step.compensation == "reused":
+        parts.append("reused")
     if step.background:
         parts.append("background, did not fail the run" if step.mark == "failed" else "background")
     tries = step.attempt
@@ -185,7 +199,11 @@ def _outcome(view: RunView) -> str:
         "succeeded": "Succeeded.",
         "failed": (f"Failed at {failed}" if failed else "Failed") + (f": {error}" if error else "."),
         "cancelled": "Cancelled" + (f" with {progress}." if progress else "."),
-        "compensating": "Rolling back the completed steps.",
+        "compensating": (
+            f"Rewinding to {view.rewinding_to}: undoing the later steps, newest first."
+            if view.rewinding_to
+            else "Rolling back the completed steps."
+        ),
         "compensated": f"Rolled back: {undone} step{'s' if undone != 1 else ''} undone."
         + (f" {error}" if error else ""),
     }[view.status].strip()
@@ -224,6 +242,16 @@ def _buttons(view: RunView) -> tuple[Button, ...]:
         buttons.append(Button("Cancel", action_id("run", view.run_id, "cancel"), "danger", ask))
     if view.can_retry:
         buttons.append(Button("Retry failed step", action_id("run", view.run_id, "retry"), "primary"))
+    for name in view.rewind_targets:
+        ask = Confirm(
+            f"Rewind to {name}?",
+            f"The steps after {name} are undone, newest first, and the run goes on from there.",
+            "Rewind",
+            "Keep",
+        )
+        buttons.append(
+            Button(f"Rewind to {name}", action_id("run", view.run_id, f"rewind.{name}"), "default", ask)
+        )
     if view.can_rollback:
         ask = Confirm("Roll back this run?", "Completed steps are undone, newest first.", "Roll back", "Keep")
         buttons.append(Button("Rollback", action_id("run", view.run_id, "rollback"), "danger", ask))
@@ -242,6 +270,8 @@ def run_card(view: RunView, link: str | None = None) -> Card:
         colour=RUN_COLOURS[view.status],
         fields=tuple(fields),
         steps=tuple(_step_line(s) for s in view.steps),
-        context=(f"run {view.run_id}",) + ((f"Dashboard: {link}",) if link else ()),
+        context=(f"run {view.run_id}",)
+        + ((f"rerun of run {view.rerun_of[0]} from step {view.rerun_of[1]}",) if view.rerun_of else ())
+        + ((f"Dashboard: {link}",) if link else ()),
         buttons=_buttons(view),
     )

@@ -10,10 +10,12 @@ from collections import deque
 from typing import Any
 
 from engine.approval_flow import ApprovalFlow
+from engine.checkpoints import REUSED
 from engine.graph import downstream
 from engine.interrupts import WAITING_ON as INTERRUPTED
 from engine.interrupts import Interrupts
 from engine.params import render_params
+from engine.rewinding import Rewinding
 from engine.run_finishing import RunFinishing
 from engine.saga import Saga
 from engine.scheduling import ACTIVITY_KINDS, Scheduling
@@ -23,6 +25,7 @@ from engine.signals import (
     Decision,
     Resume,
     Retry,
+    Rewind,
     Rollback,
     SetTimer,
     Signal,
@@ -40,7 +43,7 @@ __all__ = ["ACTIVITY_KINDS", "PREVIEW_BYTES", "Core"]
 
 # Each concern lives in its own part; all share one CoreBase, which the approval flow and the saga
 # also type against, so none of them imports this module back.
-class Core(Scheduling, StepOutcomes, RunFinishing):
+class Core(Scheduling, StepOutcomes, RunFinishing, Rewinding):
     """Decides what one run does next; it owns the run's state while the run is loaded."""
 
     def __init__(self, state: RunState) -> None:
@@ -99,6 +102,8 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
                 self.saga.rollback(signal)
             case Retry():
                 self._retry(signal.by)
+            case Rewind():
+                self.rewind(signal)
         self._pump()
         self._settle()
         self.seal()
@@ -111,6 +116,10 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
         st.status = RunStatus.RUNNING
         self._d.run_changed = True
         self.emit("run_started", None, workflow=self.spec.name, inputs=st.inputs, started_by=st.started_by)
+        for step in st.steps.values():  # a rerun: what it took over from the run it reruns
+            if step.index is None and step.compensation == REUSED:
+                self._d.dirty.add(step.key)
+                self.emit("step_reused", step.key, run=st.meta.get("rerun_of"), outputs=step.outputs)
         if self.spec.timeout:
             self._d.effects.append(SetTimer("", "run_timeout", self._now + self.spec.timeout))
         self.schedule(list(self.spec.steps))

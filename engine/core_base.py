@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
+from engine.checkpoints import UNDONE
 from engine.expressions import render
 from engine.masking import mask
 from engine.signals import Decision, Effect, Event, Notify, RequestApproval, SetTimer, StartStep
@@ -54,6 +55,10 @@ class CoreBase(ABC):
         """Ask the run to stop."""
 
     @abstractmethod
+    def rewound(self) -> None:
+        """A rewind's compensations are done: restore the state it goes back to and carry on."""
+
+    @abstractmethod
     def _stop_on_failure(self, key: str, error: str) -> None: ...
 
     @abstractmethod
@@ -98,6 +103,8 @@ class CoreBase(ABC):
         """Begin the step's next attempt: running from now, with its started event."""
         step.attempt += 1
         step.status, step.started_at, step.error = StepStatus.RUNNING, self._now, None
+        if step.compensation == UNDONE:
+            step.compensation = None  # done again: a later rollback or rewind undoes it again
         self._d.dirty.add(step.key)
         self._refresh_view(step.step_id)
         background = True if step.step_id in self.background else None

@@ -1,4 +1,4 @@
-"""Compensation (saga): undo succeeded steps in reverse completion order, on failure or rollback."""
+"""Compensation (saga): undo succeeded steps in reverse completion order, on failure, rollback or rewind."""
 
 from __future__ import annotations
 
@@ -114,8 +114,14 @@ class Saga:
             )
             return
         failed = [s.key for s in core.state.steps.values() if s.compensation == "failed"]
+        rewinding = core.state.rewind_to
         if failed:
             core.state.error = f"compensation failed for: {', '.join(failed)}"
+            if rewinding:
+                core.state.error += f"; the rewind to '{rewinding}' stopped there"
+                core.state.rewind_to = None
             core.end_run(RunStatus.FAILED)
+        elif rewinding:
+            core.rewound()
         else:
             core.end_run(RunStatus.COMPENSATED)

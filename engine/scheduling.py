@@ -139,12 +139,15 @@ class Scheduling(CoreBase):
             self.fail(step, "expression", str(exc), {})
             return None
         step.items = items
+        self.items_done.pop(step.key, None)
         self.emit("fan_out", step.key, count=len(items))
         if not items:
             self.succeed(step, {"items": []})
         for i in range(len(items)):
             self.queue.append(f"{step.key}[{i}]")
-            self.state.step(f"{step.key}[{i}]")
+            item = self.state.step(f"{step.key}[{i}]")
+            if item.status != StepStatus.PENDING:
+                self.reset(item)  # an item of an earlier fan-out, dropped by a rewind
         return None
 
     def _pump(self) -> None:

@@ -48,6 +48,10 @@ _DOCS = {
         "(the default, at least once), fail, or ask (an approval: run it again?). On the same host the "
         "leftover program is killed first and the step always runs again."
     ),
+    "checkpoint": (
+        "true, or a name: record the run's state once this step succeeds, so 'switchboard workflow rewind "
+        "RUN --to NAME' can undo what came after (through compensate, newest first) and go on from here."
+    ),
     "background": (
         "Run this run, http, action or llm step in the background (it needs a 'timeout:'): steps "
         "that need it start once it has started, its failure is reported but does not fail the run, "
@@ -74,6 +78,7 @@ def json_schema() -> dict[str, Any]:
     for key, doc in _DOCS.items():
         step["properties"][key]["description"] = doc
     step["properties"]["if"]["anyOf"][1:1] = [{"type": "boolean"}, {"type": "number"}]  # if: true
+    step["properties"]["checkpoint"]["anyOf"][1]["pattern"] = spec.STEP_ID.pattern  # a name, as a step id
     step["oneOf"] = [{"required": [kind]} for kind in spec.STEP_KINDS]
     compensate["oneOf"] = [{"required": [kind]} for kind in spec.COMPENSATE_KINDS]
     http = defs["HttpSpec"]["properties"]

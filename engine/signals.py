@@ -74,6 +74,14 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class Rewind:
+    """Go back to a checkpoint (or a step): undo what finished after it, then go on from there."""
+
+    by: str
+    to: str
+
+
+@dataclass(frozen=True)
 class Retry:
     """Run a failed run's failed steps again (and what they had held back); finished steps stay done."""
 
@@ -81,7 +89,16 @@ class Retry:
 
 
 Signal = (
-    Start | Resume | StepCompleted | StepFailed | TimerFired | ApprovalDecided | Cancel | Rollback | Retry
+    Start
+    | Resume
+    | StepCompleted
+    | StepFailed
+    | TimerFired
+    | ApprovalDecided
+    | Cancel
+    | Rollback
+    | Retry
+    | Rewind
 )
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from engine.background import background_problem
+from engine.checkpoints import checkpoint_problem
 from engine.durations import parse_duration
 from engine.trigger_spec import ScheduleSpec as ScheduleSpec  # re-exported: engine.schema reads models here
 from engine.trigger_spec import TriggersSpec as TriggersSpec
@@ -331,6 +332,17 @@ class Step(Strict):
     outputs: dict[str, str] = {}
     compensate: CompensateSpec | None = None
     background: bool = False  # nothing waits for it but the run's end (docs/background-steps.md)
+    checkpoint: bool | str = False  # a point `workflow rewind --to` can go back to (engine/checkpoints.py)
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_name(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str) and not STEP_ID.match(value):
+            raise ValueError(
+                f"checkpoint name {value!r} must start with a letter or _ and hold only letters, digits "
+                "and _ (or write 'checkpoint: true' to name it after the step)"
+            )
+        return value
 
     @field_validator("needs", mode="before")
     @classmethod
@@ -435,6 +447,13 @@ class Workflow(Strict):
         if folder is not None and id(self) not in _FOLDERS:
             _FOLDERS[id(self)] = folder
             weakref.finalize(self, _FOLDERS.pop, id(self), None)
+        return self
+
+    @model_validator(mode="after")
+    def _checkpoints_unique(self) -> Workflow:
+        problem = checkpoint_problem(self.steps)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @field_validator("steps", mode="before")

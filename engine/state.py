@@ -62,7 +62,7 @@ class StepState:
     waiting_on: str | None = None  # retry | wait | approval | child
     wake_at: float | None = None
     finish_seq: int = 0  # completion order, for compensation in reverse
-    compensation: str | None = None  # None | running | succeeded | failed
+    compensation: str | None = None  # None | running | succeeded | failed | undone | reused
     items: list[Any] | None = None  # a fan-out step's expanded list
 
     @property
@@ -88,6 +88,7 @@ class RunState:
     failed_step: str | None = None
     cancel_requested: bool = False
     rollback_to: str | None = None  # "" means roll back everything
+    rewind_to: str | None = None  # while a rewind compensates: the step whose state it goes back to
     compensate_pending: bool = False
     finish_counter: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # channel, parent run, ... (opaque to the core)

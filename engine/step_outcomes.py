@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.checkpoints import checkpoint_name, kept_by_rewind
 from engine.core_base import CoreBase
 from engine.expressions import render
 from engine.masking import mask
@@ -109,7 +110,19 @@ class StepOutcomes(CoreBase):
             duration=self._duration(step),
             outputs=step.outputs if size <= PREVIEW_BYTES else _preview(step.outputs),
         )
+        name = checkpoint_name(step.step_id, self.spec.steps[step.step_id].checkpoint)
+        if name is not None and step.index is None:
+            self._checkpoint(step, name)
         self._after(step)
+
+    def _checkpoint(self, step: StepState, name: str) -> None:
+        """Record the state a rewind to this checkpoint goes back to: the steps finished by now."""
+        steps = self.state.steps.values()
+        kept = sorted(s.key for s in steps if s.index is None and kept_by_rewind(s, step.finish_seq))
+        seen = {k: self.view[k]["outputs"] for k in kept if k in self.view}
+        self.emit(
+            "checkpoint_saved", step.key, name=name, finish_seq=step.finish_seq, steps=kept, outputs=seen
+        )
 
     def fail(
         self, step: StepState, kind: str, message: str, result: dict[str, Any], outputs: Any = None

@@ -1,27 +1,28 @@
-"""``/workflow``: run, list, help, status and cancel."""
+"""``/workflow``: run, list, help, status, cancel, rewind and rerun."""
 
 from __future__ import annotations
 
 import difflib
 import shlex
 
-from bot.errors import BadInput, Conflict, NotFound, NotPermitted
+from bot.errors import BadInput, Conflict, NotFound
 from bot.identity import Identity, Place, allowed, describe
 from bot.runtime.catalog import check_may_run
+from bot.runtime.catalog import check_steer_permissions as check_steer_permissions
 from bot.runtime.dag_posts import dashboard_link, post_dag
 from bot.runtime.run_views import view_from_store
 from cards.model import Card, Field
 from cards.run_card import run_card
 from engine.inputs import InputError, parse_pairs, resolve_inputs
-from engine.loader import LoadedWorkflow, WorkflowInvalid, WorkflowNotFound
-from engine.spec import Permissions
+from engine.loader import LoadedWorkflow
 from handlers.run_form import missing_only, run_form
 from handlers.services import Services
 from handlers.types import Command, Reply, Say, ShowForm
 
 USAGE = (
     "Usage: `/workflow run NAME key=value ...`, `/workflow list`, `/workflow help [NAME]`, "
-    "`/workflow status [RUN]`, `/workflow cancel RUN`"
+    "`/workflow status [RUN]`, `/workflow cancel RUN`, `/workflow rewind RUN CHECKPOINT`, "
+    "`/workflow rerun RUN STEP`"
 )
 FINISHED = ("succeeded", "failed", "cancelled", "compensated")
 
@@ -151,29 +152,39 @@ async def cancel_run(svc: Services, run_ref: str, who: Identity, where: Place) -
 
 
 def check_may_steer(
-    svc: Services, workflow: str, started_by: str, what: str, who: Identity, where: Place
+    svc: Services,
+    workflow: str,
+    started_by: str,
+    what: str,
+    who: Identity,
+    where: Place,
+    doing: str | None = None,
 ) -> None:
-    """Cancel and rollback: the starter, admins, and whoever the workflow's permissions name."""
-    if who.admin or who.ref == started_by:
-        return
-    try:
-        perms: Permissions | None = svc.workflow(workflow).spec.permissions
-    except (WorkflowNotFound, WorkflowInvalid):
-        perms = None
-    check_steer_permissions(perms, workflow, what, who, where)
+    """Cancel, rollback, rewind, retry: the starter, admins, and whoever the workflow's permissions name
+    (``bot.runtime.catalog.Catalog.check_may_steer``)."""
+    svc.catalog.check_may_steer(workflow, started_by, what, who, where, doing)
 
 
-def check_steer_permissions(
-    perms: Permissions | None, workflow: str, what: str, who: Identity, where: Place
-) -> None:
-    """The workflow's rule for someone other than the starter or an admin (None: its file is gone)."""
-    if perms is None:
-        raise NotPermitted(f"Only the person who started this run or an admin may {what} it.")
-    entries = getattr(perms, what) if getattr(perms, what) is not None else perms.run
-    if not allowed(entries, who, where):
-        raise NotPermitted(
-            f"You may not {what} runs of {workflow}. Allowed: its starter, admins, {describe(entries)}."
-        )
+async def rewind(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow rewind RUN CHECKPOINT`` (handlers/run_rewinds.py)."""
+    from handlers.run_rewinds import rewind_command  # it imports this module
+
+    return await rewind_command(cmd, args, svc)
 
 
-SUBCOMMANDS = {"run": run, "list": list_, "help": help_, "status": status, "cancel": cancel}
+async def rerun(cmd: Command, args: list[str], svc: Services) -> Reply:
+    """``/workflow rerun RUN STEP`` (handlers/run_rewinds.py)."""
+    from handlers.run_rewinds import rerun_command  # it imports this module
+
+    return await rerun_command(cmd, args, svc)
+
+
+SUBCOMMANDS = {
+    "run": run,
+    "list": list_,
+    "help": help_,
+    "status": status,
+    "cancel": cancel,
+    "rewind": rewind,
+    "rerun": rerun,
+}

@@ -166,6 +166,30 @@ CARDS = {
             **STARTED,
         )
     ),
+    # A rerun that failed again: two checkpoints to rewind to, a reused step and a step undone earlier.
+    "run_rewindable": run_card(
+        run_view(
+            "failed",
+            (
+                StepView("build", "succeeded", duration=4.0, compensation="reused"),
+                StepView("migrate", "succeeded", duration=9.0),
+                StepView("deploy", "failed", duration=2.5, attempt=2, error="exited with code 1"),
+                StepView("announce", "pending", compensation="undone"),
+            ),
+            error="step 'deploy' failed: exited with code 1",
+            checkpoints=("built", "migrated"),
+            rerun_of=("9b1e04c2aa10", "migrate"),
+            **STARTED,
+        )
+    ),
+    "run_rewinding": run_card(
+        run_view(
+            "compensating",
+            (StepView("build", "succeeded"), StepView("deploy", "succeeded", compensation="running")),
+            rewinding_to="build",
+            **STARTED,
+        )
+    ),
     "run_compensating": run_card(
         run_view(
             "compensating",

@@ -120,6 +120,10 @@ class StepInfo(BaseModel):
     finished_at: float | None
     error: str | None
     outputs: Any = None
+    undone: bool = Field(
+        default=False, description="Its work was undone (↺): rolled back, or rewound and not run again yet"
+    )
+    reused: bool = Field(default=False, description="Taken over, with its outputs, from the run this reruns")
 
 
 class ApprovalInfo(BaseModel):
@@ -150,6 +154,8 @@ class EventInfo(BaseModel):
 
 class RunDetail(RunSummary):
     outputs: dict[str, Any] | None
+    rerun_of: str | None = Field(default=None, description="The run this one reruns (workflow rerun --from)")
+    rerun_from: str | None = Field(default=None, description="The step the rerun started again from")
     steps: list[StepInfo]
     approvals: list[ApprovalInfo]
     events: list[EventInfo]
@@ -159,6 +165,10 @@ class RollbackRequest(Body):
     to: str | None = Field(
         default=None, max_length=200, description="Compensate only the steps after this one"
     )
+
+
+class RewindRequest(Body):
+    to: str = Field(min_length=1, max_length=200, description="A checkpoint's name, or a step that succeeded")
 
 
 class Done(BaseModel):

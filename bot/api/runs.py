@@ -16,6 +16,7 @@ from bot.api.models import (
     Body,
     Done,
     EventInfo,
+    RewindRequest,
     RollbackRequest,
     RunDetail,
     RunPage,
@@ -32,6 +33,7 @@ from bot.runtime.starts import new_run_id
 from bot.storage import idempotency
 from bot.storage.run_pages import page_of_runs, run_detail
 from bot.storage.run_rows import RunRow
+from engine.checkpoints import REUSED, is_undone
 from engine.inputs import InputError, resolve_inputs
 from handlers.run_actions import steer
 
@@ -134,6 +136,8 @@ class RunEndpoints:
         return RunDetail(
             **summary(row).model_dump(),
             outputs=row.outputs,
+            rerun_of=row.meta.get("rerun_of"),
+            rerun_from=row.meta.get("rerun_from"),
             steps=[
                 StepInfo(
                     key=s.key,
@@ -143,6 +147,8 @@ class RunEndpoints:
                     finished_at=s.finished_at,
                     error=s.error,
                     outputs=s.outputs,
+                    undone=is_undone(s),
+                    reused=s.compensation == REUSED,
                 )
                 for s in steps
             ],
@@ -159,6 +165,10 @@ class RunEndpoints:
     async def rollback(self, call: Call) -> Done:
         body: RollbackRequest = call.body
         return await self._steer(call, "rollback", body.to)
+
+    async def rewind(self, call: Call) -> Done:
+        body: RewindRequest = call.body
+        return await self._steer(call, "rewind", body.to)
 
     async def _steer(self, call: Call, choice: str, to: str | None = None) -> Done:
         row = await self._row(call.path["run_id"])

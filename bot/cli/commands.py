@@ -23,6 +23,7 @@ from bot.runtime.events import follow
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
 from bot.storage.runs import RunStore
+from engine.checkpoints import REUSED, is_undone
 from engine.durations import format_duration
 from engine.inputs import parse_pairs
 from engine.loader import WorkflowNotFound, find_workflow, load_dir, load_workflow, validate_paths
@@ -167,8 +168,13 @@ async def resume(settings: Settings, args: argparse.Namespace) -> int:
         for run_id in ids:
             if run_id not in runtime.live:
                 print(f"run {run_id} is waiting (a timer or an approval); following it")
+        # A run retried or rewound has ended before: follow it from its last end, not to that end.
+        ends = [await runtime.store.last_seq_of(i, "run_finished") for i in ids]
         codes = await asyncio.gather(
-            *(_follow(runtime, i, progress, stop_when_parked=args.no_wait) for i in ids)
+            *(
+                _follow(runtime, i, progress, stop_when_parked=args.no_wait, after=end)
+                for i, end in zip(ids, ends, strict=True)
+            )
         )
         return max(codes)
 
@@ -205,6 +211,8 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             f"run {row.id}  {row.workflow}  {row.status}  "
             f"started {_when(row.created_at)} by {shown(row.started_by)}"
         )
+        if row.meta.get("rerun_of"):
+            print(f"  rerun of run {row.meta['rerun_of']} from step {row.meta.get('rerun_from')}")
         if row.inputs:
             print("  inputs: " + ", ".join(f"{k}={v}" for k, v in row.inputs.items()))
         for s in steps:
@@ -214,7 +222,9 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
                 else ""
             )
             extra = f"  attempt {s.attempt}" if s.attempt > 1 else ""
-            print(f"  {s.key:<20} {s.status:<10} {took:>8}{extra}" + (f"  {s.error}" if s.error else ""))
+            extra += "  reused" if s.compensation == REUSED else ""
+            word = "↺ undone" if is_undone(s) else s.status
+            print(f"  {s.key:<20} {word:<10} {took:>8}{extra}" + (f"  {s.error}" if s.error else ""))
         for a in waiting:
             print(f"  waiting for approval {a.id}: {a.title} ({a.required} needed)")
         if row.error:

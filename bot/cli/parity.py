@@ -71,6 +71,12 @@ def person(settings: Settings, entry: str, groups: list[str] | tuple[str, ...] =
 
 def check_may_retry(settings: Settings, row: RunRow, who: Identity) -> None:
     """The Retry button's rule: the starter, an admin, or whom the workflow's ``run`` permission names."""
+    check_may(settings, row, who, "run")
+
+
+def check_may(settings: Settings, row: RunRow, who: Identity, what: str, doing: str | None = None) -> None:
+    """The card buttons' rule for ``what`` (run, cancel, rollback): the starter, an admin, or whom the
+    workflow's permission names; ``doing`` names a request that follows it (a rewind follows rollback)."""
     if who.ref == row.started_by or who.admin:
         return
     try:
@@ -78,7 +84,7 @@ def check_may_retry(settings: Settings, row: RunRow, who: Identity) -> None:
         perms: Permissions | None = loaded.spec.permissions
     except (WorkflowNotFound, WorkflowInvalid):
         perms = None
-    check_steer_permissions(perms, row.workflow, "run", who, Place("cli", "cli"))
+    check_steer_permissions(perms, row.workflow, what, who, Place("cli", "cli"), doing)
 
 
 def _names(declared: dict[str, Any]) -> str:

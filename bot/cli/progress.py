@@ -26,8 +26,13 @@ ICONS = {
     "compensation_succeeded": "↩",
     "compensation_failed": "✗",
     "run_resumed": "▶",
+    "rewind_requested": "↺",
+    "run_rewound": "↺",
+    "checkpoint_saved": "⚑",
+    "step_reused": "♻",
     "run_cancel_requested": "⊘",
 }
+RUN_LINES = ("run_resumed", "run_cancel_requested", "rewind_requested", "run_rewound")
 COLOURS = {
     "✓": "32",
     "✗": "31",
@@ -60,7 +65,7 @@ class Progress:
         if ev.type == "run_finished":
             self._finished(ev.data)
             return
-        if icon is None or (ev.step_key is None and ev.type not in ("run_resumed", "run_cancel_requested")):
+        if icon is None or (ev.step_key is None and ev.type not in RUN_LINES):
             return
         if ev.type == "step_started" and "[" in (ev.step_key or ""):
             return  # fan-out items report when they finish
@@ -99,6 +104,15 @@ class Progress:
                 return interruption_text(d)
             case "run_resumed":
                 return "resumed"
+            case "rewind_requested":
+                return f"rewind to {d.get('to')} asked by {d.get('by')}"
+            case "run_rewound":
+                undone = ", ".join(d.get("undone") or []) or "nothing"
+                return f"rewound to {d.get('to')}: undid {undone}; going on from there"
+            case "checkpoint_saved":
+                return f"checkpoint {d.get('name')} saved"
+            case "step_reused":
+                return f"reused from run {d.get('run')}"
         return ev.type.replace("_", " ")
 
     def _finished(self, data: dict[str, Any]) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.tools import Remember, RunStatus, RunWorkflow
+from bot.conversations.tools import Remember, Rewind, RunStatus, RunWorkflow
 from bot.errors import SwitchboardError
 from bot.identity import Place, allowed
 from bot.runtime.catalog import check_may_run
+from bot.runtime.rewinds import rewind_problem
 from bot.runtime.run_views import view_from_store
 from bot.storage.conversations.states import AI_SPEAKS
+from engine import state as run_state
 from engine.inputs import InputError, resolve_inputs
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ class ConversationTools:
                 return await self._run(args), True
             if isinstance(args, RunStatus):
                 return await self._status(args), True
+            if isinstance(args, Rewind):
+                return await self._rewind(args), True
             if isinstance(args, Remember):
                 ttl = self.service.settings.memory_ttl
                 await self.service.store.remember(
@@ -93,3 +97,22 @@ class ConversationTools:
         tail = f" Error: {view.error}." if view.error else ""
         waiting = f" Waiting for: {view.waiting_for}." if view.waiting_for else ""
         return f"Run {view.run_id} of {view.workflow} is {view.status}.{waiting}{tail} Steps: {steps}"
+
+    async def _rewind(self, args: Rewind) -> str:
+        runtime = self.service.runtime
+        row = await runtime.store.run_row(args.run_id)
+        if row is None:
+            return f"Error: there is no run {args.run_id}."
+        self.service.catalog.check_may_steer(
+            row.workflow, row.started_by, "rollback", self.who, self.where, doing="rewind"
+        )
+        if not run_state.RunStatus(row.status).finished:
+            return f"Error: run {row.id} is {row.status}; only a finished run can be rewound."
+        problem = await rewind_problem(runtime, row, args.to)
+        if problem is not None:
+            return f"Error: run {row.id} cannot be rewound: {problem}."
+        await runtime.rewind(row.id, by=self.who.ref, to=args.to)
+        return (
+            f"Rewinding run {row.id} to {args.to}: the steps after it are undone, newest first, then the run "
+            "goes on from there. Its status card shows the progress."
+        )

@@ -27,6 +27,14 @@ class RunStatus(BaseModel):
     run_id: str = Field(description="The run's id, as run_workflow returned it.")
 
 
+class Rewind(BaseModel):
+    """Take a finished run back to a checkpoint: its later steps are undone (newest first) and the run goes
+    on from there. It acts with the user's own permissions (those of a rollback)."""
+
+    run_id: str = Field(description="The run's id.")
+    to: str = Field(max_length=200, description="A checkpoint's name, or a step that succeeded.")
+
+
 class Remember(BaseModel):
     """Remember a fact about this conversation (for example the service it is about)."""
 
@@ -65,6 +73,7 @@ TOOLS: dict[str, type[BaseModel]] = {
     "list_workflows": ListWorkflows,
     "run_workflow": RunWorkflow,
     "run_status": RunStatus,
+    "rewind": Rewind,
     "remember": Remember,
     "handover_to_human": HandoverToHuman,
     "finish": Finish,

@@ -12,6 +12,7 @@ from bot.dashboard.dag import nodes_from, render_svg
 from bot.dashboard.queries import ApprovalLine, card_message, run_approvals, who_started
 from bot.storage.run_rows import EventRow, RunRow
 from bot.storage.runs import RunStore
+from engine.checkpoints import is_undone
 from engine.loader import parse_stored
 from engine.state import RunStatus, StepState
 
@@ -44,6 +45,11 @@ class RunPage:
         if platform == "console" and not channel.startswith("@"):
             return f"#{channel} in the console", f"/#{channel}"
         return f"{name} on {platform}", thread_link(platform, self.card_ref, self.run.meta)
+
+    @staticmethod
+    def undone(step: StepState) -> bool:
+        """Whether the step's line shows ↺ undone (rolled back, or rewound and not run again yet)."""
+        return is_undone(step)
 
     @property
     def finished(self) -> bool:

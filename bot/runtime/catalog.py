@@ -18,6 +18,7 @@ from engine.loader import (
     load_workflow,
     workflow_files,
 )
+from engine.spec import Permissions
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,27 @@ class Catalog:
         except WorkflowInvalid as exc:
             raise BadInput(f"Workflow {name} is invalid and cannot run:\n{exc}") from None
 
+    def check_may_steer(
+        self,
+        workflow: str,
+        started_by: str,
+        what: str,
+        who: Identity,
+        where: Place,
+        doing: str | None = None,
+    ) -> None:
+        """Cancel and rollback: the starter, admins, and whoever the workflow's permissions name.
+
+        ``doing`` names the request when it follows another one's permission (a rewind follows rollback's).
+        """
+        if who.admin or who.ref == started_by:
+            return
+        try:
+            perms: Permissions | None = self.workflow(workflow).spec.permissions
+        except (WorkflowNotFound, WorkflowInvalid):
+            perms = None
+        check_steer_permissions(perms, workflow, what, who, where, doing)
+
     def _inside(self, path: Path) -> bool:
         """Whether ``path``, every symlink followed, is a file of the workflows folder itself.
 
@@ -92,6 +114,26 @@ class Catalog:
         redaction.read(loaded.spec)  # a secret pasted into chat is masked before any run reads it
         self._cache[path] = (mtime, loaded)
         return loaded
+
+
+def check_steer_permissions(
+    perms: Permissions | None,
+    workflow: str,
+    what: str,
+    who: Identity,
+    where: Place,
+    doing: str | None = None,
+) -> None:
+    """The workflow's rule for someone other than the starter or an admin (None: its file is gone)."""
+    verb = doing or what
+    if perms is None:
+        raise NotPermitted(f"Only the person who started this run or an admin may {verb} it.")
+    entries = getattr(perms, what) if getattr(perms, what) is not None else perms.run
+    if not allowed(entries, who, where):
+        rule = f" (the '{what}' permission)" if doing else ""
+        raise NotPermitted(
+            f"You may not {verb} runs of {workflow}{rule}. Allowed: its starter, admins, {describe(entries)}."
+        )
 
 
 def check_may_run(loaded: LoadedWorkflow, who: Identity, where: Place) -> None:

@@ -18,6 +18,7 @@ from engine.signals import (
     Cancel,
     Decision,
     Retry,
+    Rewind,
     Rollback,
     Signal,
     StartStep,
@@ -113,6 +114,8 @@ async def inbox_signal(approvals: ApprovalStore, run_id: str, kind: str, p: dict
         return Retry(p.get("by", "?"))
     if kind == "rollback":
         return Rollback(p.get("by", "?"), p.get("to"))
+    if kind == "rewind":
+        return Rewind(p.get("by", "?"), str(p.get("to", "")))
     if kind == "approval":
         return ApprovalDecided(p["key"], p["outcome"], p.get("outputs", {}), p.get("reason", ""))
     if kind == "child":

@@ -51,7 +51,8 @@ async def record_spawn(rt: Runtime, call: StepCall, spawned: Spawned) -> None:
 
 async def settle(rt: Runtime, state: RunState) -> tuple[tuple[Interruption, ...], list[dict[str, Any]]]:
     """Kill this host's orphans of the run; return the steps interrupted elsewhere and the rows handled."""
-    if not any(s.status == StepStatus.RUNNING for s in state.steps.values()):
+    # A compensation in flight (a rollback's or a rewind's) leaves a program behind as a step does.
+    if not any(s.status == StepStatus.RUNNING or s.compensation == "running" for s in state.steps.values()):
         return (), []
     interrupted: list[Interruption] = []
     handled: list[dict[str, Any]] = []

@@ -9,8 +9,9 @@ from bot.identity import shown
 from bot.storage.runs import RunStore
 from cards.run_card import RunStatus, RunView, StepView
 from engine.approval_flow import revisions
+from engine.checkpoints import checkpoints, is_undone
 from engine.spec import Workflow
-from engine.state import RunState, StepState
+from engine.state import RunState, StepState, StepStatus
 
 
 def view_from_state(state: RunState, now: float | None = None) -> RunView:
@@ -26,11 +27,12 @@ def view_from_state(state: RunState, now: float | None = None) -> RunView:
         state.error,
         _declared_outputs(state.outputs, state.workflow),
         order=list(state.workflow.steps),
-        background=_background(state.workflow),
+        workflow_spec=state.workflow,
     )
     revised = revisions(state.workflow, state.steps)
     steps = tuple(replace(s, revision=revised.get(s.key)) for s in view.steps)
-    return replace(view, steps=steps, **_timing(state.created_at, _last_finish(state), view, now))
+    timing = _timing(state.created_at, _last_finish(state), view, now)
+    return replace(view, steps=steps, rewinding_to=state.rewind_to, **timing)
 
 
 async def view_from_store(store: RunStore, run_ref: str, now: float | None = None) -> RunView | None:
@@ -50,9 +52,9 @@ async def view_from_store(store: RunStore, run_ref: str, now: float | None = Non
         row.error,
         row.outputs,
         order=None,
-        background=await _stored_background(store, row.digest),
+        workflow_spec=await _stored_spec(store, row.digest),
     )
-    return replace(view, **_timing(row.created_at, row.finished_at, view, now))
+    return replace(view, rewinding_to=row.rewind_to, **_timing(row.created_at, row.finished_at, view, now))
 
 
 def _view(
@@ -66,8 +68,9 @@ def _view(
     error: str | None,
     outputs: dict[str, Any] | None,
     order: list[str] | None,
-    background: frozenset[str] = frozenset(),
+    workflow_spec: Workflow | None = None,
 ) -> RunView:
+    background = _background(workflow_spec) if workflow_spec is not None else frozenset()
     tops = [s for s in steps if s.index is None]
     if order is not None:
         rank = {sid: i for i, sid in enumerate(order)}
@@ -106,19 +109,37 @@ def _view(
             if waiting.waiting_on == "approval"
             else f"an answer: run {waiting.key} again after a crash?"
         ),
+        checkpoints=_checkpoints(workflow_spec, steps) if workflow_spec is not None else (),
+        rerun_of=_rerun_of(meta),
     )
+
+
+def _checkpoints(spec: Workflow, steps: list[StepState]) -> tuple[str, ...]:
+    """The checkpoints a rewind can go back to now (their step succeeded and stands), oldest first."""
+    by_key = {s.key: s for s in steps}
+    found = []
+    for name, step_id in checkpoints(spec.steps).items():
+        step = by_key.get(step_id)
+        if step is not None and step.status == StepStatus.SUCCEEDED and not is_undone(step):
+            found.append((step.finish_seq, name))
+    return tuple(name for _, name in sorted(found))
+
+
+def _rerun_of(meta: dict[str, Any]) -> tuple[str, str] | None:
+    run, step = meta.get("rerun_of"), meta.get("rerun_from")
+    return (str(run), str(step)) if run and step else None
 
 
 def _background(workflow: Workflow) -> frozenset[str]:
     return frozenset(sid for sid, spec in workflow.steps.items() if spec.background)
 
 
-async def _stored_background(store: RunStore, digest: str) -> frozenset[str]:
-    """The background steps of a stored run's pinned definition."""
+async def _stored_spec(store: RunStore, digest: str) -> Workflow:
+    """A stored run's pinned definition."""
     from engine.loader import parse_stored  # YAML parsing is needed only here
 
     source, path = await store.source_of(digest)
-    return _background(parse_stored(source, path))
+    return parse_stored(source, path)
 
 
 def _items_done(steps: list[StepState]) -> dict[str, int]:

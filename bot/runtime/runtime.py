@@ -25,7 +25,7 @@ from bot.approvals.store import ApprovalStore, Outcome
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.owners import new_owner
-from bot.runtime import claims, leases, orphans, starts
+from bot.runtime import claims, leases, orphans, rewinds, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
 from bot.runtime.firing import TIMER_BATCH, fire, kinds
@@ -35,6 +35,7 @@ from bot.runtime.subworkflows import ChildStarter
 from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
 from bot.storage.leases import Claimed
+from bot.storage.run_rows import RunRow
 from bot.storage.runs import RunStore
 from bot.storage.step_processes import StepProcesses
 from bot.storage.timers import claim_due, release_claims
@@ -188,6 +189,17 @@ class Runtime:
     async def rollback(self, run_id: str, by: str, to: str | None = None) -> None:
         """Ask a finished run to compensate its steps (those after ``to`` only, when given)."""
         await self.deliver(run_id, "rollback", {"by": by, "to": to})
+
+    async def rewind(self, run_id: str, by: str, to: str) -> None:
+        """Ask a finished run to go back to checkpoint (or step) ``to`` and carry on from there."""
+        await self.deliver(run_id, "rewind", {"by": by, "to": to})
+
+    async def rerun(
+        self, row: RunRow, step: str, started_by: str, meta: dict[str, Any] | None = None
+    ) -> Started:
+        """Start a new run, linked to finished run ``row``, that reuses the outputs of the steps before
+        ``step``."""
+        return await rewinds.rerun(self, row, step, started_by, meta)
 
     async def retry(self, run_id: str, by: str) -> None:
         """Ask a failed run to run its failed steps again."""

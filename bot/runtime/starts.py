@@ -19,7 +19,7 @@ from engine.core import Core
 from engine.inputs import resolve_inputs
 from engine.signals import Interruption, Resume, Start
 from engine.spec import Workflow
-from engine.state import RunState, RunStatus
+from engine.state import RunState, RunStatus, StepState
 
 if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
@@ -47,8 +47,12 @@ async def submit(
     meta: dict[str, Any] | None = None,
     run_id: str | None = None,
     drive: bool = True,
+    reuse: list[StepState] | None = None,
 ) -> Started:
     """Validate inputs, store the run pinned to this exact workflow version, and start it.
+
+    ``reuse`` (a rerun, bot/runtime/reruns.py) are steps stored finished with the new run, in its one
+    commit, so a crash before its start loses none of them and they never run in it.
 
     With ``drive=False`` the run is stored unclaimed, for a bot process to pick up (``--detach``): this
     process never starts a step it would have to abandon on exit. A run of an exclusion group, or one
@@ -69,6 +73,9 @@ async def submit(
         meta=dict(meta or {}),
         secrets=_secrets(loaded.spec),
     )
+    for step in reuse or []:
+        state.steps[step.key] = step
+        state.finish_counter = max(state.finish_counter, step.finish_seq)
     batch = Batch()
     batch.add(
         rt.store.insert_version,
@@ -88,6 +95,7 @@ async def submit(
     else:
         rt.store.new_run(batch, state, loaded.digest, now, None, now, exclusive=group)
         batch.work.append(run_id)  # every process with room hears of it at commit
+    batch.add(rt.store.upsert_step, [rt.store.step_row(run_id, s) for s in reuse or []])
     async with rt.locks.hold(run_id):  # a resume pass must not load it while it is being stored
         await rt.store.journal.write(batch)
     if here:
@@ -152,6 +160,7 @@ async def _rebuild(rt: Runtime, claimed: Claimed) -> bool:
         secrets=_secrets(spec),
         cancel_requested=row.cancel_requested,
         rollback_to=row.rollback_to,
+        rewind_to=row.rewind_to,
         finish_counter=row.finish_counter,
         failed_step=row.failed_step,
     )

@@ -211,6 +211,13 @@ def thread_reply(event: dict[str, Any]) -> Card | None:
     if kind == "approval_requested":
         text = f"⏸ *{key}* is waiting for approval: {data.get('title')}"
         return Card(title="Waiting for approval", text=text, colour="warning", fallback=text)
+    if kind == "run_rewound":
+        undone = ", ".join(data.get("undone") or []) or "nothing"
+        text = f"↺ Rewound to *{data.get('to')}*: undid {undone}; the run goes on from there."
+        return Card(title=f"Rewound to {data.get('to')}", text=text, colour="info", fallback=text)
+    if kind == "rewind_refused":
+        text = f"↺ The rewind to {data.get('to')} was refused: {clip(str(data.get('reason', '')), 300)}"
+        return Card(title="Rewind refused", text=text, colour="warning", fallback=text)
     if kind == "run_finished":
         status = data.get("status")
         if data.get("error"):

@@ -39,6 +39,7 @@ class RunRow:
     rollback_to: str | None
     finish_counter: int
     failed_step: str | None
+    rewind_to: str | None = None  # while a rewind compensates: the step it goes back to
     load_attempts: int = 0  # takeovers since the run last made progress (see storage/leases.py)
 
 
@@ -141,6 +142,14 @@ class RunReads:
             rows = (await conn.execute(query)).all()
         return [EventRow(r.id, r.run_id, r.seq, r.type, r.step_key, r.data, r.at) for r in rows]
 
+    async def last_seq_of(self, run_id: str, type_: str) -> int:
+        """The seq of the run's newest event of ``type_`` (0 when it has none)."""
+        query = sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0)).where(
+            events.c.run_id == run_id, events.c.type == type_
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
 
 def _select_runs() -> sa.Select[Any]:
     """Run rows with the two counters derived from their events and steps (never stored twice)."""
@@ -178,4 +187,5 @@ def _run_row(r: Any) -> RunRow:
         finish_counter=r.finish_counter,
         failed_step=r.failed_step,
         load_attempts=r.load_attempts,
+        rewind_to=r.rewind_to,
     )

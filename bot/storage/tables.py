@@ -35,6 +35,7 @@ runs = sa.Table(
     sa.Column("meta", sa.JSON, nullable=False),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("rollback_to", sa.String(200)),
+    sa.Column("rewind_to", sa.String(200)),  # while a rewind compensates: the step it goes back to
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),

@@ -25,6 +25,8 @@ SUBCOMMAND_HELP = {
     "help": "Usage, or a workflow's inputs: help [NAME]",
     "status": "A run's card, or your recent runs: status [RUN]",
     "cancel": "Stop a run: cancel RUN",
+    "rewind": "Undo what came after a checkpoint, then go on: rewind RUN CHECKPOINT",
+    "rerun": "A new run reusing the steps before one: rerun RUN STEP",
 }
 COMMAND_HELP = {"workflow": "Run and watch workflows"}
 TAKES_NAME = ("run", "help")

@@ -78,6 +78,18 @@ class WorkflowGroup(app_commands.Group):
         sb = _sb(interaction)
         await sb.guarded(interaction, sb.command(interaction, ["cancel", run]))
 
+    @app_commands.command(name="rewind", description="Undo what came after a checkpoint, then go on")
+    @app_commands.describe(run="The run id", to="A checkpoint's name, or a step that succeeded")
+    async def rewind(self, interaction: discord.Interaction, run: str, to: str) -> None:
+        sb = _sb(interaction)
+        await sb.guarded(interaction, sb.command(interaction, ["rewind", run, to]))
+
+    @app_commands.command(name="rerun", description="A new run reusing the outputs of the steps before one")
+    @app_commands.describe(run="The run id", step="The first step to run")
+    async def rerun(self, interaction: discord.Interaction, run: str, step: str) -> None:
+        sb = _sb(interaction)
+        await sb.guarded(interaction, sb.command(interaction, ["rerun", run, step]))
+
 
 def place(interaction: discord.Interaction) -> Place:
     """The channel the interaction came from; in a thread, permissions go by the parent channel's name."""
