@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from bot.delivery.contract import ChatAdapter, DeliveryError, Sent
+from bot.delivery.contract import ChatAdapter, Sent
 from bot.identity import Identity
 from cards.model import Card
 
@@ -120,8 +120,8 @@ class Preview:
             await asyncio.sleep(wait)
         try:
             return await self.message.finish(self.latest)
-        except (DeliveryError, OSError, TimeoutError) as exc:
-            log.info("live preview: ending it failed (%s); the reply is posted anew", exc)
+        except Exception as exc:
+            log.warning("live preview: ending it failed (%r); the reply is posted anew", exc)
             return None
 
     async def cancel(self) -> None:
@@ -149,9 +149,9 @@ class Preview:
     async def _guard(self, call: Awaitable[None]) -> bool:
         try:
             await call
-        except (DeliveryError, OSError, TimeoutError) as exc:
+        except Exception as exc:
             # A preview that fails stops; the stored reply is still delivered, by the outbox.
-            log.info("live preview: the platform refused it (%s); the reply comes when it is done", exc)
+            log.warning("live preview: stopped (%r); the reply is sent when it is done", exc)
             self.broken = True
             return False
         return True
