@@ -36,3 +36,20 @@ async def test_an_answer_is_posted_early_then_edited_at_most_once_a_second(
     assert 2 <= len(edits) <= 8
     span = times[-1] - times[0]
     assert len(times) <= 1 + span / 0.9, f"{len(times)} edits in {span:.2f} s"
+
+
+async def test_an_answer_that_breaks_off_is_marked_and_the_user_is_handed_over(
+    fake: FakeDiscord, apps: Any
+) -> None:
+    async with FakeOpenAI(chunk_delay=0.1) as llm:
+        await start(apps, llm, agents_channel=[])
+        llm.script(Text(WORDS, cut_after=12))  # the server dies after 11 words
+        await fake.dm(p.ALICE, "tell me everything")
+        dm = fake.dms[p.ALICE]
+        await fake.until(lambda: [m for m in fake.bot_messages(dm) if "in the queue" in everything(m)], 15)
+        [preview] = await fake.until(
+            lambda: [m for m in fake.bot_messages(dm) if "broke off" in everything(m)], 15
+        )
+    text = everything(preview)
+    assert "word10" in text and "word11" not in text  # what had come is kept, and said to be cut
+    assert "not available right now" in everything(fake.bot_messages(dm)[-1])
