@@ -94,3 +94,14 @@ async def test_an_llm_step_streams_and_a_cut_fails_it_with_the_partial_text() ->
     assert fake.completions[0]["stream"] is True
     assert failed.value.kind == "llm" and failed.value.result == {"text": "half"}
     assert "broke off its answer" in failed.value.message
+
+
+async def test_a_stream_still_writing_past_the_bound_is_cut_with_what_it_sent() -> None:
+    async with FakeOpenAI(chunk_delay=0.2) as fake:
+        fake.script(Text("one two three four five six seven eight nine ten"))
+        client = openai.AsyncOpenAI(api_key="k", base_url=fake.base_url, max_retries=0)
+        with pytest.raises(BrokenAnswer) as broken:
+            await complete(client, within=0.5, **ASK)
+        await client.close()
+    assert "still writing after 0.5s" in broken.value.reason
+    assert broken.value.partial and "ten" not in broken.value.partial

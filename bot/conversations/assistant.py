@@ -138,6 +138,7 @@ class Assistant:
             response = await complete(
                 self.client,
                 on_text,
+                within=self.llm.timeout,  # a turn's claim on the conversation lasts about that long
                 model=self.llm.model,
                 messages=messages,
                 max_tokens=self.llm.max_tokens,

@@ -13,6 +13,7 @@ how far the answer got instead of losing it; so does an answer with no choices a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import weakref
@@ -75,8 +76,14 @@ class Completion:
 _plain_only: weakref.WeakSet[openai.AsyncOpenAI] = weakref.WeakSet()
 
 
-async def complete(client: openai.AsyncOpenAI, on_text: OnText | None = None, **params: Any) -> Completion:
-    """Ask for one completion, streamed when the server can; ``on_text`` gets the text so far."""
+async def complete(
+    client: openai.AsyncOpenAI, on_text: OnText | None = None, within: float | None = None, **params: Any
+) -> Completion:
+    """Ask for one completion, streamed when the server can; ``on_text`` gets the text so far.
+
+    ``within`` bounds the reading of the stream in seconds: the client's timeout is per read, and a
+    stream that keeps sending never meets it.
+    """
     if client in _plain_only:
         return _plain(await client.chat.completions.create(**params))
     try:
@@ -95,34 +102,20 @@ async def complete(client: openai.AsyncOpenAI, on_text: OnText | None = None, **
         body = json.loads(await stream.response.aread())
         await stream.close()
         return _plain(ChatCompletion.model_validate(body))
-    return await _read(stream, on_text)
+    return await _read(stream, on_text, within)
 
 
-async def _read(stream: Any, on_text: OnText | None) -> Completion:
+async def _read(stream: Any, on_text: OnText | None, within: float | None) -> Completion:
     done = Completion()
     parts: dict[int, ToolCallPart] = {}
     try:
-        async for chunk in stream:
-            done.model = chunk.model or done.model
-            if chunk.usage is not None:
-                done.usage = _usage(chunk.usage)
-            if not chunk.choices:
-                continue
-            choice = chunk.choices[0]
-            delta = choice.delta
-            done.finish_reason = choice.finish_reason or done.finish_reason
-            if delta.refusal:
-                done.refusal = (done.refusal or "") + delta.refusal
-            for piece in delta.tool_calls or []:
-                part = parts.setdefault(piece.index, ToolCallPart())
-                part.id = piece.id or part.id
-                if piece.function is not None:
-                    part.name += piece.function.name or ""
-                    part.arguments += piece.function.arguments or ""
-            if delta.content:
-                done.content += delta.content
-                if on_text is not None:
-                    await on_text(done.content)
+        async with asyncio.timeout(within):
+            await _chunks(stream, on_text, done, parts)
+    except TimeoutError:
+        raise BrokenAnswer(
+            f"the LLM server was still writing after {within:g}s ({len(done.content)} characters)",
+            done.content,
+        ) from None
     except (httpx.HTTPError, openai.APIError) as exc:
         got = f"after {len(done.content)} characters" if done.content else "before any text"
         raise BrokenAnswer(f"the LLM server broke off its answer {got}: {exc}", done.content) from None
@@ -132,6 +125,33 @@ async def _read(stream: Any, on_text: OnText | None) -> Completion:
     if done.finish_reason is None and not done.content and not done.tool_calls:
         raise BrokenAnswer("the LLM server ended its streamed answer without sending one", "")
     return done
+
+
+async def _chunks(
+    stream: Any, on_text: OnText | None, done: Completion, parts: dict[int, ToolCallPart]
+) -> None:
+    """Add each chunk's pieces to ``done`` and ``parts``."""
+    async for chunk in stream:
+        done.model = chunk.model or done.model
+        if chunk.usage is not None:
+            done.usage = _usage(chunk.usage)
+        if not chunk.choices:
+            continue
+        choice = chunk.choices[0]
+        delta = choice.delta
+        done.finish_reason = choice.finish_reason or done.finish_reason
+        if delta.refusal:
+            done.refusal = (done.refusal or "") + delta.refusal
+        for piece in delta.tool_calls or []:
+            part = parts.setdefault(piece.index, ToolCallPart())
+            part.id = piece.id or part.id
+            if piece.function is not None:
+                part.name += piece.function.name or ""
+                part.arguments += piece.function.arguments or ""
+        if delta.content:
+            done.content += delta.content
+            if on_text is not None:
+                await on_text(done.content)
 
 
 def _plain(response: Any) -> Completion:
