@@ -5,13 +5,16 @@ In a thread (an assistant thread, or a channel thread the bot answers in) the th
 ``chat.startStream`` with the first words, ``chat.appendStream`` with what came since (the preview
 calls it coalesced, at most once per ``live_every``), and ``chat.stopStream`` with the rest. Where
 Slack refuses to stream (a DM with no thread, a workspace or channel that does not allow it), the
-answer is an ordinary ``chat.postMessage`` edited with ``chat.update``. Either way the outbox then
-edits the message into the stored reply, with its blocks and buttons.
+answer is an ordinary ``chat.postMessage`` edited with ``chat.update``, at most every
+``FALLBACK_EVERY`` seconds: ``chat.update`` is Tier 3 (about 50 a minute for the whole workspace, shared
+with the cards). Either way the outbox then edits the message into the stored reply, with its blocks
+and buttons.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from bot.delivery.contract import DeliveryError, Sent
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 THINKING = "is thinking…"
+FALLBACK_EVERY = 3.0
 LOADING = ["Reading the conversation…", "Looking things up…", "Writing the answer…"]
 
 
@@ -42,6 +46,7 @@ class SlackLive:
         self.ts: str | None = None  # the streamed message
         self.streamed = ""  # the text Slack has
         self.fallback: EditedMessage | None = None
+        self._edited = 0.0  # time.monotonic() of the fallback's last call
 
     async def begin(self) -> None:
         if self.thread_ts is None:
@@ -60,7 +65,9 @@ class SlackLive:
 
     async def show(self, text: str) -> None:
         if self.fallback is not None:
-            await self.fallback.show(text)
+            if time.monotonic() - self._edited >= FALLBACK_EVERY:
+                self._edited = time.monotonic()
+                await self.fallback.show(text)
         elif self.ts is None:
             await self._start(text)
         elif text.startswith(self.streamed) and len(text) > len(self.streamed):
@@ -89,6 +96,7 @@ class SlackLive:
                 log.info("Slack: cannot stream into %s (%s); posting and editing instead", self.channel, exc)
         thread = f"{self.channel}:{self.thread_ts}" if self.thread_ts else None
         self.fallback = EditedMessage(self.adapter, self.channel, thread, self.key)
+        self._edited = time.monotonic()
         await self.fallback.show(text)
 
     async def finish(self, text: str) -> Sent | None:
