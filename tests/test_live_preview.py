@@ -60,3 +60,15 @@ async def test_nothing_shown_hands_over_no_message() -> None:
     message = Recorder()
     preview = Preview(message, every=0.01)
     assert await preview.finish() is None and message.finished is None
+
+
+async def test_a_status_the_platform_refuses_does_not_stop_the_answer() -> None:
+    class NoStatus(Recorder):
+        async def begin(self) -> None:
+            raise DeliveryError("not an assistant thread", permanent=True)
+
+    message = NoStatus()
+    preview = Preview(message, every=0.01)
+    await preview.begin()
+    await preview.show("hello")
+    assert await preview.finish() == Sent("m1") and message.shown == ["hello"]

@@ -25,6 +25,7 @@ from cards.model import Card
 
 log = logging.getLogger(__name__)
 WRITING = " …"  # after the text while the model is still writing
+CALL_TIMEOUT = 10.0  # seconds a platform call of a preview may take before the preview gives up
 
 
 class LiveMessage(Protocol):
@@ -99,7 +100,11 @@ class Preview:
         self._task: asyncio.Task[None] | None = None
 
     async def begin(self) -> None:
-        await self._guard(self.message.begin())
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await self.message.begin()
+        except Exception as exc:
+            log.info("live preview: no status shown (%r)", exc)  # the answer still shows as it comes
 
     async def show(self, text: str) -> None:
         """Take the text so far; it reaches the platform within one interval."""
@@ -119,7 +124,8 @@ class Preview:
         if wait > 0:
             await asyncio.sleep(wait)
         try:
-            return await self.message.finish(self.latest)
+            async with asyncio.timeout(CALL_TIMEOUT):
+                return await self.message.finish(self.latest)
         except Exception as exc:
             log.warning("live preview: ending it failed (%r); the reply is posted anew", exc)
             return None
@@ -148,7 +154,8 @@ class Preview:
 
     async def _guard(self, call: Awaitable[None]) -> bool:
         try:
-            await call
+            async with asyncio.timeout(CALL_TIMEOUT):  # a platform that hangs must not hold the turn
+                await call
         except Exception as exc:
             # A preview that fails stops; the stored reply is still delivered, by the outbox.
             log.warning("live preview: stopped (%r); the reply is sent when it is done", exc)
