@@ -25,6 +25,7 @@ def install(runtime: Runtime) -> ApprovalChat:
         live=lambda run_id: run_id in runtime.live,
     )
     runtime.observers.append(cards)
+    runtime.activity.on_text = cards.progress  # an llm step's text as it streams, on its run's card
     runtime.before_release.append(cards.close)
     webhook_events.install(runtime)  # the same commits queue the outbound webhooks' events
     chat = ApprovalChat(runtime.store.engine, runtime.clock, runtime.settings.console_users)

@@ -14,7 +14,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from engine.activities.base import ActivityContext, LlmSettings, StepCall, StepFailure
-from engine.activities.llm_stream import BrokenAnswer, Completion, complete
+from engine.activities.llm_stream import BrokenAnswer, Completion, OnText, complete
 
 NO_LLM = (
     "No LLM is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible server) "
@@ -40,6 +40,7 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
     try:
         response = await complete(
             _client(ctx.llm),
+            _relay(call, ctx),
             model=str(params.get("model") or ctx.llm.model),
             messages=messages,
             temperature=openai.omit if temperature is None else float(temperature),
@@ -67,6 +68,17 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
         message = f"the LLM server {what}: {_reason(exc)}"
         raise StepFailure("llm", message, {"status": status, "error": exc.body}) from None
     return _result(response, schema is not None)
+
+
+def _relay(call: StepCall, ctx: ActivityContext) -> OnText | None:
+    listener = ctx.on_text
+    if listener is None:
+        return None
+
+    async def on_text(text: str) -> None:
+        listener(call, text)
+
+    return on_text
 
 
 async def close_clients() -> None:
