@@ -15,6 +15,7 @@ from bot.api.chat_sink import ApiChatAdapter
 from bot.api.context import ApiContext
 from bot.api.server import ApiRoutes
 from bot.config import Settings
+from bot.conversations.live_replies import LiveReplies
 from bot.conversations.service import Conversations, make_conversations
 from bot.dashboard.routes import Dashboard
 from bot.delivery.contract import Platform
@@ -152,6 +153,7 @@ async def start_app(settings: Settings, clock: Callable[[], float] | None = None
     install_approval_chat(runtime)  # status and approval cards, written with each change
     runtime.after_commit.append(outbox.wake)
     app.conversations = make_conversations(runtime, router.services.catalog, outbox.wake)
+    app.conversations.live = LiveReplies(outbox.adapters, engine, app.conversations.out)
     router.services.conversations = context.conversations = app.conversations
     resumed = await runtime.start(resume=True)
     await app.conversations.start()

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from bot.conversations.service import Conversations
+from bot.delivery.live import WRITING
 from bot.process import App, start_app, stop_app
 from bot.storage.conversations.states import State
 from bot.storage.conversations.tables import conversation_messages, conversations
@@ -127,12 +128,18 @@ async def harness(
 
 
 def posts(fake: FakeSlack, channel: str, thread: str | None = None) -> list[dict[str, Any]]:
-    """The params of every message delivered to ``channel`` (under ``thread`` when given, else top level)."""
-    return [
-        c.params
-        for c in fake.delivered("chat.postMessage")
-        if c.params["channel"] == channel and c.params.get("thread_ts") == thread
-    ]
+    """The params of every message delivered to ``channel`` (under ``thread`` when given, else top level),
+    with its text and blocks as they are now: a live answer counts once it is edited into the reply."""
+    found = []
+    sent = [c for c in fake.calls if c.method in ("chat.postMessage", "chat.startStream")]
+    for c in sent:
+        if not c.answer.get("ok") or c.params["channel"] != channel or c.params.get("thread_ts") != thread:
+            continue
+        now = fake.message(channel, c.answer["ts"])
+        if now.get("streaming") or str(now["text"]).endswith(WRITING) or not now["blocks"]:
+            continue  # a live answer, still being written
+        found.append({**c.params, "text": now["text"], "blocks": now["blocks"]})
+    return found
 
 
 def texts(fake: FakeSlack, channel: str, thread: str | None = None) -> list[str]:

@@ -2,7 +2,8 @@
 
 It talks to any OpenAI-compatible server through the ``openai`` client, whose own retries (429 and
 5xx, with backoff and Retry-After) and timeout are used as they are. When they are exhausted the turn
-raises ``AssistantUnavailable`` and the service hands the conversation over.
+raises ``AssistantUnavailable`` and the service hands the conversation over. Answers are streamed
+(``engine.activities.llm_stream``): ``on_text`` is told the text so far, for a live preview in chat.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from bot.conversations.tools import TOOLS, Finish, HandoverToHuman, tool_specs
 from bot.metrics import Metrics
 from engine.activities.base import LlmSettings
+from engine.activities.llm_stream import BrokenAnswer, Completion, OnText, complete
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 6  # tool-call rounds in one turn before the assistant must answer
@@ -72,25 +74,25 @@ class Assistant:
         )
         self.tools = tool_specs()
 
-    async def turn(self, messages: list[dict[str, Any]], toolbox: Toolbox) -> Turn:
+    async def turn(
+        self, messages: list[dict[str, Any]], toolbox: Toolbox, on_text: OnText | None = None
+    ) -> Turn:
         """Ask the model until it answers, hands over or finishes; tools run in between."""
         used: list[str] = []
         failed = False
         for _ in range(MAX_ROUNDS):
-            reply = await self._complete(messages)
-            calls = reply.tool_calls or []
+            reply = await self._complete(messages, on_text=on_text)
+            calls = reply.tool_calls
             if not calls:
-                return Turn(Said((reply.content or "").strip()), used, failed)
-            said = reply.model_dump(exclude_none=True, include={"role", "content", "tool_calls"})
-            said["content"] = reply.content or ""  # llama.cpp's chat templates fail (500) without it
-            messages.append(said)
+                return Turn(Said(reply.content.strip()), used, failed)
+            messages.append(reply.as_message())  # with content "": llama.cpp's templates fail without it
             for call in calls:
-                name = call.function.name
+                name = call.name
                 model = TOOLS.get(name)
                 try:
                     if model is None:
                         raise ValueError(f"there is no tool named {name}")
-                    args = model.model_validate(json.loads(call.function.arguments or "{}"))
+                    args = model.model_validate(json.loads(call.arguments or "{}"))
                 except (ValueError, ValidationError) as exc:
                     failed = True
                     messages.append(_tool_result(call.id, f"Error: invalid call: {exc}"))
@@ -99,7 +101,7 @@ class Assistant:
                 if isinstance(args, HandoverToHuman):
                     return Turn(HandedOver(args), used, failed)
                 if isinstance(args, Finish):
-                    return Turn(Finished(args, (reply.content or "").strip()), used, failed)
+                    return Turn(Finished(args, reply.content.strip()), used, failed)
                 text, ok = await toolbox.call(name, args)
                 failed = failed or not ok
                 messages.append(_tool_result(call.id, text))
@@ -118,30 +120,34 @@ class Assistant:
             ],
             tools=False,
         )
-        return (reply.content or "").strip()
+        return reply.content.strip()
 
-    async def _complete(self, messages: list[dict[str, Any]], tools: bool = True) -> Any:
+    async def _complete(
+        self, messages: list[dict[str, Any]], tools: bool = True, on_text: OnText | None = None
+    ) -> Completion:
         try:
-            response = await self._ask(messages, tools)
+            response = await self._ask(messages, tools, on_text)
         except AssistantUnavailable:
             self.metrics.llm_errors.labels("assistant").inc()
             raise
         self.metrics.llm_used("assistant", response.usage)
-        if not response.choices:
-            self.metrics.llm_errors.labels("assistant").inc()
-            raise AssistantUnavailable("the LLM server sent no answer")
-        return response.choices[0].message
+        return response
 
-    async def _ask(self, messages: list[dict[str, Any]], tools: bool) -> Any:
+    async def _ask(self, messages: list[dict[str, Any]], tools: bool, on_text: OnText | None) -> Completion:
         try:
-            response = await self.client.chat.completions.create(
+            response = await complete(
+                self.client,
+                on_text,
+                within=self.llm.timeout,  # a turn's claim on the conversation lasts about that long
                 model=self.llm.model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 max_tokens=self.llm.max_tokens,
-                tools=self.tools if tools else openai.omit,  # type: ignore[arg-type]
+                tools=self.tools if tools else openai.omit,
                 # Without it llama.cpp's server leaves the tools out of the prompt.
                 tool_choice="auto" if tools else openai.omit,
             )
+        except BrokenAnswer as exc:
+            raise AssistantUnavailable(exc.reason) from None
         except openai.APITimeoutError:
             raise AssistantUnavailable(f"the LLM did not answer within {self.llm.timeout:g}s") from None
         except openai.APIConnectionError as exc:

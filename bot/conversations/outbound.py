@@ -55,9 +55,14 @@ class Outbound:
         self.settings = settings
         self.upsert = card_upsert(engine)
 
-    async def to_user(self, conn: AsyncConnection, conv: Conversation, card: Card, now: float) -> None:
-        """A message to the user, in their DM or under the thread they wrote in."""
+    async def to_user(
+        self, conn: AsyncConnection, conv: Conversation, card: Card, now: float, replaces: str | None = None
+    ) -> None:
+        """A message to the user, in their DM or under the thread they wrote in; with ``replaces`` (a
+        live preview's message ref) the outbox edits that message into it instead of posting."""
         row = post_row(conv.platform, conv.channel, None, card, now, thread_ref=conv.thread)
+        if replaces is not None:
+            row["message_ref"] = replaces
         await add_post(conn, row)
 
     async def to_agents(self, conn: AsyncConnection, conv: Conversation, card: Card, now: float) -> bool:

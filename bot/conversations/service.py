@@ -22,10 +22,12 @@ from bot.config import Settings
 from bot.conversations import context
 from bot.conversations.assistant import Assistant, AssistantUnavailable, Finished, HandedOver
 from bot.conversations.deadlines import Policy, next_at
+from bot.conversations.live_replies import WITHDRAWN, LiveReplies
 from bot.conversations.locks import Locks
 from bot.conversations.outbound import Outbound
 from bot.conversations.routing import describe_wait, estimated_wait, position
 from bot.conversations.toolbox import ConversationTools
+from bot.delivery.live import Preview
 from bot.owners import is_dead
 from bot.storage.conversations.rows import Conversation, Inbound, Message, priority_of
 from bot.storage.conversations.states import AI_SPEAKS, WITH_HUMANS, State
@@ -82,6 +84,7 @@ class Conversations:
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.turns_done = 0
+        self.live: LiveReplies | None = None  # answers shown as they are written (set by the process)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -219,10 +222,14 @@ class Conversations:
         memory = await self.store.recall(conv_id, self.clock())
         chat = context.build(conv, history, memory, self.settings.llm_context_tokens)
         tools = ConversationTools(self, conv)
+        preview = self.live.open(conv, turn) if self.live is not None else None
         try:
-            result = await self.assistant.turn(chat, tools)
+            if preview is not None:
+                await preview.begin()
+            result = await self.assistant.turn(chat, tools, preview.show if preview else None)
         except AssistantUnavailable as exc:
             log.warning("conversation %s: the assistant is unavailable: %s", conv_id, exc)
+            await self._close_preview(conv, preview, cut=True)
             return await self.hand_over(
                 conv,
                 "llm_unavailable",
@@ -231,8 +238,21 @@ class Conversations:
                 preface="The assistant is not available right now.",
                 summary=_last_user_words(history),
             )
+        except BaseException:
+            if preview is not None:
+                await preview.cancel()
+            raise
         outcome = result.outcome
         failures = conv.failures + 1 if result.failed else 0
+        replying = isinstance(outcome, Finished) or (
+            not isinstance(outcome, HandedOver) and failures < self.settings.handover_after_failures
+        )
+        replaces = None
+        if preview is not None and replying:
+            sent = await preview.finish()
+            replaces = sent.ref if sent is not None else None
+        elif not replying:
+            await self._close_preview(conv, preview, cut=False)
         if isinstance(outcome, HandedOver):
             req = outcome.request
             stored = await self.hand_over(
@@ -248,7 +268,8 @@ class Conversations:
             )
         elif isinstance(outcome, Finished):
             text = outcome.text or outcome.request.resolution
-            stored = await self.reply(conv, turn, text, failures, history, finish=outcome.request.resolution)
+            resolution = outcome.request.resolution
+            stored = await self.reply(conv, turn, text, failures, history, resolution, replaces)
         elif failures >= self.settings.handover_after_failures:
             stored = await self.hand_over(
                 conv,
@@ -261,7 +282,7 @@ class Conversations:
             )
         else:
             text = outcome.text or "Sorry, I have no answer to that. Try rephrasing, or ask for a person."
-            stored = await self.reply(conv, turn, text, failures, history)
+            stored = await self.reply(conv, turn, text, failures, history, replaces=replaces)
         self.turns_done += 1
         if context.needs_summary(conv, history):
             self.spawn(self._summarize(conv_id))
@@ -275,8 +296,10 @@ class Conversations:
         failures: int,
         history: list[Message],
         finish: str | None = None,
+        replaces: str | None = None,
     ) -> bool:
-        """Store and send the assistant's reply if the conversation is still its own and the turn open."""
+        """Store and send the assistant's reply if the conversation is still its own and the turn open;
+        ``replaces`` is the live preview's message, which the reply is edited into."""
         now = self.clock()
         recent = [m.text.removesuffix(REPEATED) for m in history if m.role == "assistant"]
         repeat = text in recent[-RECENT_REPLIES:]
@@ -296,6 +319,8 @@ class Conversations:
                 log.info(
                     "conversation %s: turn %d's reply dropped (the conversation moved on)", conv.id, turn
                 )
+                if replaces is not None and self.live is not None:
+                    await self.live.withdraw(conn, conv, replaces, WITHDRAWN, now)
                 return False
             if repeat:
                 # Never silence: the person asked again, so they get the answer, marked as the same one.
@@ -307,7 +332,7 @@ class Conversations:
                 conn, conv.id, "assistant", text, now, turn=turn, author_name="Assistant"
             )
             card = notice(text, "success") if finish else assistant_reply(conv.id, text)
-            await self.out.to_user(conn, conv, card, now)
+            await self.out.to_user(conn, conv, card, now, replaces)
             if finish is not None:
                 await self.store.move(
                     conn,
@@ -320,6 +345,11 @@ class Conversations:
                 )
         self.wake()
         return True
+
+    async def _close_preview(self, conv: Conversation, preview: Preview | None, cut: bool) -> None:
+        if preview is not None and self.live is not None:
+            await self.live.close(conv, preview, self.clock(), cut)
+        self.wake()
 
     # -- handing over ----------------------------------------------------------------------------
 

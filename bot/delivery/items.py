@@ -29,8 +29,8 @@ class Item:
 
     @property
     def is_edit(self) -> bool:
-        """A card already posted: the next delivery edits it in place."""
-        return self.kind == "card" and self.message_ref is not None
+        """A card already posted, or a post that replaces a live preview: delivered by an edit in place."""
+        return self.kind in ("card", "post") and self.message_ref is not None
 
     def claimed(self, row: Any) -> Item:
         """A card as its claim found the row: the newest version, and the message posted meanwhile, if any."""
@@ -71,6 +71,7 @@ def post_item(row: Any) -> Item:
         row.platform,
         row.channel,
         Card.from_dict(row.card),
+        message_ref=row.message_ref,  # set on a pending post: it replaces that message (a live preview)
         parent_key=row.parent_key,
         thread_ref=row.thread_ref,
         attempts=row.attempts,

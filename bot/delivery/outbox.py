@@ -203,7 +203,7 @@ class Outbox:
         """The platform calls for one item: what was posted (None for an edit)."""
         key = f"sb-{item.kind}-{item.key}"
         sent: Sent | None = None
-        if item.uncertain:
+        if item.uncertain and not item.is_edit:
             sent = await adapter.find(item.channel, key)
         if item.kind == "card":
             if item.message_ref is not None or sent is not None:
@@ -214,6 +214,16 @@ class Outbox:
             return sent
         if sent is not None:
             return sent
+        if item.message_ref is not None:
+            # The final form of a live preview: the message is there, so it is edited, not posted again;
+            # unless it is gone (deleted, or refused for good), when the reply is posted after all.
+            try:
+                await adapter.update(Sent(item.message_ref), item.card)
+                return Sent(item.message_ref)
+            except DeliveryError as exc:
+                if not exc.permanent:
+                    raise
+                log.info("outbox: post %s: its preview cannot be edited (%s); posting it", item.key, exc)
         if item.parent_key is not None:
             return await adapter.reply(await self._thread(adapter, item.parent_key), item.card, key)
         if item.thread_ref is not None:

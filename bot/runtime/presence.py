@@ -27,6 +27,7 @@ def install(runtime: Runtime) -> ApprovalChat:
         public_url=runtime.settings.public_url,
     )
     runtime.observers.append(cards)
+    runtime.activity.on_text = cards.progress  # an llm step's text as it streams, on its run's card
     runtime.before_release.append(cards.close)
     traces = make_traces(runtime.settings.otel_endpoint)  # OTEL_EXPORTER_OTLP_ENDPOINT: runs as traces
     if traces is not None:

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.sql import Executable
@@ -30,11 +30,13 @@ from bot.storage.journal import Batch, Journal
 from cards.limits import clip
 from cards.model import Card
 from cards.run_card import run_card
+from engine.activities.base import StepCall
 from engine.durations import format_duration
 from engine.interrupts import interruption_text
-from engine.state import RunState, RunStatus
+from engine.state import RunState, RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
+WRITING_TAIL = 300  # characters of a streaming llm step's text shown on its run's card
 
 
 @dataclass
@@ -74,6 +76,7 @@ class StatusCards:
         self._flusher: asyncio.Task[None] | None = None
         self._due = asyncio.Event()
         self._closed = False  # after close(), every commit draws its card
+        self._writing: dict[str, tuple[str, str]] = {}  # run id -> (llm step, its text so far)
 
     def __call__(self, batch: Batch, state: RunState, events: list[dict[str, Any]], now: float) -> None:
         origin = state.meta.get("origin")
@@ -111,6 +114,17 @@ class StatusCards:
                 dashboard_link(self.public_url, state.run_id),
             )
             batch.add(self.insert_post, post_row(platform, channel, key, picture, now))
+
+    def progress(self, call: StepCall, text: str) -> None:
+        """An llm step's text so far (``ActivityContext.on_text``): shown on the run's card, which is
+        drawn no more often than the card interval, however often this is called."""
+        shown = self._shown.get(call.run_id)
+        if shown is None or call.compensation:
+            return  # a card this process does not keep drawing (no interval, or not running here)
+        self._writing[call.run_id] = (call.step_id, text)
+        if not shown.dirty:
+            shown.dirty = True
+            self._wake()
 
     async def flush(self, all_dirty: bool = True) -> None:
         """Write the dirty cards whose interval is up (``all_dirty``: every dirty card) in one commit."""
@@ -151,14 +165,20 @@ class StatusCards:
         platform: str,
         channel: str,
     ) -> dict[str, Any]:
-        link = dashboard_link(self.public_url, state.run_id)
-        row = card_row(
-            f"run:{state.run_id}", platform, channel, run_card(view_from_state(state, now), link), now
-        )
+        card = run_card(view_from_state(state, now), dashboard_link(self.public_url, state.run_id))
+        writing = self._writing.get(state.run_id)
+        if writing is not None and _running(state, writing[0]):
+            step, text = writing
+            line = f"✎ {step} is writing: {clip(text[-WRITING_TAIL:], WRITING_TAIL + 1)}…"
+            card = replace(card, context=(*card.context, line))
+        else:
+            self._writing.pop(state.run_id, None)
+        row = card_row(f"run:{state.run_id}", platform, channel, card, now)
         if state.status in (RunStatus.RUNNING, RunStatus.COMPENSATING) and self.interval > 0:
             self._shown[state.run_id] = _Shown(state.status, time.monotonic(), state)
         else:
             self._shown.pop(state.run_id, None)  # waiting or finished: the next commit draws it again
+            self._writing.pop(state.run_id, None)
         return row
 
     def _wake(self) -> None:
@@ -228,6 +248,11 @@ def thread_reply(event: dict[str, Any]) -> Card | None:
         colour = "success" if status in ("succeeded", "compensated") else "danger"
         return Card(title=f"Run {status}", text=text, colour=colour, fallback=f"Run {status}")  # type: ignore[arg-type]
     return None
+
+
+def _running(state: RunState, step_id: str) -> bool:
+    step = state.steps.get(step_id)
+    return step is not None and step.status == StepStatus.RUNNING
 
 
 def _tail(stderr: Any, lines: int = 8) -> str:

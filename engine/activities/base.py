@@ -60,6 +60,8 @@ class ActivityContext:
     output_cap: int = 64 * 1024  # bytes kept of stdout and of stderr (the tail)
     # Told of each step program as it starts, before it is waited on, so a crash leaves a record of it.
     on_spawn: Callable[[StepCall, Spawned], Awaitable[None]] | None = None
+    # Told the text so far of an llm step as it streams, many times a second: the listener coalesces.
+    on_text: Callable[[StepCall, str], None] | None = None
 
 
 class StepFailure(Exception):

@@ -1,4 +1,8 @@
-"""The ``llm`` step kind: one chat completion from an OpenAI-compatible server, optionally structured JSON."""
+"""The ``llm`` step kind: one chat completion from an OpenAI-compatible server, optionally structured JSON.
+
+It is read as a stream (``engine.activities.llm_stream``), so a long answer does not sit on one silent
+request, and a server that breaks off mid-answer fails the step with the text it had sent.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import json
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from engine.activities.base import ActivityContext, LlmSettings, StepCall, StepFailure
+from engine.activities.llm_stream import BrokenAnswer, Completion, OnText, complete
 
 NO_LLM = (
     "No LLM is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible server) "
@@ -33,7 +38,9 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
     messages.append({"role": "user", "content": str(params["prompt"])})
     temperature, max_tokens = params.get("temperature"), params.get("max_tokens")
     try:
-        response = await _client(ctx.llm).chat.completions.create(
+        response = await complete(
+            _client(ctx.llm),
+            _relay(call, ctx),
             model=str(params.get("model") or ctx.llm.model),
             messages=messages,
             temperature=openai.omit if temperature is None else float(temperature),
@@ -46,6 +53,8 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
         )
     # Subclasses before their bases: APITimeoutError is an APIConnectionError, and
     # AuthenticationError is an APIStatusError.
+    except BrokenAnswer as exc:
+        raise StepFailure("llm", exc.reason, {"text": exc.partial} if exc.partial else None) from None
     except openai.APITimeoutError:
         raise StepFailure("timeout", f"the LLM server did not answer within {ctx.llm.timeout:g}s") from None
     except openai.APIConnectionError as exc:
@@ -59,6 +68,17 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
         message = f"the LLM server {what}: {_reason(exc)}"
         raise StepFailure("llm", message, {"status": status, "error": exc.body}) from None
     return _result(response, schema is not None)
+
+
+def _relay(call: StepCall, ctx: ActivityContext) -> OnText | None:
+    listener = ctx.on_text
+    if listener is None:
+        return None
+
+    async def on_text(text: str) -> None:
+        listener(call, text)
+
+    return on_text
 
 
 async def close_clients() -> None:
@@ -85,29 +105,22 @@ def _client(settings: LlmSettings) -> openai.AsyncOpenAI:
     return client
 
 
-def _result(response: ChatCompletion, structured: bool) -> dict[str, Any]:
-    if not response.choices:
-        raise StepFailure("llm", "the LLM server answered with no choices")
-    choice = response.choices[0]
-    if choice.message.refusal:
-        raise StepFailure("llm", f"the model refused: {choice.message.refusal}")
-    usage = response.usage
+def _result(answer: Completion, structured: bool) -> dict[str, Any]:
+    if answer.refusal:
+        raise StepFailure("llm", f"the model refused: {answer.refusal}")
+    nothing = dict.fromkeys(("prompt_tokens", "completion_tokens", "total_tokens"))
     result: dict[str, Any] = {
-        "text": choice.message.content or "",
+        "text": answer.content,
         "json": None,
-        "model": response.model,
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens if usage else None,
-            "completion_tokens": usage.completion_tokens if usage else None,
-            "total_tokens": usage.total_tokens if usage else None,
-        },
-        "finish_reason": choice.finish_reason,
+        "model": answer.model,
+        "usage": answer.usage or nothing,
+        "finish_reason": answer.finish_reason,
     }
     if structured:
         try:
             result["json"] = json.loads(result["text"])
         except ValueError as exc:
-            hint = " (the reply was cut off: raise max_tokens)" if choice.finish_reason == "length" else ""
+            hint = " (the reply was cut off: raise max_tokens)" if answer.finish_reason == "length" else ""
             raise StepFailure("llm", f"the model's reply is not valid JSON{hint}: {exc}", result) from None
     return result
 

@@ -62,6 +62,7 @@ class FakeDiscord(FakeInteractions):
             str, Json
         ] = {}  # every message by id: channel messages, thread replies, ephemerals
         self.edits: dict[str, list[Json]] = {}  # message id -> each edit's body
+        self.edited_at: dict[str, list[float]] = {}  # message id -> when each edit arrived (monotonic)
         self.channels: dict[str, Json] = {c["id"]: c for c in p.channels()}
         self.threads: dict[str, Json] = {}  # parent message id -> thread channel
         self.dms: dict[str, str] = {}  # user id -> the id of the bot's DM channel with them
@@ -324,6 +325,7 @@ class FakeDiscord(FakeInteractions):
 
     def _apply_edit(self, message: Json, body: Json) -> Json:
         self.edits.setdefault(message["id"], []).append(body)
+        self.edited_at.setdefault(message["id"], []).append(time.monotonic())
         for key in ("content", "embeds", "components"):
             if key in body:
                 message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")

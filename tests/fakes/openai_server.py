@@ -11,10 +11,12 @@ completions from a queue of scripted replies: ``Text``, ``ToolCalls``, ``Error``
 Retry-After), each optionally delayed, or a callable that builds a reply from the request body. When
 the queue is empty it answers ``fake.default``, which by default echoes the last user message.
 A request with ``stream: true`` is answered with server-sent events: the reply cut into
-``chat.completion.chunk`` deltas of ``chunk_words`` words each (tool calls as one delta per call),
+``chat.completion.chunk`` deltas of ``chunk_words`` words each (a tool call as a first delta with its
+id and name, then its JSON arguments in pieces of ``chunk_chars`` characters, as OpenAI sends them),
 then a usage chunk when ``stream_options.include_usage`` is set, then ``data: [DONE]``; each chunk
-``chunk_delay`` seconds after the last. ``FakeOpenAI(streams=False)`` is a server that does not
-stream: it answers such a request with a 400.
+``chunk_delay`` seconds after the last. ``Text(..., cut_after=N)`` drops the connection after N
+chunks, like a server that dies mid-answer. ``FakeOpenAI(streams=False)`` is a server that does not
+stream: it answers such a request with a 400; ``streams="ignored"`` answers it with plain JSON.
 
 ``FakeOpenAI(flavour=...)`` makes it check requests the way a self-hosted server does:
 
@@ -55,6 +57,7 @@ class Text:
     content: str
     finish_reason: str = "stop"
     delay: float = 0.0  # seconds to wait before answering, for timeout tests
+    cut_after: int | None = None  # streamed: drop the connection after this many chunks
 
 
 @dataclass(frozen=True)
@@ -127,12 +130,14 @@ class FakeOpenAI:
         api_key: str | None = None,
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
         flavour: str = "openai",
-        streams: bool = True,
+        streams: bool | str = True,
         chunk_words: int = 1,
+        chunk_chars: int = 7,
         chunk_delay: float = 0.0,
     ) -> None:
         self.streams = streams
         self.chunk_words = chunk_words
+        self.chunk_chars = chunk_chars
         self.chunk_delay = chunk_delay
         if flavour not in FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}; one of {', '.join(FLAVOURS)}")
@@ -218,7 +223,7 @@ class FakeOpenAI:
         if isinstance(reply, Error):
             headers = {} if reply.retry_after is None else {"Retry-After": f"{reply.retry_after:g}"}
             return _error(reply.status, reply.message, headers)
-        if body.get("stream"):
+        if body.get("stream") and self.streams != "ignored":
             return await self._stream(request, body, reply)
         return _json(_completion(body, reply))
 
@@ -236,13 +241,22 @@ class FakeOpenAI:
                 deltas.append({"content": piece if at == 0 else " " + piece})
         else:
             for index, c in enumerate(whole["choices"][0]["message"]["tool_calls"]):
-                deltas.append({"tool_calls": [{"index": index, **c}]})
+                name = {"name": c["function"]["name"], "arguments": ""}
+                deltas.append({"tool_calls": [{"index": index, **c, "function": name}]})
+                args, size = c["function"]["arguments"], self.chunk_chars
+                for at in range(0, len(args), size):
+                    piece = {"index": index, "function": {"arguments": args[at : at + size]}}
+                    deltas.append({"tool_calls": [piece]})
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         finish = whole["choices"][0]["finish_reason"]
         for n, delta in enumerate(deltas):
+            if isinstance(reply, Text) and reply.cut_after is not None and n >= reply.cut_after:
+                assert request.transport is not None
+                request.transport.close()  # mid-answer, no [DONE]: the client sees a broken stream
+                return response
             last = n == len(deltas) - 1
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish if last else None}
             await self._event(response, {**head, "choices": [choice]})

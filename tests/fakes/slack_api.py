@@ -15,6 +15,12 @@ status=429, retry_after=1)`` answers the next N calls of a method with that erro
 makes every call naming a channel fail permanently. Trigger ids are issued by the fake and expire after
 3 s, as Slack's do. For Socket Mode, ``apps.connections.open`` (with the ``xapp-`` token) hands out a
 websocket on the fake, which says hello, takes ``push``ed envelopes down to the app and records its acks.
+
+Slack's AI-app methods are served as the docs describe them: ``assistant.threads.setStatus`` records
+the status of a thread (``statuses``); ``chat.startStream`` starts a message in a thread (it needs
+``thread_ts``, and a recipient outside a DM), ``chat.appendStream`` adds markdown to it while it
+streams, ``chat.stopStream`` ends it; ``chat.update`` of a message still streaming is refused.
+``streaming = False`` makes ``chat.startStream`` refuse, like a workspace where it is not enabled.
 """
 
 from __future__ import annotations
@@ -86,6 +92,8 @@ class FakeSlack:
         self.url = ""
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: dict[str, tuple[float, Any]] = {}  # envelope_id -> (when, response payload)
+        self.statuses: list[dict[str, Any]] = []  # assistant.threads.setStatus, in order
+        self.streaming = True  # chat.startStream is allowed
 
     # Set-up and scripting.
 
@@ -369,8 +377,61 @@ class FakeSlack:
             message = self.message(p["channel"], p["ts"])
         except StopIteration:
             raise _Refused("message_not_found") from None
+        if message.get("streaming"):
+            raise _Refused("cant_update_message")
         message.update(text=p.get("text", ""), blocks=p.get("blocks") or [], edited={"ts": self._ts()})
         return {"channel": p["channel"], "ts": p["ts"], "text": message["text"], "message": message}
+
+    def _assistant_threads_setStatus(self, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("channel_id") not in self.channels:
+            raise _Refused("channel_not_found")
+        if not p.get("thread_ts"):
+            raise _Refused("invalid_arguments")
+        self.statuses.append(p)
+        return {}
+
+    def _chat_startStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not self.streaming:
+            raise _Refused("feature_not_enabled")
+        parent = next((m for m in self.messages.get(p["channel"], []) if m["ts"] == p.get("thread_ts")), None)
+        if parent is None:
+            raise _Refused("invalid_thread_ts" if p.get("thread_ts") else "missing_thread_ts")
+        if not p["channel"].startswith("D") and not (
+            p.get("recipient_user_id") and p.get("recipient_team_id")
+        ):
+            raise _Refused("missing_recipient_user_id")
+        message = {
+            "type": "message",
+            "user": self.bot_user,
+            "bot_id": self.bot_id,
+            "team": self.team_id,
+            "ts": self._ts(),
+            "text": p.get("markdown_text") or "",
+            "blocks": [],
+            "thread_ts": p["thread_ts"],
+            "streaming": True,
+        }
+        parent.update(thread_ts=p["thread_ts"], reply_count=parent.get("reply_count", 0) + 1)
+        self.messages.setdefault(p["channel"], []).append(message)
+        return {"channel": p["channel"], "ts": message["ts"]}
+
+    def _streaming(self, p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            message = self.message(p["channel"], p["ts"])
+        except StopIteration:
+            raise _Refused("message_not_found") from None
+        if not message.get("streaming"):
+            raise _Refused("message_not_in_streaming_state")
+        message["text"] += p.get("markdown_text") or ""
+        return message
+
+    def _chat_appendStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"channel": p["channel"], "ts": self._streaming(p)["ts"]}
+
+    def _chat_stopStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        message = self._streaming(p)
+        message["streaming"] = False
+        return {"channel": p["channel"], "ts": message["ts"], "message": message}
 
     def _chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         self.ephemerals.append(p)

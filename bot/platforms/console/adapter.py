@@ -51,6 +51,7 @@ class ConsoleAdapter:
 
     platform = "console"
     posting = editing = UNLIMITED  # a local table: no rate limit to respect
+    live_every = 0.25  # an answer being written is redrawn this often (bot.delivery.live)
 
     def __init__(self, ctx: PlatformContext) -> None:
         self.ctx = ctx

@@ -57,6 +57,7 @@ class DiscordAdapter:
     # Discord's route buckets allow about 5 messages per 5 s per channel; edits have a bucket of their own.
     posting = Rate(1.0, burst=5)
     editing = Rate(1.0, burst=5)
+    live_every = 1.0  # an answer being written is edited in at most once a second (bot.delivery.live)
 
     def __init__(self, ctx: PlatformContext) -> None:
         self.ctx = ctx

@@ -27,9 +27,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.contract import DeliveryError, Rate, Sent
+from bot.identity import Identity
 from bot.platforms.slack.errors import hint_for, refused, slack_error
 from bot.platforms.slack.identity import SlackDirectory
 from bot.platforms.slack.listeners import SlackListeners
+from bot.platforms.slack.live import SlackLive
 from bot.platforms.slack.replays import OnceOnly
 from bot.platforms.slack.retries import ShortRateLimitRetryHandler
 from bot.storage.dedupe import make_request_guard
@@ -65,6 +67,7 @@ class SlackAdapter:
     # bursts tolerated, not promised); chat.update is Tier 3, 50+ a minute per workspace, bursts welcome.
     posting = Rate(1.0)
     editing = Rate(60 / 50, burst=10, per_channel=False)
+    live_every = 1.0  # a streamed answer is appended to at most once a second (bot.platforms.slack.live)
 
     def __init__(self, ctx: PlatformContext) -> None:
         settings = ctx.settings
@@ -177,6 +180,10 @@ class SlackAdapter:
         return f"Slack: {mode}" + (f" ({self._team})" if self._team else "")
 
     # Outbound, for the outbox.
+
+    def live(self, channel: str, thread: str | None, reader: Identity, key: str) -> SlackLive:
+        """The assistant's answer streamed as it is written (``bot.delivery.live``)."""
+        return SlackLive(self, channel, thread, reader, key)
 
     async def post(self, channel: str, card: Card, key: str) -> Sent:
         """``chat.postMessage`` with the outbox key in the message metadata (for ``find``)."""

@@ -132,6 +132,10 @@ class SlackMessages:
 
     def _inbound(self, heard: Heard, who: Identity) -> Inbound:
         thread = None if heard.direct else f"{heard.channel}:{heard.thread_ts or heard.ts}"
+        if heard.direct and heard.thread_ts:
+            # An assistant thread (Slack's AI app surface): each thread is a conversation of its own,
+            # answered in the thread, where the thinking status and the streamed answer show.
+            thread = f"{heard.channel}:{heard.thread_ts}"
         text = MENTION.sub("", heard.text).strip()
         return Inbound(who, "slack", heard.channel, text, thread, heard.key, heard.direct)
 
