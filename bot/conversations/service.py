@@ -442,6 +442,7 @@ def _last_user_words(history: list[Any]) -> str:
 
 def make_conversations(runtime: Runtime, catalog: Catalog, wake: Callable[[], None]) -> Conversations:
     """The service as the settings configure it: the assistant if an LLM is set, Redis locks if Redis is."""
+    from bot.conversations.approval_requests import watch_approvals
     from bot.conversations.locks import make_locks
     from bot.conversations.runs import watch_runs
 
@@ -451,4 +452,5 @@ def make_conversations(runtime: Runtime, catalog: Catalog, wake: Callable[[], No
     assistant = Assistant(llm, runtime.metrics) if llm else None
     service = Conversations(runtime, catalog, make_locks(settings.redis_url, ttl=ttl), assistant, wake)
     watch_runs(service)
+    watch_approvals(service)
     return service

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.tools import Remember, RunStatus, RunWorkflow
+from bot.conversations.approval_requests import request_approval
+from bot.conversations.tools import Remember, RequestApproval, RunStatus, RunWorkflow
 from bot.errors import SwitchboardError
 from bot.identity import Place, allowed
 from bot.runtime.catalog import check_may_run
@@ -42,6 +43,8 @@ class ConversationTools:
                 return await self._run(args), True
             if isinstance(args, RunStatus):
                 return await self._status(args), True
+            if isinstance(args, RequestApproval):
+                return await request_approval(self.service, self.conv, args), True
             if isinstance(args, Remember):
                 ttl = self.service.settings.memory_ttl
                 await self.service.store.remember(
