@@ -22,9 +22,18 @@ def human_button(conversation_id: str) -> Button:
     return Button("Talk to a human", action_id("conv", conversation_id, "human"))
 
 
-def assistant_reply(conversation_id: str, text: str) -> Card:
-    """An assistant message to the user, with the "Talk to a human" button."""
-    return Card(title="", text=text, buttons=(human_button(conversation_id),), fallback=text)
+def assistant_reply(conversation_id: str, text: str, human: bool = True) -> Card:
+    """An assistant message to the user, with the "Talk to a human" button (unless the place turns
+    hand-over on request off)."""
+    buttons = (human_button(conversation_id),) if human else ()
+    return Card(title="", text=text, buttons=buttons, fallback=text)
+
+
+def rating_card(conversation_id: str) -> Card:
+    """After a conversation is resolved: 1 to 5 buttons for the user (``sb:conv:<id>:rate<n>``)."""
+    text = "How did we do? Rate this conversation from 1 (poor) to 5 (great)."
+    buttons = tuple(Button(str(n), action_id("conv", conversation_id, f"rate{n}")) for n in range(1, 6))
+    return Card(title="", text=text, buttons=buttons, fallback=text)
 
 
 def notice(text: str, colour: Colour = "info") -> Card:

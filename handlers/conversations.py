@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 
+from bot.conversations.ratings import rate
 from bot.conversations.routing import queue_order
 from bot.conversations.service import Conversations
 from bot.errors import BadInput, NotFound, NotPermitted
@@ -40,6 +41,8 @@ async def conversation_button(click: Click, target: str, choice: str, svc: Servi
             raise NotPermitted("This button is for the person the assistant is talking with.")
         told = await conv.ask_for_human(target, click.who.ref)
         return Say(told) if told else None
+    if choice.startswith("rate") and choice[4:].isdigit():
+        return Say(await rate(conv, target, click.who, int(choice[4:])))
     if choice == "claim":
         return Say(await desk.claim(target, click.who))
     if choice == "resolve":

@@ -53,6 +53,21 @@ class Turn:
     outcome: Outcome
     tools_used: list[str] = field(default_factory=list)
     failed: bool = False
+    usage: Usage = field(default_factory=lambda: Usage())
+
+
+@dataclass
+class Usage:
+    """The tokens a turn's completions used, as the server reported them (for the cost figures)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, reported: Any) -> None:
+        for name in ("prompt_tokens", "completion_tokens"):
+            value = getattr(reported, name, None)
+            if isinstance(value, int) and value > 0:
+                setattr(self, name, getattr(self, name) + value)
 
 
 class Toolbox(Protocol):
@@ -60,6 +75,10 @@ class Toolbox(Protocol):
 
     async def call(self, name: str, args: Any) -> tuple[str, bool]:
         """Run a tool; returns the text for the model and whether it succeeded."""
+        ...
+
+    def refuse_handover(self, request: HandoverToHuman) -> str | None:
+        """Why the hand-over the model asked for does not happen here (for the model), or None."""
         ...
 
 
@@ -76,11 +95,12 @@ class Assistant:
         """Ask the model until it answers, hands over or finishes; tools run in between."""
         used: list[str] = []
         failed = False
+        usage = Usage()
         for _ in range(MAX_ROUNDS):
-            reply = await self._complete(messages)
+            reply = await self._complete(messages, usage=usage)
             calls = reply.tool_calls or []
             if not calls:
-                return Turn(Said((reply.content or "").strip()), used, failed)
+                return Turn(Said((reply.content or "").strip()), used, failed, usage)
             said = reply.model_dump(exclude_none=True, include={"role", "content", "tool_calls"})
             said["content"] = reply.content or ""  # llama.cpp's chat templates fail (500) without it
             messages.append(said)
@@ -97,13 +117,18 @@ class Assistant:
                     continue
                 used.append(name)
                 if isinstance(args, HandoverToHuman):
-                    return Turn(HandedOver(args), used, failed)
+                    refused = toolbox.refuse_handover(args)
+                    if refused is None:
+                        return Turn(HandedOver(args), used, failed, usage)
+                    messages.append(_tool_result(call.id, refused))  # this place's rules keep it here
+                    continue
                 if isinstance(args, Finish):
-                    return Turn(Finished(args, (reply.content or "").strip()), used, failed)
+                    return Turn(Finished(args, (reply.content or "").strip()), used, failed, usage)
                 text, ok = await toolbox.call(name, args)
                 failed = failed or not ok
                 messages.append(_tool_result(call.id, text))
-        return Turn(Said("I could not finish that in one go; could you tell me a bit more?"), used, True)
+        stuck = Said("I could not finish that in one go; could you tell me a bit more?")
+        return Turn(stuck, used, True, usage)
 
     async def summarize(self, text: str) -> str:
         """A short summary of older messages, for the context of later turns."""
@@ -120,13 +145,17 @@ class Assistant:
         )
         return (reply.content or "").strip()
 
-    async def _complete(self, messages: list[dict[str, Any]], tools: bool = True) -> Any:
+    async def _complete(
+        self, messages: list[dict[str, Any]], tools: bool = True, usage: Usage | None = None
+    ) -> Any:
         try:
             response = await self._ask(messages, tools)
         except AssistantUnavailable:
             self.metrics.llm_errors.labels("assistant").inc()
             raise
         self.metrics.llm_used("assistant", response.usage)
+        if usage is not None:
+            usage.add(response.usage)
         if not response.choices:
             self.metrics.llm_errors.labels("assistant").inc()
             raise AssistantUnavailable("the LLM server sent no answer")

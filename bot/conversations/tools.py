@@ -56,6 +56,12 @@ class HandoverToHuman(BaseModel):
     suggested_reply: str = Field(
         default="", max_length=1000, description="A first reply the agent could send."
     )
+    confidence: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="How sure you are, from 0 to 1, that you could still resolve it yourself.",
+    )
 
 
 class RequestApproval(BaseModel):
