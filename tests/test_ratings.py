@@ -203,3 +203,47 @@ async def _closed(env: Env, conv_id: str) -> bool:
 
 async def _state(env: Env, conv_id: str, state: State) -> bool:
     return (await env.get(conv_id)).state == state
+
+
+async def test_the_api_rates_like_the_buttons_and_serves_the_stats_to_agents(
+    db_url: str, workflows_dir: Path
+) -> None:
+    from tests.api_client import call, token
+    from tests.test_api import problem
+    from tests.test_api import settings as api_settings
+
+    app = await start_app(api_settings(db_url, workflows_dir, agent_hourly_cost=30.0))
+    try:
+        visitor = await token(app, "widget", "conversations:write", "web-visitor")
+        stranger = await token(app, "stranger", "conversations:write", "someone-else")
+        agent = await token(app, "dave", "conversations:write", "dave", ("agents",))
+        said = await call(app, "POST", "/api/v1/conversations/messages", visitor, {"text": "stuck"})
+        conv_id = said.body["id"]
+        rating = f"/api/v1/conversations/{conv_id}/rating"
+        early = await call(app, "POST", rating, visitor, {"rating": 4})
+        problem(early, 400, "bad-input", "once it is resolved")
+        await eventually(lambda: _queued(app, conv_id))
+        resolved = await call(app, "POST", f"/api/v1/conversations/{conv_id}/resolve", agent)
+        assert resolved.status == 200, resolved
+        problem(
+            await call(app, "POST", rating, stranger, {"rating": 1}), 403, "not-permitted", "Only the person"
+        )
+        problem(await call(app, "POST", rating, visitor, {"rating": 6}), 422, "request-invalid")
+        first = await call(app, "POST", rating, visitor, {"rating": 4})
+        assert first.body["message"] == "Thanks for rating this conversation 4 of 5."
+        again = await call(app, "POST", rating, visitor, {"rating": 1})
+        assert again.status == 200 and again.body["message"].startswith("You rated this conversation 4 of 5")
+
+        problem(await call(app, "GET", "/api/v1/conversations/stats", visitor), 403, "not-permitted")
+        figures = await call(app, "GET", "/api/v1/conversations/stats", agent)
+        assert figures.status == 200, figures
+        assert figures.body["satisfaction_avg"] == 4.0 and figures.body["ratings"] == 1
+        assert figures.body["ai_cost"] is None and figures.body["human_cost"] is not None
+        assert figures.body["currency"] == "USD" and figures.body["closed"] == 1
+    finally:
+        await stop_app(app, grace=1.0, flush=1.0)
+
+
+async def _queued(app: Any, conv_id: str) -> bool:
+    conv = await app.conversations.store.get(conv_id)
+    return conv is not None and conv.state == State.PENDING_HUMAN
