@@ -12,6 +12,7 @@ import pytest
 from bot.cli.audit import audit_records
 from bot.errors import NotPermitted
 from bot.storage.conversations.states import State
+from tests.conftest import FakeClock
 from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.helpers import eventually
@@ -92,6 +93,30 @@ async def test_a_rejection_is_told_and_does_not_hand_the_conversation_over(
     told = await eventually(lambda: _said(env, "❌ Not approved"))
     assert "Refund order 1182" in told
     assert (await env.get(conv.id)).state == State.AI_PROCESSING
+
+
+async def test_auto_approve_after_and_a_timeout_together_on_one_request(
+    make_runtime: Callable[..., Any], fake: FakeOpenAI
+) -> None:
+    clock = FakeClock()
+    runtime = await make_runtime(clock=clock, openai_api_key="k", openai_base_url=fake.base_url, debounce=0.0)
+    env = await make_env(runtime)
+    try:
+        lazy = {**ASK, "required": 1, "auto_approve_after_minutes": 10, "timeout_minutes": 60}
+        fake.script(ToolCalls.one("request_approval", lazy), Text("Asked."))
+        await env.service.user_said(said(ALICE, "refund please"))
+        request = await eventually(lambda: _request(env))
+        assert request.expires_at == clock() + 3600
+        clock.advance(9 * 60)
+        assert await runtime.fire_due() == 0
+        clock.advance(61)
+        assert await runtime.fire_due() == 1  # nobody objected within 10 minutes
+        told = await eventually(lambda: _said(env, "✅ Approved"))
+        assert told == "✅ Approved automatically, as nobody objected in time: Refund order 1182"
+        actions = [r["action"] for r in await audit_records(env.engine, request.run_id)]
+        assert "auto_approved" in actions and "expired" not in actions
+    finally:
+        await env.service.stop()
 
 
 async def test_bad_approvers_go_back_to_the_model_with_the_reason(env: Env, fake: FakeOpenAI) -> None:

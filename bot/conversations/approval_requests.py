@@ -116,9 +116,11 @@ def outcome_text(state: RunState) -> str:
     step = state.steps.get(STEP)
     title = state.inputs.get("title", "the request")
     outputs = step.outputs if step is not None and isinstance(step.outputs, dict) else {}
+    if step is not None and str(step.status) == "succeeded" and outputs.get("auto"):
+        return f"✅ Approved automatically, as nobody objected in time: {title}"
     if step is not None and str(step.status) == "succeeded":
         names = outputs.get("approver_names") or outputs.get("approvers") or []
-        who = ", ".join(map(str, names)) or "the rules (no objection in time)"
+        who = ", ".join(map(str, names)) or "the approval rules"
         comment = f" ({outputs['comment']})" if outputs.get("comment") else ""
         return f"✅ Approved by {who}: {title}{comment}"
     why = (step.error if step is not None else None) or state.error or str(state.status)
