@@ -75,7 +75,10 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 async def test_console_an_agents_resolve_asks_for_a_rating_and_the_click_records_it(
     tmp_path: Path, workflows_dir: Path, fake: FakeOpenAI
 ) -> None:
-    app = await start_app(console_settings(tmp_path, workflows_dir, fake))
+    chosen = console_settings(tmp_path, workflows_dir, fake).model_copy(
+        update={"agent_groups": ["group:agents"], "agent_hourly_cost": 36.0, "cost_currency": "EUR"}
+    )
+    app = await start_app(chosen)
     try:
         async with Client(app.url) as http:
             fake.script(
@@ -94,6 +97,16 @@ async def test_console_an_agents_resolve_asks_for_a_rating_and_the_click_records
             assert thanks["message"]["text"] == "Thanks for rating this conversation 5 of 5."
             again = await http.post("/api/click", _click(rating, "2"))
             assert again["message"]["text"].startswith("You rated this conversation 5 of 5 at ")
+
+            # The dashboard shows the figures to agents, and tells anyone else why not.
+            async with (await http.session("dave")).get("/dashboard/conversations") as res:
+                assert res.status == 200
+                page = await res.text()
+            assert "5.0 of 5 (1 rating)" in page and "Cost (EUR)" in page
+            assert 'href="/dashboard/conversations"' in page
+            async with (await http.session("alice")).get("/dashboard/conversations") as res:
+                assert res.status == 403
+                assert "Only agents see the conversation figures. Agents: group:agents" in await res.text()
     finally:
         await stop_app(app, grace=1.0, flush=1.0)
     figures = (await _figures(app)).report()

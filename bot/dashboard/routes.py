@@ -1,6 +1,6 @@
-"""The dashboard's pages on the shared aiohttp server: ``/dashboard`` (the runs) and
-``/dashboard/runs/ID`` (one run: its DAG, steps, outputs, approvals and events), and the small JSON
-state that a run's page polls while the run goes on.
+"""The dashboard's pages on the shared aiohttp server: ``/dashboard`` (the runs),
+``/dashboard/runs/ID`` (one run: its DAG, steps, outputs, approvals and events), the small JSON
+state that a run's page polls while the run goes on, and ``/dashboard/conversations`` (the figures).
 
 Same sign-in as the console (``bot.web_auth``): a page asked without a session signs in as the console
 does (dev mode: the picker's remembered or first user; oidc: the provider), then comes back. Dev mode's
@@ -23,9 +23,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.conversations.transcripts import Prices, stats
 from bot.dashboard.queries import RunFilter, runs_page
 from bot.dashboard.run_page import event_summary, load_run
 from bot.errors import BadInput, NotPermitted, SwitchboardError, log_unexpected
+from bot.identity import allowed, describe
 from bot.storage.runs import RunStore
 from bot.web_auth.auth import SignInRequired, WebAuth
 from bot.web_auth.guard import is_loopback
@@ -84,6 +86,7 @@ class Dashboard:
         app.router.add_get("/dashboard", self._page(self.runs))
         app.router.add_get("/dashboard/runs/{run_id}", self._page(self.run))
         app.router.add_get("/dashboard/runs/{run_id}/state", self.state)
+        app.router.add_get("/dashboard/conversations", self._page(self.conversations))
         app.router.add_static("/dashboard/static/", HERE / "static", append_version=False)
 
     # -- pages ---------------------------------------------------------------------------------------
@@ -120,6 +123,16 @@ class Dashboard:
                 message=f"No run {request.match_info['run_id']!r}: check the id (a unique prefix will do).",
             )
         return self._html("run.html", session, page=found, now=self.clock())
+
+    async def conversations(self, request: web.Request, session: Session) -> web.StreamResponse:
+        """The conversation figures (satisfaction, AI against human time and cost), for agents."""
+        entries = self.settings.agent_groups
+        who = session.who
+        if entries and not who.admin and not allowed(entries, who):
+            message = f"Only agents see the conversation figures. Agents: {describe(entries)}."
+            return self._html("problem.html", session, code=403, message=message)
+        figures = await stats(self.engine, prices=Prices.from_settings(self.settings))
+        return self._html("conversations.html", session, f=figures.report())
 
     async def state(self, request: web.Request) -> web.StreamResponse:
         """What a run's page redraws each second while the run goes on: node states and fragments."""
