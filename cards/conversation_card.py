@@ -29,10 +29,14 @@ def assistant_reply(conversation_id: str, text: str, human: bool = True) -> Card
     return Card(title="", text=text, buttons=buttons, fallback=text)
 
 
+# Choices are words: Discord's persistent buttons match choices of letters and underscores only.
+RATINGS = {f"rate_{word}": n for n, word in enumerate(("one", "two", "three", "four", "five"), start=1)}
+
+
 def rating_card(conversation_id: str) -> Card:
-    """After a conversation is resolved: 1 to 5 buttons for the user (``sb:conv:<id>:rate<n>``)."""
+    """After a conversation is resolved: 1 to 5 buttons for the user (``sb:conv:<id>:rate_four``)."""
     text = "How did we do? Rate this conversation from 1 (poor) to 5 (great)."
-    buttons = tuple(Button(str(n), action_id("conv", conversation_id, f"rate{n}")) for n in range(1, 6))
+    buttons = tuple(Button(str(n), action_id("conv", conversation_id, c)) for c, n in RATINGS.items())
     return Card(title="", text=text, buttons=buttons, fallback=text)
 
 

@@ -14,6 +14,7 @@ import pytest
 from bot.conversations.transcripts import Prices, stats
 from bot.process import start_app, stop_app
 from bot.storage.conversations.states import State
+from cards.conversation_card import RATINGS
 from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.fakes.slack_api import FakeSlack
@@ -31,7 +32,7 @@ def rating_message(fake: FakeSlack, channel: str, thread: str) -> str | None:
     """The ts of the message with the rating buttons, in ``thread``."""
     for c in fake.delivered("chat.postMessage"):
         here = c.params["channel"] == channel and c.params.get("thread_ts") == thread
-        if here and button(fake.message(channel, str(c.answer["ts"])), "rate4") is not None:
+        if here and button(fake.message(channel, str(c.answer["ts"])), "rate_four") is not None:
             return str(c.answer["ts"])
     return None
 
@@ -47,19 +48,19 @@ async def test_slack_the_user_rates_once_and_nobody_else_can(
     rated_ts = await eventually(lambda: rating_message(h.fake, HELP, ts))
     message = h.fake.message(HELP, rated_ts)
     assert "How did we do?" in message["text"]
-    assert [button(message, f"rate{n}") is not None for n in range(1, 6)] == [True] * 5
+    assert [button(message, c) is not None for c in RATINGS] == [True] * 5
 
     async def click(choice: str, user: str) -> None:
         action = button(message, choice)
         assert action is not None
         assert (await h.send.click(action, HELP, rated_ts, user=user)).status == 200
 
-    await click("rate1", "U0ERIN")  # the thread is public, but it is not erin's conversation
+    await click("rate_one", "U0ERIN")  # the thread is public, but it is not erin's conversation
     [refused] = await eventually(lambda: told(h.fake, "U0ERIN", "Only the person"))
     assert refused == "Only the person this conversation was with can rate it."
-    await click("rate4", "U0ALICE")
+    await click("rate_four", "U0ALICE")
     await eventually(lambda: told(h.fake, "U0ALICE", "Thanks for rating this conversation 4 of 5."))
-    await click("rate5", "U0ALICE")  # a second click, or Slack retrying one, changes nothing
+    await click("rate_five", "U0ALICE")  # a second click, or Slack retrying one, changes nothing
     [again] = await eventually(lambda: told(h.fake, "U0ALICE", "You rated this conversation"))
     assert again.startswith("You rated this conversation 4 of 5 at ") and again.endswith("given once.")
     conv = await h.service.store.get(await h.only_conversation())
