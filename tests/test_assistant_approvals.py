@@ -8,10 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bot.cli.audit import audit_records
 from bot.errors import NotPermitted
+from bot.runtime import presence
 from bot.storage.conversations.states import State
+from bot.storage.tables import chat_cards
+from cards.model import Card
 from tests.conftest import FakeClock
 from tests.conversation_env import Env, make_env, person, said
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
@@ -35,6 +39,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 @pytest.fixture
 async def env(make_runtime: Callable[..., Any], fake: FakeOpenAI) -> AsyncIterator[Env]:
     runtime = await make_runtime(openai_api_key="k", openai_base_url=fake.base_url, debounce=0.0)
+    presence.install(runtime)  # approval and run cards, as the bot process has them
     made = await make_env(runtime)
     yield made
     await made.service.stop()
@@ -56,6 +61,15 @@ async def test_the_assistant_asks_for_an_approval_and_the_conversation_learns_th
     assert result.startswith("Asked user:bob, user:carol to approve 'Refund order 1182'")
     assert request.approvers == ["user:bob", "user:carol"] and request.required == 2
     assert request.description == ASK["summary"] and request.requested_by == "console:alice"
+    # The approval card with its buttons goes to each approver by DM, as a workflow's request does.
+    async with env.engine.connect() as conn:
+        query = sa.select(chat_cards.c.channel, chat_cards.c.card).where(
+            chat_cards.c.key.like(f"approval:{request.id}%")
+        )
+        placed = {r.channel: Card.from_dict(r.card) for r in (await conn.execute(query)).all()}
+    assert set(placed) == {"@bob", "@carol"}
+    assert {b.label for b in placed["@bob"].buttons} >= {"Approve", "Reject"}
+    assert "Refund order 1182" in placed["@bob"].plain_text()
 
     # The approval rules apply: the user cannot approve their own request, and it takes two.
     with pytest.raises(NotPermitted, match="You started this run"):
