@@ -43,7 +43,9 @@ async def record_delivery(
             pass
         key = sa.and_(hook_deliveries.c.hook == hook, hook_deliveries.c.delivery_id == delivery_id)
         row = (
-            await conn.execute(sa.select(hook_deliveries.c.received_at, hook_deliveries.c.run_id).where(key))
+            await conn.execute(
+                sa.select(hook_deliveries.c.received_at, hook_deliveries.c.run_id).where(key)
+            )
         ).first()
     return Seen(row.received_at, row.run_id) if row is not None else Seen(now, None)
 
