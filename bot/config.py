@@ -141,6 +141,15 @@ class Settings(BaseSettings):
     handover_keywords: CommaList = []  # words in a user message that go straight to a person
     handover_after_failures: int = Field(default=3, ge=1)  # failed assistant turns in a row
     handover_on_workflow_failure: bool = True
+    # The assistant hands over only when its reported confidence is below this (unset: whenever it asks).
+    handover_confidence_below: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Per channel and per workflow hand-over triggers and routes (YAML; the variables above are defaults).
+    handover_file: Path | None = None
+    # The cost figures of `conversations stats`: the LLM's price per million tokens, an agent's hourly cost.
+    llm_price_prompt_per_mtok: float | None = Field(default=None, ge=0.0)
+    llm_price_completion_per_mtok: float | None = Field(default=None, ge=0.0)
+    agent_hourly_cost: float | None = Field(default=None, ge=0.0)
+    cost_currency: str = Field(default="USD", max_length=10)
     debounce: float = Field(default=1.5, ge=0.0)  # quick messages within this window make one turn
     memory_ttl: float = Field(default=86_400.0, gt=0.0)
     reping_after: float = Field(default=120.0, gt=0.0)

@@ -22,9 +22,22 @@ def human_button(conversation_id: str) -> Button:
     return Button("Talk to a human", action_id("conv", conversation_id, "human"))
 
 
-def assistant_reply(conversation_id: str, text: str) -> Card:
-    """An assistant message to the user, with the "Talk to a human" button."""
-    return Card(title="", text=text, buttons=(human_button(conversation_id),), fallback=text)
+def assistant_reply(conversation_id: str, text: str, human: bool = True) -> Card:
+    """An assistant message to the user, with the "Talk to a human" button (unless the place turns
+    hand-over on request off)."""
+    buttons = (human_button(conversation_id),) if human else ()
+    return Card(title="", text=text, buttons=buttons, fallback=text)
+
+
+# Choices are words: Discord's persistent buttons match choices of letters and underscores only.
+RATINGS = {f"rate_{word}": n for n, word in enumerate(("one", "two", "three", "four", "five"), start=1)}
+
+
+def rating_card(conversation_id: str) -> Card:
+    """After a conversation is resolved: 1 to 5 buttons for the user (``sb:conv:<id>:rate_four``)."""
+    text = "How did we do? Rate this conversation from 1 (poor) to 5 (great)."
+    buttons = tuple(Button(str(n), action_id("conv", conversation_id, c)) for c, n in RATINGS.items())
+    return Card(title="", text=text, buttons=buttons, fallback=text)
 
 
 def notice(text: str, colour: Colour = "info") -> Card:

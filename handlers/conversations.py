@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import shlex
 
+from bot.conversations.ratings import rate
 from bot.conversations.routing import queue_order
 from bot.conversations.service import Conversations
 from bot.errors import BadInput, NotFound, NotPermitted
 from bot.storage.conversations.rows import Inbound
-from cards.conversation_card import AgentLine, queue_card
+from cards.conversation_card import RATINGS, AgentLine, queue_card
 from cards.model import Form, FormField, action_id
 from handlers.services import Services
 from handlers.types import Click, Command, Reply, Say, ShowForm, Submission
@@ -40,6 +41,8 @@ async def conversation_button(click: Click, target: str, choice: str, svc: Servi
             raise NotPermitted("This button is for the person the assistant is talking with.")
         told = await conv.ask_for_human(target, click.who.ref)
         return Say(told) if told else None
+    if choice in RATINGS:
+        return Say(await rate(conv, target, click.who, RATINGS[choice]))
     if choice == "claim":
         return Say(await desk.claim(target, click.who))
     if choice == "resolve":

@@ -15,6 +15,7 @@ from typing import Any
 from cards import discord as discord_cards
 from cards import html, slack
 from cards.approval_card import ApprovalView, Vote, approval_card
+from cards.conversation_card import rating_card
 from cards.model import Button, Card, Confirm, Field, Form, FormField, StepLine, action_id
 from cards.run_card import RunView, StepView, run_card
 
@@ -281,6 +282,7 @@ CARDS = {
         fields=(Field("Région", "東京"),),
         steps=(StepLine("✓", "compilación", "1.2s"),),
     ),
+    "rating": rating_card("c0ffee12345678"),  # after a resolve: the user's 1-5 buttons
     "flood": Card(
         title="flood",
         status="running",

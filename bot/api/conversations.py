@@ -13,7 +13,9 @@ from bot.api.context import ApiContext
 from bot.api.models import Body
 from bot.api.routing import Call
 from bot.api.runs import idempotency_key
+from bot.conversations.ratings import rate
 from bot.conversations.service import Conversations
+from bot.conversations.transcripts import Prices, stats
 from bot.errors import Conflict, NotFound, NotPermitted, UpstreamUnavailable
 from bot.identity import Identity
 from bot.storage.conversations.rows import Conversation, Inbound
@@ -60,6 +62,41 @@ class ConversationSummary(BaseModel):
 
 class Queue(BaseModel):
     conversations: list[ConversationSummary]
+
+
+class Rating(Body):
+    rating: int = Field(ge=1, le=5, description="1 (poor) to 5 (great)")
+
+
+class AgentLoad(BaseModel):
+    holding: int
+    handled: int
+
+
+class ConversationStats(BaseModel):
+    """The figures of `switchboard conversations stats`; null where there is nothing to go by."""
+
+    conversations: int
+    closed: int
+    resolved_by_ai: float | None
+    handover_rate: float | None
+    wait_p50_s: float | None
+    wait_p90_s: float | None
+    handle_p50_s: float | None
+    first_response_p50_s: float | None
+    satisfaction_avg: float | None = Field(description="The average 1-5 rating")
+    ratings: int
+    ai_time_s: float = Field(description="Seconds spent in the assistant's turns")
+    ai_time_per_conversation_s: float | None
+    human_time_s: float = Field(description="Agents' handle time, claimed to resolved")
+    human_time_per_conversation_s: float | None
+    llm_tokens: int
+    currency: str
+    ai_cost: float | None = Field(description="Tokens times the price table; null without prices")
+    ai_cost_per_conversation: float | None
+    human_cost: float | None = Field(description="Handle time times SWITCHBOARD_AGENT_HOURLY_COST")
+    human_cost_per_conversation: float | None
+    agents: dict[str, AgentLoad]
 
 
 class Said(BaseModel):
@@ -113,6 +150,21 @@ class ConversationEndpoints:
         message = await self._service().desk.resolve(call.path["conversation_id"], who)
         await self.ctx.record(call.who, {"resolve": call.path["conversation_id"]}, "ok", None)
         return Said(message=message)
+
+    async def rate(self, call: Call) -> Said:
+        """The user rates their resolved conversation, as the 1-5 buttons do (once; theirs only)."""
+        body: Rating = call.body
+        who = call.who.who
+        message = await rate(self._service(), call.path["conversation_id"], who, body.rating)
+        await self.ctx.record(call.who, {"rate": call.path["conversation_id"]}, "ok", None)
+        return Said(message=message)
+
+    async def stats(self, call: Call) -> ConversationStats:
+        """The analytics, for agents."""
+        service = self._service()
+        self._check_agent(call.who.who)
+        figures = await stats(service.engine, prices=Prices.from_settings(service.settings))
+        return ConversationStats.model_validate(figures.report())
 
     async def queue(self, call: Call) -> Queue:
         """The conversations waiting for a person, for agents."""

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING
 
 from bot.api.approvals import ApprovalEndpoints, ApprovalQuery
 from bot.api.context import ApiContext
-from bot.api.conversations import ConversationEndpoints, ConversationInfo, Queue, Said, UserMessage
+from bot.api.conversations import (
+    ConversationEndpoints,
+    ConversationInfo,
+    ConversationStats,
+    Queue,
+    Rating,
+    Said,
+    UserMessage,
+)
 from bot.api.models import (
     ApprovalInfo,
     ApprovalList,
@@ -261,6 +269,17 @@ def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
         ),
         Route(
             "GET",
+            f"{PREFIX}/conversations/stats",
+            "conversationStats",
+            "Satisfaction, AI and human time and cost, waits and agent load (agents only)",
+            conv.stats,
+            "conversations",
+            scope="conversations:write",
+            returns=ConversationStats,
+            description="The figures of `switchboard conversations stats`, over every conversation.",
+        ),
+        Route(
+            "GET",
             talk,
             "getConversation",
             "A conversation and its transcript (yours, or any for an agent)",
@@ -289,6 +308,18 @@ def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
             conv.resolve,
             "conversations",
             scope="conversations:write",
+            returns=Said,
+            errors=(400, 404),
+        ),
+        Route(
+            "POST",
+            f"{talk}/rating",
+            "rateConversation",
+            "Rate your resolved conversation 1-5, as the buttons do (once; the user only)",
+            conv.rate,
+            "conversations",
+            scope="conversations:write",
+            body=Rating,
             returns=Said,
             errors=(400, 404),
         ),

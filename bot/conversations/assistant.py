@@ -55,6 +55,22 @@ class Turn:
     outcome: Outcome
     tools_used: list[str] = field(default_factory=list)
     failed: bool = False
+    usage: Usage = field(default_factory=lambda: Usage())
+
+
+@dataclass
+class Usage:
+    """The tokens a turn's completions used, as the server reported them (for the cost figures)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, reported: Any) -> None:
+        """Add what one completion reported (a mapping, as a streamed answer's usage is, or an object)."""
+        for name in ("prompt_tokens", "completion_tokens"):
+            value = reported.get(name) if isinstance(reported, dict) else getattr(reported, name, None)
+            if isinstance(value, int) and value > 0:
+                setattr(self, name, getattr(self, name) + value)
 
 
 class Toolbox(Protocol):
@@ -62,6 +78,10 @@ class Toolbox(Protocol):
 
     async def call(self, name: str, args: Any) -> tuple[str, bool]:
         """Run a tool; returns the text for the model and whether it succeeded."""
+        ...
+
+    def refuse_handover(self, request: HandoverToHuman) -> str | None:
+        """Why the hand-over the model asked for does not happen here (for the model), or None."""
         ...
 
 
@@ -80,11 +100,12 @@ class Assistant:
         """Ask the model until it answers, hands over or finishes; tools run in between."""
         used: list[str] = []
         failed = False
+        usage = Usage()
         for _ in range(MAX_ROUNDS):
-            reply = await self._complete(messages, on_text=on_text)
+            reply = await self._complete(messages, on_text=on_text, usage=usage)
             calls = reply.tool_calls
             if not calls:
-                return Turn(Said(reply.content.strip()), used, failed)
+                return Turn(Said(reply.content.strip()), used, failed, usage)
             messages.append(reply.as_message())  # with content "": llama.cpp's templates fail without it
             for call in calls:
                 name = call.name
@@ -99,13 +120,18 @@ class Assistant:
                     continue
                 used.append(name)
                 if isinstance(args, HandoverToHuman):
-                    return Turn(HandedOver(args), used, failed)
+                    refused = toolbox.refuse_handover(args)
+                    if refused is None:
+                        return Turn(HandedOver(args), used, failed, usage)
+                    messages.append(_tool_result(call.id, refused))  # this place's rules keep it here
+                    continue
                 if isinstance(args, Finish):
-                    return Turn(Finished(args, reply.content.strip()), used, failed)
+                    return Turn(Finished(args, reply.content.strip()), used, failed, usage)
                 text, ok = await toolbox.call(name, args)
                 failed = failed or not ok
                 messages.append(_tool_result(call.id, text))
-        return Turn(Said("I could not finish that in one go; could you tell me a bit more?"), used, True)
+        stuck = Said("I could not finish that in one go; could you tell me a bit more?")
+        return Turn(stuck, used, True, usage)
 
     async def summarize(self, text: str) -> str:
         """A short summary of older messages, for the context of later turns."""
@@ -123,7 +149,11 @@ class Assistant:
         return reply.content.strip()
 
     async def _complete(
-        self, messages: list[dict[str, Any]], tools: bool = True, on_text: OnText | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: bool = True,
+        on_text: OnText | None = None,
+        usage: Usage | None = None,
     ) -> Completion:
         try:
             response = await self._ask(messages, tools, on_text)
@@ -131,6 +161,8 @@ class Assistant:
             self.metrics.llm_errors.labels("assistant").inc()
             raise
         self.metrics.llm_used("assistant", response.usage)
+        if usage is not None:
+            usage.add(response.usage)
         return response
 
     async def _ask(self, messages: list[dict[str, Any]], tools: bool, on_text: OnText | None) -> Completion:

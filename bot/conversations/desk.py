@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.conversations import context, deadlines
 from bot.conversations.outbound import fallback_channel
+from bot.conversations.ratings import ask_for_rating
 from bot.conversations.routing import pick_agent, qualified
 from bot.errors import BadInput, NotFound, NotPermitted
 from bot.identity import Identity, allowed, describe
@@ -176,12 +177,14 @@ class Desk:
             self.check_agent(who)
         done = resolution or f"Resolved by {who.name}."
         if not await self._close(
-            conv, who.ref, done, f"{who.name} has marked this conversation as resolved."
+            conv, who.ref, done, f"{who.name} has marked this conversation as resolved.", rating=True
         ):
             raise BadInput("The conversation changed just now; look at its card again.")
         return "Resolved. The transcript is in the thread."
 
-    async def _close(self, conv: Conversation, actor: str, resolution: str, tell: str) -> bool:
+    async def _close(
+        self, conv: Conversation, actor: str, resolution: str, tell: str, rating: bool = False
+    ) -> bool:
         now = self.service.clock()
         async with self.engine.begin() as conn:
             if not await self.store.move(conn, conv, State.RESOLVED, actor, now, {"resolution": resolution}):
@@ -189,6 +192,8 @@ class Desk:
             closed = await self._current(conn, conv.id)
             await self.store.add_message(conn, conv.id, "system", tell, now, author_name="Switchboard")
             await self.out.to_user(conn, closed, notice(tell, "success"), now)
+            if rating:
+                await ask_for_rating(self.service, conn, closed, now)
             await self.draw(conn, closed, now)
             history = await self.store.messages(conv.id)
             text = context.transcript(closed, history, hhmm)

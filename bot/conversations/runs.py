@@ -16,9 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def watch_runs(service: Conversations) -> None:
-    """Add a runtime observer that hands a conversation over when a run it started fails."""
-    if not service.settings.handover_on_workflow_failure:
-        return
+    """Add a runtime observer that hands a conversation over when a run it started fails (where the
+    conversation's hand-over rules say so)."""
 
     def observe(batch: Batch, state: RunState, rows: list[dict[str, Any]], now: float) -> None:
         conv_id = state.meta.get("conversation")
@@ -36,6 +35,8 @@ async def _failed(service: Conversations, conv_id: str, state: RunState, error: 
     conv = await service.store.get(conv_id)
     if conv is None or conv.state not in AI_SPEAKS:
         return  # a person has it already, or it has ended
+    if not service.rules(conv).on_workflow_failure:
+        return
     summary = f"The workflow {state.workflow.name} (run {state.run_id}) failed: {error}"
     await service.hand_over(
         conv,

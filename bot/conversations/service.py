@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,12 @@ from bot.config import Settings
 from bot.conversations import context
 from bot.conversations.assistant import Assistant, AssistantUnavailable, Finished, HandedOver
 from bot.conversations.deadlines import Policy, next_at
+from bot.conversations.handover_file import load_handover_file
+from bot.conversations.handover_rules import Rules, rules_for
 from bot.conversations.live_replies import WITHDRAWN, LiveReplies
 from bot.conversations.locks import Locks
 from bot.conversations.outbound import Outbound
+from bot.conversations.ratings import ask_for_rating
 from bot.conversations.routing import describe_wait, estimated_wait, position
 from bot.conversations.toolbox import ConversationTools
 from bot.delivery.live import Preview
@@ -80,6 +84,7 @@ class Conversations:
             s.user_warn_after,
             s.user_close_after,
         )
+        self.handover_file = load_handover_file(s.handover_file)  # a bad file stops the start, with its lines
         self.desk: Desk = Desk(self)
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -130,7 +135,7 @@ class Conversations:
         self.wake()
         if conv.state not in AI_SPEAKS:
             return conv
-        if self._keyword(msg.text):
+        if self.rules(conv).keyword_in(msg.text):
             await self.hand_over(conv, "keyword", msg.who.ref, summary=f"The user wrote: {msg.text}")
         elif self.assistant is None:
             await self.hand_over(conv, "no_llm", "switchboard", summary=f"The user wrote: {msg.text}")
@@ -138,9 +143,9 @@ class Conversations:
             self.schedule_turn(conv.id)
         return conv
 
-    def _keyword(self, text: str) -> bool:
-        lowered = text.lower()
-        return any(k.strip().lower() in lowered for k in self.settings.handover_keywords if k.strip())
+    def rules(self, conv: Conversation) -> Rules:
+        """The hand-over rules of ``conv``'s workflow and channel, over the environment's defaults."""
+        return rules_for(self.settings, self.handover_file, conv)
 
     def schedule_turn(self, conv_id: str, delay: float | None = None) -> None:
         """Run a turn after the quiet window; a message inside the window restarts it (debouncing)."""
@@ -223,6 +228,7 @@ class Conversations:
         chat = context.build(conv, history, memory, self.settings.llm_context_tokens)
         tools = ConversationTools(self, conv)
         preview = self.live.open(conv, turn) if self.live is not None else None
+        began = time.monotonic()  # a measured duration for the cost figures, not a deadline
         try:
             if preview is not None:
                 await preview.begin()
@@ -242,10 +248,12 @@ class Conversations:
             if preview is not None:
                 await preview.cancel()
             raise
+        spent = time.monotonic() - began
+        await self.store.add_usage(conv_id, result.usage.prompt_tokens, result.usage.completion_tokens, spent)
         outcome = result.outcome
         failures = conv.failures + 1 if result.failed else 0
         replying = isinstance(outcome, Finished) or (
-            not isinstance(outcome, HandedOver) and failures < self.settings.handover_after_failures
+            not isinstance(outcome, HandedOver) and failures < self.rules(conv).after_failures
         )
         replaces = None
         if preview is not None and replying:
@@ -270,7 +278,7 @@ class Conversations:
             text = outcome.text or outcome.request.resolution
             resolution = outcome.request.resolution
             stored = await self.reply(conv, turn, text, failures, history, resolution, replaces)
-        elif failures >= self.settings.handover_after_failures:
+        elif failures >= self.rules(conv).after_failures:
             stored = await self.hand_over(
                 conv,
                 "repeated_failures",
@@ -331,7 +339,8 @@ class Conversations:
             await self.store.add_message(
                 conn, conv.id, "assistant", text, now, turn=turn, author_name="Assistant"
             )
-            card = notice(text, "success") if finish else assistant_reply(conv.id, text)
+            human = self.rules(conv).explicit_request
+            card = notice(text, "success") if finish else assistant_reply(conv.id, text, human)
             await self.out.to_user(conn, conv, card, now, replaces)
             if finish is not None:
                 await self.store.move(
@@ -343,6 +352,7 @@ class Conversations:
                     values={"resolution": finish},
                     detail={"resolution": finish},
                 )
+                await ask_for_rating(self, conn, conv, now)
         self.wake()
         return True
 
@@ -371,6 +381,9 @@ class Conversations:
         now = self.clock()
         others = [c for c in await self.store.pending() if c.id != conv.id]
         agents = await self.store.agents()
+        said = [m.text for m in await self.store.messages(conv.id, limit=SO_FAR) if m.role == "user"]
+        words = "\n".join([summary or "", *said])
+        skills, priority = self.rules(conv).route(reason, words, skills, priority)
         async with self.engine.begin() as conn:
             values: dict[str, Any] = {
                 "reason": reason,
@@ -438,6 +451,11 @@ class Conversations:
             return "You are already in the queue for a person, or talking with one."
         if conv.state not in AI_SPEAKS:
             return "That conversation has ended; write again to start a new one."
+        if not self.rules(conv).explicit_request:
+            return (
+                "Here the assistant hands a conversation to a person when it cannot help; "
+                "tell it what you need."
+            )
         history = await self.store.messages(conv.id, limit=SO_FAR)
         summary = conv.summary or _last_user_words(history)
         if not await self.hand_over(conv, "user_request", actor, summary=summary):
@@ -472,6 +490,7 @@ def _last_user_words(history: list[Any]) -> str:
 
 def make_conversations(runtime: Runtime, catalog: Catalog, wake: Callable[[], None]) -> Conversations:
     """The service as the settings configure it: the assistant if an LLM is set, Redis locks if Redis is."""
+    from bot.conversations.approval_requests import watch_approvals
     from bot.conversations.locks import make_locks
     from bot.conversations.runs import watch_runs
 
@@ -481,4 +500,5 @@ def make_conversations(runtime: Runtime, catalog: Catalog, wake: Callable[[], No
     assistant = Assistant(llm, runtime.metrics) if llm else None
     service = Conversations(runtime, catalog, make_locks(settings.redis_url, ttl=ttl), assistant, wake)
     watch_runs(service)
+    watch_approvals(service)
     return service

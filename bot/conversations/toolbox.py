@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.tools import Remember, Rewind, RunStatus, RunWorkflow
+from bot.conversations.approval_requests import request_approval
+from bot.conversations.tools import HandoverToHuman, Remember, RequestApproval, Rewind, RunStatus, RunWorkflow
 from bot.errors import SwitchboardError
 from bot.identity import Place, allowed
 from bot.runtime.catalog import check_may_run
@@ -46,6 +47,8 @@ class ConversationTools:
                 return await self._status(args), True
             if isinstance(args, Rewind):
                 return await self._rewind(args), True
+            if isinstance(args, RequestApproval):
+                return await request_approval(self.service, self.conv, args), True
             if isinstance(args, Remember):
                 ttl = self.service.settings.memory_ttl
                 await self.service.store.remember(
@@ -55,6 +58,18 @@ class ConversationTools:
         except SwitchboardError as exc:
             return f"Error: {exc}", False
         return f"Error: the tool {name} is not available here.", False
+
+    def refuse_handover(self, request: HandoverToHuman) -> str | None:
+        rules = self.service.rules(self.conv)
+        if request.reason == "user_request" and rules.explicit_request:
+            return None
+        limit, sure = rules.confidence_below, request.confidence
+        if limit is None or sure is None or sure < limit:
+            return None
+        return (
+            f"Not handed over: here a person takes over only when your confidence is below {limit:g} "
+            f"(you reported {sure:g}). Keep helping the user, or ask them for what you need."
+        )
 
     def _list(self) -> str:
         runnable = self.service.catalog.workflows()
@@ -82,6 +97,8 @@ class ConversationTools:
             return f"Error: not started; inputs of {loaded.spec.name}: {problems}"
         meta = {"origin": self.where.to_dict(), "who": self.who.to_dict(), "conversation": self.conv.id}
         started = await self.service.runtime.submit(loaded, args.inputs, started_by=self.who.ref, meta=meta)
+        async with self.service.engine.begin() as conn:  # the workflow's hand-over rules apply from now on
+            await self.service.store.touch(conn, self.conv.id, workflow=loaded.spec.name)
         return (
             f"Started {loaded.spec.name} as run {started.run_id}. Its status card is posted in the chat; "
             "approval steps wait for their approvers."

@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+APPROVER = re.compile(r"(user|group):[A-Za-z0-9._@-]{1,80}")
 
 
 class ListWorkflows(BaseModel):
@@ -61,6 +64,53 @@ class HandoverToHuman(BaseModel):
     suggested_reply: str = Field(
         default="", max_length=1000, description="A first reply the agent could send."
     )
+    confidence: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="How sure you are, from 0 to 1, that you could still resolve it yourself.",
+    )
+
+
+class RequestApproval(BaseModel):
+    """Ask people for an approval in chat, under the approval rules (approvers, how many must agree, no
+    self-approval). It returns at once; the decision arrives later in this conversation."""
+
+    subject: str = Field(min_length=1, max_length=150, description="What is to be approved, in a line.")
+    summary: str = Field(max_length=2000, description="What the approvers need to know to decide.")
+    approvers: list[str] = Field(
+        min_length=1,
+        max_length=20,
+        description="Who may approve: 'user:alice' or 'group:release-managers'.",
+    )
+    required: int = Field(default=1, ge=1, le=20, description="How many approvals it needs.")
+    timeout_minutes: int | None = Field(
+        default=None, ge=1, le=10_080, description="Expire (rejected) after this many minutes."
+    )
+    auto_approve_after_minutes: int | None = Field(
+        default=None, ge=1, le=10_080, description="Approve after this many minutes unless someone objects."
+    )
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_refs(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if not APPROVER.fullmatch(entry):
+                raise ValueError(
+                    f"{entry!r} is not an approver; write 'user:NAME' or 'group:NAME' "
+                    "(letters, digits, . _ - @)"
+                )
+        return entries
+
+    @model_validator(mode="after")
+    def _fits(self) -> RequestApproval:
+        if self.required > len(self.approvers) and all(a.startswith("user:") for a in self.approvers):
+            named = len(self.approvers)
+            raise ValueError(f"{self.required} approvals needed but only {named} approvers named")
+        after, limit = self.auto_approve_after_minutes, self.timeout_minutes
+        if after is not None and limit is not None and after >= limit:
+            raise ValueError("auto_approve_after_minutes must be shorter than timeout_minutes")
+        return self
 
 
 class Finish(BaseModel):
@@ -75,6 +125,7 @@ TOOLS: dict[str, type[BaseModel]] = {
     "run_status": RunStatus,
     "rewind": Rewind,
     "remember": Remember,
+    "request_approval": RequestApproval,
     "handover_to_human": HandoverToHuman,
     "finish": Finish,
 }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.config import Settings
 from bot.conversations import context
 from bot.storage.conversations.rows import Conversation
 from bot.storage.conversations.states import State
@@ -24,6 +25,34 @@ async def transcript_of(service: Conversations, conv: Conversation) -> str:
     return stored or context.transcript(conv, await service.store.messages(conv.id), hhmm)
 
 
+@dataclass(frozen=True)
+class Prices:
+    """What the cost figures multiply: the LLM's price per million tokens, and an agent's hourly cost."""
+
+    prompt_per_mtok: float | None = None
+    completion_per_mtok: float | None = None
+    agent_hourly: float | None = None
+    currency: str = "USD"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Prices:
+        return cls(
+            settings.llm_price_prompt_per_mtok,
+            settings.llm_price_completion_per_mtok,
+            settings.agent_hourly_cost,
+            settings.cost_currency,
+        )
+
+    def llm(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if self.prompt_per_mtok is None and self.completion_per_mtok is None:
+            return None
+        prompt = prompt_tokens * (self.prompt_per_mtok or 0.0)
+        return (prompt + completion_tokens * (self.completion_per_mtok or 0.0)) / 1_000_000
+
+    def human(self, seconds: float) -> float | None:
+        return None if self.agent_hourly is None else seconds / 3600 * self.agent_hourly
+
+
 @dataclass
 class Stats:
     total: int = 0
@@ -34,6 +63,12 @@ class Stats:
     handles: list[float] = field(default_factory=list)  # claimed → resolved
     first_responses: list[float] = field(default_factory=list)  # queued → first human reply
     agents: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (holding now, handled)
+    ratings: list[int] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ai_seconds: float = 0.0  # in assistant turns
+    with_ai: int = 0  # conversations the assistant took a turn in
+    prices: Prices = field(default_factory=Prices)
 
     def report(self) -> dict[str, object]:
         """The figures, as the CLI prints them."""
@@ -46,15 +81,34 @@ class Stats:
             "wait_p90_s": _pct(self.waits, 90),
             "handle_p50_s": _pct(self.handles, 50),
             "first_response_p50_s": _pct(self.first_responses, 50),
+            "satisfaction_avg": round(statistics.fmean(self.ratings), 2) if self.ratings else None,
+            "ratings": len(self.ratings),
+            "ai_time_s": round(self.ai_seconds, 2),
+            "ai_time_per_conversation_s": _per(self.ai_seconds, self.with_ai),
+            "human_time_s": round(sum(self.handles), 2),
+            "human_time_per_conversation_s": _per(sum(self.handles), len(self.handles)),
+            "llm_tokens": self.prompt_tokens + self.completion_tokens,
+            **self._costs(),
             "agents": {
                 name: {"holding": now, "handled": done} for name, (now, done) in sorted(self.agents.items())
             },
         }
 
+    def _costs(self) -> dict[str, object]:
+        ai = self.prices.llm(self.prompt_tokens, self.completion_tokens)
+        human = self.prices.human(sum(self.handles))
+        return {
+            "currency": self.prices.currency,
+            "ai_cost": None if ai is None else round(ai, 4),
+            "ai_cost_per_conversation": None if ai is None else _per(ai, self.with_ai, 4),
+            "human_cost": None if human is None else round(human, 4),
+            "human_cost_per_conversation": None if human is None else _per(human, len(self.handles), 4),
+        }
 
-async def stats(engine: AsyncEngine, since: float = 0.0) -> Stats:
-    """Figures over the conversations created since ``since``."""
-    out = Stats()
+
+async def stats(engine: AsyncEngine, since: float = 0.0, prices: Prices | None = None) -> Stats:
+    """Figures over the conversations created since ``since`` (costs only with ``prices`` set)."""
+    out = Stats(prices=prices or Prices())
     rows, claimed, agent_rows = await ConversationStore(engine).figures_since(since)
     for row in rows:
         conv = Conversation.from_row(row)
@@ -70,6 +124,12 @@ async def stats(engine: AsyncEngine, since: float = 0.0) -> Stats:
             out.handles.append(conv.closed_at - conv.claimed_at)
         if conv.first_human_at is not None and conv.queued_at is not None:
             out.first_responses.append(max(conv.first_human_at - conv.queued_at, 0.0))
+        if conv.rating is not None:
+            out.ratings.append(conv.rating)
+        out.prompt_tokens += conv.prompt_tokens
+        out.completion_tokens += conv.completion_tokens
+        out.ai_seconds += conv.ai_seconds
+        out.with_ai += conv.turns > 0
         if conv.state == State.HUMAN_ACTIVE and conv.agent_name:
             now, done = out.agents.get(conv.agent_name, (0, 0))
             out.agents[conv.agent_name] = (now + 1, done)
@@ -79,6 +139,10 @@ async def stats(engine: AsyncEngine, since: float = 0.0) -> Stats:
         now, done = out.agents.get(name, (0, 0))
         out.agents[name] = (now, done + 1)
     return out
+
+
+def _per(total: float, count: int, digits: int = 2) -> float | None:
+    return round(total / count, digits) if count else None
 
 
 def _share(part: int, whole: int) -> float | None:

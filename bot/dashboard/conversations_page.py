@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.conversations.routing import queue_order
-from bot.conversations.transcripts import stats
+from bot.conversations.transcripts import Prices, stats
 from bot.storage.conversations.rows import Agent, Conversation
 from bot.storage.conversations.store import ConversationStore
 from handlers.services import Services
@@ -29,6 +29,6 @@ async def load_conversations(svc: Services) -> ConversationsPage:
     return ConversationsPage(
         queue_order(await store.pending()),
         sorted(await store.agents(), key=lambda a: (not a.available, a.name)),
-        (await stats(engine, since)).report(),
+        (await stats(engine, since, Prices.from_settings(svc.runtime.settings))).report(),
         since,
     )

@@ -1,6 +1,6 @@
-"""The dashboard's pages on the shared aiohttp server: ``/dashboard`` (the runs) and
-``/dashboard/runs/ID`` (one run: its DAG, steps, outputs, approvals and events), and the small JSON
-state that a run's page polls while the run goes on.
+"""The dashboard's pages on the shared aiohttp server: ``/dashboard`` (the runs),
+``/dashboard/runs/ID`` (one run: its DAG, steps, outputs, approvals and events), the small JSON
+state that a run's page polls while the run goes on, and ``/dashboard/conversations`` (the figures).
 
 Same sign-in as the console (``bot.web_auth``): a page asked without a session signs in as the console
 does (dev mode: the picker's remembered or first user; oidc: the provider), then comes back. Dev mode's

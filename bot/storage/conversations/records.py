@@ -37,6 +37,32 @@ class RecordRows:
             found = (await conn.execute(query)).scalar()
         return None if found is None else str(found)
 
+    async def add_usage(
+        self, conversation_id: str, prompt_tokens: int, completion_tokens: int, seconds: float
+    ) -> None:
+        """Count one assistant turn's tokens and time (the cost figures), whatever became of its reply."""
+        c = conversations.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                conversations.update()
+                .where(c.id == conversation_id)
+                .values(
+                    prompt_tokens=c.prompt_tokens + prompt_tokens,
+                    completion_tokens=c.completion_tokens + completion_tokens,
+                    ai_seconds=c.ai_seconds + seconds,
+                )
+            )
+
+    async def rate(self, conn: AsyncConnection, conversation_id: str, stars: int, now: float) -> bool:
+        """Set the rating once: a compare-and-set on the rating still being empty."""
+        c = conversations.c
+        done = await conn.execute(
+            conversations.update()
+            .where(c.id == conversation_id, c.rating.is_(None))
+            .values(rating=stars, rated_at=now)
+        )
+        return bool(done.rowcount)
+
     async def figures_since(self, since: float) -> tuple[list[Any], list[Any], list[Any]]:
         """For the analytics: the conversations created since ``since``, their claims (conversation id,
         agent, time) and every agent's ref and name."""

@@ -70,6 +70,12 @@ class Conversation:
     last_user_at: float | None
     last_agent_at: float | None
     last_bot_at: float | None
+    workflow: str | None = None
+    rating: int | None = None
+    rated_at: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ai_seconds: float = 0.0
 
     @property
     def card_key(self) -> str:
@@ -117,6 +123,12 @@ class Conversation:
             last_user_at=row.last_user_at,
             last_agent_at=row.last_agent_at,
             last_bot_at=row.last_bot_at,
+            workflow=row.workflow,
+            rating=row.rating,
+            rated_at=row.rated_at,
+            prompt_tokens=row.prompt_tokens or 0,
+            completion_tokens=row.completion_tokens or 0,
+            ai_seconds=row.ai_seconds or 0.0,
         )
 
 

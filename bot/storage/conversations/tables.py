@@ -50,6 +50,12 @@ conversations = sa.Table(
     sa.Column("last_user_at", sa.Float),
     sa.Column("last_agent_at", sa.Float),
     sa.Column("last_bot_at", sa.Float),
+    sa.Column("workflow", sa.String(200)),  # the workflow the assistant last ran in it (hand-over rules)
+    sa.Column("rating", sa.Integer),  # the user's 1-5 after it was resolved; set once
+    sa.Column("rated_at", sa.Float),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("completion_tokens", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("ai_seconds", sa.Float, nullable=False, default=0.0, server_default="0"),  # in assistant turns
     # At most one open conversation per place: a race between two first messages makes one row.
     sa.Index(
         "ux_conversations_open_place",
