@@ -160,7 +160,7 @@ async def test_the_queue_and_its_figures_are_for_agents(app: App) -> None:
         bob = await http.session("bob")
         async with bob.get("/dashboard/conversations") as res:
             assert res.status == 403
-            assert "Only agents see the queue. Agents: group:agents." in await res.text()
+            assert "Only agents see the queue and the conversation figures. Agents: group:agents." in await res.text()
         async with bob.get("/dashboard") as res:
             assert 'href="/dashboard/conversations"' not in await res.text()
 

@@ -107,7 +107,7 @@ async def test_console_an_agents_resolve_asks_for_a_rating_and_the_click_records
             assert 'href="/dashboard/conversations"' in page
             async with (await http.session("alice")).get("/dashboard/conversations") as res:
                 assert res.status == 403
-                assert "Only agents see the conversation figures. Agents: group:agents" in await res.text()
+                assert "Only agents see the queue and the conversation figures. Agents: group:agents" in await res.text()
     finally:
         await stop_app(app, grace=1.0, flush=1.0)
     figures = (await _figures(app)).report()

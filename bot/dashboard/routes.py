@@ -136,7 +136,8 @@ class Dashboard:
 
     async def conversations(self, request: web.Request, session: Session) -> web.StreamResponse:
         if not sees_the_queue(self.settings, session.who):
-            message = f"Only agents see the queue. Agents: {describe(agent_entries(self.settings))}."
+            agents = describe(agent_entries(self.settings))
+            message = f"Only agents see the queue and the conversation figures. Agents: {agents}."
             return self._html("problem.html", session, code=403, message=message)
         found = await load_conversations(self.svc)
         return self._html("conversations.html", session, found=found, now=self.clock(), share=share)
