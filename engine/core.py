@@ -21,6 +21,7 @@ from engine.signals import (
     ApprovalDecided,
     Cancel,
     Decision,
+    Interruption,
     Resume,
     Retry,
     Rollback,
@@ -30,6 +31,7 @@ from engine.signals import (
     StartStep,
     StepCompleted,
     StepFailed,
+    StepLost,
     TimerFired,
 )
 from engine.state import RunState, RunStatus, StepStatus
@@ -85,6 +87,8 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
                 self._completed(signal)
             case StepFailed():
                 self._failed(signal)
+            case StepLost():
+                self._lost(signal)
             case TimerFired():
                 self._timer(signal)
             case ApprovalDecided():
@@ -136,6 +140,13 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
         if st.cancel_requested:
             self.cancel("resume", "")
         self.schedule(list(self.spec.steps))
+
+    def _lost(self, signal: StepLost) -> None:
+        step = self.state.steps.get(signal.key)
+        if step is None or step.status != StepStatus.RUNNING or step.attempt != signal.attempt:
+            return  # already finished or moved on: a late report of a lease lapse changes nothing
+        self.running.discard(signal.key)
+        self.interrupts.resumed(step, Interruption(signal.key, signal.host, signal.at))
 
     def _retry(self, by: str) -> None:
         st = self.state

@@ -44,9 +44,14 @@ _DOCS = {
     "workflow": "The name of a workflow to run as a sub-workflow.",
     "with": "Arguments passed to the action or sub-workflow.",
     "on_interrupt": (
-        "For a 'run' step whose program was running on another host when its bot process died: rerun "
+        "For a 'run' step whose program was running on another host when its bot process died, or a step "
+        "with runs_on whose runner stopped heart-beating: rerun "
         "(the default, at least once), fail, or ask (an approval: run it again?). On the same host the "
         "leftover program is killed first and the step always runs again."
+    ),
+    "runs_on": (
+        "Runner labels: the step (run, http or action) runs on a `switchboard runner` that has every one "
+        "of them, and waits for one up to its timeout. Without it, the step runs where its run is."
     ),
     "background": (
         "Run this run, http, action or llm step in the background (it needs a 'timeout:'): steps "

@@ -30,6 +30,16 @@ class Resume:
 
 
 @dataclass(frozen=True)
+class StepLost:
+    """A step's runner stopped heart-beating mid-attempt: the step follows its ``on_interrupt``."""
+
+    key: str
+    attempt: int
+    host: str  # the runner's name
+    at: float  # when the attempt started
+
+
+@dataclass(frozen=True)
 class StepCompleted:
     key: str
     attempt: int
@@ -81,7 +91,16 @@ class Retry:
 
 
 Signal = (
-    Start | Resume | StepCompleted | StepFailed | TimerFired | ApprovalDecided | Cancel | Rollback | Retry
+    Start
+    | Resume
+    | StepCompleted
+    | StepFailed
+    | StepLost
+    | TimerFired
+    | ApprovalDecided
+    | Cancel
+    | Rollback
+    | Retry
 )
 
 
@@ -96,6 +115,7 @@ class StartStep:
     params: dict[str, Any]
     timeout: float | None = None
     compensation: bool = False
+    runs_on: tuple[str, ...] = ()  # runner labels; empty: it runs in the process holding the run
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,82 @@
+"""Pure tests of ``runs_on``: what the format accepts, and a runner's lost lease in the decision core."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from engine.core import Core
+from engine.signals import StartStep, StepCompleted, StepLost
+from engine.spec import Workflow
+from engine.state import RunState, RunStatus, StepState, StepStatus
+
+T = 1_800_000_000.0
+
+
+def workflow(step: dict[str, object]) -> Workflow:
+    return Workflow.model_validate({"name": "t", "steps": {"deploy": step}})
+
+
+def test_runs_on_takes_labels_on_run_http_and_action_steps() -> None:
+    assert workflow({"run": ["true"], "runs_on": ["linux", "deploy"]}).steps["deploy"].runs_on == [
+        "deploy",
+        "linux",
+    ]
+    assert workflow({"action": "m:f", "runs_on": "deploy"}).steps["deploy"].runs_on == ["deploy"]
+    assert workflow({"http": {"url": "http://x"}, "runs_on": ["deploy"]}).steps["deploy"].runs_on
+    assert workflow({"run": ["true"]}).steps["deploy"].runs_on is None
+    # on_interrupt means something for any step a runner runs
+    assert workflow({"action": "m:f", "runs_on": ["d"], "on_interrupt": "fail"}).steps["deploy"]
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"run": ["true"], "runs_on": []}, "at least one runner label"),
+        ({"run": ["true"], "runs_on": ["has space"]}, "runner label 'has space'"),
+        ({"notify": "hi", "runs_on": ["deploy"]}, "'runs_on' applies to run, http, action steps only"),
+        ({"run": ["true"], "runs_on": [f"l{i}" for i in range(17)]}, "the limit is 16"),
+    ],
+)
+def test_runs_on_refuses_what_no_runner_could_take(step: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        workflow(step)
+
+
+def core(policy: str) -> Core:
+    spec = workflow({"run": ["deploy"], "runs_on": ["deploy"], "on_interrupt": policy})
+    state = RunState("r1", spec, {}, status=RunStatus.RUNNING)
+    state.steps["deploy"] = StepState("deploy", "deploy", status=StepStatus.RUNNING, attempt=1, started_at=T)
+    c = Core(state)
+    c.running.add("deploy")
+    return c
+
+
+def test_the_start_effect_carries_the_labels() -> None:
+    spec = workflow({"run": ["deploy"], "runs_on": ["deploy", "linux"]})
+    c = Core(RunState("r1", spec, {}))
+    from engine.signals import Start
+
+    [start] = [e for e in c.advance(Start(), T).effects if isinstance(e, StartStep)]
+    assert start.runs_on == ("deploy", "linux")
+
+
+def test_a_lost_lease_reruns_fails_or_asks_as_on_interrupt_says() -> None:
+    c = core("rerun")
+    d = c.advance(StepLost("deploy", 1, "runner build-7", T), T + 30)
+    assert [(e.key, e.attempt) for e in d.effects if isinstance(e, StartStep)] == [("deploy", 2)]
+    c = core("fail")
+    c.advance(StepLost("deploy", 1, "runner build-7", T), T + 30)
+    assert c.state.steps["deploy"].status == StepStatus.FAILED
+    assert "on runner build-7" in (c.state.steps["deploy"].error or "")
+    c = core("ask")
+    c.advance(StepLost("deploy", 1, "runner build-7", T), T + 30)
+    assert c.state.steps["deploy"].waiting_on == "interrupt"
+
+
+def test_a_late_lost_report_changes_nothing() -> None:
+    c = core("fail")
+    c.advance(StepCompleted("deploy", 1, {"exit_code": 0}), T + 10)
+    c.advance(StepLost("deploy", 1, "runner build-7", T), T + 30)
+    assert c.state.steps["deploy"].status == StepStatus.SUCCEEDED
+    assert c.state.status == RunStatus.SUCCEEDED
