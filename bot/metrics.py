@@ -148,6 +148,11 @@ class Metrics:
         self.lease_takeovers = Counter(
             "switchboard_lease_takeovers", "Runs taken over from another process's lease", registry=r
         )
+        self.runner_jobs_lost = Counter(
+            "switchboard_runner_jobs_lost",
+            "Remote step jobs whose runner stopped heart-beating (the step followed its on_interrupt)",
+            registry=r,
+        )
         self.leases_lost = Counter(
             "switchboard_leases_lost", "Runs whose lease another process took from this one", registry=r
         )

@@ -32,6 +32,7 @@ from engine.signals import (
     StepCompleted,
     StepFailed,
     StepLost,
+    StepWaiting,
     TimerFired,
 )
 from engine.state import RunState, RunStatus, StepStatus
@@ -89,6 +90,10 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
                 self._failed(signal)
             case StepLost():
                 self._lost(signal)
+            case StepWaiting():
+                step = self.state.steps.get(signal.key)
+                if step is not None and step.status == StepStatus.RUNNING and step.attempt == signal.attempt:
+                    self.emit("step_waiting", signal.key, text=signal.text, attempt=signal.attempt)
             case TimerFired():
                 self._timer(signal)
             case ApprovalDecided():
@@ -123,8 +128,20 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
         st = self.state
         self.emit("run_resumed", None, status=str(st.status))
         elsewhere = {i.key: i for i in signal.interrupted}
+        attached = set(signal.attached)
         for key, step in list(st.steps.items()):
-            if step.status == StepStatus.RUNNING and step.items is None:
+            if step.status == StepStatus.RUNNING and key in attached:
+                # Its job is queued, held by a live runner, or done on it: wait for that, never run it twice.
+                spec = self.spec.steps[step.step_id]
+                labels = tuple(spec.runs_on or ())
+                timeout = spec.timeout or (spec.http.timeout if spec.http else None)
+                self.running.add(key)
+                self._d.effects.append(
+                    StartStep(
+                        key, step.step_id, spec.kind, step.attempt, {}, timeout, runs_on=labels, reattach=True
+                    )
+                )
+            elif step.status == StepStatus.RUNNING and step.items is None:
                 # At-least-once: a step in flight when the process died runs again, same idempotency
                 # key, unless it ran where its program could not be stopped and on_interrupt says no.
                 self.interrupts.resumed(step, elsewhere.get(key))

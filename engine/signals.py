@@ -27,6 +27,7 @@ class Resume:
     their ``on_interrupt`` when ``interrupted`` lists them."""
 
     interrupted: tuple[Interruption, ...] = ()
+    attached: tuple[str, ...] = ()  # remote steps whose job still stands: wait for it, do not rerun
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,15 @@ class StepLost:
     attempt: int
     host: str  # the runner's name
     at: float  # when the attempt started
+
+
+@dataclass(frozen=True)
+class StepWaiting:
+    """A remote step's job is queued and no connected runner has its labels (said once per attempt)."""
+
+    key: str
+    attempt: int
+    text: str  # "waiting for a runner labelled deploy"
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,7 @@ Signal = (
     | StepCompleted
     | StepFailed
     | StepLost
+    | StepWaiting
     | TimerFired
     | ApprovalDecided
     | Cancel
@@ -116,6 +127,7 @@ class StartStep:
     timeout: float | None = None
     compensation: bool = False
     runs_on: tuple[str, ...] = ()  # runner labels; empty: it runs in the process holding the run
+    reattach: bool = False  # a resumed remote attempt: its job is stored already, wait for its end
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class Progress:
                 return str(d.get("text"))
             case "step_interrupted":
                 return interruption_text(d)
+            case "step_waiting":
+                return str(d.get("text"))
             case "run_resumed":
                 return "resumed"
         return ev.type.replace("_", " ")

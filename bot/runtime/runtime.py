@@ -35,6 +35,8 @@ from bot.runtime.subworkflows import ChildStarter
 from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
 from bot.storage.leases import Claimed
+from bot.storage.runner_jobs import RunnerJobs
+from bot.storage.runner_registry import RunnerRegistry
 from bot.storage.runs import RunStore
 from bot.storage.step_processes import StepProcesses
 from bot.storage.timers import claim_due, release_claims
@@ -77,6 +79,7 @@ class Runtime:
         self.alarm = AlarmClock(self)
         self.children = ChildStarter(self)
         self.processes = StepProcesses(store.engine)
+        self.jobs, self.runners = RunnerJobs(store.engine), RunnerRegistry(store.engine)
         self.host, self.boot_id = socket.gethostname(), boot_id()  # where step programs run
         self.activity = ActivityContext(
             workflows_dir=settings.workflows_dir,

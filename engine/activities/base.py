@@ -60,6 +60,8 @@ class ActivityContext:
     output_cap: int = 64 * 1024  # bytes kept of stdout and of stderr (the tail)
     # Told of each step program as it starts, before it is waited on, so a crash leaves a record of it.
     on_spawn: Callable[[StepCall, Spawned], Awaitable[None]] | None = None
+    # Told of each chunk a step program writes (stdout and stderr), as it arrives: a runner streams them.
+    on_output: Callable[[bytes], None] | None = None
 
 
 class StepFailure(Exception):
