@@ -267,11 +267,17 @@ async def test_a_step_waits_for_a_runner_then_runs_and_survives_a_server_restart
     runner = await server.runner("deploy", "A")
     await eventually(lambda: lines(log) == ["start A"], 60, "the runner to take the job")
     server.bot.kill()  # the server dies while the runner holds the job
+    port = server.bot.port
+    server.bot.close()
     server.bot = Bot(server.db_url, server.workflows, SWITCHBOARD_RUNNER_LEASE=LEASE)
+    server.bot.port, server.bot.env["PORT"] = port, str(port)  # where the runner knows it
     await server.start()
     await eventually(lambda: "unreachable" in runner.output(), 30, "the runner to notice")
     gate.write_text("go")
-    run = await server.finished(run_id)
+    try:
+        run = await server.finished(run_id)
+    except AssertionError:
+        raise AssertionError(f"{runner.output()}\n---\n{server.bot.output()}") from None
     assert run["status"] == "succeeded", (run, runner.output())
     assert lines(log) == ["start A", "end A"]  # not run again after the restart
     assert "reachable again" in runner.output()

@@ -12,6 +12,7 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 5.0  # seconds between attempts while the server is unreachable
+SAY_EVERY = 30.0  # seconds between "still unreachable" lines
 REQUEST_TIMEOUT = 15.0  # seconds for a call that does not long-poll
 
 
@@ -27,6 +28,7 @@ class Api:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.session = session
         self.away_since: float | None = None  # loop time the server became unreachable, while it is
+        self.said_at = 0.0  # loop time of the last "still unreachable" line
 
     async def call(self, path: str, body: dict[str, Any], wait: float = 0.0) -> tuple[int, dict[str, Any]]:
         """POST until the server answers; a 401 or 403 raises ``Refused``; other statuses are returned."""
@@ -53,9 +55,10 @@ class Api:
     def _away(self, problem: str, delay: float) -> None:
         loop = asyncio.get_running_loop()
         if self.away_since is None:
-            self.away_since = loop.time()
+            self.away_since = self.said_at = loop.time()
             log.warning("server %s is unreachable (%s); retrying with back-off", self.base, problem)
-        elif delay >= BACKOFF_MAX:
+        elif loop.time() - self.said_at >= SAY_EVERY:
+            self.said_at = loop.time()
             gone = loop.time() - self.away_since
             log.warning(
                 "server still unreachable after %.0fs (%s); retrying every ~%.0fs", gone, problem, delay

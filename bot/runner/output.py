@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections import deque
 
 from bot.runner.client import Api
 
 INTERVAL = 0.5  # seconds between uploads
-MAX_LINES = 500  # lines per upload; more in one interval are counted, not sent
+MAX_LINES = 400  # lines per upload (the API takes 500): of more in one interval, the newest are sent
+log = logging.getLogger(__name__)
 MAX_PENDING = 256 * 1024  # bytes of a partial line held (a program writing without newlines)
 
 
@@ -19,7 +22,7 @@ class OutputStream:
         self.api = api
         self.path = path
         self.partial = bytearray()
-        self.lines: list[str] = []
+        self.lines: deque[str] = deque(maxlen=MAX_LINES)
         self.dropped = 0
         self.wake = asyncio.Event()
         self.task = asyncio.create_task(self._send())
@@ -29,10 +32,9 @@ class OutputStream:
         *complete, rest = self.partial.split(b"\n")
         self.partial = bytearray(rest[-MAX_PENDING:])
         for line in complete:
-            if len(self.lines) < MAX_LINES:
-                self.lines.append(line.decode("utf-8", errors="replace"))
-            else:
-                self.dropped += 1
+            if len(self.lines) == MAX_LINES:
+                self.dropped += 1  # the oldest goes: the server keeps the tail anyway
+            self.lines.append(line.decode("utf-8", errors="replace"))
         if complete:
             self.wake.set()
 
@@ -55,9 +57,12 @@ class OutputStream:
             await asyncio.sleep(INTERVAL)
 
     async def _flush(self) -> None:
-        lines, self.lines = self.lines, []
+        lines = list(self.lines)
+        self.lines.clear()
         if self.dropped:
-            lines.append(f"[{self.dropped} lines not streamed: more than {MAX_LINES} in {INTERVAL}s]")
+            lines.insert(0, f"[{self.dropped} lines not streamed: more than {MAX_LINES} in {INTERVAL}s]")
             self.dropped = 0
         if lines:
-            await self.api.call(self.path, {"lines": lines})
+            status, data = await self.api.call(self.path, {"lines": lines})
+            if status != 200:
+                log.warning("output lines were not taken (%s): %s", status, data.get("detail"))
