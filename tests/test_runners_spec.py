@@ -1,14 +1,22 @@
-"""Pure tests of ``runs_on``: what the format accepts, and a runner's lost lease in the decision core."""
+"""``runs_on`` in the format and the decision core (pure), and ``/runners`` and ``runners list`` on a real database."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from bot.identity import Identity, Place
+from bot.runtime.runtime import Runtime
 from engine.core import Core
 from engine.signals import StartStep, StepCompleted, StepLost
 from engine.spec import Workflow
 from engine.state import RunState, RunStatus, StepState, StepStatus
+from handlers.runners import runners_command
+from handlers.services import Services
+from handlers.types import Command, Say
+from tests.bot_process import cli
 
 T = 1_800_000_000.0
 
@@ -80,3 +88,25 @@ def test_a_late_lost_report_changes_nothing() -> None:
     c.advance(StepLost("deploy", 1, "runner build-7", T), T + 30)
     assert c.state.steps["deploy"].status == StepStatus.SUCCEEDED
     assert c.state.status == RunStatus.SUCCEEDED
+
+
+async def test_runners_in_chat_and_on_the_command_line(
+    runtime: Runtime, db_url: str, workflows_dir: Path
+) -> None:
+    now = runtime.clock()
+    await runtime.runners.register("build-7", "t1", frozenset({"deploy", "linux"}), "0.1.0", "h", 4, now)
+    old = await runtime.runners.register("old-1", "t2", frozenset({"gpu"}), "0.0.9", "h", 1, now - 600)
+    await runtime.runners.seen(old.id, 0, now - 600)
+    who = Identity("console", "console", "alice", "alice", frozenset())
+    reply = await runners_command(
+        Command(who, Place("console", "ops"), "runners", ""), Services(runtime, runtime.settings)
+    )
+    assert isinstance(reply, Say)
+    text = reply.plain_text()
+    assert "build-7 [deploy, linux] v0.1.0: idle" in text
+    assert "old-1 [gpu] v0.0.9: offline" in text
+    assert "Jobs: 0 waiting, 0 running, 0 lost." in text
+    listed = cli(db_url, workflows_dir, "runners", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "build-7" in listed.stdout and "deploy,linux" in listed.stdout and "idle" in listed.stdout
+    assert "jobs: 0 waiting, 0 running, 0 lost" in listed.stdout

@@ -34,19 +34,13 @@ async def list_runners(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(f"{'NAME':<20} {'LABELS':<24} {'VERSION':<10} {'STATE':<14} LAST SEEN")
         for r in rows:
-            labels, state = ",".join(r.labels), _state(r, alive)
+            labels, state = ",".join(r.labels), r.state(alive)
             print(f"{r.name:<20} {labels:<24} {r.version:<10} {state:<14} {_when(r, now)}")
     print(
         f"jobs: {counts.get('queued', 0)} waiting, {counts.get(LEASED, 0)} running, "
         f"{counts.get('lost', 0)} lost"
     )
     return 0
-
-
-def _state(r: RunnerRow, alive: float) -> str:
-    if r.last_seen < alive:
-        return "offline"
-    return f"busy {r.busy}/{r.concurrency}" if r.busy else "idle"
 
 
 def _when(r: RunnerRow, now: float) -> str:

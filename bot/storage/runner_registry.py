@@ -27,6 +27,12 @@ class RunnerRow:
     registered_at: float
     last_seen: float
 
+    def state(self, alive_since: float) -> str:
+        """``offline`` when not heard from since ``alive_since``, else ``busy N/M`` or ``idle``."""
+        if self.last_seen < alive_since:
+            return "offline"
+        return f"busy {self.busy}/{self.concurrency}" if self.busy else "idle"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict for ``runners list --json`` and the API."""
         return {**self.__dict__, "labels": list(self.labels)}
