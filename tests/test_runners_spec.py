@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from bot.identity import Identity, Place
 from bot.runtime.runtime import Runtime
+from bot.storage.gauges import read_figures
 from engine.core import Core
 from engine.signals import StartStep, StepCompleted, StepLost
 from engine.spec import Workflow
@@ -110,3 +111,19 @@ async def test_runners_in_chat_and_on_the_command_line(
     assert listed.returncode == 0, listed.stderr
     assert "build-7" in listed.stdout and "deploy,linux" in listed.stdout and "idle" in listed.stdout
     assert "jobs: 0 waiting, 0 running, 0 lost" in listed.stdout
+
+
+async def test_runner_jobs_waiting_and_running_are_gauges_read_from_the_table(runtime: Runtime) -> None:
+    now = runtime.clock()
+    async with runtime.store.engine.begin() as conn:
+        for step in ("a", "b"):
+            row = runtime.jobs.row(
+                "r1", step, 1, False, "run", ("deploy",), {"argv": ["true"]}, None, now - 30
+            )
+            await conn.execute(runtime.jobs.insert, row)
+    assert await runtime.jobs.claim("x", "build-7", frozenset({"deploy"}), 1, now, 15.0) is not None
+    assert await runtime.jobs.claim("x", "build-7", frozenset({"deploy"}), 1, now, 15.0) is None  # full
+    assert await runtime.jobs.claim("y", "other", frozenset({"build"}), 4, now, 15.0) is None  # no label
+    figures = await read_figures(runtime.store.engine, now)
+    assert (figures.runner_jobs_waiting, figures.runner_jobs_running) == (1, 1)
+    assert figures.runner_oldest_wait == 30.0
