@@ -29,7 +29,7 @@ from tests.bot_process import ROOT, Bot
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-LEASE = "2"  # seconds: a killed runner's jobs lapse this long after its last heartbeat
+LEASE = "4"  # seconds: a killed runner's jobs lapse this long after its last heartbeat (2 cores, loaded)
 
 
 class Runner:

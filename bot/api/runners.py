@@ -24,7 +24,7 @@ from bot.storage.runner_registry import RunnerRow
 from engine.spec import RUNNER_LABEL
 
 MAX_WAIT = 25.0  # seconds one long-poll may hold a request open
-POLL = 0.05  # seconds between looks for a job while a long-poll waits
+POLL = 0.02  # seconds between looks for a job while a long-poll waits (a read; one poll per runner)
 MAX_LINES = 500  # output lines per upload
 MAX_LINE = 2000  # characters kept of one line
 Label = Field(pattern=RUNNER_LABEL.pattern, max_length=63)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL = 0.05  # seconds between looks at a job row
 WAITING_NOTE_AFTER = 1.0  # a job queued this long with no runner for its labels is said to be waiting
 
 
@@ -66,7 +65,6 @@ async def run_remote(rt: Runtime, call: StepCall, labels: tuple[str, ...]) -> di
     said_waiting = False
     try:
         while True:
-            job = await rt.jobs.get(job.id) or job
             if job.status == DONE:
                 await rt.jobs.consume(job.id)
                 return _outcome(job)
@@ -91,7 +89,7 @@ async def run_remote(rt: Runtime, call: StepCall, labels: tuple[str, ...]) -> di
                     live = rt.live.get(call.run_id)
                     if live is not None:
                         live.push(StepWaiting(call.step_key, call.attempt, waiting_text(labels)))
-            await asyncio.sleep(POLL)
+            job = await rt.job_watch.change(job, WAITING_NOTE_AFTER) or job
     except asyncio.CancelledError:
         # A cancel, the step's timeout or this process stopping: tell the runner to stop the program.
         # Shielded, so the request is stored even though this task is being cancelled.

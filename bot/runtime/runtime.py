@@ -29,6 +29,7 @@ from bot.runtime import claims, leases, orphans, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
 from bot.runtime.firing import TIMER_BATCH, fire, kinds
+from bot.runtime.job_watch import JobWatch
 from bot.runtime.live import LiveRun, RunLocks
 from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
@@ -80,6 +81,7 @@ class Runtime:
         self.children = ChildStarter(self)
         self.processes = StepProcesses(store.engine)
         self.jobs, self.runners = RunnerJobs(store.engine), RunnerRegistry(store.engine)
+        self.job_watch = JobWatch(self.jobs, clock)
         self.host, self.boot_id = socket.gethostname(), boot_id()  # where step programs run
         self.activity = ActivityContext(
             workflows_dir=settings.workflows_dir,
@@ -135,6 +137,7 @@ class Runtime:
             task.cancel()  # a step still running stays "running" in storage: resume runs it again
         await asyncio.gather(*drivers, return_exceptions=True)
         self.watch.close()
+        await self.job_watch.close()
         try:  # every lease, including runs a driver left behind: another process may take them at once
             await self.store.release_all(self.owner)
         except Exception:

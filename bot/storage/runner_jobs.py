@@ -141,6 +141,12 @@ class RunnerJobs:
             row = (await conn.execute(sa.select(table).where(table.c.id == job_id))).first()
         return _job(row) if row else None
 
+    async def get_many(self, job_ids: list[str]) -> list[Job]:
+        if not job_ids:
+            return []
+        async with self.engine.connect() as conn:
+            return [_job(r) for r in await conn.execute(sa.select(table).where(table.c.id.in_(job_ids)))]
+
     async def for_run(self, run_id: str) -> list[Job]:
         """Every job of a run, oldest first."""
         query = sa.select(table).where(table.c.run_id == run_id).order_by(table.c.created_at)
