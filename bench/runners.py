@@ -5,8 +5,8 @@
 
 A real `switchboard run` server on a fresh PostgreSQL schema and real `switchboard runner` processes
 (concurrency 4 each). Every run has one no-op step (`true`) with `runs_on: [bench]`. From the job rows:
-- dispatch: job queued (the step's start is committed) → leased to a runner;
-- overhead: job queued → result stored, less the program's own run time;
+- dispatch: job queued (the step's start is committed) → leased to a runner, one step at a time;
+- overhead: job queued → result stored, less the program's own run time, one step at a time;
 - throughput: steps per second from the first run started to the last one finished;
 - re-dispatch: a runner holding a job is killed with -9; time from the kill to the job's next attempt
   being leased to the other runner (bounded by the lease, which the kill lets lapse).
@@ -159,14 +159,8 @@ class Bench:
                 proc.kill()
 
 
-async def throughput(bench: Bench, runners: int, n: int) -> None:
-    procs = [bench.runner(f"R{i}") for i in range(runners)]
-    await asyncio.sleep(3)  # every runner registered and polling
-    began = time.monotonic()
-    ids = await bench.start_runs("noop", n)
-    await bench.wait_finished(ids)
-    took = time.monotonic() - began
-    rows = await bench.jobs(ids)
+def figures(rows: list[Any]) -> tuple[list[float], list[float]]:
+    """Per job: queued → leased, and queued → result stored less the program's run time (ms)."""
     dispatch = [(r["taken_at"] - r["created_at"]) * 1000 for r in rows if r["taken_at"]]
     overhead = [
         (
@@ -178,10 +172,37 @@ async def throughput(bench: Bench, runners: int, n: int) -> None:
         for r in rows
         if r["finished_at"] and r["outcome"]
     ]
+    return dispatch, overhead
+
+
+async def one_at_a_time(bench: Bench, n: int) -> None:
+    proc = bench.runner("S")
+    await asyncio.sleep(3)
+    ids = []
+    for _ in range(n):
+        ids += await bench.start_runs("noop", 1)
+        await bench.wait_finished(ids[-1:])
+    dispatch, overhead = figures(await bench.jobs(ids))
     print(
-        f"{runners} runner(s): {n} no-op steps in {took:.2f}s = {n / took:.1f} steps/s; "
-        f"dispatch p50 {pct(dispatch, 0.5):.0f} ms p99 {pct(dispatch, 0.99):.0f} ms; "
-        f"overhead p50 {pct(overhead, 0.5):.0f} ms p99 {pct(overhead, 0.99):.0f} ms; {load()}"
+        f"one step at a time, {n} steps: dispatch p50 {pct(dispatch, 0.5):.0f} ms p99 {pct(dispatch, 0.99):.0f} ms;"
+        f" overhead (queued -> result stored, less the program) p50 {pct(overhead, 0.5):.0f} ms"
+        f" p99 {pct(overhead, 0.99):.0f} ms; {load()}"
+    )
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+async def throughput(bench: Bench, runners: int, n: int) -> None:
+    procs = [bench.runner(f"R{i}") for i in range(runners)]
+    await asyncio.sleep(3)  # every runner registered and polling
+    began = time.monotonic()
+    ids = await bench.start_runs("noop", n)
+    await bench.wait_finished(ids)
+    took = time.monotonic() - began
+    dispatch, _ = figures(await bench.jobs(ids))
+    print(
+        f"{runners} runner(s) x concurrency 4: {n} no-op steps started at once, done in {took:.2f}s = "
+        f"{n / took:.1f} steps/s (queued -> leased p50 {pct(dispatch, 0.5):.0f} ms); {load()}"
     )
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
@@ -232,6 +253,7 @@ async def main() -> None:
         try:
             await bench.start()
             print(f"remote runners on localhost, {args.runs} runs per row; {load()}")
+            await one_at_a_time(bench, 20)
             for count in (1, 2, 4):
                 await throughput(bench, count, args.runs)
             await redispatch(bench)
