@@ -325,3 +325,58 @@ async def test_a_token_without_the_runner_scope_or_the_labels_is_refused(server:
     r = await server.runner("deploy", "Y", token=build_only)
     assert r.proc.wait(timeout=60) == 2
     assert "may take jobs labelled build only, not deploy" in r.output()
+
+
+async def test_a_runner_gets_the_secrets_its_step_names_and_no_others(
+    db_url: str, workflows_dir: Path
+) -> None:
+    s = Server(db_url, workflows_dir)
+    s.bot = Bot(
+        db_url,
+        workflows_dir,
+        SWITCHBOARD_RUNNER_LEASE=LEASE,
+        DEPLOY_TOKEN="deploy-secret-7f3a9c",
+        OTHER_TOKEN="other-secret-52d1e8",
+    )
+    seen, env_dump = workflows_dir / "seen", workflows_dir / "env"
+    (workflows_dir / "secretive.yaml").write_text(
+        "name: secretive\nsecrets: [DEPLOY_TOKEN, OTHER_TOKEN]\nsteps:\n  deploy:\n    runs_on: [deploy]\n"
+        f"    run: {shell(f'printf %s $TOKEN > {seen}; env > {env_dump}')}\n"
+        "    env: {TOKEN: '${{ secrets.DEPLOY_TOKEN }}'}\n"
+    )
+    try:
+        await s.start()
+        await s.runner("deploy", "A")
+        run = await s.finished(await s.start_run("secretive"))
+        assert run["status"] == "succeeded", run
+        assert seen.read_text() == "deploy-secret-7f3a9c"  # the value itself, not a mask
+        assert "other-secret-52d1e8" not in env_dump.read_text()
+        async with s.engine.connect() as conn:
+            [params] = (await conn.execute(sa.select(runner_jobs.c.params))).scalars().all()
+        assert params is None
+    finally:
+        await s.close()
+
+
+async def test_a_step_times_out_on_the_runner_or_waiting_for_one(server: Server, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    script = f'trap "echo term >> {log}; exit 143" TERM; echo started >> {log}; sleep 60 & wait'
+    workflow(
+        server.workflows,
+        "slow",
+        f"  deploy:\n    runs_on: [deploy]\n    timeout: 3s\n    run: {shell(script)}\n",
+    )
+    workflow(
+        server.workflows, "lonely", "  deploy:\n    runs_on: [gpu]\n    timeout: 2s\n    run: ['true']\n"
+    )
+    lonely = await server.start_run("lonely")
+    await server.runner("deploy", "A")
+    run = await server.finished(await server.start_run("slow"))
+    assert run["status"] == "failed"
+    assert run["steps"][0]["error"].startswith("timed out after 3")  # as a local step says it
+    await eventually(lambda: lines(log) == ["started", "term"], 30, "SIGTERM to reach the program")
+    run = await server.finished(lonely)
+    assert run["status"] == "failed" and run["steps"][0]["error"].startswith("timed out after 2")
+    async with server.engine.connect() as conn:
+        statuses = (await conn.execute(sa.select(runner_jobs.c.run_id, runner_jobs.c.status))).all()
+    assert (lonely, "cancelled") in statuses  # nobody can take it any more

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.identity import Identity, Place
+from bot.runtime import job_secrets
 from bot.runtime.runtime import Runtime
 from bot.storage.gauges import read_figures
 from engine.core import Core
@@ -127,3 +128,17 @@ async def test_runner_jobs_waiting_and_running_are_gauges_read_from_the_table(ru
     figures = await read_figures(runtime.store.engine, now)
     assert (figures.runner_jobs_waiting, figures.runner_jobs_running) == (1, 1)
     assert figures.runner_oldest_wait == 30.0
+
+
+def test_secrets_leave_a_job_as_markers_and_come_back_only_with_the_jobs_nonce(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEPLOY_TOKEN", "tok-123456")
+    params = {"argv": ["deploy"], "env": {"AUTH": "Bearer tok-123456", "PLAIN": "x"}}
+    stored = job_secrets.hide(params, {"DEPLOY_TOKEN": "tok-123456", "EMPTY": ""}, "n1")
+    assert "tok-123456" not in str(stored)
+    assert stored["env"]["AUTH"] == "Bearer [sb-secret:n1:DEPLOY_TOKEN]"
+    assert job_secrets.reveal(stored, "n1") == params
+    # a marker with another nonce (written by an input, say) is left as text
+    forged = {"env": {"X": "[sb-secret:guess:DEPLOY_TOKEN]"}}
+    assert job_secrets.reveal(forged, "n1") == forged

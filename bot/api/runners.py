@@ -18,6 +18,7 @@ from bot.api.context import ApiContext
 from bot.api.models import Body
 from bot.api.routing import Call, Route
 from bot.errors import Conflict, NotFound, NotPermitted
+from bot.runtime import job_secrets
 from bot.runtime.runtime import Runtime
 from bot.storage.runner_jobs import LEASED, Job
 from bot.storage.runner_registry import RunnerRow
@@ -187,7 +188,9 @@ class RunnerEndpoints:
             step=job.step,
             attempt=job.attempt,
             kind=job.kind,
-            params=job.params or {},
+            params=job_secrets.reveal(job.params or {}, job.secret_nonce)
+            if job.secret_nonce
+            else job.params or {},
             idempotency_key=job.idempotency_key,
             timeout=job.timeout,
             kill_grace=activity.kill_grace,

@@ -60,7 +60,7 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
             await rt.children.prepare(batch, live, effect)
         elif isinstance(effect, StartStep) and effect.runs_on:
             if not effect.reattach:
-                queue_job(rt, batch, state.run_id, effect)
+                queue_job(rt, batch, state, effect)
         elif isinstance(effect, StartStep) and effect.kind == "run":
             record_start(rt, batch, state.run_id, effect.key, effect.attempt, effect.compensation)
     if state.status.finished:

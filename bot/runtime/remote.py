@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from bot.runtime import job_secrets
 from bot.storage.journal import Batch
 from bot.storage.runner_jobs import CANCELLED, DONE, LEASED, LOST, QUEUED, Job
 from engine.activities.base import StepCall, StepFailure
@@ -35,19 +36,21 @@ class RunnerLost(Exception):
         self.started = started
 
 
-def queue_job(rt: Runtime, batch: Batch, run_id: str, effect: StartStep) -> None:
-    """Add the job of a remote step's attempt to the batch that stores its start."""
+def queue_job(rt: Runtime, batch: Batch, state: RunState, effect: StartStep) -> None:
+    """Add the job of a remote step's attempt to the batch that stores its start (secrets as markers)."""
+    nonce = job_secrets.new_nonce()
     row = rt.jobs.row(
-        run_id,
+        state.run_id,
         effect.key,
         effect.attempt,
         effect.compensation,
         effect.kind,
         effect.runs_on,
-        effect.params,
+        job_secrets.hide(effect.params, state.secrets, nonce),
         effect.timeout,
         rt.clock(),
     )
+    row["secret_nonce"] = nonce
     batch.add(rt.jobs.insert, row)
 
 

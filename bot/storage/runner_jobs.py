@@ -27,6 +27,7 @@ _RESET = (
     "labels",
     "params",
     "idempotency_key",
+    "secret_nonce",
     "timeout",
     "status",
     "runner_id",
@@ -55,6 +56,7 @@ class Job:
     labels: tuple[str, ...]
     params: dict[str, Any] | None
     idempotency_key: str
+    secret_nonce: str
     timeout: float | None
     status: str
     runner_id: str | None
@@ -110,6 +112,7 @@ class RunnerJobs:
             "labels": sorted(labels),
             "params": params,
             "idempotency_key": f"{run_id}:{step}" + (":compensate" if compensation else ""),
+            "secret_nonce": "",
             "timeout": timeout,
             "status": QUEUED,
             "runner_id": None,

@@ -447,6 +447,7 @@ runner_jobs = sa.Table(
     sa.Column("labels", sa.JSON, nullable=False),
     sa.Column("params", sa.JSON),  # rendered, secrets included: erased when the job ends
     sa.Column("idempotency_key", sa.String(300), nullable=False),
+    sa.Column("secret_nonce", sa.String(32), nullable=False),  # secrets in params are markers (job_secrets)
     sa.Column("timeout", sa.Float),
     sa.Column("status", sa.String(12), nullable=False, index=True),  # queued|leased|done|lost|cancelled
     sa.Column("runner_id", sa.String(32), index=True),

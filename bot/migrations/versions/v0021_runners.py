@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("labels", sa.JSON, nullable=False),
         sa.Column("params", sa.JSON),
         sa.Column("idempotency_key", sa.String(300), nullable=False),
+        sa.Column("secret_nonce", sa.String(32), nullable=False),
         sa.Column("timeout", sa.Float),
         sa.Column("status", sa.String(12), nullable=False, index=True),
         sa.Column("runner_id", sa.String(32), index=True),
