@@ -380,3 +380,12 @@ async def test_a_step_times_out_on_the_runner_or_waiting_for_one(server: Server,
     async with server.engine.connect() as conn:
         statuses = (await conn.execute(sa.select(runner_jobs.c.run_id, runner_jobs.c.status))).all()
     assert (lonely, "cancelled") in statuses  # nobody can take it any more
+
+
+async def test_a_revoked_token_stops_its_runner(server: Server) -> None:
+    text = await server.token("soon-revoked", "runner", frozenset({"deploy"}))
+    r = await server.runner("deploy", "R", token=text)
+    await eventually(lambda: "registered as" in r.output(), 60, "the runner to register")
+    await TokenStore(server.engine).revoke("soon-revoked", 2.0)
+    assert r.proc.wait(timeout=60) == 2
+    assert "the server refused this runner (401)" in r.output()

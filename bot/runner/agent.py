@@ -56,14 +56,19 @@ class Runner:
         async with aiohttp.ClientSession() as session:
             self.api = Api(self.options.url, self.options.token, session)
             await self._register()
-            beat = asyncio.create_task(self._heartbeats())
+            beat = asyncio.create_task(self._heartbeats(), name="heartbeats")
+            take = asyncio.create_task(self._take(), name="take")
             try:
-                await self._take()
+                # Either ends only by an error (a revoked token, say): the other must not go on without it.
+                done, _ = await asyncio.wait({beat, take}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
             finally:
                 beat.cancel()
+                take.cancel()
                 for task in list(self.jobs.values()):
                     task.cancel()  # each stops its program group before it ends
-                await asyncio.gather(beat, *self.jobs.values(), return_exceptions=True)
+                await asyncio.gather(beat, take, *self.jobs.values(), return_exceptions=True)
 
     async def _register(self) -> None:
         assert self.api is not None
