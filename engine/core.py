@@ -32,6 +32,7 @@ from engine.signals import (
     StepCompleted,
     StepFailed,
     StepLost,
+    StepProgress,
     StepWaiting,
     TimerFired,
 )
@@ -90,10 +91,11 @@ class Core(Scheduling, StepOutcomes, RunFinishing):
                 self._failed(signal)
             case StepLost():
                 self._lost(signal)
-            case StepWaiting():
+            case StepWaiting() | StepProgress():
                 step = self.state.steps.get(signal.key)
                 if step is not None and step.status == StepStatus.RUNNING and step.attempt == signal.attempt:
-                    self.emit("step_waiting", signal.key, text=signal.text, attempt=signal.attempt)
+                    kind = "step_waiting" if isinstance(signal, StepWaiting) else "step_progress"
+                    self.emit(kind, signal.key, text=signal.text, attempt=signal.attempt)
             case TimerFired():
                 self._timer(signal)
             case ApprovalDecided():

@@ -50,6 +50,15 @@ class StepWaiting:
 
 
 @dataclass(frozen=True)
+class StepProgress:
+    """The newest output lines of a step running on a runner (coalesced: one every few seconds)."""
+
+    key: str
+    attempt: int
+    text: str
+
+
+@dataclass(frozen=True)
 class StepCompleted:
     key: str
     attempt: int
@@ -107,6 +116,7 @@ Signal = (
     | StepFailed
     | StepLost
     | StepWaiting
+    | StepProgress
     | TimerFired
     | ApprovalDecided
     | Cancel

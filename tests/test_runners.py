@@ -283,13 +283,25 @@ async def test_a_step_waits_for_a_runner_then_runs_and_survives_a_server_restart
     assert "reachable again" in runner.output()
 
 
-async def test_cancel_stops_the_program_on_the_runner(server: Server, tmp_path: Path) -> None:
+async def test_output_shows_as_progress_and_cancel_stops_the_program_on_the_runner(
+    server: Server, tmp_path: Path
+) -> None:
     log = tmp_path / "log"
-    script = f'trap "echo term >> {log}; exit 143" TERM; echo started >> {log}; sleep 60 & wait'
+    script = (
+        f'trap "echo term >> {log}; exit 143" TERM; echo started >> {log}; '
+        "echo compiling; echo linking; sleep 60 & wait"
+    )
     workflow(server.workflows, "stoppable", f"  deploy:\n    runs_on: [deploy]\n    run: {shell(script)}\n")
     runner = await server.runner("deploy", "A")
     run_id = await server.start_run("stoppable")
     await eventually(lambda: lines(log) == ["started"], 60, "the step to start")
+
+    async def progress() -> list[dict[str, Any]]:
+        run = await server.api("GET", f"/runs/{run_id}")
+        return [e for e in run["events"] if e["type"] == "step_progress"]
+
+    [shown] = await eventually(progress, 60, "the streamed lines to show as progress")
+    assert shown["data"]["text"] == "compiling\nlinking"
     await server.api("POST", f"/runs/{run_id}/cancel", {})
     run = await server.finished(run_id)
     assert run["status"] == "cancelled"

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from bot.identity import Identity, Place
 from bot.runtime import job_secrets
 from bot.runtime.runtime import Runtime
+from bot.runtime.status_cards import thread_reply
 from bot.storage.gauges import read_figures
 from engine.core import Core
 from engine.signals import StartStep, StepCompleted, StepLost
@@ -142,3 +143,16 @@ def test_secrets_leave_a_job_as_markers_and_come_back_only_with_the_jobs_nonce(
     # a marker with another nonce (written by an input, say) is left as text
     forged = {"env": {"X": "[sb-secret:guess:DEPLOY_TOKEN]"}}
     assert job_secrets.reveal(forged, "n1") == forged
+
+
+def test_the_thread_says_a_step_waits_for_a_runner_and_shows_its_output() -> None:
+    waiting = {
+        "type": "step_waiting",
+        "step_key": "deploy",
+        "data": {"text": "waiting for a runner labelled deploy"},
+    }
+    card = thread_reply(waiting)
+    assert card is not None and card.text == "⏳ *deploy* is waiting for a runner labelled deploy"
+    shown = {"type": "step_progress", "step_key": "deploy", "data": {"text": "compiling\nlinking"}}
+    card = thread_reply(shown)
+    assert card is not None and card.text == "… *deploy* on its runner:\n```compiling\nlinking```"

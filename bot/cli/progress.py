@@ -99,6 +99,8 @@ class Progress:
                 return interruption_text(d)
             case "step_waiting":
                 return str(d.get("text"))
+            case "step_progress":
+                return "output: " + _last(str(d.get("text", "")))
             case "run_resumed":
                 return "resumed"
         return ev.type.replace("_", " ")

@@ -15,7 +15,7 @@ from bot.runtime import job_secrets
 from bot.storage.journal import Batch
 from bot.storage.runner_jobs import CANCELLED, DONE, LEASED, LOST, QUEUED, Job
 from engine.activities.base import StepCall, StepFailure
-from engine.signals import Interruption, StartStep, StepWaiting
+from engine.signals import Interruption, StartStep, StepProgress, StepWaiting
 from engine.state import RunState, StepStatus
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PROGRESS_EVERY = 10.0  # seconds between two progress posts of one step's streamed output
+PROGRESS_LINES = 8  # lines of output in one progress post
 WAITING_NOTE_AFTER = 1.0  # a job queued this long with no runner for its labels is said to be waiting
 
 
@@ -66,6 +68,7 @@ async def run_remote(rt: Runtime, call: StepCall, labels: tuple[str, ...]) -> di
     if job is None:  # stored with the step's start: only a bug gets here
         raise StepFailure("action", f"the job of step {call.step_key} attempt {call.attempt} was not stored")
     said_waiting = False
+    shown_at, shown = rt.clock(), ""  # the output tail last posted as progress
     try:
         while True:
             if job.status == DONE:
@@ -92,6 +95,8 @@ async def run_remote(rt: Runtime, call: StepCall, labels: tuple[str, ...]) -> di
                     live = rt.live.get(call.run_id)
                     if live is not None:
                         live.push(StepWaiting(call.step_key, call.attempt, waiting_text(labels)))
+            if job.status == LEASED and rt.clock() - shown_at >= PROGRESS_EVERY:
+                shown_at, shown = rt.clock(), await _progress(rt, call, job, shown)
             job = await rt.job_watch.change(job, WAITING_NOTE_AFTER) or job
     except asyncio.CancelledError:
         # A cancel, the step's timeout or this process stopping: tell the runner to stop the program.
@@ -99,6 +104,18 @@ async def run_remote(rt: Runtime, call: StepCall, labels: tuple[str, ...]) -> di
         if not rt.stopping:
             await asyncio.shield(rt.jobs.cancel(job.id, rt.clock()))
         raise
+
+
+async def _progress(rt: Runtime, call: StepCall, job: Job, shown: str) -> str:
+    """Post the newest streamed lines in the run's thread when they changed; return what is shown now."""
+    fresh = await rt.jobs.get(job.id)
+    output = (fresh.output if fresh else None) or ""
+    tail = "\n".join(output.rstrip("\n").splitlines()[-PROGRESS_LINES:])
+    if tail and tail != shown:
+        live = rt.live.get(call.run_id)
+        if live is not None:
+            live.push(StepProgress(call.step_key, call.attempt, tail))
+    return tail or shown
 
 
 def _outcome(job: Job) -> dict[str, Any]:
