@@ -17,7 +17,7 @@ from bot.api.callers import Caller
 from bot.api.context import ApiContext
 from bot.api.models import Body
 from bot.api.routing import Call, Route
-from bot.errors import Conflict, NotFound, NotPermitted
+from bot.errors import BadInput, Conflict, NotFound, NotPermitted
 from bot.runtime import job_secrets
 from bot.runtime.runtime import Runtime
 from bot.storage.runner_jobs import LEASED, Job
@@ -105,7 +105,7 @@ class RunnerEndpoints:
         caller = _runner_token(call.who)
         bad = [label for label in body.labels if not RUNNER_LABEL.match(label)]
         if bad:
-            raise NotPermitted(f"Runner label {bad[0]!r} is not a label: letters, digits, '.', '_', '-'")
+            raise BadInput(f"Runner label {bad[0]!r} is not a label: letters, digits, '.', '_', '-'")
         missing = sorted(set(body.labels) - caller.runner_labels)
         if missing:
             raise NotPermitted(
@@ -225,6 +225,7 @@ def runner_routes(ctx: ApiContext, prefix: str) -> list[Route]:
             scope="runner",
             body=Register,
             returns=Registered,
+            errors=(400,),
         ),
         Route(
             "POST",
