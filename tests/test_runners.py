@@ -401,3 +401,28 @@ async def test_a_revoked_token_stops_its_runner(server: Server) -> None:
     await TokenStore(server.engine).revoke("soon-revoked", 2.0)
     assert r.proc.wait(timeout=60) == 2
     assert "the server refused this runner (401)" in r.output()
+
+
+async def test_a_runner_stopped_with_sigterm_stops_its_program_and_hands_the_job_back(
+    server: Server, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    script = f'trap "echo term >> {log}; exit 143" TERM; echo started >> {log}; sleep 60 & wait'
+    workflow(
+        server.workflows,
+        "handed_back",
+        f"  deploy:\n    runs_on: [deploy]\n    on_interrupt: fail\n    run: {shell(script)}\n",
+    )
+    runner = await server.runner("deploy", "A")
+    run_id = await server.start_run("handed_back")
+    await eventually(lambda: lines(log) == ["started"], 60, "the step to start")
+    runner.proc.terminate()
+    assert runner.proc.wait(timeout=30) == 0
+    assert lines(log) == ["started", "term"]  # SIGTERM reached the program before the runner ended
+    assert "handed back: this runner is stopping" in runner.output()  # not left to lapse
+    run = await server.finished(run_id)
+    assert run["status"] == "failed"
+    assert "on runner A" in run["steps"][0]["error"] and "on_interrupt: fail" in run["steps"][0]["error"]
+    async with server.engine.connect() as conn:
+        [status] = (await conn.execute(sa.select(runner_jobs.c.status))).scalars().all()
+    assert status == "lost"

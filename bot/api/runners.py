@@ -83,7 +83,11 @@ class Output(Body):
 class Result(Body):
     ok: bool
     result: dict[str, Any] = {}
-    kind: str | None = Field(default=None, max_length=20, description="The failure's kind when not ok")
+    kind: str | None = Field(
+        default=None,
+        max_length=20,
+        description="The failure's kind when not ok; 'interrupted' hands the job back (runner stopping)",
+    )
     message: str = Field(default="", max_length=2000)
 
 
@@ -161,7 +165,10 @@ class RunnerEndpoints:
         body: Result = call.body
         runner = await self._runner(call)
         outcome = {"ok": body.ok, "result": body.result, "kind": body.kind, "message": body.message}
-        if await self.rt.jobs.finish(call.path["job_id"], runner.id, outcome, self.svc.now()):
+        if not body.ok and body.kind == "interrupted":  # the runner is stopping: on_interrupt decides
+            if await self.rt.jobs.hand_back(call.path["job_id"], runner.id, self.svc.now()):
+                return Accepted(accepted=True)
+        elif await self.rt.jobs.finish(call.path["job_id"], runner.id, outcome, self.svc.now()):
             return Accepted(accepted=True)
         job = await self.rt.jobs.get(call.path["job_id"])
         if job is None or job.runner_id != runner.id:

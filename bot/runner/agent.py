@@ -25,6 +25,8 @@ from engine.activities.registry import activity
 from engine.durations import format_duration
 
 log = logging.getLogger(__name__)
+INTERRUPTED = "interrupted"  # the failure kind of a job handed back by a runner that is stopping
+REPORT_WAIT = 5.0  # seconds a stopping runner waits to hand a job back
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Runner:
         self.jobs: dict[str, asyncio.Task[None]] = {}
         self.gone: set[str] = set()  # jobs whose lease was lost: their end is not reported
         self.api: Api | None = None
+        self.closing = False  # set on SIGTERM: jobs stopped now are handed back, not failed
 
     async def serve(self) -> None:
         """Run until cancelled (SIGTERM) or refused (``Refused`` propagates)."""
@@ -64,6 +67,7 @@ class Runner:
                 for task in done:
                     task.result()
             finally:
+                self.closing = True
                 beat.cancel()
                 take.cancel()
                 for task in list(self.jobs.values()):
@@ -150,13 +154,25 @@ class Runner:
                 if current is not None:
                     current.uncancel()  # handled: the report below must not be cancelled too
                 outcome = {"ok": False, "kind": "action", "message": "cancelled", "result": {}}
+                if self.closing:  # the step did not fail: its runner stopped; on_interrupt decides
+                    stopped = f"runner {self.options.name} stopped"
+                    outcome = {"ok": False, "kind": INTERRUPTED, "message": stopped, "result": {}}
             finally:
                 await stream.close()
             if job_id in self.gone:
                 return
-            status, data = await self.api.call(f"/{self.runner_id}/jobs/{job_id}/result", outcome)
+            report = self.api.call(f"/{self.runner_id}/jobs/{job_id}/result", outcome)
+            try:  # while stopping, a server that does not answer soon lets the lease lapse instead
+                status, data = await asyncio.wait_for(report, REPORT_WAIT if self.closing else None)
+            except TimeoutError:
+                log.warning("job %s: the server did not take its hand-back; its lease lapses", job_id)
+                return
             if status != 200:
                 log.warning("job %s: its result was not taken (%s): %s", job_id, status, data.get("detail"))
+            elif outcome.get("kind") == INTERRUPTED:
+                log.warning(
+                    "job %s handed back: this runner is stopping (its step follows on_interrupt)", job_id
+                )
             else:
                 log.info(
                     "job %s: %s", job_id, "succeeded" if outcome["ok"] else f"failed: {outcome['message']}"

@@ -221,6 +221,16 @@ class RunnerJobs:
             )
         return done.rowcount == 1
 
+    async def hand_back(self, job_id: str, runner_id: str, now: float) -> bool:
+        """A stopping runner gives a job up: it is lost at once, as a lapsed lease would make it."""
+        async with self.engine.begin() as conn:
+            lost = await conn.execute(
+                table.update()
+                .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
+                .values(status=LOST, params=None, finished_at=now)
+            )
+        return lost.rowcount == 1
+
     async def append_output(self, job_id: str, runner_id: str, text: str) -> bool:
         """Add streamed lines to the job's kept tail (bounded), while the runner holds the job."""
         async with self.engine.begin() as conn:
