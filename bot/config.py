@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     db_application_name: str = Field(default="switchboard", max_length=63)
     poll_interval: float = Field(default=1.0, gt=0.0)
     kill_grace: float = Field(default=5.0, ge=0.0)
+    # A remote runner's lease on a job: renewed by its heartbeats (every third of it); a runner silent for
+    # this long loses its jobs, which then follow their step's on_interrupt.
+    runner_lease: float = Field(default=15.0, ge=1.0, le=600.0)
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, validation_alias=AliasChoices("PORT", "SWITCHBOARD_PORT"))

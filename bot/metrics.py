@@ -33,6 +33,9 @@ class Figures:
     queue_oldest_wait: dict[str, float] = field(default_factory=dict)
     outbox_pending: dict[str, int] = field(default_factory=dict)
     outbox_oldest: dict[str, float] = field(default_factory=dict)
+    runner_jobs_waiting: int = 0  # remote step jobs queued for a runner
+    runner_jobs_running: int = 0  # leased to a runner
+    runner_oldest_wait: float | None = None  # seconds the longest-queued remote job has waited
 
 
 class Snapshot(Collector):
@@ -64,6 +67,18 @@ class Snapshot(Collector):
             "How long the longest-waiting conversation in the queue has waited",
             f.queue_oldest_wait,
         )
+        yield _gauge(
+            "switchboard_runner_jobs_waiting", "Remote step jobs waiting for a runner", f.runner_jobs_waiting
+        )
+        yield _gauge(
+            "switchboard_runner_jobs_running", "Remote step jobs leased to a runner", f.runner_jobs_running
+        )
+        if f.runner_oldest_wait is not None:
+            yield _gauge(
+                "switchboard_runner_oldest_wait_seconds",
+                "How long the longest-waiting remote step job has waited for a runner",
+                f.runner_oldest_wait,
+            )
         yield _by_platform(
             "switchboard_outbox_pending", "Chat messages and card edits not delivered yet", f.outbox_pending
         )
@@ -147,6 +162,11 @@ class Metrics:
         )
         self.lease_takeovers = Counter(
             "switchboard_lease_takeovers", "Runs taken over from another process's lease", registry=r
+        )
+        self.runner_jobs_lost = Counter(
+            "switchboard_runner_jobs_lost",
+            "Remote step jobs whose runner stopped heart-beating (the step followed its on_interrupt)",
+            registry=r,
         )
         self.leases_lost = Counter(
             "switchboard_leases_lost", "Runs whose lease another process took from this one", registry=r

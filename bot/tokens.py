@@ -26,9 +26,11 @@ SCOPES = {
     "conversations:write": "talk with the assistant and the agents' desk as the token's identity",
     "webhooks:receive": "deliver webhooks",
     "webhooks:manage": "add, list and remove outbound webhooks and read their deliveries (admins only)",
+    "runner": "act as a remote runner: take and report the step jobs of the token's --label labels",
 }
 ID_HEX = 12
 TOKEN = re.compile(rf"^{PREFIX}(?P<id>[0-9a-f]{{{ID_HEX}}})_(?P<secret>[A-Za-z0-9_-]{{43}})$")
+RUNNER_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # as engine.spec.RUNNER_LABEL
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
 _NO_HASH = "0" * 64  # compared against when no row matches, so a miss costs what a hit costs
@@ -51,6 +53,7 @@ class TokenIdentity:
     name: str
     scopes: frozenset[str]
     identity: Identity
+    runner_labels: frozenset[str] = frozenset()  # a runner token takes jobs of these labels only
 
     def allows(self, scope: str) -> bool:
         """Whether the token carries ``scope`` (a scope Switchboard does not know is a bug in the caller)."""
@@ -96,6 +99,23 @@ def parse_scopes(values: Iterable[str]) -> frozenset[str]:
     if unknown:
         raise BadInput(f"Unknown scope {', '.join(map(repr, unknown))}; the scopes are {known_scopes()}")
     return frozenset(scopes)
+
+
+def parse_labels(values: Iterable[str], scopes: frozenset[str]) -> frozenset[str]:
+    """A runner token's labels from ``--label`` values (each may list several); only with the runner scope."""
+    labels = {part.strip() for value in values for part in value.split(",") if part.strip()}
+    if labels and "runner" not in scopes:
+        raise BadInput("--label is for runner tokens: add --scope runner, or leave out --label")
+    if "runner" in scopes and not labels:
+        raise BadInput(
+            "A runner token needs the labels whose jobs it may take: --label deploy (several: --label a,b)"
+        )
+    bad = sorted(label for label in labels if not RUNNER_LABEL.match(label))
+    if bad:
+        raise BadInput(
+            f"Runner label {bad[0]!r}: use 1-63 letters, digits, '.', '_' or '-', starting with one"
+        )
+    return frozenset(labels)
 
 
 def known_scopes() -> str:

@@ -23,6 +23,7 @@ from engine.signals import (
     ApprovalDecided,
     Cancel,
     Decision,
+    Interruption,
     Resume,
     Retry,
     Rewind,
@@ -33,6 +34,9 @@ from engine.signals import (
     StartStep,
     StepCompleted,
     StepFailed,
+    StepLost,
+    StepProgress,
+    StepWaiting,
     TimerFired,
 )
 from engine.state import RunState, RunStatus, StepStatus
@@ -88,6 +92,13 @@ class Core(Scheduling, StepOutcomes, RunFinishing, Rewinding):
                 self._completed(signal)
             case StepFailed():
                 self._failed(signal)
+            case StepLost():
+                self._lost(signal)
+            case StepWaiting() | StepProgress():
+                step = self.state.steps.get(signal.key)
+                if step is not None and step.status == StepStatus.RUNNING and step.attempt == signal.attempt:
+                    kind = "step_waiting" if isinstance(signal, StepWaiting) else "step_progress"
+                    self.emit(kind, signal.key, text=signal.text, attempt=signal.attempt)
             case TimerFired():
                 self._timer(signal)
             case ApprovalDecided():
@@ -128,8 +139,20 @@ class Core(Scheduling, StepOutcomes, RunFinishing, Rewinding):
         st = self.state
         self.emit("run_resumed", None, status=str(st.status))
         elsewhere = {i.key: i for i in signal.interrupted}
+        attached = set(signal.attached)
         for key, step in list(st.steps.items()):
-            if step.status == StepStatus.RUNNING and step.items is None:
+            if step.status == StepStatus.RUNNING and key in attached:
+                # Its job is queued, held by a live runner, or done on it: wait for that, never run it twice.
+                spec = self.spec.steps[step.step_id]
+                labels = tuple(spec.runs_on or ())
+                timeout = spec.timeout or (spec.http.timeout if spec.http else None)
+                self.running.add(key)
+                self._d.effects.append(
+                    StartStep(
+                        key, step.step_id, spec.kind, step.attempt, {}, timeout, runs_on=labels, reattach=True
+                    )
+                )
+            elif step.status == StepStatus.RUNNING and step.items is None:
                 # At-least-once: a step in flight when the process died runs again, same idempotency
                 # key, unless it ran where its program could not be stopped and on_interrupt says no.
                 self.interrupts.resumed(step, elsewhere.get(key))
@@ -145,6 +168,13 @@ class Core(Scheduling, StepOutcomes, RunFinishing, Rewinding):
         if st.cancel_requested:
             self.cancel("resume", "")
         self.schedule(list(self.spec.steps))
+
+    def _lost(self, signal: StepLost) -> None:
+        step = self.state.steps.get(signal.key)
+        if step is None or step.status != StepStatus.RUNNING or step.attempt != signal.attempt:
+            return  # already finished or moved on: a late report of a lease lapse changes nothing
+        self.running.discard(signal.key)
+        self.interrupts.resumed(step, Interruption(signal.key, signal.host, signal.at))
 
     def _retry(self, by: str) -> None:
         st = self.state

@@ -177,6 +177,9 @@ class Scheduling(CoreBase):
             self.start_record(step)
             self.running.add(key)
             timeout = spec.timeout or (spec.http.timeout if spec.http else None)
-            self._d.effects.append(StartStep(key, step.step_id, spec.kind, step.attempt, params, timeout))
+            labels = tuple(spec.runs_on or ())
+            self._d.effects.append(
+                StartStep(key, step.step_id, spec.kind, step.attempt, params, timeout, runs_on=labels)
+            )
             if key in self.background:
                 self.schedule(self.dependents[key])  # they start now: nothing waits for a background step

@@ -44,13 +44,18 @@ _DOCS = {
     "workflow": "The name of a workflow to run as a sub-workflow.",
     "with": "Arguments passed to the action or sub-workflow.",
     "on_interrupt": (
-        "For a 'run' step whose program was running on another host when its bot process died: rerun "
+        "For a 'run' step whose program was running on another host when its bot process died, or a step "
+        "with runs_on whose runner stopped heart-beating: rerun "
         "(the default, at least once), fail, or ask (an approval: run it again?). On the same host the "
         "leftover program is killed first and the step always runs again."
     ),
     "checkpoint": (
         "true, or a name: record the run's state once this step succeeds, so 'switchboard workflow rewind "
         "RUN --to NAME' can undo what came after (through compensate, newest first) and go on from here."
+    ),
+    "runs_on": (
+        "Runner labels: the step (run, http or action) runs on a `switchboard runner` that has every one "
+        "of them, and waits for one up to its timeout. Without it, the step runs where its run is."
     ),
     "background": (
         "Run this run, http, action or llm step in the background (it needs a 'timeout:'): steps "

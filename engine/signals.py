@@ -27,6 +27,35 @@ class Resume:
     their ``on_interrupt`` when ``interrupted`` lists them."""
 
     interrupted: tuple[Interruption, ...] = ()
+    attached: tuple[str, ...] = ()  # remote steps whose job still stands: wait for it, do not rerun
+
+
+@dataclass(frozen=True)
+class StepLost:
+    """A step's runner stopped heart-beating mid-attempt: the step follows its ``on_interrupt``."""
+
+    key: str
+    attempt: int
+    host: str  # the runner's name
+    at: float  # when the attempt started
+
+
+@dataclass(frozen=True)
+class StepWaiting:
+    """A remote step's job is queued and no connected runner has its labels (said once per attempt)."""
+
+    key: str
+    attempt: int
+    text: str  # "waiting for a runner labelled deploy"
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """The newest output lines of a step running on a runner (coalesced: one every few seconds)."""
+
+    key: str
+    attempt: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -93,6 +122,9 @@ Signal = (
     | Resume
     | StepCompleted
     | StepFailed
+    | StepLost
+    | StepWaiting
+    | StepProgress
     | TimerFired
     | ApprovalDecided
     | Cancel
@@ -113,6 +145,8 @@ class StartStep:
     params: dict[str, Any]
     timeout: float | None = None
     compensation: bool = False
+    runs_on: tuple[str, ...] = ()  # runner labels; empty: it runs in the process holding the run
+    reattach: bool = False  # a resumed remote attempt: its job is stored already, wait for its end
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ def _duration(value: Any) -> float:
 Duration = Annotated[float, BeforeValidator(_duration)]
 Trigger = Literal["all_success", "all_done", "one_success", "one_failed", "none_failed"]
 OnInterrupt = Literal["rerun", "fail", "ask"]
+RUNNER_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+MAX_RUNNER_LABELS = 16
+REMOTE_KINDS = ("run", "http", "action")  # the kinds a runner can take (docs/runners in README)
 ErrorKind = Literal["timeout", "command", "http", "connection", "action", "llm"]
 
 
@@ -329,6 +332,7 @@ class Step(Strict):
     retry: RetrySpec | None = None
     continue_on_error: bool = False
     on_interrupt: OnInterrupt = "rerun"
+    runs_on: list[str] | None = None  # runner labels: the step runs on a runner that has them all
     outputs: dict[str, str] = {}
     compensate: CompensateSpec | None = None
     background: bool = False  # nothing waits for it but the run's end (docs/background-steps.md)
@@ -386,10 +390,43 @@ class Step(Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
         _check_one_kind(self, STEP_KINDS)
-        if self.on_interrupt != "rerun" and self.run is None:
+        if self.on_interrupt != "rerun" and self.run is None and self.runs_on is None:
             raise ValueError(
-                "'on_interrupt' applies to 'run' steps only: other kinds leave nothing running after a crash"
+                "'on_interrupt' applies to 'run' steps, and to steps with 'runs_on': other kinds leave "
+                "nothing running after a crash"
             )
+        return self
+
+    @field_validator("runs_on", mode="before")
+    @classmethod
+    def _labels_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("runs_on")
+    @classmethod
+    def _labels(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("'runs_on' needs at least one runner label, e.g. [deploy]")
+        if len(value) > MAX_RUNNER_LABELS:
+            raise ValueError(f"'runs_on' lists {len(value)} labels; the limit is {MAX_RUNNER_LABELS}")
+        for label in value:
+            if not RUNNER_LABEL.match(label):
+                raise ValueError(
+                    f"runner label {label!r}: use 1-63 letters, digits, '.', '_' or '-', starting with one"
+                )
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _remote_kind(self) -> Step:
+        if self.runs_on is not None and self.kind not in REMOTE_KINDS:
+            raise ValueError(
+                f"'runs_on' applies to {', '.join(REMOTE_KINDS)} steps only; a {self.kind} step runs "
+                "where its run is"
+            )
+        if self.runs_on is not None and self.background:
+            raise ValueError("a step with 'runs_on' cannot be a background step (yet)")
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from handlers.conversations import (
 )
 from handlers.run_actions import run_button
 from handlers.run_form import submit_run_form
+from handlers.runners import runners_command
 from handlers.services import Services
 from handlers.types import Autocomplete, Click, Command, Reply, Submission
 from handlers.workflow import workflow_command
@@ -33,6 +34,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "agent": agent_command,
     "queue": queue_command,
     "conversation": conversation_command,
+    "runners": runners_command,
 }
 
 # button ids sb:{kind}:{target}:{choice} -> handler, by kind

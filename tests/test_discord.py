@@ -297,11 +297,11 @@ async def test_sync_commands_overwrites_the_guild_commands_then_global_ones(
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
-    assert f"Synced 6 command(s) to guild {p.GUILD}" in out.decode()
+    assert f"Synced 7 command(s) to guild {p.GUILD}" in out.decode()
     [put] = fake.calls("PUT", f"/applications/{p.APP_ID}/guilds/{p.GUILD}/commands")
     by_name = {c["name"]: c for c in put.body}
     group = by_name["workflow"]
-    assert set(by_name) == {"workflow", "approvals", "human", "agent", "queue", "conversation"}
+    assert set(by_name) == {"workflow", "approvals", "runners", "human", "agent", "queue", "conversation"}
     subcommands = {o["name"]: o for o in group["options"]}
     assert group["name"] == "workflow"
     assert set(subcommands) == {"run", "list", "help", "status", "cancel", "rewind", "rerun"}
@@ -316,6 +316,7 @@ async def test_sync_commands_overwrites_the_guild_commands_then_global_ones(
     assert [c["name"] for c in put.body] == [
         "workflow",
         "approvals",
+        "runners",
         "human",
         "agent",
         "queue",

@@ -237,7 +237,7 @@ def test_the_status_card_thread_says_what_happened() -> None:
 
 
 def test_on_interrupt_is_for_run_steps_only() -> None:
-    with pytest.raises(WorkflowInvalid, match="'on_interrupt' applies to 'run' steps only"):
+    with pytest.raises(WorkflowInvalid, match="'on_interrupt' applies to 'run' steps, and to steps with 'runs_on'"):
         workflow("name: w\nsteps:\n  pause: {wait: 1s, on_interrupt: fail}\n")
 
 

@@ -32,6 +32,8 @@ class Caller:
     who: Identity
     via: str
     scopes: frozenset[str]
+    token_id: str = ""  # empty for a console session
+    runner_labels: frozenset[str] = frozenset()
 
     def need(self, scope: str) -> None:
         """Refuse, naming the scope and the token, when the caller lacks ``scope``."""
@@ -72,7 +74,7 @@ class Callers:
             who = found.identity
             if f"{PLATFORM}:{who.user_id}" in self.settings.admins:
                 who = replace(who, admin=True)
-            return Caller(who, f"token {found.name!r}", found.scopes)
+            return Caller(who, f"token {found.name!r}", found.scopes, found.token_id, found.runner_labels)
         if request.headers.get("Authorization"):
             raise Unauthenticated("Send the token as 'Authorization: Bearer sbt_...'.")
         if SESSION_COOKIE in request.cookies:

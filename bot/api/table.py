@@ -39,6 +39,7 @@ from bot.api.models import (
     WorkflowList,
 )
 from bot.api.routing import Header, Route
+from bot.api.runners import runner_routes
 from bot.api.runs import IDEMPOTENCY_HEADER, RunEndpoints, RunQuery
 from bot.api.stream import RunStream
 from bot.api.webhooks import DeliveryQuery, WebhookEndpoints
@@ -382,6 +383,7 @@ def routes(ctx: ApiContext, system: SystemEndpoints) -> list[Route]:
             returns=DeliveryList,
             errors=(404,),
         ),
+        *runner_routes(ctx, PREFIX),
         Route("GET", f"{PREFIX}/openapi.json", "openapi", "This document", system.openapi, "system"),
         Route(
             "GET", f"{PREFIX}/docs", "docs", "The API's docs page", system.docs, "system", media="text/html"

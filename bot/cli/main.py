@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--as", dest="user", required=True, metavar="user:NAME", help="who the token acts as")
     p.add_argument("--group", action="append", default=[], help="a group that identity is in (repeatable)")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        help="with --scope runner: a label whose jobs the runner may take (repeatable, or comma-separated)",
+    )
     p.set_defaults(handler="bot.cli.tokens:create")
     p = tk.add_parser("list", help="every token: name, scopes, identity, created, last used, revoked")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -202,6 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler="bot.cli.webhooks:deliveries")
 
+    p = sub.add_parser(
+        "runner", help="run steps with runs_on here: connect out to a Switchboard server and take its jobs"
+    )
+    p.add_argument("--url", required=True, help="the server's base URL, e.g. https://switchboard.example")
+    p.add_argument("--token", help="a runner token (or set SWITCHBOARD_RUNNER_TOKEN)")
+    p.add_argument("--labels", required=True, help="comma-separated labels, e.g. deploy,linux")
+    p.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1, at most 64)")
+    p.add_argument("--name", help="the name shown in `runners list` (default: this host's name)")
+    p.add_argument("--workflows-dir", default="workflows", help="where action steps' modules are found")
+    p.set_defaults(handler="bot.cli.runner:main")
+    rn = sub.add_parser("runners", help="remote runners: list").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = rn.add_parser("list", help="runners heard from lately: labels, version, busy or idle, last seen")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--all", action="store_true", help="also runners not heard from in the last hour")
+    p.set_defaults(handler="bot.cli.runners:list_runners")
+
     dc = sub.add_parser("discord", help="Discord application commands").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -220,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``switchboard`` console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "runner":  # no database and no chat: it reads nothing of the server's settings
+        configure_logging(os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO"), "text")
+        runner: Callable[[argparse.Namespace], int] = importlib.import_module("bot.cli.runner").main
+        return runner(args)
     try:
         settings = load_settings()
     except SwitchboardError as exc:

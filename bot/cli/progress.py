@@ -102,6 +102,10 @@ class Progress:
                 return str(d.get("text"))
             case "step_interrupted":
                 return interruption_text(d)
+            case "step_waiting":
+                return str(d.get("text"))
+            case "step_progress":
+                return "output: " + _last(str(d.get("text", "")))
             case "run_resumed":
                 return "resumed"
             case "rewind_requested":

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from bot.cli.wiring import open_database
 from bot.config import Settings
 from bot.storage.tokens import TokenRecord, TokenStore
-from bot.tokens import acting_as, check_name, known_scopes, parse_scopes
+from bot.tokens import acting_as, check_name, known_scopes, parse_labels, parse_scopes
 
 
 async def create(settings: Settings, args: argparse.Namespace) -> int:
@@ -24,11 +24,16 @@ async def create(settings: Settings, args: argparse.Namespace) -> int:
     name = check_name(args.name)
     scopes = parse_scopes(args.scope)
     identity = acting_as(args.user, args.group)
+    labels = parse_labels(getattr(args, "label", None) or [], scopes)
     async with open_database(settings) as engine:
-        record, text = await TokenStore(engine).create(name, scopes, identity, getpass.getuser(), time.time())
+        record, text = await TokenStore(engine).create(
+            name, scopes, identity, getpass.getuser(), time.time(), labels
+        )
     print(
         f"Created token {record.name!r} (id {record.id}) acting as user:{identity.user_id}"
-        f" with {', '.join(record.scopes)}. Copy it now: it is not shown again.",
+        f" with {', '.join(record.scopes)}"
+        + (f" for runner labels {', '.join(record.runner_labels)}" if record.runner_labels else "")
+        + ". Copy it now: it is not shown again.",
         file=sys.stderr,
     )
     print(text, flush=True)

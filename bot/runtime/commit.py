@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from bot.runtime.live import LiveRun
 from bot.runtime.orphans import record_start
+from bot.runtime.remote import queue_job
 from bot.storage.journal import Batch
 from engine.signals import Decision, RequestApproval, SetTimer, StartStep
 from engine.state import RunStatus
@@ -57,6 +58,9 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
             live.had_approvals = True
         elif isinstance(effect, StartStep) and effect.kind == "workflow":
             await rt.children.prepare(batch, live, effect)
+        elif isinstance(effect, StartStep) and effect.runs_on:
+            if not effect.reattach:
+                queue_job(rt, batch, state, effect)
         elif isinstance(effect, StartStep) and effect.kind == "run":
             record_start(rt, batch, state.run_id, effect.key, effect.attempt, effect.compensation)
     if state.status.finished:

@@ -9,6 +9,7 @@ import secrets as pysecrets
 from typing import TYPE_CHECKING
 
 from bot import log_context
+from bot.runtime import remote
 from bot.runtime.live import LiveRun
 from engine.activities.base import StepCall, StepFailure
 from engine.activities.registry import activity
@@ -20,6 +21,7 @@ from engine.signals import (
     StartStep,
     StepCompleted,
     StepFailed,
+    StepLost,
 )
 
 if TYPE_CHECKING:
@@ -81,10 +83,16 @@ async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
     )
     signal: Signal
     try:
-        async with rt.slots:
+        if effect.runs_on:  # a runner does the work; waiting for it takes no slot of this process
             async with asyncio.timeout(effect.timeout):
-                result = await activity(effect.kind)(call, rt.activity)
+                result = await remote.run_remote(rt, call, effect.runs_on)
+        else:
+            async with rt.slots:
+                async with asyncio.timeout(effect.timeout):
+                    result = await activity(effect.kind)(call, rt.activity)
         signal = StepCompleted(effect.key, effect.attempt, result, effect.compensation)
+    except remote.RunnerLost as exc:
+        signal = StepLost(effect.key, effect.attempt, f"runner {exc.runner}", exc.started)
     except StepFailure as exc:
         signal = StepFailed(
             effect.key, effect.attempt, exc.kind, exc.message, exc.result, effect.compensation
@@ -117,6 +125,8 @@ async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
             effect.compensation,
         )
     live.tasks.pop(effect.key, None)
-    if effect.kind == "run":  # its program is gone: its row goes with the commit that stores this end
+    if (
+        effect.kind == "run" and not effect.runs_on
+    ):  # its program is gone: its row goes with the commit that stores this end
         live.ended.append(rt.processes.key(state.run_id, effect.key, effect.attempt, effect.compensation))
     live.push(signal)

@@ -29,6 +29,7 @@ from bot.runtime import claims, leases, orphans, rewinds, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
 from bot.runtime.firing import TIMER_BATCH, fire, kinds
+from bot.runtime.job_watch import JobWatch
 from bot.runtime.live import LiveRun, RunLocks
 from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
@@ -36,6 +37,8 @@ from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
 from bot.storage.leases import Claimed
 from bot.storage.run_rows import RunRow
+from bot.storage.runner_jobs import RunnerJobs
+from bot.storage.runner_registry import RunnerRegistry
 from bot.storage.runs import RunStore
 from bot.storage.step_processes import StepProcesses
 from bot.storage.timers import claim_due, release_claims
@@ -78,6 +81,8 @@ class Runtime:
         self.alarm = AlarmClock(self)
         self.children = ChildStarter(self)
         self.processes = StepProcesses(store.engine)
+        self.jobs, self.runners = RunnerJobs(store.engine), RunnerRegistry(store.engine)
+        self.job_watch = JobWatch(self.jobs, clock)
         self.host, self.boot_id = socket.gethostname(), boot_id()  # where step programs run
         self.activity = ActivityContext(
             workflows_dir=settings.workflows_dir,
@@ -133,6 +138,7 @@ class Runtime:
             task.cancel()  # a step still running stays "running" in storage: resume runs it again
         await asyncio.gather(*drivers, return_exceptions=True)
         self.watch.close()
+        await self.job_watch.close()
         try:  # every lease, including runs a driver left behind: another process may take them at once
             await self.store.release_all(self.owner)
         except Exception:

@@ -7,7 +7,7 @@ import secrets as pysecrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.runtime import orphans
+from bot.runtime import orphans, remote
 from bot.runtime.claims import exclusion_group, room
 from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
@@ -173,10 +173,21 @@ async def _rebuild(rt: Runtime, claimed: Claimed) -> bool:
         await quarantine(rt, state, row.load_attempts, row.event_seq)
         return True
     interrupted, handled = await orphans.settle(rt, state)  # before any step can run again
+    lost, attached = await remote.reattach(rt, state)
+    interrupted += lost
     if run_id in rt.live:  # a concurrent load (a click's wake and the poll loop) adopted it meanwhile
         rt.live[run_id].poke()
         return True
-    adopt(rt, state, row.digest, seq=row.event_seq, mail=True, interrupted=interrupted, handled=handled)
+    adopt(
+        rt,
+        state,
+        row.digest,
+        seq=row.event_seq,
+        mail=True,
+        interrupted=interrupted,
+        handled=handled,
+        attached=attached,
+    )
     rt.live[run_id].attempts = row.load_attempts
     return True
 
@@ -189,6 +200,7 @@ def adopt(
     mail: bool,
     interrupted: tuple[Interruption, ...] = (),
     handled: list[dict[str, Any]] | None = None,
+    attached: tuple[str, ...] = (),
 ) -> None:
     """Drive a run we hold the lease on: a new one starts, a stored one resumes."""
     core = Core(state)
@@ -198,7 +210,7 @@ def adopt(
     if state.status == RunStatus.PENDING:
         live.push(Start())
     elif not state.status.finished:
-        live.push(Resume(interrupted))
+        live.push(Resume(interrupted, attached))
     else:
         live.wake.set()
     live.driver = asyncio.create_task(drive(rt, live), name=f"run-{state.run_id}")

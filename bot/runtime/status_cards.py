@@ -221,6 +221,12 @@ def thread_reply(event: dict[str, Any]) -> Card | None:
         error = clip(str(data.get("error", "")), 300)
         text = f"↻ *{key}*: attempt {data.get('attempt')} failed ({error}); retrying in {delay}"
         return Card(title=f"{key} retrying", text=text, colour="warning", fallback=text)
+    if kind == "step_waiting":
+        text = f"⏳ *{key}* is {data.get('text')}"
+        return Card(title=f"{key} waiting", text=text, colour="warning", fallback=text)
+    if kind == "step_progress":
+        text = f"… *{key}* on its runner:\n```{clip(str(data.get('text', '')), 1200)}```"
+        return Card(title=f"{key} output", text=text, colour="info", fallback=f"{key} output")
     if kind == "step_interrupted":
         text = f"⚡ *{key}* {interruption_text(data)}"
         colour = "danger" if data.get("action") in ("fail", "stuck") else "warning"

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.metrics import Figures
 from bot.storage.conversations.states import State
 from bot.storage.conversations.tables import conversations
-from bot.storage.tables import approvals, chat_cards, chat_posts
+from bot.storage.tables import approvals, chat_cards, chat_posts, runner_jobs
 
 
 async def read_figures(engine: AsyncEngine, now: float) -> Figures:
-    """Approvals pending, the conversation queue and the outbox backlog, as of ``now``."""
+    """Approvals pending, the conversation queue, the outbox backlog and runner jobs, as of ``now``."""
     pending = approvals.c.status == "pending"
     approvals_q = sa.select(
         sa.func.count(), sa.func.min(approvals.c.created_at), sa.func.min(approvals.c.expires_at)
@@ -35,8 +35,19 @@ async def read_figures(engine: AsyncEngine, now: float) -> Figures:
         .where(chat_posts.c.status.in_(("pending", "sending")))
         .group_by(chat_posts.c.platform)
     )
+    jobs_q = (
+        sa.select(runner_jobs.c.status, sa.func.count(), sa.func.min(runner_jobs.c.created_at))
+        .where(runner_jobs.c.status.in_(("queued", "leased")))
+        .group_by(runner_jobs.c.status)
+    )
     out = Figures()
     async with engine.connect() as conn:
+        for status, n, since in (await conn.execute(jobs_q)).all():
+            if status == "queued":
+                out.runner_jobs_waiting = int(n)
+                out.runner_oldest_wait = max(now - (since or now), 0.0)
+            else:
+                out.runner_jobs_running = int(n)
         count, oldest, expiry = (await conn.execute(approvals_q)).one()
         out.approvals_pending = int(count)
         out.approval_oldest_age = None if oldest is None else max(now - oldest, 0.0)

@@ -272,6 +272,7 @@ api_tokens = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("last_used_at", sa.Float),
     sa.Column("revoked_at", sa.Float),
+    sa.Column("runner_labels", sa.JSON),  # a runner token: the labels whose jobs it may take
 )
 
 # Append-only: every chat action with the identity that took it.
@@ -416,4 +417,49 @@ api_idempotency = sa.Table(
     sa.Column("request_hash", sa.String(64), nullable=False),  # the same key with another body is refused
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
+)
+
+# Remote runners (bot/storage/runner_jobs.py): each registration, and one job per remote step attempt,
+# queued with the commit that starts the step, leased to one runner while it heart-beats.
+runners = sa.Table(
+    "runners",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("token_id", sa.String(32), nullable=False, index=True),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("busy", sa.Integer, nullable=False),
+    sa.Column("registered_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False, index=True),
+)
+
+runner_jobs = sa.Table(
+    "runner_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("step", sa.String(200), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("compensation", sa.Boolean, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("params", sa.JSON),  # rendered, secrets included: erased when the job ends
+    sa.Column("idempotency_key", sa.String(300), nullable=False),
+    sa.Column("secret_nonce", sa.String(32), nullable=False),  # secrets in params are markers (job_secrets)
+    sa.Column("timeout", sa.Float),
+    sa.Column("status", sa.String(12), nullable=False, index=True),  # queued|leased|done|lost|cancelled
+    sa.Column("runner_id", sa.String(32), index=True),
+    sa.Column("runner_name", sa.String(80)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("outcome", sa.JSON),  # {"ok": bool, "result": {...}, "kind": ..., "message": ...}
+    sa.Column("consumed", sa.Boolean, nullable=False),  # the run has taken the outcome in
+    sa.Column("output", sa.Text),  # the tail of the lines the runner streamed
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("taken_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.UniqueConstraint("run_id", "step", "attempt", "compensation", name="uq_runner_jobs_attempt"),
 )

@@ -30,6 +30,7 @@ class TokenRecord:
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+    runner_labels: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict for ``tokens list --json``."""
@@ -43,6 +44,7 @@ class TokenRecord:
             "created_at": self.created_at,
             "last_used_at": self.last_used_at,
             "revoked_at": self.revoked_at,
+            "runner_labels": list(self.runner_labels),
         }
 
 
@@ -56,7 +58,13 @@ class TokenStore:
         self.engine = engine
 
     async def create(
-        self, name: str, scopes: frozenset[str], identity: Identity, created_by: str, now: float
+        self,
+        name: str,
+        scopes: frozenset[str],
+        identity: Identity,
+        created_by: str,
+        now: float,
+        runner_labels: frozenset[str] = frozenset(),
     ) -> tuple[TokenRecord, str]:
         """Store a new token; returns its record and its text, which nothing can show again."""
         made = new_token()
@@ -68,6 +76,7 @@ class TokenStore:
             "identity": identity.to_dict(),
             "created_by": created_by,
             "created_at": now,
+            "runner_labels": sorted(runner_labels) if runner_labels else None,
         }
         async with self.engine.begin() as conn:
             existing = await self._find(conn, api_tokens.c.name == name)
@@ -116,7 +125,11 @@ class TokenStore:
         if row is None or not genuine or row["revoked_at"] is not None:
             return None
         found = TokenIdentity(
-            row["id"], row["name"], frozenset(row["scopes"]), Identity.from_dict(row["identity"])
+            row["id"],
+            row["name"],
+            frozenset(row["scopes"]),
+            Identity.from_dict(row["identity"]),
+            frozenset(row["runner_labels"] or ()),
         )
         if scope is not None and not found.allows(scope):
             return None
@@ -154,4 +167,5 @@ def _record(row: dict[str, Any]) -> TokenRecord:
         row["created_at"],
         row["last_used_at"],
         row["revoked_at"],
+        tuple(row.get("runner_labels") or ()),
     )

@@ -62,6 +62,8 @@ class ActivityContext:
     on_spawn: Callable[[StepCall, Spawned], Awaitable[None]] | None = None
     # Told the text so far of an llm step as it streams, many times a second: the listener coalesces.
     on_text: Callable[[StepCall, str], None] | None = None
+    # Told of each chunk a step program writes (stdout and stderr), as it arrives: a runner streams them.
+    on_output: Callable[[bytes], None] | None = None
 
 
 class StepFailure(Exception):

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from engine.activities.base import ActivityContext, StepCall, StepFailure
@@ -25,13 +26,16 @@ _cleanups: set[asyncio.Task[None]] = set()  # strong references, so a shielded c
 class _Tail(asyncio.Protocol):
     """Reads one pipe, keeping the last ``cap`` bytes in bounded memory."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, tell: Callable[[bytes], None] | None = None) -> None:
         self.cap = cap
+        self.tell = tell
         self.data = bytearray()
         self.truncated = False
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def data_received(self, chunk: bytes) -> None:
+        if self.tell is not None:
+            self.tell(chunk)
         self.data += chunk
         if len(self.data) > self.cap:
             del self.data[: len(self.data) - self.cap]
@@ -71,8 +75,8 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
     transports: list[asyncio.BaseTransport] = []
     write_fds: list[int] = []  # the child's ends, closed here once it has its own copies
     try:
-        out = await _open_pipe(ctx.output_cap, transports, write_fds)
-        err = await _open_pipe(ctx.output_cap, transports, write_fds)
+        out = await _open_pipe(ctx.output_cap, transports, write_fds, ctx.on_output)
+        err = await _open_pipe(ctx.output_cap, transports, write_fds, ctx.on_output)
         try:
             proc = await _start(argv, env, cwd, *write_fds)
         finally:
@@ -112,12 +116,17 @@ async def execute(call: StepCall, ctx: ActivityContext) -> dict[str, Any]:
     return result
 
 
-async def _open_pipe(cap: int, transports: list[asyncio.BaseTransport], write_fds: list[int]) -> _Tail:
+async def _open_pipe(
+    cap: int,
+    transports: list[asyncio.BaseTransport],
+    write_fds: list[int],
+    tell: Callable[[bytes], None] | None = None,
+) -> _Tail:
     read_fd, write_fd = os.pipe()
     write_fds.append(write_fd)
     pipe = os.fdopen(read_fd, "rb", buffering=0)
     try:
-        transport, tail = await asyncio.get_running_loop().connect_read_pipe(lambda: _Tail(cap), pipe)
+        transport, tail = await asyncio.get_running_loop().connect_read_pipe(lambda: _Tail(cap, tell), pipe)
     except BaseException:
         pipe.close()
         raise

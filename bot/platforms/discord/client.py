@@ -23,6 +23,7 @@ from bot.platforms.discord.commands import (
     approvals_command,
     human_command,
     queue_command,
+    runners_command,
 )
 from bot.platforms.discord.views import CARD_TEMPLATE, UI_TEMPLATE, UNKNOWN_BUTTON, CardButton, UiButton
 
@@ -93,6 +94,7 @@ class SwitchboardBot(commands.Bot):
         self.switchboard = switchboard
         self.tree.add_command(WorkflowGroup())
         self.tree.add_command(approvals_command)
+        self.tree.add_command(runners_command)
         self.tree.add_command(human_command)
         self.tree.add_command(agent_command)
         self.tree.add_command(queue_command)

@@ -160,6 +160,13 @@ async def approvals_command(interaction: discord.Interaction) -> None:
     await sb.guarded(interaction, sb.command(interaction, [], name="approvals"))
 
 
+@app_commands.command(name="runners", description="Remote runners, their labels and whether they are busy")
+async def runners_command(interaction: discord.Interaction) -> None:
+    """``/runners``: the runners heard from lately."""
+    sb = _sb(interaction)
+    await sb.guarded(interaction, sb.command(interaction, [], name="runners"))
+
+
 @app_commands.command(name="human", description="Talk to a person from the support team")
 @app_commands.describe(text="What you need (optional)")
 async def human_command(interaction: discord.Interaction, text: str | None = None) -> None:

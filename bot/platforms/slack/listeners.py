@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 COMMAND = "/workflow"
-COMMANDS = (COMMAND, "/approvals", "/human", "/agent", "/queue", "/conversation")
+COMMANDS = (COMMAND, "/approvals", "/human", "/agent", "/queue", "/conversation", "/runners")
 SUBMIT_BUDGET = 2.5  # seconds a modal submit may take before it is acked without field errors
 # Where chat.postEphemeral cannot reach (the bot is not in the channel, or it is a DM with someone
 # else), a command's response_url still can: it works in any conversation for 30 minutes.
