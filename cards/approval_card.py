@@ -70,6 +70,7 @@ class ApprovalView:
     expires_at: float | None = None
     on_timeout: str = "reject"
     revision: int = 1
+    request: int = 1  # the step's n-th ask: more than its revision when a retry of the run asked again
     max_revisions: int = 3
     can_revise: bool = False
     previous_feedback: Vote | None = None  # the request for changes that led to this revision
@@ -134,6 +135,8 @@ def rules(view: ApprovalView) -> str:
         )
     if view.revision > 1:
         parts.append(f"revision {view.revision} of {view.max_revisions}")
+    if view.request > view.revision:
+        parts.append(f"request {view.request}")  # asked again by a retry, not a revision
     if not view.allow_self_approval:
         parts.append("no self-approval")
     return " · ".join(parts)

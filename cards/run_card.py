@@ -63,6 +63,7 @@ class StepView:
     items_total: int | None = None  # ... of how many
     compensation: str | None = None  # None | running | succeeded | failed (rolled back)
     revision: int | None = None  # run again by an approval's "Request changes": which revision (2, 3, …)
+    approval: bool = False  # an approval step: each attempt is a request (asked again by a retry)
     background: bool = False  # nothing waits for it; its failure does not fail the run
 
     @property
@@ -148,7 +149,11 @@ def _step_line(step: StepView) -> StepLine:
         # this revision count as attempts.
         parts.append(f"revision {step.revision}")
         tries -= step.revision - 1
-    if tries > 1:
+    if step.approval:
+        # The n-th ask of the step; shown when a retry of the run asked again, beyond its revisions.
+        if step.attempt > max(step.revision or 1, 1):
+            parts.append(f"request {step.attempt}")
+    elif tries > 1:
         parts.append(f"attempt {tries}")
     if step.error and step.mark != "compensated":
         parts.append(clip(" ".join(step.error.split()), STEP_ERROR_MAX))

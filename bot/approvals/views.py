@@ -118,6 +118,7 @@ def view_of(
         expires_at=row.expires_at,
         on_timeout=row.on_timeout,
         revision=row.revision,
+        request=row.request,
         max_revisions=row.max_revisions,
         can_revise=row.can_revise,
         previous_feedback=previous,

@@ -52,7 +52,7 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
                 },
             )
         elif isinstance(effect, RequestApproval):
-            parent = await rt.approvals.parent_of(state.run_id, effect) if effect.revision > 1 else None
+            parent = await rt.approvals.parent_of(state.run_id, effect) if effect.request > 1 else None
             rt.approvals.add_request(batch, state, effect, now, parent)
             live.had_approvals = True
         elif isinstance(effect, StartStep) and effect.kind == "workflow":

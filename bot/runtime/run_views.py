@@ -27,6 +27,7 @@ def view_from_state(state: RunState, now: float | None = None) -> RunView:
         _declared_outputs(state.outputs, state.workflow),
         order=list(state.workflow.steps),
         background=_background(state.workflow),
+        approvals=_approvals(state.workflow),
     )
     revised = revisions(state.workflow, state.steps)
     steps = tuple(replace(s, revision=revised.get(s.key)) for s in view.steps)
@@ -50,7 +51,7 @@ async def view_from_store(store: RunStore, run_ref: str, now: float | None = Non
         row.error,
         row.outputs,
         order=None,
-        background=await _stored_background(store, row.digest),
+        **await _stored_kinds(store, row.digest),
     )
     return replace(view, **_timing(row.created_at, row.finished_at, view, now))
 
@@ -67,6 +68,7 @@ def _view(
     outputs: dict[str, Any] | None,
     order: list[str] | None,
     background: frozenset[str] = frozenset(),
+    approvals: frozenset[str] = frozenset(),
 ) -> RunView:
     tops = [s for s in steps if s.index is None]
     if order is not None:
@@ -94,6 +96,7 @@ def _view(
                 items_total=len(s.items) if s.items is not None else None,
                 compensation=s.compensation,
                 background=s.step_id in background,
+                approval=s.step_id in approvals,
             )
             for s in tops
         ),
@@ -113,12 +116,17 @@ def _background(workflow: Workflow) -> frozenset[str]:
     return frozenset(sid for sid, spec in workflow.steps.items() if spec.background)
 
 
-async def _stored_background(store: RunStore, digest: str) -> frozenset[str]:
-    """The background steps of a stored run's pinned definition."""
+def _approvals(workflow: Workflow) -> frozenset[str]:
+    return frozenset(sid for sid, spec in workflow.steps.items() if spec.approval is not None)
+
+
+async def _stored_kinds(store: RunStore, digest: str) -> dict[str, frozenset[str]]:
+    """The background and the approval steps of a stored run's pinned definition."""
     from engine.loader import parse_stored  # YAML parsing is needed only here
 
     source, path = await store.source_of(digest)
-    return _background(parse_stored(source, path))
+    workflow = parse_stored(source, path)
+    return {"background": _background(workflow), "approvals": _approvals(workflow)}
 
 
 def _items_done(steps: list[StepState]) -> dict[str, int]:

@@ -107,6 +107,7 @@ class RunReads:
                 finish_seq=r.finish_seq,
                 compensation=r.compensation,
                 items=r.items,
+                revision=r.revision,
             )
             for r in rows
         ]
