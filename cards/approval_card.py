@@ -64,6 +64,7 @@ class ApprovalView:
     kind: str = "binary"  # binary | form | budget
     form_fields: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
+    approvers_shown: tuple[str, ...] = ()  # the approvers as the card names them (mentions)
     required: int = 1
     veto: bool = True
     allow_self_approval: bool = False
@@ -122,7 +123,8 @@ def _quoted(text: str | None) -> str:
 
 def rules(view: ApprovalView) -> str:
     """The rules line: "2 of group:release-managers, user:U024 · expires 18:02 UTC (in 4h) · …"."""
-    who = ", ".join(view.approvers) if view.approvers else "anyone"
+    named = view.approvers_shown or view.approvers
+    who = ", ".join(named) if named else "anyone"
     parts = [f"{view.required} of {who}"]
     if not view.veto:
         parts.append(f"{view.required} rejects end it")

@@ -79,11 +79,13 @@ def _view(
     items = _items_done(steps)
     waiting = next((s for s in tops if s.waiting_on in ("approval", "interrupt")), None)
     who = meta.get("who", {}).get("name") if isinstance(meta.get("who"), dict) else None
+    origin = meta.get("origin")
+    platform = origin.get("platform") if isinstance(origin, dict) else None  # the card's, named in mentions
     return RunView(
         run_id=run_id,
         workflow=workflow,
         status=cast(RunStatus, status),
-        started_by=shown(started_by, {started_by: who} if who else None),
+        started_by=shown(started_by, {started_by: who} if who else None, platform),
         inputs=dict(inputs),
         steps=tuple(
             StepView(
