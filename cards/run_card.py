@@ -87,6 +87,7 @@ class RunView:
     waiting_for: str | None = None
     started_at: float | None = None  # epoch seconds
     elapsed: float | None = None  # seconds from start to now, or to the end of a finished run
+    queued: str | None = None  # a pending run's turn: "2nd in line for deploy-prod", "waiting for capacity"
 
     @property
     def finished(self) -> bool:
@@ -184,7 +185,7 @@ def _outcome(view: RunView) -> str:
     error = clip(view.error, RUN_ERROR_MAX) if view.error else ""
     undone = _count(view, "compensated")
     text = {
-        "pending": "Queued.",
+        "pending": f"Queued: {view.queued}." if view.queued else "Queued.",
         "running": (f"Running {', '.join(current)}. " if current else "Running. ") + _sentence(progress),
         "waiting": _sentence(f"Waiting for {view.waiting_for or 'an event'}"),
         "succeeded": "Succeeded.",
@@ -242,7 +243,7 @@ def run_card(view: RunView) -> Card:
     return Card(
         title=f"{view.workflow} · run {view.run_id[:6]}",
         text=_outcome(view),
-        status=view.status,
+        status=f"queued: {view.queued}" if view.status == "pending" and view.queued else view.status,
         colour=RUN_COLOURS[view.status],
         fields=tuple(fields),
         steps=tuple(_step_line(s) for s in view.steps),

@@ -35,6 +35,7 @@ from bot.runtime.subworkflows import ChildStarter
 from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
 from bot.storage.leases import Claimed
+from bot.storage.run_queue import queued_card_upsert
 from bot.storage.runs import RunStore
 from bot.storage.step_processes import StepProcesses
 from bot.storage.timers import claim_due, release_claims
@@ -77,6 +78,7 @@ class Runtime:
         self.alarm = AlarmClock(self)
         self.children = ChildStarter(self)
         self.processes = StepProcesses(store.engine)
+        self.queued_card = queued_card_upsert(store.engine)  # the card of a run waiting its turn
         self.host, self.boot_id = socket.gethostname(), boot_id()  # where step programs run
         self.activity = ActivityContext(
             workflows_dir=settings.workflows_dir,

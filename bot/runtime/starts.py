@@ -12,6 +12,7 @@ from bot.runtime.claims import exclusion_group, room
 from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
 from bot.runtime.quarantine import crashed_too_often, quarantine
+from bot.runtime.queue_cards import capacity_card, draw_queue
 from bot.storage import redaction
 from bot.storage.journal import Batch
 from bot.storage.leases import Claimed
@@ -88,8 +89,12 @@ async def submit(
     else:
         rt.store.new_run(batch, state, loaded.digest, now, None, now, exclusive=group)
         batch.work.append(run_id)  # every process with room hears of it at commit
+        if drive and group is None:
+            capacity_card(rt, batch, state, now)  # this process is full; one with room takes it
     async with rt.locks.hold(run_id):  # a resume pass must not load it while it is being stored
         await rt.store.journal.write(batch)
+    if group is not None:
+        await draw_queue(rt, group)  # its place in line, unless its turn has come
     if here:
         adopt(rt, state, loaded.digest, seq=0, mail=False)
     elif drive:
