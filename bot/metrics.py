@@ -148,6 +148,11 @@ class Metrics:
         self.lease_takeovers = Counter(
             "switchboard_lease_takeovers", "Runs taken over from another process's lease", registry=r
         )
+        self.drivers_started = Counter(
+            "switchboard_run_drivers_started",
+            "Run drivers started in this process (a new run, a resume, a takeover, a wake of a parked run)",
+            registry=r,
+        )
         self.leases_lost = Counter(
             "switchboard_leases_lost", "Runs whose lease another process took from this one", registry=r
         )

@@ -89,6 +89,7 @@ class Runtime:
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
         self.metrics = Metrics()  # this runtime's own registry: /metrics serves it
+        self.drivers_started = 0  # drivers started here in all (a start, a resume, a takeover)
         self.observers: list[Observer] = [self._measure]
         # Timers that are not a run's: kind -> handler(timer_id, ref), which marks the timer fired itself.
         self.timer_kinds: dict[str, Callable[[int, str], Awaitable[bool]]] = {}

@@ -128,11 +128,25 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
 
 
 async def adopt_claimed(rt: Runtime, claimed: Claimed) -> bool:
-    """Drive a run a claim pass took (a poke if a wake of this process loaded it meanwhile)."""
+    """Drive a run a claim pass took (a poke if a wake of this process loaded it meanwhile).
+
+    A claim of a run this process already held may be stale: the pass listed the runs it drives before
+    its claim statement ran, so a driver started in between (a wake loaded the run) was not excluded, and
+    that driver may have parked and given the lease back since. Such a claim is made again here, under
+    the run's lock and with the same conditions, before a driver is started from it: a parked run with
+    no mail is left parked, and one that another process took meanwhile is left to it.
+    """
     async with rt.locks.hold(claimed.run_id):
         if claimed.run_id in rt.live:
             rt.live[claimed.run_id].poke()
             return True
+        if claimed.was == rt.owner:
+            now = rt.clock()
+            until = now + rt.settings.lease_seconds
+            again = await rt.store.claim_batch(rt.owner, now, until, [], 1, list(rt.live), [claimed.run_id])
+            if not again:
+                return False
+            claimed = again[0]
         return await _rebuild(rt, claimed)
 
 
@@ -198,6 +212,8 @@ def adopt(
     else:
         live.wake.set()
     live.driver = asyncio.create_task(drive(rt, live), name=f"run-{state.run_id}")
+    rt.drivers_started += 1
+    rt.metrics.drivers_started.inc()
 
 
 async def _spec(rt: Runtime, digest: str) -> Workflow:
