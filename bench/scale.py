@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import secrets
 import signal
@@ -235,7 +236,7 @@ async def chat_phase(client: Runtime, engine: sa.ext.asyncio.AsyncEngine, slack:
     ]
     span = max(posted) - min(posted) if len(posted) > 1 else 0.0
     ordered = sorted(posted)
-    gap = min((b - a for a, b in zip(ordered, ordered[1:], strict=False)), default=float("nan"))
+    gap = min((b - a for a, b in itertools.pairwise(ordered)), default=float("nan"))
     mean = (len(posted) - 1) / span if span > 0 else float("nan")
     return (
         f"chat: {n} runs from #ops, {len(posted)} posts into it; most in any 1 s {busiest_second(posted)}, "
