@@ -180,9 +180,7 @@ async def test_request_changes_opens_a_modal_and_its_feedback_brings_revision_tw
     # The build runs again with the feedback, and a new request is posted: revision 2 of 3.
     [_, new] = await fake.until(lambda: len(approval_cards(fake)) == 2 and approval_cards(fake), 10)
     assert "revision 2 of 3" in new["embeds"][0]["footer"]["text"]
-    assert re.search(
-        rf"Revised after <@{p.ALICE}> asked for changes: “bump the version”", description(new)
-    )
+    assert re.search(rf"Revised after <@{p.ALICE}> asked for changes: “bump the version”", description(new))
     build = {s.key: s for s in await app.runtime.store.step_rows(run_id)}["build"]
     assert build.attempt == 2 and build.outputs["stdout"].strip() == "built bump the version"
     await fake.until(lambda: "The work goes back for revision 2." in description(card), 10)

@@ -97,7 +97,8 @@ async def test_each_approver_gets_the_card_by_dm_and_a_click_there_counts_and_ed
     assert "member" not in first and first["user"]["id"] == p.ALICE  # a click in a DM, as Discord sends it
     assert await told(fake, first) == "Approved by @Alice, 1 of 2"
     await fake.until(
-        lambda: all(f"Approved by <@{p.ALICE}>, 1 of 2" in description(c) for c in (alice_card, carol_card)), 10
+        lambda: all(f"Approved by <@{p.ALICE}>, 1 of 2" in description(c) for c in (alice_card, carol_card)),
+        10,
     )
     for card in (alice_card, carol_card):
         assert fake.calls("PATCH", f"/channels/{card['channel_id']}/messages/{card['id']}"), "edited in place"

@@ -124,7 +124,9 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0CAROL")
     await eventually(lambda: said_to(fake, "U0CAROL", "the run continues"))
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
-    await eventually(lambda: "Approved by <@U0ALICE> and <@U0CAROL> at" in blocks_text(fake.message(APPROVALS, ts)))
+    await eventually(
+        lambda: "Approved by <@U0ALICE> and <@U0CAROL> at" in blocks_text(fake.message(APPROVALS, ts))
+    )
     final = fake.message(APPROVALS, ts)
     assert not [b for b in final["blocks"] if b["type"] == "actions"]  # no buttons left to click
     assert final["text"].startswith("Deploy api to prod?: Approved by @alice and @carol at ")
