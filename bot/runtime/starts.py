@@ -127,20 +127,23 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
         return await _rebuild(rt, claimed)
 
 
-async def adopt_claimed(rt: Runtime, claimed: Claimed) -> bool:
+async def adopt_claimed(rt: Runtime, claimed: Claimed, since: int | None = None) -> bool:
     """Drive a run a claim pass took (a poke if a wake of this process loaded it meanwhile).
 
-    A claim of a run this process already held may be stale: the pass listed the runs it drives before
-    its claim statement ran, so a driver started in between (a wake loaded the run) was not excluded, and
-    that driver may have parked and given the lease back since. Such a claim is made again here, under
-    the run's lock and with the same conditions, before a driver is started from it: a parked run with
-    no mail is left parked, and one that another process took meanwhile is left to it.
+    The claim may be stale. The pass lists the runs it drives before its claim statement runs, so a
+    driver started in between (a wake loaded the run, before or after the statement took it) was not
+    excluded, and that driver may have parked and given the lease back since. A driver started from such
+    a claim would hold no lease. So when a driver of the run started since the pass began (``since``, a
+    count of ``drivers_started``), or the claim took a run this process already held, it is made again
+    here, under the run's lock and with the pass's conditions, before a driver is started: a parked run
+    with no mail is left parked, and one that another process took meanwhile is left to it.
     """
     async with rt.locks.hold(claimed.run_id):
         if claimed.run_id in rt.live:
             rt.live[claimed.run_id].poke()
             return True
-        if claimed.was == rt.owner:
+        started_since = since is not None and rt.driver_starts.get(claimed.run_id, -1) > since
+        if started_since or claimed.was == rt.owner:
             now = rt.clock()
             until = now + rt.settings.lease_seconds
             again = await rt.store.claim_batch(rt.owner, now, until, [], 1, list(rt.live), [claimed.run_id])
@@ -213,6 +216,7 @@ def adopt(
         live.wake.set()
     live.driver = asyncio.create_task(drive(rt, live), name=f"run-{state.run_id}")
     rt.drivers_started += 1
+    rt.driver_starts[state.run_id] = rt.drivers_started
     rt.metrics.drivers_started.inc()
 
 
