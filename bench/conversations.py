@@ -50,7 +50,7 @@ from bot.process import start_app, stop_app  # noqa: E402
 from bot.runtime.catalog import Catalog  # noqa: E402
 from bot.runtime.runtime import Runtime  # noqa: E402
 from bot.storage.conversations.rows import Inbound  # noqa: E402
-from bot.storage.database import create_engine, migrate  # noqa: E402
+from bot.storage.database import engine_for, migrate  # noqa: E402
 from bot.storage.runs import RunStore  # noqa: E402
 from bot.storage.tables import chat_cards, chat_posts  # noqa: E402
 
@@ -172,7 +172,7 @@ class Service:
     @classmethod
     async def start(cls, url: str, llm: str | None, **overrides: Any) -> Service:
         config = settings(url, llm, **overrides)
-        engine = create_engine(config.database_url)
+        engine = engine_for(config)  # the pool a bot process gets (SWITCHBOARD_DB_*), not a bigger one
         await migrate(engine)
         runtime = Runtime(config, RunStore(engine))
         await runtime.start(resume=True)
@@ -273,18 +273,23 @@ async def bench_burst(url: str, llm: str, users: int = 1000, profile: bool = Fal
             await asyncio.wait_for(env.future(conv.id), 30)
         before, _ = rss_mb()
 
-        async def burst() -> tuple[float, float, int]:
+        async def burst() -> tuple[float, float, int, int, int]:
             t0 = time.perf_counter()
             convs = await asyncio.gather(
-                *(env.service.user_said(said(i, f"hi from u{i}")) for i in range(users))
+                *(env.service.user_said(said(i, f"hi from u{i}")) for i in range(users)),
+                return_exceptions=True,  # a message that fails is counted, not the end of the bench
             )
             taken = time.perf_counter() - t0
-            ids = [c.id for c in convs if c is not None]
-            await asyncio.wait_for(asyncio.gather(*(env.future(c) for c in ids)), 600)
-            return taken, time.perf_counter() - t0, len(ids)
+            failed = [c for c in convs if isinstance(c, BaseException)]
+            for error in failed[:3]:
+                print(f"  a message failed: {error!r}", file=sys.stderr)
+            ids = [c.id for c in convs if c is not None and not isinstance(c, BaseException)]
+            done, _ = await asyncio.wait([env.future(c) for c in ids], timeout=600)
+            return taken, time.perf_counter() - t0, len(done), len(failed), len(ids) - len(done)
 
-        taken, wall, replies = await profiled(profile, "burst", burst)
+        taken, wall, replies, failed, unanswered = await profiled(profile, "burst", burst)
         after, peak = rss_mb()
+        pool = f"{env.runtime.settings.db_pool_size} + {env.runtime.settings.db_max_overflow}"
     finally:
         await env.stop()
     return [
@@ -295,6 +300,8 @@ async def bench_burst(url: str, llm: str, users: int = 1000, profile: bool = Fal
             "",
         ),
         ("  every user_said returned after", f"{taken:.2f} s", "", ""),
+        ("  messages failed / left unanswered", f"{failed} / {unanswered}", "", "(goal 0 / 0)"),
+        ("  pool (SWITCHBOARD_DB_POOL_SIZE + _MAX_OVERFLOW)", f"{pool}", "", ""),
         (
             "  process RSS before / after (peak)",
             f"{before:.0f} / {after:.0f} MB ({peak:.0f} MB)",

@@ -10,21 +10,33 @@ approval that this client decides as soon as it appears: another process than th
 It prints runs/s from the first start to the last finish, timer lateness (p50, p99), how the runs spread
 over the processes, the steps started twice (must be 0), and the load
 average beside them: a loaded machine stretches every figure.
+
+Two more phases on the same bots, after the burst:
+- chat: ``--chat-runs`` runs started from Slack's #ops (the fake Slack Web API of tests/fakes, served by
+  this process, which every bot posts to) each post a status card and two thread replies into that one
+  channel; it prints the most posts that went into the channel in any 1 s window and the mean rate, across
+  every process (Slack allows about one a second per channel);
+- takeover (2 or more processes): ``--kills`` times, a run holding a long step is started, the bot driving
+  it is killed with kill -9, and the time until another bot holds its lease is measured (same host, so
+  the pid check, not the lease's expiry, lets it go); the killed bot is replaced before the next round.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -34,11 +46,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
+from bot.owners import parse_owner  # noqa: E402
 from bot.runtime.runtime import Runtime  # noqa: E402
 from bot.storage.database import create_engine, migrate  # noqa: E402
 from bot.storage.runs import RunStore  # noqa: E402
 from bot.storage.tables import approvals, events, runs, step_runs, timers  # noqa: E402
 from engine.loader import load_text  # noqa: E402
+from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
 PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 WORKLOAD = """
@@ -53,6 +67,18 @@ steps:
   ask: {needs: [pause], approval: {title: "ship it?"}}
   done: {needs: [ask], run: ["sh", "-c", "echo $PPID"]}
 """
+CHAT = """
+name: chatty
+steps:
+  work: {run: ["sh", "-c", "echo $PPID"]}
+  tell: {needs: [work], notify: "done on ${{ steps.work.outputs.stdout }}"}
+"""
+HOLD = """
+name: hold
+steps:
+  long: {run: ["sleep", "600"]}
+"""
+OPS = {"platform": "slack", "channel": "C0OPS", "thread": None, "channel_name": "#ops"}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -103,7 +129,7 @@ async def listening(port: int, proc: subprocess.Popen[bytes]) -> None:
             return
 
 
-def spawn(url: str, work: Path, port: int, max_runs: int) -> subprocess.Popen[bytes]:
+def spawn(url: str, work: Path, port: int, max_runs: int, slack: FakeSlack) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "SLACK_", "DISCORD_"))}
     env.update(
         DATABASE_URL=url,
@@ -115,6 +141,9 @@ def spawn(url: str, work: Path, port: int, max_runs: int) -> subprocess.Popen[by
         SWITCHBOARD_DB_MAX_OVERFLOW="5",
         PORT=str(port),
         PYTHONPATH=str(ROOT),
+        SLACK_BOT_TOKEN=slack.token,
+        SLACK_SIGNING_SECRET=slack.signing_secret,
+        SWITCHBOARD_SLACK_API_URL=slack.base_url,
     )
     argv = [sys.executable, "-m", "bot.cli.main", "run"]
     logs = os.environ.get("BENCH_LOGS")  # a folder: each bot logs there at INFO, one file per process
@@ -140,10 +169,132 @@ async def decide_all(client: Runtime, total: int, stop: asyncio.Event) -> int:
     return len(decided)
 
 
-async def scale(total: int, processes: int, max_runs: int) -> str:
+def busiest_second(times: list[float]) -> int:
+    """The most of ``times`` (seconds) in any window of 1 s."""
+    ordered, most, first = sorted(times), 0, 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+async def until_quiet(engine: sa.ext.asyncio.AsyncEngine, timeout: float = 300) -> None:
+    """Wait until the outbox has sent every post and every card's newest version."""
+    from bot.storage.tables import chat_cards, chat_posts
+
+    async with asyncio.timeout(timeout):
+        while True:
+            async with engine.connect() as conn:
+                posts = (
+                    await conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(chat_posts)
+                        .where(chat_posts.c.status != "sent")
+                    )
+                ).scalar_one()
+                cards = (
+                    await conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(chat_cards)
+                        .where(chat_cards.c.sent_version < chat_cards.c.version)
+                    )
+                ).scalar_one()
+            if posts == 0 and cards == 0:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def chat_phase(client: Runtime, engine: sa.ext.asyncio.AsyncEngine, slack: FakeSlack, n: int) -> str:
+    """Chat runs from #ops: how fast their posts went into the one channel, across every process."""
+    if n <= 0:
+        return "chat: skipped"
+    loaded = load_text(CHAT, "chatty.yaml")
+    before = len(slack.calls)
+    ids = [
+        (
+            await client.submit(loaded, {}, started_by="slack:U0BENCH", meta={"origin": OPS}, drive=False)
+        ).run_id
+        for _ in range(n)
+    ]
+    finished = (
+        sa.select(sa.func.count())
+        .select_from(runs)
+        .where(runs.c.id.in_(ids), runs.c.finished_at.is_not(None))
+    )
+    async with asyncio.timeout(300):
+        while True:
+            async with engine.connect() as conn:
+                if (await conn.execute(finished)).scalar_one() >= n:
+                    break
+            await asyncio.sleep(0.2)
+    await until_quiet(engine)
+    posted = [
+        c.at
+        for c in slack.calls[before:]
+        if c.method == "chat.postMessage" and c.status == 200 and c.params.get("channel") == "C0OPS"
+    ]
+    span = max(posted) - min(posted) if len(posted) > 1 else 0.0
+    ordered = sorted(posted)
+    gap = min((b - a for a, b in itertools.pairwise(ordered)), default=float("nan"))
+    mean = (len(posted) - 1) / span if span > 0 else float("nan")
+    return (
+        f"chat: {n} runs from #ops, {len(posted)} posts into it; most in any 1 s {busiest_second(posted)}, "
+        f"mean {mean:.2f} posts/s over {span:.1f} s, closest two {gap:.2f} s apart (all processes together)"
+    )
+
+
+async def takeover_phase(
+    client: Runtime,
+    engine: sa.ext.asyncio.AsyncEngine,
+    procs: list[subprocess.Popen[bytes]],
+    respawn: Callable[[], Awaitable[subprocess.Popen[bytes]]],
+    kills: int,
+) -> str:
+    """Kill -9 the bot driving a run, ``kills`` times: how long until another bot holds its lease."""
+    if len(procs) < 2 or kills <= 0:
+        return "takeover: skipped (needs 2 or more processes)"
+    loaded = load_text(HOLD, "hold.yaml")
+    times: list[float] = []
+    for _ in range(kills):
+        run_id = (await client.submit(loaded, {}, started_by="bench", drive=False)).run_id
+        owner_of = sa.select(runs.c.lease_owner).where(runs.c.id == run_id)
+        running = sa.select(step_runs.c.status).where(step_runs.c.run_id == run_id, step_runs.c.key == "long")
+        async with asyncio.timeout(60):
+            while True:
+                async with engine.connect() as conn:
+                    owner = (await conn.execute(owner_of)).scalar_one_or_none()
+                    step = (await conn.execute(running)).scalar_one_or_none()
+                if owner and step == "running":
+                    break
+                await asyncio.sleep(0.05)
+        parsed = parse_owner(owner)
+        victim = next(p for p in procs if parsed is not None and p.pid == parsed.pid)
+        victim.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        async with asyncio.timeout(120):
+            while True:
+                async with engine.connect() as conn:
+                    now_owner = (await conn.execute(owner_of)).scalar_one_or_none()
+                if now_owner and now_owner != owner:
+                    break
+                await asyncio.sleep(0.01)
+        times.append(time.monotonic() - killed)
+        victim.wait()
+        procs.remove(victim)
+        procs.append(await respawn())
+        await client.cancel(run_id, "bench")
+    return (
+        f"takeover after kill -9 (same host, {len(times)} kills): median {statistics.median(times):.2f} s, "
+        f"max {max(times):.2f} s"
+    )
+
+
+async def scale(total: int, processes: int, max_runs: int, chat_runs: int, kills: int) -> str:
     schema, url = await fresh_schema()
     work = Path(tempfile.mkdtemp(prefix="sb-scale-"))
     (work / "scale.yaml").write_text(WORKLOAD)
+    slack = await FakeSlack().__aenter__()
     engine = create_engine(url)
     procs: list[subprocess.Popen[bytes]] = []
     await migrate(engine)
@@ -152,10 +303,15 @@ async def scale(total: int, processes: int, max_runs: int) -> str:
     await client.start(resume=False)
     stop = asyncio.Event()
     try:
-        for _ in range(processes):  # one by one: a starting bot could take the next one's port
+
+        async def respawn() -> subprocess.Popen[bytes]:
             port = free_port()
-            procs.append(spawn(url, work, port, max_runs))
-            await listening(port, procs[-1])
+            proc = spawn(url, work, port, max_runs, slack)
+            await listening(port, proc)
+            return proc
+
+        for _ in range(processes):  # one by one: a starting bot could take the next one's port
+            procs.append(await respawn())
         loaded = load_text(WORKLOAD, "scale.yaml")
         started = time.monotonic()
         for at in range(0, total, 50):
@@ -199,6 +355,8 @@ async def scale(total: int, processes: int, max_runs: int) -> str:
                 await conn.execute(sa.select(step_runs.c.outputs).where(step_runs.c.key == "done"))
             ).scalars()
             by_process = Counter(str((o or {}).get("stdout", "")).strip() for o in last_steps)
+        chat = await chat_phase(client, engine, slack, chat_runs)
+        takeover = await takeover_phase(client, engine, procs, respawn, kills)
     finally:
         stop.set()
         for proc in procs:
@@ -211,6 +369,7 @@ async def scale(total: int, processes: int, max_runs: int) -> str:
         await client.stop(grace=0.1)
         await engine.dispose()
         await drop_schema(schema)
+        await slack.__aexit__(None, None, None)
     late = [f.fired_at - f.due_at for f in fired if f.fired_at is not None]
     twice = sum(
         n - 1 for n in Counter((r.run_id, r.step_key, r.data.get("attempt")) for r in started_rows).values()
@@ -219,7 +378,8 @@ async def scale(total: int, processes: int, max_runs: int) -> str:
     return (
         f"{processes} process(es): {total} runs in {elapsed:.1f} s = {total / elapsed:.2f} runs/s "
         f"({dict(statuses)}; done steps by process {shares}); timers late p50 {pct(late, 0.5):.3f} s, "
-        f"p99 {pct(late, 0.99):.3f} s; steps started twice {twice}; {load()}"
+        f"p99 {pct(late, 0.99):.3f} s; steps started twice {twice}; {load()}\n  {chat}; {load()}"
+        f"\n  {takeover}; {load()}"
     )
 
 
@@ -230,10 +390,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=150)
     parser.add_argument("--processes", type=int, action="append")
     parser.add_argument("--max-runs", type=int, default=100, help="SWITCHBOARD_MAX_RUNS of each process")
+    parser.add_argument("--chat-runs", type=int, default=6, help="runs started from #ops (0: no chat phase)")
+    parser.add_argument("--kills", type=int, default=5, help="kill -9 rounds of the takeover phase")
     args = parser.parse_args()
     print(f"before: {load()}", flush=True)
     for processes in args.processes or [1, 2, 3]:
-        print(asyncio.run(scale(args.runs, processes, args.max_runs)), flush=True)
+        figures = scale(args.runs, processes, args.max_runs, args.chat_runs, args.kills)
+        print(asyncio.run(figures), flush=True)
 
 
 if __name__ == "__main__":

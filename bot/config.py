@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     max_runs: int = Field(default=100, ge=1, le=100_000)
     lease_seconds: float = Field(default=30.0, ge=2.0)
     crash_attempts: int = Field(default=3, ge=1, le=100)  # a run that crashed its process this often fails
+    # Assistant turns one process runs at once; more wait their turn instead of outrunning the pool.
+    max_turns: int = Field(default=10, ge=1, le=10_000)
     # Connections: per process. PostgreSQL's default max_connections is 100 for every process together.
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_max_overflow: int = Field(default=10, ge=0, le=1000)

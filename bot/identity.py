@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cards.mentions import USER_IDS, mention
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -105,20 +107,32 @@ def canonical(entry: str) -> str:
 
 
 def shown(ref: str, names: Mapping[str, str] | None = None, on: str | None = None) -> str:
-    """How text names the person (or trigger) behind ``ref``: "@alice", "<@U024BE7LH>", "webhook deploy".
+    """How text names the person (or trigger) behind ``ref``: "@alice", a mention, "webhook deploy".
 
     ``names`` maps refs to display names where one is known (their chat name); ``on`` is the platform
-    the text is shown on, which renders its own users' mentions from ``<@id>``.
+    the text is shown on: a card for Slack or Discord names that platform's users with a mention marker
+    (cards/mentions.py), which its renderer draws as ``<@id>`` and every other place as "@name".
     """
     kind, sep, rest = ref.partition(":")
     if not sep or not rest:
         return NOT_PEOPLE.get(ref) or f"@{ref.lstrip('@')}"
     if kind in NOT_PEOPLE:
         return f"{NOT_PEOPLE[kind]} {rest}"
-    if on is not None and on == kind and kind in MENTIONS:
-        return f"<@{rest}>"
     name = (names or {}).get(ref) or rest
+    if on is not None and on == kind and kind in MENTIONS:
+        return mention(kind, rest, name)
     return f"@{name.lstrip('@')}"
+
+
+def entry_shown(entry: str, on: str | None = None) -> str:
+    """An approvers entry as a card shows it: a ``user:ID`` of the card's platform as a mention marker,
+    else as written ("group:release-managers", "user:alice")."""
+    kind, sep, rest = entry.partition(":")
+    if on in MENTIONS and sep and rest:
+        person = rest if kind in ("user", on) else None
+        if person is not None and USER_IDS[on].fullmatch(person):
+            return mention(on, person, person)
+    return entry
 
 
 def matches(entry: str, who: Identity, where: Place | None = None) -> bool:

@@ -168,6 +168,11 @@ class Metrics:
             "Remote step jobs whose runner stopped heart-beating (the step followed its on_interrupt)",
             registry=r,
         )
+        self.drivers_started = Counter(
+            "switchboard_run_drivers_started",
+            "Run drivers started in this process (a new run, a resume, a takeover, a wake of a parked run)",
+            registry=r,
+        )
         self.leases_lost = Counter(
             "switchboard_leases_lost", "Runs whose lease another process took from this one", registry=r
         )

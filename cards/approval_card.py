@@ -64,12 +64,14 @@ class ApprovalView:
     kind: str = "binary"  # binary | form | budget
     form_fields: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
+    approvers_shown: tuple[str, ...] = ()  # the approvers as the card names them (mentions)
     required: int = 1
     veto: bool = True
     allow_self_approval: bool = False
     expires_at: float | None = None
     on_timeout: str = "reject"
     revision: int = 1
+    request: int = 1  # the step's n-th ask: more than its revision when a retry of the run asked again
     max_revisions: int = 3
     can_revise: bool = False
     previous_feedback: Vote | None = None  # the request for changes that led to this revision
@@ -121,7 +123,8 @@ def _quoted(text: str | None) -> str:
 
 def rules(view: ApprovalView) -> str:
     """The rules line: "2 of group:release-managers, user:U024 · expires 18:02 UTC (in 4h) · …"."""
-    who = ", ".join(view.approvers) if view.approvers else "anyone"
+    named = view.approvers_shown or view.approvers
+    who = ", ".join(named) if named else "anyone"
     parts = [f"{view.required} of {who}"]
     if not view.veto:
         parts.append(f"{view.required} rejects end it")
@@ -134,6 +137,8 @@ def rules(view: ApprovalView) -> str:
         )
     if view.revision > 1:
         parts.append(f"revision {view.revision} of {view.max_revisions}")
+    if view.request > view.revision:
+        parts.append(f"request {view.request}")  # asked again by a retry, not a revision
     if not view.allow_self_approval:
         parts.append("no self-approval")
     return " · ".join(parts)

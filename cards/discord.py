@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from cards.limits import chunks, clip, fit, is_yes, more_line, take
+from cards.mentions import plain, resolve
 from cards.model import Button, Card, Field, Form, FormField
 
 Payload = dict[str, Any]
@@ -61,6 +62,29 @@ BUTTON_STYLES = {"primary": 1, "default": 2, "danger": 4}  # Discord: primary, s
 
 def render_message(card: Card) -> Payload:
     """``{"content", "embeds", "components"}`` for a card, cut to Discord's limits."""
+    return _mentions(_render_message(card))
+
+
+def _mentions(payload: Payload) -> Payload:
+    """People's markers drawn as Discord mentions where Discord draws them (an embed's description and
+    field values); as "@name" in titles, authors, footers and labels, which show ``<@id>`` as typed."""
+    for embed in payload["embeds"]:
+        for key in ("title", "description"):
+            if key in embed:
+                embed[key] = resolve(embed[key], "discord" if key == "description" else None)
+        for part in ("author", "footer"):
+            if part in embed:
+                key = "name" if part == "author" else "text"
+                embed[part][key] = plain(embed[part][key])
+        for field in embed.get("fields", ()):
+            field["name"], field["value"] = plain(field["name"]), resolve(field["value"], "discord")
+    for row in payload["components"]:
+        for button in row["components"]:
+            button["label"] = plain(button["label"])
+    return payload
+
+
+def _render_message(card: Card) -> Payload:
     embed: Payload = {"color": COLOURS.get(card.colour, COLOURS["neutral"])}
     if card.title:
         embed["title"] = clip(card.title, TITLE_MAX)

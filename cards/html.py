@@ -14,6 +14,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from cards.limits import is_yes
+from cards.mentions import plain_everywhere
 from cards.model import Card, Form, FormField
 from cards.run_card import STEP_ICONS
 
@@ -49,7 +50,7 @@ class _Input:
 
 def render_html(card: Card) -> str:
     """An escaped HTML fragment showing a card in the console."""
-    return _CARD.render(card=card, icon_names=ICON_NAMES)
+    return _CARD.render(card=plain_everywhere(card), icon_names=ICON_NAMES)
 
 
 def render_form_html(form: Form) -> str:

@@ -10,6 +10,8 @@ import base64
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from cards.mentions import plain
+
 Colour = Literal["neutral", "info", "success", "warning", "danger"]
 ButtonStyle = Literal["default", "primary", "danger"]
 FieldKind = Literal["text", "multiline", "number", "select", "boolean"]
@@ -100,11 +102,11 @@ class Card:
     def plain_text(self) -> str:
         """The text shown in notifications and to clients that cannot draw the card."""
         if self.fallback:
-            return self.fallback
+            return plain(self.fallback)
         head = f"{self.title} ({self.status})" if self.status else self.title
         if not head:
-            return self.text
-        return f"{head}: {self.text}" if self.text else head
+            return plain(self.text)
+        return plain(f"{head}: {self.text}" if self.text else head)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

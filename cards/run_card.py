@@ -64,6 +64,7 @@ class StepView:
     items_total: int | None = None  # ... of how many
     compensation: str | None = None  # None | running | succeeded | failed (rolled back) | undone | reused
     revision: int | None = None  # run again by an approval's "Request changes": which revision (2, 3, …)
+    approval: bool = False  # an approval step: each attempt is a request (asked again by a retry)
     background: bool = False  # nothing waits for it; its failure does not fail the run
 
     @property
@@ -93,6 +94,7 @@ class RunView:
     checkpoints: tuple[str, ...] = ()  # the checkpoints a rewind can go back to, oldest first
     rerun_of: tuple[str, str] | None = None  # (run, step): a rerun of that run from that step
     rewinding_to: str | None = None  # while a rewind compensates: the step it goes back to
+    queued: str | None = None  # a pending run's turn: "2nd in line for deploy-prod", "waiting for capacity"
 
     @property
     def finished(self) -> bool:
@@ -162,7 +164,11 @@ def _step_line(step: StepView) -> StepLine:
         # this revision count as attempts.
         parts.append(f"revision {step.revision}")
         tries -= step.revision - 1
-    if tries > 1:
+    if step.approval:
+        # The n-th ask of the step; shown when a retry of the run asked again, beyond its revisions.
+        if step.attempt > max(step.revision or 1, 1):
+            parts.append(f"request {step.attempt}")
+    elif tries > 1:
         parts.append(f"attempt {tries}")
     if step.error and step.mark != "compensated":
         parts.append(clip(" ".join(step.error.split()), STEP_ERROR_MAX))
@@ -193,7 +199,7 @@ def _outcome(view: RunView) -> str:
     error = clip(view.error, RUN_ERROR_MAX) if view.error else ""
     undone = _count(view, "compensated")
     text = {
-        "pending": "Queued.",
+        "pending": f"Queued: {view.queued}." if view.queued else "Queued.",
         "running": (f"Running {', '.join(current)}. " if current else "Running. ") + _sentence(progress),
         "waiting": _sentence(f"Waiting for {view.waiting_for or 'an event'}"),
         "succeeded": "Succeeded.",
@@ -266,7 +272,7 @@ def run_card(view: RunView, link: str | None = None) -> Card:
     return Card(
         title=f"{view.workflow} · run {view.run_id[:6]}",
         text=_outcome(view),
-        status=view.status,
+        status=f"queued: {view.queued}" if view.status == "pending" and view.queued else view.status,
         colour=RUN_COLOURS[view.status],
         fields=tuple(fields),
         steps=tuple(_step_line(s) for s in view.steps),

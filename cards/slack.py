@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from cards.limits import ELLIPSIS, clip, fit, is_yes, more_line, take
+from cards.mentions import plain, resolve
 from cards.model import Button, Card, Confirm, Field, Form, FormField
 
 Block = dict[str, Any]
@@ -52,16 +53,18 @@ def escape(text: str) -> str:
 
 def _esc(text: str, limit: int) -> str:
     # Clip before escaping (never cut an entity in half), then clip harder if escaping made it too long.
+    # People's markers become Slack mentions last: a drawn mention is never longer than its marker.
     raw = limit
     out = escape(clip(text, raw))
     while len(out) > limit:
         raw -= len(out) - limit
         out = escape(clip(text, raw))
-    return out
+    return resolve(out, "slack")
 
 
 def _plain(text: str, limit: int) -> Block:
-    return {"type": "plain_text", "text": clip(text, limit) or ELLIPSIS, "emoji": True}
+    # plain_text is never parsed for mentions: people are named "@name" there.
+    return {"type": "plain_text", "text": clip(plain(text), limit) or ELLIPSIS, "emoji": True}
 
 
 def _mrkdwn(text: str) -> Block:

@@ -47,6 +47,7 @@ class ApprovalFlow:
             if problem is not None:
                 raise ValueError(problem)  # fails the step with this message, before a card is drawn
         core.start_record(step)
+        step.revision = max(step.revision, 1)
         effect = RequestApproval(
             step.key,
             title,
@@ -63,7 +64,8 @@ class ApprovalFlow:
             notify=a.notify_mode,
             escalation=tuple((r.after, r.remind, tuple(r.add_approvers)) for r in a.escalation),
             form={name: inp.model_dump() for name, inp in a.form.items()},
-            revision=step.attempt,
+            revision=step.revision,
+            request=step.attempt,
             max_revisions=a.max_revisions,
             can_revise=a.revise is not None,
             auto=auto,
@@ -76,7 +78,8 @@ class ApprovalFlow:
             title=title,
             approvers=approvers,
             required=required,
-            revision=step.attempt,
+            revision=step.revision,
+            request=step.attempt,
             auto=auto,
         )
         if auto is not None:
@@ -97,7 +100,7 @@ class ApprovalFlow:
         spec = core.spec.steps[step.step_id].approval
         assert spec is not None
         if sig.outcome == "changes_requested":
-            if spec.revise is not None and step.attempt < spec.max_revisions:
+            if spec.revise is not None and step.revision < spec.max_revisions:
                 self._revise(step, spec, outputs)
                 return
             reason = f"changes requested after the last allowed revision ({spec.max_revisions}): {sig.reason}"
@@ -118,7 +121,7 @@ class ApprovalFlow:
         assert target is not None
         again = {target, *downstream(core.spec.steps, target)}
         core.state.finish_counter += 1
-        feedback = {**outputs, "revision": step.attempt, "revise": target}
+        feedback = {**outputs, "revision": step.revision, "revise": target}
         for other in list(core.state.steps.values()):
             if other.step_id not in again or other.status == StepStatus.RUNNING:
                 continue  # a parallel branch still running keeps going
@@ -129,9 +132,10 @@ class ApprovalFlow:
             "revision_requested",
             step.key,
             revise=target,
-            revision=step.attempt,
+            revision=step.revision,
             feedback=outputs.get("feedback"),
         )
+        step.revision += 1  # the next ask is the next revision
         core.schedule([target])
 
 
@@ -140,16 +144,14 @@ def revisions(workflow: Workflow, steps: dict[str, StepState]) -> dict[str, int]
     approval itself, the step it revises and those between) once they have run in it: 2 or more. A status
     card says "revision 2" for these rather than "attempt 2", which would read like a retry.
 
-    Each revision runs the revised step once more and asks once more, so the revision is the fewer of
-    the two counts (an approval asked again by a retry of the run has one more ask than revisions)."""
+    The approval counts its own revisions; a retry of the run asks it again without a new revision."""
     found: dict[str, int] = {}
     for step_id, spec in workflow.steps.items():
         asked = steps.get(step_id)
         if spec.approval is None or spec.approval.revise is None or asked is None:
             continue
         target = spec.approval.revise
-        revised = steps.get(target)
-        revision = min(asked.attempt, revised.attempt if revised is not None else 0)
+        revision = asked.revision
         if revision < 2:
             continue
         before = upstream(workflow.steps, step_id) | {step_id}

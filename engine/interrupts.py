@@ -79,12 +79,10 @@ class Interrupts:
         # No approvers, self-approval allowed: whoever may see the run may answer, its starter too.
         core.decision.effects.append(
             RequestApproval(
-                step.key, title, description, context, [], 1, True, None, "reject", revision=step.attempt
+                step.key, title, description, context, [], 1, True, None, "reject", request=step.attempt
             )
         )
-        core.emit(
-            "approval_requested", step.key, title=title, approvers=[], required=1, revision=step.attempt
-        )
+        core.emit("approval_requested", step.key, title=title, approvers=[], required=1, request=step.attempt)
 
     def decided(self, sig: ApprovalDecided) -> None:
         """Run the step again when approved; fail it otherwise."""

@@ -181,6 +181,7 @@ class RequestApproval:
     escalation: tuple[tuple[float, bool, tuple[str, ...]], ...] = ()  # (after, remind, add_approvers)
     form: dict[str, Any] = field(default_factory=dict)  # field name -> InputSpec as a dict
     revision: int = 1
+    request: int = 1  # the step's n-th ask: a retry of the run asks again in the same revision
     max_revisions: int = 3
     can_revise: bool = False
     auto: str | None = None  # why it was approved without asking

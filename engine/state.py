@@ -64,6 +64,9 @@ class StepState:
     finish_seq: int = 0  # completion order, for compensation in reverse
     compensation: str | None = None  # None | running | succeeded | failed | undone | reused
     items: list[Any] | None = None  # a fan-out step's expanded list
+    # An approval step's revision: 1 once asked, one more after each "Request changes". A retry of the
+    # run asks again in the same revision (a new request, not a new revision).
+    revision: int = 0
 
     @property
     def ok(self) -> bool:

@@ -72,7 +72,7 @@ async def approvals_command(cmd: Command, svc: Services) -> Reply:
     gone = 0
     async with svc.runtime.approvals.engine.connect() as conn:
         for request in mine:  # read one by one, only as many as the card can hold buttons for
-            stored = await read_view(conn, request.id, svc.now())
+            stored = await read_view(conn, request.id, svc.now(), cmd.who.platform)
             if stored is None or stored.run.status in FINISHED:
                 gone += 1  # its run ended while it waited
                 continue

@@ -14,9 +14,13 @@ from typing import Any
 
 import pytest
 
+from bot.approvals.views import read_view
 from bot.cli.audit import audit_records
 from bot.errors import Conflict, NotPermitted
+from bot.runtime.run_views import view_from_store
 from bot.runtime.runtime import Runtime
+from cards.approval_card import rules
+from cards.run_card import run_card
 from engine.loader import load_workflow
 from tests.conftest import FakeClock
 from tests.helpers import event_types, eventually, finished, status_is, workflow
@@ -223,7 +227,9 @@ steps:
 """
 
 
-async def test_retrying_a_rejected_approval_asks_again_and_announces_after_it(make_runtime: MakeRuntime) -> None:
+async def test_retrying_a_rejected_approval_asks_again_and_announces_after_it(
+    make_runtime: MakeRuntime,
+) -> None:
     runtime = await make_runtime(clock=FakeClock())
     run_id, first = await waiting_request(runtime, RETRIED)
     await decide(runtime, first, "carol", "reject", comment="not on a Friday")
@@ -241,6 +247,18 @@ async def test_retrying_a_rejected_approval_asks_again_and_announces_after_it(ma
     assert second != first
     steps = {s.key: s for s in await runtime.store.step_rows(run_id)}
     assert steps["announce"].status == "pending"  # not a stale "✓" above a ship still to come
+    # Stored as the step's second request, still in its first revision: nothing was revised.
+    requested = [r for r in await audit_records(runtime.store.engine, run_id) if r["action"] == "requested"]
+    assert [(r["detail"]["revision"], r["detail"]["request"]) for r in requested] == [(1, 1), (1, 2)]
+    assert requested[1]["detail"]["parent"] == first
+    async with runtime.store.engine.connect() as conn:
+        stored = await read_view(conn, second, runtime.clock())
+    assert stored is not None and (stored.view.revision, stored.view.request) == (1, 2)
+    assert "request 2" in rules(stored.view) and "revision" not in rules(stored.view)
+    view = await view_from_store(runtime.store, run_id)
+    assert view is not None
+    [ask] = [line for line in run_card(view).steps if line.name == "ask"]
+    assert ask.detail == "request 2"
     await decide(runtime, second, "carol", "approve")
     assert (await finished(runtime, run_id)).status == "succeeded"
     steps = {s.key: s for s in await runtime.store.step_rows(run_id)}

@@ -293,15 +293,15 @@ def test_a_revision_is_labelled_as_one_not_as_an_attempt() -> None:
     assert "revision 2" in lines["build"] and "attempt" not in lines["build"]
     assert lines["ask"] == "revision 2"
     assert lines["deploy"] == ""
-    # The run retried after a rejection: the approval is asked a third time, still in revision 2.
+    # The run retried after a rejection: the approval is asked a third time (request 3), still in
+    # revision 2; a retry's ask is neither a revision nor an attempt.
     c.advance(ApprovalDecided("ask", "rejected", {}, "not today"), 5)
     c.advance(Retry("alice"), 6)
     lines = {line.name: line.detail for line in run_card(view_from_state(c.state, 7.0)).steps}
-    assert lines["ask"] == "revision 2 · attempt 2" and lines["announce"] == ""
+    assert lines["ask"] == "revision 2 · request 3" and lines["announce"] == ""
     # A retry inside revision 2 (its third run in all) is that revision's second attempt.
     [retried] = run_card(run_view("running", (StepView("build", "running", attempt=3, revision=2),))).steps
     assert retried.detail == "revision 2 · attempt 2"
-
 
 
 def test_every_approval_state_has_its_word_and_only_a_pending_one_has_buttons() -> None:
@@ -325,6 +325,7 @@ def test_every_approval_state_has_its_word_and_only_a_pending_one_has_buttons() 
     ]
     assert "revision 3 of 3" in APPROVAL_CARDS["approval_last_revision"].context[1]
     assert "last revision" in APPROVAL_CARDS["approval_last_revision"].text
+
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--update"]:

@@ -127,3 +127,23 @@ def test_retrying_a_rejected_approval_asks_again_and_announces_again() -> None:
     assert c.state.status == RunStatus.SUCCEEDED
     assert c.state.steps["announce"].outputs == {"text": "deploy: succeeded"}
 
+
+def test_a_retry_asks_again_as_a_new_request_in_the_same_revision() -> None:
+    from engine.signals import Retry
+
+    c = core({k: v for k, v in RELEASE.items() if k != "announce"})
+    c.advance(Start(), 0)
+    [first] = requests(c.advance(StepCompleted("build", 1, {}), 1))
+    assert (first.revision, first.request) == (1, 1)
+    c.advance(ApprovalDecided("ask", "rejected", {}, "not today"), 2)
+    [second] = requests(c.advance(Retry("alice"), 3))
+    assert (second.revision, second.request) == (1, 2)  # not "revision 2": nothing was revised
+    c.advance(ApprovalDecided("ask", "changes_requested", {"feedback": "bump it"}, "bob"), 4)
+    [third] = requests(c.advance(StepCompleted("build", 2, {}), 5))
+    assert (third.revision, third.request) == (2, 3)
+    # The retry used up no revision: two more requests for changes are allowed before the third counts.
+    c.advance(ApprovalDecided("ask", "changes_requested", {"feedback": "again"}, "bob"), 6)
+    [fourth] = requests(c.advance(StepCompleted("build", 3, {}), 7))
+    assert (fourth.revision, fourth.request) == (3, 4)
+    c.advance(ApprovalDecided("ask", "changes_requested", {"feedback": "once more"}, "bob"), 8)
+    assert "last allowed revision (3)" in (c.state.error or "")

@@ -123,13 +123,15 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     assert custom_ids(card) == [f"sb:approval:{approval}:{c}" for c in ("approve", "reject", "changes")]
     assert card["embeds"][0]["title"] == "Deploy api to prod?"
     assert "2 of group:release-managers, user:carol" in card["embeds"][0]["footer"]["text"]
+    # Who asked is a Discord mention in a field value (Discord draws those there, not in the footer).
+    assert {"name": "Asked by", "value": f"<@{ERIN}>", "inline": True} in card["embeds"][0]["fields"]
     nonce = f"sb-card-run:{run_id}"[:25]
     [status] = await fake.until(lambda: [m for m in fake.channel_messages(p.OPS) if m["nonce"] == nonce])
     await fake.until(lambda: status_of(status).endswith("waiting"))
 
     first = await click(fake, f"sb:approval:{approval}:approve", card, p.ALICE)
     assert await told(fake, first) == "Approved by @Alice, 1 of 2"
-    await fake.until(lambda: "Approved by @Alice, 1 of 2" in description(card), 10)
+    await fake.until(lambda: f"Approved by <@{p.ALICE}>, 1 of 2" in description(card), 10)
     assert fake.edits[card["id"]], "edited in place"
     assert len(custom_ids(card)) == 3  # still open
 
@@ -142,7 +144,7 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     second = await click(fake, f"sb:approval:{approval}:approve", card, CAROL)
     assert await told(fake, second) == "Approved by @Carol; the run continues"
     assert (await finished(app.runtime, run_id)).status == "succeeded"
-    await fake.until(lambda: "Approved by @Alice and @Carol at" in description(card), 10)
+    await fake.until(lambda: f"Approved by <@{p.ALICE}> and <@{CAROL}> at" in description(card), 10)
     assert card["components"] == []  # no buttons left
     assert status_of(card).endswith("approved")
     await fake.until(lambda: status_of(status).endswith("succeeded"), 10)
@@ -178,9 +180,7 @@ async def test_request_changes_opens_a_modal_and_its_feedback_brings_revision_tw
     # The build runs again with the feedback, and a new request is posted: revision 2 of 3.
     [_, new] = await fake.until(lambda: len(approval_cards(fake)) == 2 and approval_cards(fake), 10)
     assert "revision 2 of 3" in new["embeds"][0]["footer"]["text"]
-    assert re.search(
-        r"Revised after @(Alice|alice|\d+) asked for changes: “bump the version”", description(new)
-    )
+    assert re.search(rf"Revised after <@{p.ALICE}> asked for changes: “bump the version”", description(new))
     build = {s.key: s for s in await app.runtime.store.step_rows(run_id)}["build"]
     assert build.attempt == 2 and build.outputs["stdout"].strip() == "built bump the version"
     await fake.until(lambda: "The work goes back for revision 2." in description(card), 10)

@@ -97,7 +97,8 @@ async def test_each_approver_gets_the_card_by_dm_and_a_click_there_counts_and_ed
     assert "member" not in first and first["user"]["id"] == p.ALICE  # a click in a DM, as Discord sends it
     assert await told(fake, first) == "Approved by @Alice, 1 of 2"
     await fake.until(
-        lambda: all("Approved by @Alice, 1 of 2" in description(c) for c in (alice_card, carol_card)), 10
+        lambda: all(f"Approved by <@{p.ALICE}>, 1 of 2" in description(c) for c in (alice_card, carol_card)),
+        10,
     )
     for card in (alice_card, carol_card):
         assert fake.calls("PATCH", f"/channels/{card['channel_id']}/messages/{card['id']}"), "edited in place"
@@ -108,7 +109,7 @@ async def test_each_approver_gets_the_card_by_dm_and_a_click_there_counts_and_ed
     assert await told(fake, second) == "Approved by @Carol; the run continues"
     assert (await finished(app.runtime, run_id)).status == "succeeded"
     await fake.until(lambda: alice_card["components"] == [] and carol_card["components"] == [], 10)
-    assert "Approved by @Alice and @Carol at" in description(carol_card)
+    assert f"Approved by <@{p.ALICE}> and <@{CAROL}> at" in description(carol_card)
     assert [m["id"] for m in fake.dm_messages(p.ALICE)] == [alice_card["id"]]  # never posted again
     assert [m["id"] for m in fake.dm_messages(CAROL)] == [carol_card["id"]]
     assert len(fake.calls("POST", "/users/@me/channels")) == 2  # each DM channel opened once, then reused
@@ -133,7 +134,7 @@ async def test_an_approver_who_refuses_dms_is_recorded_as_failed_and_the_run_kee
     # The request still stands: alice's DM card works, and the run waits for the second approval.
     first = await fake.click(f"sb:approval:{approval}:approve", alice_card, user=p.ALICE)
     assert await told(fake, first) == "Approved by @Alice, 1 of 2"
-    await fake.until(lambda: "Approved by @Alice, 1 of 2" in description(alice_card), 10)
+    await fake.until(lambda: f"Approved by <@{p.ALICE}>, 1 of 2" in description(alice_card), 10)
     assert (await app.runtime.store.run_row(run_id)).status == "waiting"
     # carol can still decide: /approvals lists the request, with its buttons, to her alone.
     asked = await fake.interact(2, {"id": p.COMMAND_ID, "name": "approvals", "type": 1}, user=CAROL)

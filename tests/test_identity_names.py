@@ -14,6 +14,7 @@ import pytest
 
 from bot.identity import canonical, shown
 from bot.process import App, start_app, stop_app
+from cards.mentions import plain, resolve
 from tests.test_cli import cli, environment, run_id
 from tests.test_console_api import Client, console_settings, run_id_of, write_workflows
 
@@ -35,8 +36,10 @@ def test_text_names_people_and_triggers() -> None:
     assert shown("console:alice") == "@alice"
     assert shown("slack:U024BE7LH", {"slack:U024BE7LH": "Alice Liddell"}) == "@Alice Liddell"
     assert shown("slack:U024BE7LH") == "@U024BE7LH"  # no name known: the id, still with "@"
-    assert shown("slack:U024BE7LH", on="slack") == "<@U024BE7LH>"  # Slack renders its own mention
-    assert shown("discord:8035", {"discord:8035": "Bob"}, on="discord") == "<@8035>"
+    # Slack and Discord draw their own users' mentions; anywhere else the marker reads "@name".
+    assert resolve(shown("slack:U024BE7LH", on="slack"), "slack") == "<@U024BE7LH>"
+    assert resolve(shown("discord:80351", {"discord:80351": "Bob"}, on="discord"), "discord") == "<@80351>"
+    assert plain(shown("discord:80351", {"discord:80351": "Bob"}, on="discord")) == "@Bob"
     assert shown("discord:8035", {"discord:8035": "Bob"}, on="slack") == "@Bob"  # not Slack's user
     assert shown("webhook:github") == "webhook github"
     assert shown("schedule:nightly") == "schedule nightly"

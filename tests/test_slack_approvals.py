@@ -96,7 +96,10 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
         ("Request changes…", f"sb:approval:{approval}:changes"),
     ]
     assert actions[0]["elements"][1]["confirm"]["title"]["text"] == "Reject this request?"
-    assert "2 of group:release-managers, user:U0CAROL" in blocks_text(post.params)
+    # Approvers and people are Slack mentions on a Slack card (the entries as written elsewhere).
+    assert "2 of group:release-managers, <@U0CAROL>" in blocks_text(post.params)
+    assert "Asked by*\\n<@U0ERIN>" in blocks_text(post.params)  # who started the run
+    assert "U0ERIN" not in post.params["text"] and "&lt;@" not in blocks_text(post.params)
     [(_, run_ts)] = await eventually(lambda: keyed(fake, f"sb-card-run:{run_id}"))
     await eventually(
         lambda: "Waiting for approval at step approve_prod" in fake.message("C0OPS", run_ts)["text"]
@@ -105,7 +108,7 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     first = await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0ALICE")
     assert first.status == 200  # Slack wants the 200 within 3 s: bench/lifecycle.py measures it
     await eventually(lambda: said_to(fake, "U0ALICE", "Approved by @alice, 1 of 2"))
-    await eventually(lambda: "Approved by @alice, 1 of 2" in blocks_text(fake.message(APPROVALS, ts)))
+    await eventually(lambda: "Approved by <@U0ALICE>, 1 of 2" in blocks_text(fake.message(APPROVALS, ts)))
     edit = [c for c in fake.delivered("chat.update") if c.params["ts"] == ts][-1]
     assert edit.params["channel"] == APPROVALS  # edited in place: the same message
     assert button(fake.message(APPROVALS, ts), "approve") is not None  # still open
@@ -121,7 +124,9 @@ async def test_two_approvers_approve_a_non_approver_is_refused_and_a_late_click_
     await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0CAROL")
     await eventually(lambda: said_to(fake, "U0CAROL", "the run continues"))
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
-    await eventually(lambda: "Approved by @alice and @carol at" in blocks_text(fake.message(APPROVALS, ts)))
+    await eventually(
+        lambda: "Approved by <@U0ALICE> and <@U0CAROL> at" in blocks_text(fake.message(APPROVALS, ts))
+    )
     final = fake.message(APPROVALS, ts)
     assert not [b for b in final["blocks"] if b["type"] == "actions"]  # no buttons left to click
     assert final["text"].startswith("Deploy api to prod?: Approved by @alice and @carol at ")
@@ -162,7 +167,7 @@ async def test_request_changes_opens_a_modal_and_its_feedback_brings_revision_tw
     revised = blocks_text(fake.message(APPROVALS, new_ts))
     assert "revision 2 of 3" in revised
     # The new card is drawn in the run's commit, where only the ref of who asked is known (see the report).
-    assert re.search(r"Revised after @(alice|U0ALICE) asked for changes: “bump the version”", revised)
+    assert re.search(r"Revised after <@U0ALICE> asked for changes: “bump the version”", revised)
     build = {s.key: s for s in await slack.app.runtime.store.step_rows(run_id)}["build"]
     assert build.attempt == 2 and build.outputs["stdout"].strip() == "built bump the version"
     await eventually(lambda: "The work goes back for revision 2." in blocks_text(fake.message(APPROVALS, ts)))
@@ -180,7 +185,7 @@ async def test_an_old_card_still_works_after_a_restart(slack: Harness) -> None:
     slack.app = await start_app(settings)  # the same database; a new server on a new port
     slack.send.url = f"{slack.app.url}/slack/events"
     await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0ALICE")
-    await eventually(lambda: "Approved by @alice, 1 of 2" in blocks_text(fake.message(APPROVALS, ts)))
+    await eventually(lambda: "Approved by <@U0ALICE>, 1 of 2" in blocks_text(fake.message(APPROVALS, ts)))
     await slack.send.click(f"sb:approval:{approval}:approve", APPROVALS, ts, user="U0CAROL")
     assert (await finished(slack.app.runtime, run_id)).status == "succeeded"
     await eventually(lambda: button(fake.message(APPROVALS, ts), "approve") is None)

@@ -178,7 +178,8 @@ async def handed_over(h: Harness) -> str:
 async def claimed_by_dave(h: Harness) -> str:
     ts = await handed_over(h)
     await h.click(ts, "claim", "U0DAVE")
-    await eventually(lambda: "claimed by @dave" in card_text(h.fake, ts))
+    await eventually(lambda: "claimed by @dave" in card_text(h.fake, ts))  # the fallback text
+    assert "claimed by <@U0DAVE>" in json.dumps(h.fake.message(AGENTS, ts)["blocks"])  # a Slack mention
     return ts
 
 

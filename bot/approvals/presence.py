@@ -141,14 +141,17 @@ class ApprovalChat:
         if row["revision"] > 1:
             asked = latest_feedback(state.steps)
             if asked.get("decided_by"):
-                shown = asked.get("decided_by_name") or display(str(asked["decided_by"]), {})
-                previous = Vote(str(shown), "changes", asked.get("feedback"))
+                by = str(asked["decided_by"])
+                name = asked.get("decided_by_name")
+                shown = display(by, {by: str(name).lstrip("@")} if name else {}, platform)
+                previous = Vote(shown, "changes", asked.get("feedback"))
         view = view_of(
             SimpleNamespace(**row),
             workflow=state.workflow.name,
-            asked=asked_by(state.meta, state.started_by),
+            asked=asked_by(state.meta, state.started_by, platform),
             previous=previous,
             now=now,
+            on=platform,
         )
         card = approval_card(replace(view, note=note))
         for target in wanted:
@@ -164,9 +167,9 @@ class ApprovalChat:
         if not cards:
             return  # the request has no chat presence (its run was started from the CLI)
         now = self.clock()
-        stored = await read_view(conn, approval_id, now)
-        assert stored is not None, f"approval {approval_id} changed but cannot be read"
         platform = cards[0].platform
+        stored = await read_view(conn, approval_id, now, platform)
+        assert stored is not None, f"approval {approval_id} changed but cannot be read"
         origin = (stored.run.meta or {}).get("origin") or {}
         home = stored.row.channel or origin.get("channel") or cards[0].channel
         wanted, note = targets(

@@ -41,7 +41,8 @@ class ApprovalStore(ApprovalWithdrawal):
         """Add a new request, its timers and its audit record to the run's batch; returns its id.
 
         An automatic approval (``req.auto``) is stored already approved, with its reason, so the audit
-        shows it beside the decisions people made. ``parent`` is the request this revision follows.
+        shows it beside the decisions people made. ``parent`` is the request this one follows (the step's
+        previous ask: before a revision, or before a retry of the run).
         """
         approval_id = secrets.token_hex(5)
         expires = now + req.timeout if req.timeout and not req.auto else None
@@ -67,6 +68,7 @@ class ApprovalStore(ApprovalWithdrawal):
             "channel": req.channel,
             "notify": req.notify,
             "revision": req.revision,
+            "request": req.request,
             "max_revisions": req.max_revisions,
             "can_revise": req.can_revise,
             "form": req.form or None,
@@ -105,7 +107,9 @@ class ApprovalStore(ApprovalWithdrawal):
                 }
             )
         action = "auto_approved" if req.auto else "requested"
-        detail = {"title": req.title, "revision": req.revision, **({"reason": req.auto} if req.auto else {})}
+        detail: dict[str, Any] = {"title": req.title, "revision": req.revision, "request": req.request}
+        if req.auto:
+            detail["reason"] = req.auto
         if req.auto_after is not None and not req.auto:
             detail["auto_approve_after"] = req.auto_after
         if parent is not None:
@@ -121,8 +125,8 @@ class ApprovalStore(ApprovalWithdrawal):
         return approval_id
 
     async def parent_of(self, run_id: str, req: RequestApproval) -> str | None:
-        """The id of the request a new revision follows: the step's latest earlier one, if any."""
-        return await rows.latest_revision(self.engine, run_id, req.key, req.revision)
+        """The id of the request a new one follows: the step's latest earlier one, if any."""
+        return await rows.latest_request(self.engine, run_id, req.key, req.request)
 
     async def pending(self, run_id: str | None = None) -> list[Approval]:
         """Every request still waiting for a decision (of one run, when given), oldest first."""

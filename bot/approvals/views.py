@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from bot.identity import Identity, shown
+from bot.identity import Identity, entry_shown, shown
 from bot.storage import approvals as rows
 from cards.approval_card import ApprovalView, Vote
 
@@ -32,16 +32,17 @@ def acting(who: Identity) -> Iterator[None]:
         _ACTING.reset(token)
 
 
-def display(ref: str, known: dict[str, str]) -> str:
-    """How a card names a person: "@alice" (their chat name, else the part of the ref after the colon)."""
-    return shown(ref, known)
+def display(ref: str, known: dict[str, str], on: str | None = None) -> str:
+    """How a card names a person: "@alice" (their chat name, else the part of the ref after the colon);
+    on their own platform (``on``), a mention."""
+    return shown(ref, known, on)
 
 
-def asked_by(meta: dict[str, Any], started_by: str) -> str:
+def asked_by(meta: dict[str, Any], started_by: str, on: str | None = None) -> str:
     """The run's starter as a reader knows them: their chat name, else the ref it was started with."""
     who = meta.get("who")
     name = who.get("name") if isinstance(who, dict) else None
-    return shown(started_by, {started_by: name} if name else None)
+    return shown(started_by, {started_by: name} if name else None, on)
 
 
 async def names(conn: Any, refs: Iterable[str]) -> dict[str, str]:
@@ -69,8 +70,9 @@ class Stored:
     known: dict[str, str]
 
 
-async def read_view(conn: Any, approval_id: str, now: float) -> Stored | None:
-    """One request read for its card (None when there is no such id)."""
+async def read_view(conn: Any, approval_id: str, now: float, on: str | None = None) -> Stored | None:
+    """One request read for its card (None when there is no such id); ``on`` is the platform the card is
+    drawn for, whose own users it names with mentions."""
     row = await rows.request_row(conn, approval_id)
     if row is None:
         return None
@@ -82,10 +84,11 @@ async def read_view(conn: Any, approval_id: str, now: float) -> Stored | None:
     view = view_of(
         SimpleNamespace(**row._mapping, auto_at=auto_at),
         workflow=run.workflow,
-        asked=asked_by(run.meta or {}, run.started_by),
-        votes=tuple(Vote(display(v.actor, known), v.decision, v.comment) for v in votes),
-        previous=Vote(display(previous.actor, known), "changes", previous.comment) if previous else None,
+        asked=asked_by(run.meta or {}, run.started_by, on),
+        votes=tuple(Vote(display(v.actor, known, on), v.decision, v.comment) for v in votes),
+        previous=Vote(display(previous.actor, known, on), "changes", previous.comment) if previous else None,
         now=now,
+        on=on,
     )
     return Stored(row, run, view, tuple(v.actor for v in votes), known)
 
@@ -97,8 +100,10 @@ def view_of(
     votes: tuple[Vote, ...] = (),
     previous: Vote | None = None,
     now: float = 0.0,
+    on: str | None = None,
 ) -> ApprovalView:
-    """The view of a request row (a database row, or a namespace of the dict ``add_request`` writes)."""
+    """The view of a request row (a database row, or a namespace of the dict ``add_request`` writes);
+    ``on`` names the platform's own users among the approvers with mentions."""
     return ApprovalView(
         approval_id=row.id,
         run_id=row.run_id,
@@ -112,12 +117,14 @@ def view_of(
         kind=row.kind,
         form_fields=tuple(row.form or ()),
         approvers=tuple(row.approvers or ()),
+        approvers_shown=tuple(entry_shown(a, on) for a in row.approvers or ()),
         required=row.required,
         veto=row.veto,
         allow_self_approval=row.allow_self_approval,
         expires_at=row.expires_at,
         on_timeout=row.on_timeout,
         revision=row.revision,
+        request=row.request,
         max_revisions=row.max_revisions,
         can_revise=row.can_revise,
         previous_feedback=previous,

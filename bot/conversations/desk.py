@@ -19,7 +19,7 @@ from bot.conversations.outbound import fallback_channel
 from bot.conversations.ratings import ask_for_rating
 from bot.conversations.routing import pick_agent, qualified
 from bot.errors import BadInput, NotFound, NotPermitted
-from bot.identity import Identity, allowed, describe
+from bot.identity import Identity, allowed, describe, shown
 from bot.storage.conversations.rows import Conversation
 from bot.storage.conversations.states import AI_SPEAKS, State
 from bot.storage.timers import claim_timer
@@ -47,11 +47,18 @@ def view_of(conv: Conversation) -> HandoverView:
         tried=conv.tried,
         suggested=conv.suggested,
         queued_at=conv.queued_at,
-        agent=f"@{conv.agent_name}" if conv.agent_name else None,
+        agent=_agent(conv),
         offered_to=conv.offered_to,
         resolution=conv.resolution,
         escalated=conv.escalated,
     )
+
+
+def _agent(conv: Conversation) -> str | None:
+    """The agent holding ``conv`` as its card names them: a mention on their own platform, else "@name"."""
+    if conv.agent_ref is None:
+        return f"@{conv.agent_name}" if conv.agent_name else None
+    return shown(conv.agent_ref, {conv.agent_ref: conv.agent_name or ""}, conv.platform)
 
 
 class Desk:
@@ -137,7 +144,8 @@ class Desk:
                 conn,
                 claimed,
                 notice(
-                    f"Claimed by @{who.name}. Write here to talk to {conv.user.name}; "
+                    f"Claimed by {shown(who.ref, {who.ref: who.name}, conv.platform)}. "
+                    f"Write here to talk to {conv.user.name}; "
                     "start with // for a note."
                 ),
                 now,

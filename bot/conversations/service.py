@@ -87,6 +87,11 @@ class Conversations:
         self.handover_file = load_handover_file(s.handover_file)  # a bad file stops the start, with its lines
         self.desk: Desk = Desk(self)
         self._pending: dict[str, asyncio.Task[None]] = {}
+        # A burst of messages queues here, in order, rather than for a pooled connection, whose wait
+        # times out (SWITCHBOARD_DB_POOL_TIMEOUT) and would fail the message: at most a pool's worth of
+        # messages are stored at once, and at most SWITCHBOARD_MAX_TURNS turns run at once.
+        self._intake = asyncio.Semaphore(max(1, self.settings.db_pool_size // 2))
+        self._turns = asyncio.Semaphore(self.settings.max_turns)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.turns_done = 0
         self.live: LiveReplies | None = None  # answers shown as they are written (set by the process)
@@ -116,6 +121,10 @@ class Conversations:
 
     async def user_said(self, msg: Inbound) -> Conversation | None:
         """Store a user's message and act on it; None when it was a repeat of a delivery already taken."""
+        async with self._intake:
+            return await self._user_said(msg)
+
+    async def _user_said(self, msg: Inbound) -> Conversation | None:
         now = self.clock()
         conv, _ = await self.store.open_for(msg, now)
         try:
@@ -165,7 +174,8 @@ class Conversations:
         if self._pending.get(conv_id) is asyncio.current_task():
             del self._pending[conv_id]  # from here on, a new message schedules a new turn
         try:
-            await self.turn(conv_id)
+            async with self._turns:
+                await self.turn(conv_id)
         except Exception:
             log.exception("conversation %s: the assistant's turn failed", conv_id)
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CLAIM_BATCH = 8  # runs per claim statement: small, so processes told at once share a burst
+PRUNE_AT = 10_000  # driver starts remembered per run: only those since a pass began matter to it
 
 
 def room(rt: Runtime) -> int:
@@ -64,10 +65,13 @@ async def claim_pass(rt: Runtime, dead: list[str]) -> list[str]:
         now = rt.clock()
         until = now + rt.settings.lease_seconds
         only = None if rt.scope is None else list(rt.scope)
+        since = rt.drivers_started  # a driver started after this may be missing from ``driving``
+        if len(rt.driver_starts) > PRUNE_AT:
+            rt.driver_starts = {k: v for k, v in rt.driver_starts.items() if v > since - PRUNE_AT}
         driving = list(rt.live)
         batch = await rt.store.claim_batch(rt.owner, now, until, dead, limit, driving, only)
         for claimed in batch:
-            if await rt.adopt_claimed(claimed):
+            if await rt.adopt_claimed(claimed, since):
                 loaded.append(claimed.run_id)
         if len(batch) < limit:
             break

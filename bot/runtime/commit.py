@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.runtime.claims import exclusion_group
 from bot.runtime.live import LiveRun
 from bot.runtime.orphans import record_start
+from bot.runtime.queue_cards import draw_queue
 from bot.runtime.remote import queue_job
 from bot.storage.journal import Batch
 from engine.signals import Decision, RequestApproval, SetTimer, StartStep
@@ -53,7 +55,7 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
                 },
             )
         elif isinstance(effect, RequestApproval):
-            parent = await rt.approvals.parent_of(state.run_id, effect) if effect.revision > 1 else None
+            parent = await rt.approvals.parent_of(state.run_id, effect) if effect.request > 1 else None
             rt.approvals.add_request(batch, state, effect, now, parent)
             live.had_approvals = True
         elif isinstance(effect, StartStep) and effect.kind == "workflow":
@@ -103,6 +105,8 @@ async def persist(rt: Runtime, live: LiveRun, d: Decision, release: bool, progre
         rt.hub.publish(state.run_id, rows)
         for hook in rt.after_commit:
             hook()
+    if release and state.status.finished and state.workflow.exclusive is not None:
+        rt.spawn(draw_queue(rt, exclusion_group(state.workflow, state.inputs) or ""))  # the others move up
     if state.status.finished and parent:
         rt.spawn(rt.wake(parent))
     if state.status.finished and state.status != RunStatus.SUCCEEDED and live.had_approvals:

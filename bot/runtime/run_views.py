@@ -71,6 +71,7 @@ def _view(
     workflow_spec: Workflow | None = None,
 ) -> RunView:
     background = _background(workflow_spec) if workflow_spec is not None else frozenset()
+    approvals = _approvals(workflow_spec) if workflow_spec is not None else frozenset()
     tops = [s for s in steps if s.index is None]
     if order is not None:
         rank = {sid: i for i, sid in enumerate(order)}
@@ -80,11 +81,13 @@ def _view(
     items = _items_done(steps)
     waiting = next((s for s in tops if s.waiting_on in ("approval", "interrupt")), None)
     who = meta.get("who", {}).get("name") if isinstance(meta.get("who"), dict) else None
+    origin = meta.get("origin")
+    platform = origin.get("platform") if isinstance(origin, dict) else None  # the card's, named in mentions
     return RunView(
         run_id=run_id,
         workflow=workflow,
         status=cast(RunStatus, status),
-        started_by=shown(started_by, {started_by: who} if who else None),
+        started_by=shown(started_by, {started_by: who} if who else None, platform),
         inputs=dict(inputs),
         steps=tuple(
             StepView(
@@ -97,6 +100,7 @@ def _view(
                 items_total=len(s.items) if s.items is not None else None,
                 compensation=s.compensation,
                 background=s.step_id in background,
+                approval=s.step_id in approvals,
             )
             for s in tops
         ),
@@ -140,6 +144,10 @@ async def _stored_spec(store: RunStore, digest: str) -> Workflow:
 
     source, path = await store.source_of(digest)
     return parse_stored(source, path)
+
+
+def _approvals(workflow: Workflow) -> frozenset[str]:
+    return frozenset(sid for sid, spec in workflow.steps.items() if spec.approval is not None)
 
 
 def _items_done(steps: list[StepState]) -> dict[str, int]:

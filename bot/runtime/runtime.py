@@ -36,6 +36,7 @@ from bot.runtime.subworkflows import ChildStarter
 from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
 from bot.storage.leases import Claimed
+from bot.storage.run_queue import queued_card_upsert
 from bot.storage.run_rows import RunRow
 from bot.storage.runner_jobs import RunnerJobs
 from bot.storage.runner_registry import RunnerRegistry
@@ -83,6 +84,7 @@ class Runtime:
         self.processes = StepProcesses(store.engine)
         self.jobs, self.runners = RunnerJobs(store.engine), RunnerRegistry(store.engine)
         self.job_watch = JobWatch(self.jobs, clock)
+        self.queued_card = queued_card_upsert(store.engine)  # the card of a run waiting its turn
         self.host, self.boot_id = socket.gethostname(), boot_id()  # where step programs run
         self.activity = ActivityContext(
             workflows_dir=settings.workflows_dir,
@@ -93,6 +95,8 @@ class Runtime:
         )
         self.slots = asyncio.Semaphore(settings.max_parallel_steps)
         self.metrics = Metrics()  # this runtime's own registry: /metrics serves it
+        self.drivers_started = 0  # drivers started here in all (a start, a resume, a takeover)
+        self.driver_starts: dict[str, int] = {}  # run -> drivers_started when its latest driver started
         self.observers: list[Observer] = [self._measure]
         # Timers that are not a run's: kind -> handler(timer_id, ref), which marks the timer fired itself.
         self.timer_kinds: dict[str, Callable[[int, str], Awaitable[bool]]] = {}
@@ -272,9 +276,9 @@ class Runtime:
         """Load every active run that no live process is working on (up to this process's capacity)."""
         return await leases.resume_all(self)
 
-    async def adopt_claimed(self, claimed: Claimed) -> bool:
-        """Drive a run a claim pass took."""
-        return await starts.adopt_claimed(self, claimed)
+    async def adopt_claimed(self, claimed: Claimed, since: int | None = None) -> bool:
+        """Drive a run a claim pass took (``since``: ``drivers_started`` when the pass began)."""
+        return await starts.adopt_claimed(self, claimed, since)
 
     def work_told(self, run_ids: list[str] | None) -> None:
         """The bell: these runs have mail or may be claimed (None: look at the table)."""

@@ -12,6 +12,7 @@ from bot.runtime.claims import exclusion_group, room
 from bot.runtime.driver import drive
 from bot.runtime.live import LiveRun
 from bot.runtime.quarantine import crashed_too_often, quarantine
+from bot.runtime.queue_cards import capacity_card, draw_queue
 from bot.storage import redaction
 from bot.storage.journal import Batch
 from bot.storage.leases import Claimed
@@ -95,9 +96,13 @@ async def submit(
     else:
         rt.store.new_run(batch, state, loaded.digest, now, None, now, exclusive=group)
         batch.work.append(run_id)  # every process with room hears of it at commit
+        if drive and group is None:
+            capacity_card(rt, batch, state, now)  # this process is full; one with room takes it
     batch.add(rt.store.upsert_step, [rt.store.step_row(run_id, s) for s in reuse or []])
     async with rt.locks.hold(run_id):  # a resume pass must not load it while it is being stored
         await rt.store.journal.write(batch)
+    if group is not None:
+        await draw_queue(rt, group)  # its place in line, unless its turn has come
     if here:
         adopt(rt, state, loaded.digest, seq=0, mail=False)
     elif drive:
@@ -130,12 +135,29 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
         return await _rebuild(rt, claimed)
 
 
-async def adopt_claimed(rt: Runtime, claimed: Claimed) -> bool:
-    """Drive a run a claim pass took (a poke if a wake of this process loaded it meanwhile)."""
+async def adopt_claimed(rt: Runtime, claimed: Claimed, since: int | None = None) -> bool:
+    """Drive a run a claim pass took (a poke if a wake of this process loaded it meanwhile).
+
+    The claim may be stale. The pass lists the runs it drives before its claim statement runs, so a
+    driver started in between (a wake loaded the run, before or after the statement took it) was not
+    excluded, and that driver may have parked and given the lease back since. A driver started from such
+    a claim would hold no lease. So when a driver of the run started since the pass began (``since``, a
+    count of ``drivers_started``), or the claim took a run this process already held, it is made again
+    here, under the run's lock and with the pass's conditions, before a driver is started: a parked run
+    with no mail is left parked, and one that another process took meanwhile is left to it.
+    """
     async with rt.locks.hold(claimed.run_id):
         if claimed.run_id in rt.live:
             rt.live[claimed.run_id].poke()
             return True
+        started_since = since is not None and rt.driver_starts.get(claimed.run_id, -1) > since
+        if started_since or claimed.was == rt.owner:
+            now = rt.clock()
+            until = now + rt.settings.lease_seconds
+            again = await rt.store.claim_batch(rt.owner, now, until, [], 1, list(rt.live), [claimed.run_id])
+            if not again:
+                return False
+            claimed = again[0]
         return await _rebuild(rt, claimed)
 
 
@@ -214,6 +236,9 @@ def adopt(
     else:
         live.wake.set()
     live.driver = asyncio.create_task(drive(rt, live), name=f"run-{state.run_id}")
+    rt.drivers_started += 1
+    rt.driver_starts[state.run_id] = rt.drivers_started
+    rt.metrics.drivers_started.inc()
 
 
 async def _spec(rt: Runtime, digest: str) -> Workflow:

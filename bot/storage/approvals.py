@@ -70,12 +70,12 @@ async def pending(engine: AsyncEngine, run_id: str | None = None) -> list[Approv
         return [_approval(r) for r in (await conn.execute(query)).all()]
 
 
-async def latest_revision(engine: AsyncEngine, run_id: str, step_key: str, below: int) -> str | None:
-    """The id of the step's request with the highest revision under ``below``, or None."""
+async def latest_request(engine: AsyncEngine, run_id: str, step_key: str, below: int) -> str | None:
+    """The id of the step's request with the highest request number under ``below``, or None."""
     query = (
         sa.select(approvals.c.id)
-        .where(approvals.c.run_id == run_id, approvals.c.step_key == step_key, approvals.c.revision < below)
-        .order_by(approvals.c.revision.desc())
+        .where(approvals.c.run_id == run_id, approvals.c.step_key == step_key, approvals.c.request < below)
+        .order_by(approvals.c.request.desc())
         .limit(1)
     )
     async with engine.connect() as conn:

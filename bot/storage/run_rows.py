@@ -108,6 +108,7 @@ class RunReads:
                 finish_seq=r.finish_seq,
                 compensation=r.compensation,
                 items=r.items,
+                revision=r.revision,
             )
             for r in rows
         ]

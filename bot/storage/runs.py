@@ -102,6 +102,7 @@ class RunStore(RunReads, RunLeases, RunInbox, RunTimers):
             "finish_seq": step.finish_seq,
             "compensation": step.compensation,
             "items": step.items,
+            "revision": step.revision,
         }
 
     async def save_version(self, digest: str, name: str, path: str, source: str, now: float) -> None:

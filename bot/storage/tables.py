@@ -67,6 +67,8 @@ step_runs = sa.Table(
     sa.Column("finish_seq", sa.Integer, nullable=False, default=0),
     sa.Column("compensation", sa.String(20)),
     sa.Column("items", sa.JSON),
+    # An approval step's revision (engine/state.py): a retry asks again in it, "Request changes" moves on.
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
 )
 
 events = sa.Table(
@@ -135,12 +137,14 @@ approvals = sa.Table(
     sa.Column("channel", sa.String(200)),
     sa.Column("notify", sa.String(20), nullable=False, server_default="channel"),
     sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    # The step's n-th ask: a retry of the run asks again in the same revision, as a new request.
+    sa.Column("request", sa.Integer, nullable=False, server_default="1"),
     sa.Column("max_revisions", sa.Integer, nullable=False, server_default="3"),
     sa.Column("can_revise", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("form", sa.JSON),
     sa.Column("escalation", sa.JSON),
     sa.Column("auto_reason", sa.Text),
-    sa.UniqueConstraint("run_id", "step_key", "revision", name="uq_approvals_revision"),
+    sa.UniqueConstraint("run_id", "step_key", "request", name="uq_approvals_request"),
 )
 
 approval_votes = sa.Table(
