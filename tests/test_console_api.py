@@ -348,7 +348,8 @@ async def test_hints_follow_the_typed_command(app: App, http: Client) -> None:
         return [h["value"] for h in found["hints"]]
 
     assert await hints("/wor") == ["/workflow "]
-    assert await hints("/workflow r") == ["/workflow run "]
+    assert await hints("/workflow r") == ["/workflow run ", "/workflow rewind ", "/workflow rerun "]
+    assert await hints("/workflow ru") == ["/workflow run "]
     assert await hints("/workflow run de") == ["/workflow run deploy "]
     assert await hints("/workflow run deploy service=api env=p") == [
         "/workflow run deploy service=api env=prod "

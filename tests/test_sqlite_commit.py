@@ -90,6 +90,7 @@ def batches(store: RunStore) -> list[Batch]:
                     "error",
                     "failed_step",
                     "rollback_to",
+                    "rewind_to",
                     "finished_at",
                     "lease_owner",
                     "lease_until",
