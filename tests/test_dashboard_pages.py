@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -45,10 +46,34 @@ steps:
 """
 
 
+# A form approval that can also send the work back: the page shows its fields and "Request changes".
+CHANGE = """
+name: change
+permissions: {run: ["group:release-managers"]}
+steps:
+  plan:
+    run: ["python3", "-c", "print('planned')"]
+  ask:
+    needs: [plan]
+    approval:
+      title: "Run the change?"
+      approvers: ["group:release-managers"]
+      revise: plan
+      kind: form
+      form:
+        window: {type: string, required: true, description: "When to run it"}
+        level: {type: enum, enum: [low, high], required: true}
+  after:
+    needs: [ask]
+    run: ["python3", "-c", "print('changed')"]
+"""
+
+
 @pytest.fixture
 async def app(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[App]:
     write_workflows(workflows_dir)
     (workflows_dir / "ship.yaml").write_text(SHIP)
+    (workflows_dir / "change.yaml").write_text(CHANGE)
     started = await start_app(settings(tmp_path, workflows_dir, None))  # no LLM: DMs go to the queue
     yield started
     await stop_app(started, grace=1.0, flush=1.0)
@@ -160,7 +185,10 @@ async def test_the_queue_and_its_figures_are_for_agents(app: App) -> None:
         bob = await http.session("bob")
         async with bob.get("/dashboard/conversations") as res:
             assert res.status == 403
-            assert "Only agents see the queue and the conversation figures. Agents: group:agents." in await res.text()
+            assert (
+                "Only agents see the queue and the conversation figures. Agents: group:agents."
+                in await res.text()
+            )
         async with bob.get("/dashboard") as res:
             assert 'href="/dashboard/conversations"' not in await res.text()
 
@@ -189,7 +217,7 @@ async def test_workflows_with_who_may_run_them_and_their_figures(app: App) -> No
         bob = await http.session("bob")
         async with bob.get("/dashboard/workflows") as res:
             page = await res.text()
-        assert re.findall(r'data-workflow="([^"]+)"', page) == ["deploy", "migrate", "ship"]
+        assert re.findall(r'data-workflow="([^"]+)"', page) == ["change", "deploy", "migrate", "ship"]
         assert "<dt>Who may run it</dt><dd>group:release-managers</dd>" in page
 
 
@@ -243,6 +271,55 @@ async def test_deciding_from_the_approvals_page(
     finally:
         await context.close()
     assert problems == []
+
+
+async def test_a_form_approval_and_a_request_for_changes_from_the_page(app: App, browser: Browser) -> None:
+    async with Client(app.url) as http:
+        await http.command("/workflow run change", user="alice")
+    first = await eventually(lambda: app.runtime.approvals.pending(), 30, "the change to ask")
+    run_id = first[0].run_id
+
+    problems: list[str] = []
+    context, page = await signed_in(browser, f"{app.url}/dashboard/approvals", "bob", 390, problems)
+    try:
+        card = page.locator(f'#mine-heading ~ ul [data-approval="{first[0].id}"]')
+        await expect(card.get_by_label("Window (required)")).to_be_visible()
+        assert await serious_violations(page) == []
+        await card.get_by_role("button", name="Request changes").click()  # without saying what
+        await expect(page.locator("#decide-result")).to_contain_text("Say what should change")
+        await card.get_by_label(re.compile("^Comment")).fill("a smaller window, please")
+        await card.get_by_role("button", name="Request changes").click()
+        await expect(page.locator("#decide-result")).to_contain_text("Changes requested by @bob")
+
+        async def asked_again() -> list[Any] | None:
+            pending = await app.runtime.approvals.pending(run_id)
+            return [a for a in pending if a.id != first[0].id] or None
+
+        (second,) = await eventually(asked_again, 30, "revision 2 to be asked")
+        again = page.locator(f'#mine-heading ~ ul [data-approval="{second.id}"]')
+        await again.get_by_label("Window (required)").fill("22:00-23:00")  # the list refreshed itself
+        await again.get_by_role("button", name="Approve").click()  # level left empty
+        await expect(page.locator("#decide-result")).to_contain_text("level: Required")
+        await again.get_by_label("Level (required)").select_option("high")
+        await again.get_by_role("button", name="Approve").click()
+        await expect(page.locator("#decide-result")).to_contain_text("Approved by")
+        assert await page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    finally:
+        await context.close()
+    assert [p for p in problems if "status of 400" not in p] == []  # the two refusals above are 400s
+
+    async def finished() -> Any:
+        row = await app.runtime.store.run_row(run_id)
+        return row if row is not None and row.status == "succeeded" else None
+
+    await eventually(finished, 30, "the change to finish")
+    steps = {s.key: s for s in await app.runtime.store.step_rows(run_id)}
+    assert steps["ask"].outputs["form"] == {"window": "22:00-23:00", "level": "high"}
+    async with app.engine.connect() as conn:
+        sources = (
+            await conn.execute(sa.select(approval_audit.c.source).where(approval_audit.c.run_id == run_id))
+        ).scalars()
+        assert "dashboard" in set(sources)
 
 
 async def signed_in(

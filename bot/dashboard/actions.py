@@ -28,7 +28,7 @@ from handlers.workflow import FINISHED, check_may_steer
 log = logging.getLogger(__name__)
 Act = Callable[[Identity, dict[str, Any]], Awaitable[tuple[str, str | None]]]  # -> (message, run id)
 PLACE = Place("dashboard", "dashboard", channel_name="dashboard")  # for permissions and audits
-DECISIONS = ("approve", "reject")
+DECISIONS = ("approve", "reject", "changes")
 COMMENT_LIMIT = 2000
 PERMISSION = {"cancel": "cancel", "retry": "run", "rollback": "rollback"}  # as ``steer`` checks them
 STATUS = {BadInput: 400, NotPermitted: 403, NotFound: 404, Conflict: 409, SignInRequired: 401}
@@ -91,12 +91,19 @@ class Actions:
             comment = body.get("comment")
             if comment is not None and (not isinstance(comment, str) or len(comment) > COMMENT_LIMIT):
                 raise BadInput(f"'comment' must be text of at most {COMMENT_LIMIT} characters.")
+            fields = body.get("fields") or {}
+            if not isinstance(fields, dict) or not all(
+                isinstance(v, str) and len(v) <= COMMENT_LIMIT for v in fields.values()
+            ):
+                limit = COMMENT_LIMIT
+                raise BadInput(f"'fields' must map each field's name to text (at most {limit} characters).")
             done = await decide_request(
                 self.svc,
                 who,
                 approval_id,
                 str(decision),
                 (comment or "").strip() or None,
+                fields={str(k): v for k, v in fields.items()},
                 source="dashboard",
                 where={"platform": "dashboard"},
             )

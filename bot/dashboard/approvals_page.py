@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.dashboard.queries import run_workflows, vote_counts
+from bot.dashboard.queries import request_asks, run_workflows, vote_counts
 from bot.identity import Identity
+from cards.model import FormField
+from handlers.approval_forms import approve_form
 from handlers.approvals import decidable
 from handlers.services import Services
 
@@ -28,6 +30,8 @@ class Waiting:
     created_at: float
     expires_at: float | None
     mine: bool  # the signed-in person may decide it
+    fields: tuple[FormField, ...] = ()  # a form approval's fields, filled in to approve
+    can_revise: bool = False  # "Request changes" is offered (the comment is the feedback)
 
     def age(self, now: float) -> float:
         return max(now - self.created_at, 0.0)
@@ -51,6 +55,7 @@ async def load_approvals(svc: Services, who: Identity) -> ApprovalsPage:
     engine = svc.runtime.store.engine
     workflows = await run_workflows(engine, sorted({a.run_id for a in pending}))
     votes = await vote_counts(engine, [a.id for a in pending])
+    asks = await request_asks(engine, [a.id for a in pending])
     lines = [
         Waiting(
             a.id,
@@ -65,6 +70,8 @@ async def load_approvals(svc: Services, who: Identity) -> ApprovalsPage:
             a.created_at,
             a.expires_at,
             a.id in for_me,
+            approve_form(a.id, a.title, asks[a.id].form).fields if a.id in asks and asks[a.id].form else (),
+            a.id in asks and asks[a.id].can_revise,
         )
         for a in pending
     ]

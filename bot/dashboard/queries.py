@@ -164,6 +164,26 @@ async def vote_counts(engine: AsyncEngine, approval_ids: list[str]) -> dict[str,
     return {r[0]: int(r[1]) for r in rows}
 
 
+@dataclass(frozen=True)
+class Asks:
+    """What a request asks beyond yes or no: a form approval's typed fields; whether changes may be asked."""
+
+    form: dict[str, Any] | None
+    can_revise: bool
+
+
+async def request_asks(engine: AsyncEngine, approval_ids: list[str]) -> dict[str, Asks]:
+    """Each request's form (a form approval's fields) and whether it takes a request for changes."""
+    if not approval_ids:
+        return {}
+    query = sa.select(approvals.c.id, approvals.c.kind, approvals.c.form, approvals.c.can_revise).where(
+        approvals.c.id.in_(approval_ids)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {r.id: Asks(r.form if r.kind == "form" else None, bool(r.can_revise)) for r in rows}
+
+
 async def recent_runs(engine: AsyncEngine, workflow: str, limit: int) -> list[RunLine]:
     """A workflow's newest runs, newest first."""
     query = (

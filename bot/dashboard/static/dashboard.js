@@ -140,7 +140,8 @@
     }, Number(box.dataset.refresh) * 1000);
   }
 
-  // Approve and Reject on the approvals page: the decision goes through chat's rules on the server.
+  // Approve, Request changes and Reject on the approvals page (with a form approval's fields): the decision
+  // goes through chat's rules on the server.
   function setUpDecisions() {
     const result = document.getElementById("decide-result");
     document.addEventListener("submit", async (e) => {
@@ -151,9 +152,12 @@
       const buttons = [...form.querySelectorAll("button")];
       buttons.forEach((b) => (b.disabled = true));
       try {
+        const fields = {};
+        for (const input of form.querySelectorAll("[data-field]")) fields[input.dataset.field] = input.value;
         const data = await post(`/dashboard/approvals/${encodeURIComponent(form.dataset.decide)}/decide`, {
           decision,
           comment: form.elements.comment.value,
+          fields,
         });
         say(result, data.message, false);
         form.closest("[data-approval]").remove(); // decided: the next refresh shows where it stands
