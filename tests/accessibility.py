@@ -16,6 +16,9 @@ async def serious_violations(page: Page) -> list[str]:
     found = []
     for violation in results.response["violations"]:
         if violation.get("impact") in BLOCKING:
-            where = ", ".join(str(n["target"]) for n in violation["nodes"][:5])
+            where = ", ".join(
+                f"{n['target']} ({n['any'][0]['message'] if n.get('any') else ''})"
+                for n in violation["nodes"][:5]
+            )
             found.append(f"{violation['id']} ({violation['impact']}): {violation['help']} at {where}")
     return found

@@ -31,6 +31,7 @@ from bot.storage.tables import (
     chat_posts,
     console_messages,
 )
+from cards.mentions import plain, resolve
 from cards.model import Card, action_id
 from handlers.router import Router
 from handlers.services import Services
@@ -490,7 +491,11 @@ async def test_dm_cards_on_slack_name_people_and_remind_only_who_has_not_answere
 
     await chat.router.click(Click(alice, slack, action_id("approval", request.id, "approve")))
     cards = await query(runtime, sa.select(chat_cards).where(chat_cards.c.key.startswith(prefix)))
-    assert all("Approved by @Alice Liddell, 1 of 2" in c.card["text"] and c.version == 2 for c in cards)
+    # Stored with a mention marker: Slack draws <@U0ALICE>, the console and fallbacks @Alice Liddell.
+    assert all(
+        "Approved by @Alice Liddell, 1 of 2" in plain(c.card["text"]) and c.version == 2 for c in cards
+    )
+    assert all("Approved by <@U0ALICE>, 1 of 2" in resolve(c.card["text"], "slack") for c in cards)
     chat.clock.advance(600)
     await runtime.fire_due()
     [remind] = await query(runtime, sa.select(chat_posts).where(chat_posts.c.parent_key.startswith(prefix)))
@@ -499,8 +504,8 @@ async def test_dm_cards_on_slack_name_people_and_remind_only_who_has_not_answere
 
     await chat.router.click(Click(bob, slack, action_id("approval", request.id, "approve")))
     card, _ = await card_of(runtime, request.id)
-    assert card.text.splitlines()[-1].startswith(
-        "Approved by @Alice Liddell and @bob at "
+    assert (
+        plain(card.text).splitlines()[-1].startswith("Approved by @Alice Liddell and @bob at ")
     )  # names from the log
 
 

@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from bot.process import App, start_app, stop_app
+from tests.accessibility import serious_violations
 from tests.test_console import browser, send
 from tests.test_console_api import write_workflows
 from tests.test_console_conversations import settings as no_llm_settings
@@ -205,3 +206,25 @@ async def test_the_approvals_list_shows_titles_as_written_one_fact_a_line(page: 
     assert lines[1].startswith("1 of group:release-managers"), lines
     assert lines[2] == "No decisions yet.", lines
     await page.screenshot(path=str(shots(tmp_path) / "console-approvals.png"))
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+async def test_the_console_has_no_serious_accessibility_violations(
+    app: App, browser: Browser, width: int
+) -> None:
+    context = await browser.new_context(viewport={"width": width, "height": 900}, locale="en-US")
+    page = await context.new_page()
+    try:
+        await page.goto(f"{app.url}/#approvals")
+        await expect(page.locator("#conn-text")).to_have_text("Live")
+        await act_as(page, "alice", "approvals")
+        await page.locator("#box").fill("/workflow run ship version=v1.23.0")  # a card with buttons
+        await page.locator("#box").press("Enter")
+        await expect(page.locator("#messages .msg", has_text="Deploy api v1.23.0")).to_be_visible()
+        assert await serious_violations(page) == []
+        await page.locator("#box").fill("/approvals")  # a reply only alice sees, with its own buttons
+        await page.locator("#box").press("Enter")
+        await expect(page.locator("#messages .msg").last).to_contain_text("v1.23.0")
+        assert await serious_violations(page) == []
+    finally:
+        await context.close()

@@ -247,7 +247,7 @@ async def test_reject_on_a_dm_approval_card_asks_first(
 def test_the_command_tree_has_the_conversation_commands() -> None:
     tree = SwitchboardBot().tree
     names = sorted(c.name for c in tree.get_commands())
-    assert names == ["agent", "approvals", "conversation", "human", "queue", "workflow"]
+    assert names == ["agent", "approvals", "conversation", "human", "queue", "runners", "workflow"]
     [transcript] = tree.get_command("conversation").commands  # type: ignore[union-attr]
     assert transcript.name == "transcript"
     agent = tree.get_command("agent")

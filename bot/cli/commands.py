@@ -43,7 +43,15 @@ async def serve(settings: Settings, args: argparse.Namespace) -> int:
         log.warning(
             "the workflows folder %s does not exist; set SWITCHBOARD_WORKFLOWS_DIR", settings.workflows_dir
         )
-    app = await start_app(settings)
+    starting = asyncio.ensure_future(start_app(settings))
+    try:
+        app = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        # SIGTERM while starting: runs may already be resumed and steps started, so let start-up finish
+        # and stop as after it (leases given back), rather than leaving in the middle with them held.
+        log.info("stopping as soon as start-up has finished")
+        await stop_app(await starting)
+        return 0
     if "console" in app.platforms:
         print(f"Console: {app.url}", flush=True)
     if not app.platforms:
