@@ -98,6 +98,7 @@ class Preview:
         self.broken = False  # a call failed: show no more, the stored reply still comes
         self._last = float("-inf")
         self._task: asyncio.Task[None] | None = None
+        self._sending = False  # a show is on its way to the platform (not to be cancelled)
 
     async def begin(self) -> None:
         try:
@@ -115,17 +116,25 @@ class Preview:
     async def finish(self) -> Sent | None:
         """End the stream with the whole text and hand over the message (None if nothing was shown).
 
-        It returns one interval after the last call, so the final reply's edit keeps the pace too.
+        A show still waiting for its turn is dropped: the final call carries its text, so the end of an
+        answer is not held back one more interval. The final call itself keeps the pace (one interval
+        after the last), unless the message says its end is a call of its own (``paced_finish``).
         """
+        pending = self._task is not None and not self._task.done() and not self._sending
+        if pending and self._last + self.every > self.clock():  # it waits for its turn: drop it
+            assert self._task is not None
+            self._task.cancel()
         await self._settle()
         if not self.shown:
             return None
         wait = self._last + self.every - self.clock()
-        if wait > 0:
+        if wait > 0 and getattr(self.message, "paced_finish", True):
             await asyncio.sleep(wait)
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
-                return await self.message.finish(self.latest)
+                sent = await self.message.finish(self.latest)
+            self.shown = self.latest  # the end carried everything
+            return sent
         except Exception as exc:
             log.warning("live preview: ending it failed (%r); the reply is posted anew", exc)
             return None
@@ -142,9 +151,13 @@ class Preview:
     async def _flush(self) -> None:
         wait = self._last + self.every - self.clock()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await asyncio.sleep(wait)  # cancelled here by finish(), which carries this text instead
         if not self.broken and self.latest != self.shown:
-            await self._send(self.latest)
+            self._sending = True
+            try:
+                await self._send(self.latest)
+            finally:
+                self._sending = False
 
     async def _send(self, text: str) -> None:
         self._last = self.clock()

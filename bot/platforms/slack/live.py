@@ -34,6 +34,11 @@ LOADING = ["Reading the conversation…", "Looking things up…", "Writing the a
 class SlackLive:
     """One streamed answer, or an edited post where Slack will not stream it."""
 
+    @property
+    def paced_finish(self) -> bool:
+        """Whether the end must keep the edits' pace: not for chat.stopStream, a call of its own."""
+        return self.fallback is not None
+
     def __init__(
         self, adapter: SlackAdapter, channel: str, thread: str | None, reader: Identity, key: str
     ) -> None:
