@@ -114,8 +114,10 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
     """Claim a run and drive it here; False when another live process holds it, or this one may not.
 
     Loads of one run are serialised (a click's wake, the poll loop and a driver's last look can ask at
-    once), so a run is loaded at most once per process; a later one finds it live and pokes it.
+    once), so a run is loaded at most once per process; a later one finds it live and pokes it, or finds
+    that a driver started after it asked (and so read the mail it was asked for) and is done already.
     """
+    asked = rt.drivers_started
     if run_id in rt.live:
         rt.live[run_id].poke()
         return True
@@ -128,6 +130,8 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
         if run_id in rt.live:
             rt.live[run_id].poke()
             return True
+        if rt.driver_starts.get(run_id, -1) > asked:
+            return True  # driven here since this load was asked for, and parked again: nothing left to read
         now = rt.clock()
         claimed = await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead or [])
         if claimed is None:
