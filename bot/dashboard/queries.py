@@ -57,17 +57,21 @@ class RunFilter:
     since: float | None = None  # started at or after
 
 
+# What a line of a runs list reads (RunLine).
+LINE_COLUMNS = (
+    runs.c.id,
+    runs.c.workflow,
+    runs.c.status,
+    runs.c.started_by,
+    runs.c.meta,
+    runs.c.created_at,
+    runs.c.finished_at,
+)
+
+
 async def runs_page(engine: AsyncEngine, page: int, only: RunFilter, size: int = PAGE_SIZE) -> RunsPage:
     """Runs newest first, ``size`` a page (``page`` counts from 1), narrowed by ``only``."""
-    query = sa.select(
-        runs.c.id,
-        runs.c.workflow,
-        runs.c.status,
-        runs.c.started_by,
-        runs.c.meta,
-        runs.c.created_at,
-        runs.c.finished_at,
-    ).order_by(runs.c.created_at.desc(), runs.c.id)
+    query = sa.select(*LINE_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id)
     if only.status:
         query = query.where(runs.c.status == only.status)
     if only.workflow:
@@ -187,15 +191,7 @@ async def request_asks(engine: AsyncEngine, approval_ids: list[str]) -> dict[str
 async def recent_runs(engine: AsyncEngine, workflow: str, limit: int) -> list[RunLine]:
     """A workflow's newest runs, newest first."""
     query = (
-        sa.select(
-            runs.c.id,
-            runs.c.workflow,
-            runs.c.status,
-            runs.c.started_by,
-            runs.c.meta,
-            runs.c.created_at,
-            runs.c.finished_at,
-        )
+        sa.select(*LINE_COLUMNS)
         .where(runs.c.workflow == workflow)
         .order_by(runs.c.created_at.desc(), runs.c.id)
         .limit(limit)
