@@ -145,3 +145,33 @@ async def _count(env: Env, n: int) -> bool:
 
 async def _state(env: Env, conv_id: str, state: State) -> bool:
     return (await env.get(conv_id)).state == state
+
+
+async def _started_run(env: Env, fake: FakeOpenAI) -> str:
+    fake.script(
+        ToolCalls.one("run_workflow", {"name": "hello", "inputs": {"who": "world"}}), Text("Started.")
+    )
+    await env.service.user_said(said(ALICE, "say hello to the world"))
+    await eventually(lambda: env.texts("@alice"))
+    (started,) = tool_results(fake.completions[-1])
+    return started.split()[4].rstrip(".")
+
+
+async def test_run_status_tells_its_starter_how_their_run_is_going(env: Env, fake: FakeOpenAI) -> None:
+    run_id = await _started_run(env, fake)
+    assert not ALICE.admin
+    fake.script(ToolCalls.one("run_status", {"run_id": run_id}), Text("It is going fine."))
+    await env.service.user_said(said(ALICE, "how is my run?"))
+    await eventually(lambda: _count(env, 2))
+    (result,) = tool_results(fake.completions[-1])
+    assert result.startswith(f"Run {run_id} of hello is "), result
+    assert "greet:" in result and "someone else" not in result
+
+
+async def test_run_status_refuses_someone_elses_run(env: Env, fake: FakeOpenAI) -> None:
+    run_id = await _started_run(env, fake)
+    fake.script(ToolCalls.one("run_status", {"run_id": run_id}), Text("I cannot tell you."))
+    await env.service.user_said(said(ERIN, "how is alice's run?"))
+    await eventually(lambda: env.texts("@erin"))
+    (result,) = tool_results(fake.completions[-1])
+    assert result == f"Error: run {run_id} was started by someone else."

@@ -105,11 +105,14 @@ class ConversationTools:
         )
 
     async def _status(self, args: RunStatus) -> str:
-        view = await view_from_store(self.service.runtime.store, args.run_id)
+        store = self.service.runtime.store
+        row = await store.run_row(args.run_id)
+        # The view's started_by is the name people read ("@alice"); who started it is the row's ref.
+        if row is not None and row.started_by != self.who.ref and not self.who.admin:
+            return f"Error: run {args.run_id} was started by someone else."
+        view = None if row is None else await view_from_store(store, row.id)
         if view is None:
             return f"Error: there is no run {args.run_id}."
-        if view.started_by != self.who.ref and not self.who.admin:
-            return f"Error: run {args.run_id} was started by someone else."
         steps = ", ".join(f"{s.key}: {s.status}" for s in view.steps)
         tail = f" Error: {view.error}." if view.error else ""
         waiting = f" Waiting for: {view.waiting_for}." if view.waiting_for else ""
