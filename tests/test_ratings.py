@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.conversations.transcripts import Prices, stats
+from bot.conversations.transcripts import stats
 from bot.process import start_app, stop_app
+from bot.runtime.costs import Prices
 from bot.storage.conversations.states import State
 from cards.conversation_card import RATINGS
 from tests.conversation_env import Env, make_env, person, said

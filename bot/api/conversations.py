@@ -15,9 +15,10 @@ from bot.api.routing import Call
 from bot.api.runs import idempotency_key
 from bot.conversations.ratings import rate
 from bot.conversations.service import Conversations
-from bot.conversations.transcripts import Prices, stats
+from bot.conversations.transcripts import stats
 from bot.errors import Conflict, NotFound, NotPermitted, UpstreamUnavailable
 from bot.identity import Identity
+from bot.runtime.costs import Prices
 from bot.storage.conversations.rows import Conversation, Inbound
 
 Role = Literal["user", "assistant", "agent", "note", "system", "tool"]
@@ -96,6 +97,11 @@ class ConversationStats(BaseModel):
     ai_cost_per_conversation: float | None
     human_cost: float | None = Field(description="Handle time times SWITCHBOARD_AGENT_HOURLY_COST")
     human_cost_per_conversation: float | None
+    runs: int = Field(description="Workflow runs created in the period")
+    runs_with_llm: int = Field(description="Those whose llm steps made calls")
+    run_llm_tokens: int = Field(description="The tokens in the stored usage of those runs' llm steps")
+    run_ai_cost: float | None
+    ai_cost_per_run: float | None = Field(description="run_ai_cost over runs_with_llm; null without prices")
     agents: dict[str, AgentLoad]
 
 

@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.errors import BadInput, Conflict, NotFound
 from bot.identity import shown
 from bot.owners import is_dead
+from bot.runtime.costs import Prices, usage_line
 from bot.runtime.events import follow
 from bot.runtime.runtime import Runtime
 from bot.storage.database import create_engine, migrate
@@ -28,7 +29,10 @@ from engine.durations import format_duration
 from engine.inputs import parse_pairs
 from engine.loader import WorkflowNotFound, find_workflow, load_dir, load_workflow, validate_paths
 from engine.schema import json_schema
+from engine.spec import Workflow
+from engine.state import StepState
 from engine.url_checks import input_host_warnings
+from engine.usage import is_llm_step, run_usage
 
 log = logging.getLogger(__name__)
 SUCCESS = ("succeeded",)  # compensated, failed and cancelled are not success: the exit code says so
@@ -203,14 +207,18 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
                 print("no runs yet")
             return 0
         row = await _row(store, args.run)
-        steps = await _in_declared_order(store, row.digest, await store.step_rows(row.id))
+        workflow = await _pinned(store, row.digest)
+        steps = _in_declared_order(workflow, await store.step_rows(row.id))
         waiting = await ApprovalStore(engine, lambda: 0.0).pending(run_id=row.id)
+        used, prices = run_usage(workflow, steps), Prices.from_settings(settings)
         if args.json:
             _dump(
                 {
                     "run": row.__dict__,
                     "steps": [s.__dict__ for s in steps],
                     "approvals": [a.__dict__ for a in waiting],
+                    "llm": {**used.__dict__, "tokens": used.tokens, "cost": prices.of(used)}
+                    | {"currency": prices.currency},
                     **({"events": [e.__dict__ for e in await _events(store, row.id)]} if args.events else {}),
                 }
             )
@@ -237,6 +245,8 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  waiting for approval {a.id}: {a.title} ({a.required} needed)")
         if row.error:
             print(f"  error: {row.error}")
+        if any(is_llm_step(workflow, s.step_id) for s in steps):
+            print(f"  llm: {usage_line(used, prices)}")
         if row.outputs:
             print("  outputs: " + json.dumps(row.outputs, default=str))
         if args.events:
@@ -425,11 +435,15 @@ async def _row(store: RunStore, run_id: str) -> Any:
     return row
 
 
-async def _in_declared_order(store: RunStore, digest: str, steps: list[Any]) -> list[Any]:
+async def _pinned(store: RunStore, digest: str) -> Workflow:
     from engine.loader import parse_stored
 
     source, path = await store.source_of(digest)
-    rank = {sid: i for i, sid in enumerate(parse_stored(source, path).steps)}
+    return parse_stored(source, path)
+
+
+def _in_declared_order(workflow: Workflow, steps: list[StepState]) -> list[StepState]:
+    rank = {sid: i for i, sid in enumerate(workflow.steps)}
     return sorted(steps, key=lambda s: (rank.get(s.step_id, len(rank)), s.index or 0))
 
 

@@ -8,7 +8,8 @@ import json
 from bot.cli.audit import parse_since
 from bot.cli.wiring import open_database
 from bot.config import Settings
-from bot.conversations.transcripts import Prices, stats
+from bot.conversations.transcripts import stats
+from bot.runtime.costs import Prices
 
 SHARES = {"resolved_by_ai", "handover_rate"}
 

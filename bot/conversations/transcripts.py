@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.config import Settings
 from bot.conversations import context
+from bot.runtime.costs import Prices, RunsUsage, runs_usage
 from bot.storage.conversations.rows import Conversation
 from bot.storage.conversations.states import State
 from bot.storage.conversations.store import ConversationStore
+from bot.storage.runs import RunStore
 from cards.approval_card import hhmm
 
 if TYPE_CHECKING:
@@ -23,34 +24,6 @@ async def transcript_of(service: Conversations, conv: Conversation) -> str:
     """The stored transcript of a resolved conversation, or the one so far."""
     stored = await service.store.transcript(conv.id)
     return stored or context.transcript(conv, await service.store.messages(conv.id), hhmm)
-
-
-@dataclass(frozen=True)
-class Prices:
-    """What the cost figures multiply: the LLM's price per million tokens, and an agent's hourly cost."""
-
-    prompt_per_mtok: float | None = None
-    completion_per_mtok: float | None = None
-    agent_hourly: float | None = None
-    currency: str = "USD"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Prices:
-        return cls(
-            settings.llm_price_prompt_per_mtok,
-            settings.llm_price_completion_per_mtok,
-            settings.agent_hourly_cost,
-            settings.cost_currency,
-        )
-
-    def llm(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        if self.prompt_per_mtok is None and self.completion_per_mtok is None:
-            return None
-        prompt = prompt_tokens * (self.prompt_per_mtok or 0.0)
-        return (prompt + completion_tokens * (self.completion_per_mtok or 0.0)) / 1_000_000
-
-    def human(self, seconds: float) -> float | None:
-        return None if self.agent_hourly is None else seconds / 3600 * self.agent_hourly
 
 
 @dataclass
@@ -68,6 +41,7 @@ class Stats:
     completion_tokens: int = 0
     ai_seconds: float = 0.0  # in assistant turns
     with_ai: int = 0  # conversations the assistant took a turn in
+    runs: RunsUsage = field(default_factory=lambda: RunsUsage(0, {}))  # workflow runs' llm steps
     prices: Prices = field(default_factory=Prices)
 
     def report(self) -> dict[str, object]:
@@ -88,6 +62,9 @@ class Stats:
             "human_time_s": round(sum(self.handles), 2),
             "human_time_per_conversation_s": _per(sum(self.handles), len(self.handles)),
             "llm_tokens": self.prompt_tokens + self.completion_tokens,
+            "runs": self.runs.runs,
+            "runs_with_llm": len(self.runs.by_run),
+            "run_llm_tokens": self.runs.total.tokens,
             **self._costs(),
             "agents": {
                 name: {"holding": now, "handled": done} for name, (now, done) in sorted(self.agents.items())
@@ -97,18 +74,23 @@ class Stats:
     def _costs(self) -> dict[str, object]:
         ai = self.prices.llm(self.prompt_tokens, self.completion_tokens)
         human = self.prices.human(sum(self.handles))
+        on_runs = self.prices.of(self.runs.total)
         return {
             "currency": self.prices.currency,
             "ai_cost": None if ai is None else round(ai, 4),
             "ai_cost_per_conversation": None if ai is None else _per(ai, self.with_ai, 4),
             "human_cost": None if human is None else round(human, 4),
             "human_cost_per_conversation": None if human is None else _per(human, len(self.handles), 4),
+            # Per run whose llm steps made calls, as the assistant's is per conversation it spoke in.
+            "run_ai_cost": None if on_runs is None else round(on_runs, 4),
+            "ai_cost_per_run": None if on_runs is None else _per(on_runs, len(self.runs.by_run), 4),
         }
 
 
 async def stats(engine: AsyncEngine, since: float = 0.0, prices: Prices | None = None) -> Stats:
-    """Figures over the conversations created since ``since`` (costs only with ``prices`` set)."""
-    out = Stats(prices=prices or Prices())
+    """Figures over the conversations, and the workflow runs, created since ``since`` (costs only with
+    ``prices`` set)."""
+    out = Stats(prices=prices or Prices(), runs=await runs_usage(RunStore(engine), since))
     rows, claimed, agent_rows = await ConversationStore(engine).figures_since(since)
     for row in rows:
         conv = Conversation.from_row(row)

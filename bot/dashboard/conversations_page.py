@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.conversations.routing import queue_order
-from bot.conversations.transcripts import Prices, stats
+from bot.conversations.transcripts import stats
+from bot.runtime.costs import Prices
 from bot.storage.conversations.rows import Agent, Conversation
 from bot.storage.conversations.store import ConversationStore
 from handlers.services import Services

@@ -30,6 +30,7 @@ from bot.dashboard.run_page import RunPage, event_summary, load_run
 from bot.dashboard.workflows_page import FIGURES_OVER, load_workflows
 from bot.errors import BadInput, NotPermitted, SwitchboardError, log_unexpected
 from bot.identity import describe
+from bot.runtime.costs import Prices
 from bot.web_auth.auth import SignInRequired, WebAuth
 from bot.web_auth.guard import is_loopback
 from bot.web_auth.people import Directory
@@ -56,6 +57,7 @@ class Dashboard:
         directories: Mapping[str, Directory],
     ) -> None:
         self.settings = settings = services.settings
+        self.prices = Prices.from_settings(settings)
         self.svc = services
         self.store = services.runtime.store
         self.engine = self.store.engine
@@ -118,7 +120,7 @@ class Dashboard:
         )
 
     async def run(self, request: web.Request, session: Session) -> web.StreamResponse:
-        found = await load_run(self.store, request.match_info["run_id"])
+        found = await load_run(self.store, request.match_info["run_id"], self.prices)
         if found is None:
             return self._html(
                 "problem.html",
@@ -154,7 +156,7 @@ class Dashboard:
             return web.json_response({"error": str(exc)}, status=401)
         except NotPermitted as exc:
             return web.json_response({"error": str(exc)}, status=403)
-        found = await load_run(self.store, request.match_info["run_id"])
+        found = await load_run(self.store, request.match_info["run_id"], self.prices)
         if found is None:
             return web.json_response({"error": "No such run."}, status=404)
         now = self.clock()

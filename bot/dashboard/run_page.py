@@ -10,11 +10,13 @@ from markupsafe import Markup
 
 from bot.dashboard.dag import nodes_from, render_svg
 from bot.dashboard.queries import ApprovalLine, card_message, run_approvals, who_started
+from bot.runtime.costs import Prices, usage_line
 from bot.storage.run_rows import EventRow, RunRow
 from bot.storage.runs import RunStore
 from engine.checkpoints import is_undone
 from engine.loader import parse_stored
 from engine.state import RunStatus, StepState
+from engine.usage import is_llm_step, run_usage
 
 EVENTS_SHOWN = 500
 
@@ -29,6 +31,7 @@ class RunPage:
     nodes: dict[str, dict[str, str]]  # step id -> {"status", "label", "items"}, for the live updates
     stderr: dict[str, str]  # failed step key -> the end of its stderr
     card_ref: str | None = None  # the status card's message on its platform, once posted
+    llm: str | None = None  # the tokens and cost of its llm steps (None: the workflow has none)
 
     @property
     def started_by(self) -> str:
@@ -56,7 +59,7 @@ class RunPage:
         return RunStatus(self.run.status).finished
 
 
-async def load_run(store: RunStore, run_ref: str) -> RunPage | None:
+async def load_run(store: RunStore, run_ref: str, prices: Prices | None = None) -> RunPage | None:
     """The page's content for a run id (or a unique prefix of one); None when there is no such run."""
     row = await store.run_row(run_ref)
     if row is None:
@@ -84,6 +87,11 @@ async def load_run(store: RunStore, run_ref: str) -> RunPage | None:
         },
         stderr=stderr_tails(events),
         card_ref=await card_message(store.engine, row.id),
+        llm=(
+            usage_line(run_usage(workflow, states), prices or Prices())
+            if any(is_llm_step(workflow, sid) for sid in workflow.steps)
+            else None
+        ),
     )
 
 

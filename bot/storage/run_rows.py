@@ -125,6 +125,21 @@ class RunReads:
         async with self.engine.connect() as conn:
             return [_run_row(r) for r in (await conn.execute(query)).all()]
 
+    async def step_usages_since(self, since: float) -> tuple[int, list[tuple[str, str, str, Any]]]:
+        """How many runs were created since ``since``, and (run id, digest, step id, usage) of each of
+        their steps whose outputs carry ``usage`` (only that part of the outputs is read)."""
+        usage = step_runs.c.outputs["usage"]
+        count = sa.select(sa.func.count()).select_from(runs).where(runs.c.created_at >= since)
+        query = (
+            sa.select(runs.c.id, runs.c.digest, step_runs.c.step_id, usage.label("usage"))
+            .select_from(runs.join(step_runs, step_runs.c.run_id == runs.c.id))
+            .where(runs.c.created_at >= since, usage.is_not(None))
+        )
+        async with self.engine.connect() as conn:
+            total = int((await conn.execute(count)).scalar_one())
+            rows = (await conn.execute(query)).all()
+        return total, [(r.id, r.digest, r.step_id, r.usage) for r in rows]
+
     async def count_runs(self, status: str) -> int:
         """How many runs have this status (``waiting``: parked on a timer or an approval)."""
         query = sa.select(sa.func.count()).select_from(runs).where(runs.c.status == status)

@@ -1,0 +1,109 @@
+"""What LLM tokens and agents' time cost: the price table (``SWITCHBOARD_LLM_PRICE_*_PER_MTOK``,
+``SWITCHBOARD_AGENT_HOURLY_COST``), and a run's tokens and cost as the CLI and the dashboard print them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.storage.runs import RunStore
+from engine.spec import Workflow
+from engine.usage import LlmUsage, is_llm_step, usage_of
+
+log = logging.getLogger(__name__)
+
+UNPRICED = (
+    "no price set: SWITCHBOARD_LLM_PRICE_PROMPT_PER_MTOK and "
+    "SWITCHBOARD_LLM_PRICE_COMPLETION_PER_MTOK give a cost"
+)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What the cost figures multiply: the LLM's price per million tokens, and an agent's hourly cost."""
+
+    prompt_per_mtok: float | None = None
+    completion_per_mtok: float | None = None
+    agent_hourly: float | None = None
+    currency: str = "USD"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Prices:
+        return cls(
+            settings.llm_price_prompt_per_mtok,
+            settings.llm_price_completion_per_mtok,
+            settings.agent_hourly_cost,
+            settings.cost_currency,
+        )
+
+    def llm(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if self.prompt_per_mtok is None and self.completion_per_mtok is None:
+            return None
+        prompt = prompt_tokens * (self.prompt_per_mtok or 0.0)
+        return (prompt + completion_tokens * (self.completion_per_mtok or 0.0)) / 1_000_000
+
+    def human(self, seconds: float) -> float | None:
+        return None if self.agent_hourly is None else seconds / 3600 * self.agent_hourly
+
+    def of(self, usage: LlmUsage) -> float | None:
+        """What ``usage`` cost (None without a price table)."""
+        return self.llm(usage.prompt_tokens, usage.completion_tokens)
+
+
+def usage_line(usage: LlmUsage, prices: Prices) -> str:
+    """``1,234 tokens (1,000 prompt + 234 completion) in 2 calls, 0.0012 USD``; or that there were none."""
+    if not usage.calls:
+        return "no LLM calls"
+    calls = f"{usage.calls} call{'s' if usage.calls != 1 else ''}"
+    text = (
+        f"{usage.tokens:,} tokens ({usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion) "
+        f"in {calls}"
+    )
+    cost = prices.of(usage)
+    return f"{text}, {money(cost, prices.currency)}" if cost is not None else f"{text} ({UNPRICED})"
+
+
+def money(amount: float, currency: str) -> str:
+    """An amount as the figures show it: four decimals (a run's LLM calls often cost under a cent)."""
+    return f"{amount:.4f} {currency}"
+
+
+@dataclass(frozen=True)
+class RunsUsage:
+    """The LLM tokens of the runs created over a period."""
+
+    runs: int  # every run created in the period
+    by_run: dict[str, LlmUsage]  # the runs whose llm steps made calls
+
+    @property
+    def total(self) -> LlmUsage:
+        return sum(self.by_run.values(), LlmUsage())
+
+
+async def runs_usage(store: RunStore, since: float) -> RunsUsage:
+    """The tokens each run created since ``since`` spent in its ``llm`` steps, from their stored outputs."""
+    count, rows = await store.step_usages_since(since)
+    specs: dict[str, Workflow | None] = {}  # by digest: few versions, however many runs
+    by_run: dict[str, LlmUsage] = {}
+    for run_id, digest, step_id, usage in rows:
+        if digest not in specs:
+            specs[digest] = await _pinned(store, digest)
+        spec = specs[digest]
+        if spec is None or not is_llm_step(spec, step_id):
+            continue
+        used = usage_of(usage)
+        if used.calls:
+            by_run[run_id] = by_run.get(run_id, LlmUsage()) + used
+    return RunsUsage(count, by_run)
+
+
+async def _pinned(store: RunStore, digest: str) -> Workflow | None:
+    from engine.loader import WorkflowInvalid, parse_stored  # YAML parsing is needed only here
+
+    source, path = await store.source_of(digest)
+    try:
+        return parse_stored(source, path)
+    except WorkflowInvalid:  # a version that no longer parses: its steps' kinds are unknown
+        log.warning("workflow version %s does not parse; its runs' LLM tokens are not counted", digest[:12])
+        return None
