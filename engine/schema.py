@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from engine import spec
 from engine.fields import field_is_duration
+from engine.handover_spec import CHANNEL_KEY
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 DURATION_PATTERN = r"^ *(\d+(\.\d+)? *|(\d+(\.\d+)? *(ms|s|m|h|d) *)+)$"
@@ -102,6 +103,8 @@ def json_schema() -> dict[str, Any]:
         "default": [],
         "description": "Cron schedules, each read in its own time zone.",
     }
+    channels = defs["WorkflowHandover"]["properties"]["channels"]
+    channels["propertyNames"] = {"pattern": CHANNEL_KEY.pattern}
     steps = schema["properties"]["steps"]
     steps["propertyNames"] = {"pattern": spec.STEP_ID.pattern}
     steps["description"] = "The steps, by id; each has exactly one kind: " + ", ".join(spec.STEP_KINDS)

@@ -24,6 +24,12 @@ from pydantic import (
 from engine.background import background_problem
 from engine.checkpoints import checkpoint_problem
 from engine.durations import parse_duration
+from engine.handover_spec import (
+    HandoverRoute as HandoverRoute,  # re-exported: engine.schema reads models here
+)
+from engine.handover_spec import HandoverScope as HandoverScope
+from engine.handover_spec import HandoverTriggers as HandoverTriggers
+from engine.handover_spec import WorkflowHandover as WorkflowHandover
 from engine.trigger_spec import ScheduleSpec as ScheduleSpec  # re-exported: engine.schema reads models here
 from engine.trigger_spec import TriggersSpec as TriggersSpec
 from engine.trigger_spec import WebhookSpec as WebhookSpec
@@ -473,6 +479,13 @@ class Workflow(Strict):
     steps: dict[str, Step] = Field(min_length=1, max_length=MAX_STEPS)
     outputs: dict[str, str] = {}
     on: TriggersSpec = TriggersSpec()
+    handover: WorkflowHandover | None = Field(
+        default=None,
+        description=(
+            "Hand-over rules for conversations about this workflow (the assistant ran it or asked about "
+            "its runs): triggers and routes, over the hand-over file's and the environment's."
+        ),
+    )
 
     @property
     def folder(self) -> str | None:

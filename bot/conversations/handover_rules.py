@@ -1,65 +1,37 @@
 """Hand-over rules per channel and per workflow: the file's typed model, and the rules for one conversation.
 
-A layer names only what it changes. For a conversation the most specific layer wins, field by field: the
-workflow the assistant last ran in it, then its channel, then the file's ``defaults``, then the environment
-(``SWITCHBOARD_HANDOVER_*``). Routes add up, most specific first. Pure: no I/O.
+A layer names only what it changes. For a conversation the most specific layer wins, field by field:
+
+1. the workflow the conversation is about (the assistant ran it, or asked about or rewound one of its runs):
+   its own ``handover:`` key, for this channel (``handover.channels``) then in general; then the file's
+   ``workflows.NAME``;
+2. the conversation's channel in the file (``channels``);
+3. the file's ``defaults``;
+4. the environment (``SWITCHBOARD_HANDOVER_*``).
+
+Routes add up, most specific first. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.config import PLATFORMS, Settings
 from bot.storage.conversations.rows import PRIORITIES, Conversation
+from engine.handover_spec import HandoverRoute, HandoverScope, HandoverTriggers, WorkflowHandover
 
-Reason = Literal[
-    "user_request",
-    "cannot_help",
-    "needs_permission",
-    "sensitive",
-    "complaint",
-    "workflow_failed",
-    "repeated_failures",
-    "keyword",
-    "other",
-]
-Priority = Literal["low", "normal", "high", "urgent"]
+# The scopes are the workflow format's (``handover:`` in a workflow), so the file and the workflow agree.
+Triggers = HandoverTriggers
+Route = HandoverRoute
+Scope = HandoverScope
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Triggers(Strict):
-    """When a conversation goes to a person (unset: the next layer decides)."""
-
-    keywords: list[str] | None = Field(default=None, max_length=100)
-    # The assistant reports, with handover_to_human, how sure it is it could still resolve the request
-    # (0-1); it hands over only below this. Unset: every hand-over it asks for happens.
-    confidence_below: float | None = Field(default=None, ge=0.0, le=1.0)
-    # The user asking for a person (the button, /human, or the assistant's reason user_request) hands over
-    # at once; off, the button and /human are refused and the assistant's hand-over needs low confidence.
-    explicit_request: bool | None = None
-    after_failures: int | None = Field(default=None, ge=1, le=100)
-    on_workflow_failure: bool | None = None
-
-
-class Route(Strict):
-    """Skills and priority for a hand-over whose words or reason match (neither given: every hand-over)."""
-
-    keywords: list[str] = Field(default=[], max_length=100)
-    reasons: list[Reason] = Field(default=[], max_length=20)
-    skills: list[str] = Field(default=[], max_length=20)
-    priority: Priority | None = None
-
-
-class Scope(Strict):
-    triggers: Triggers = Triggers()
-    routes: list[Route] = Field(default=[], max_length=50)
 
 
 class HandoverFile(Strict):
@@ -121,15 +93,23 @@ def channel_keys(conv: Conversation) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def rules_for(settings: Settings, file: HandoverFile, conv: Conversation) -> Rules:
-    """The rules for ``conv``: the workflow's layer, the channel's, the file's defaults, the environment."""
+def rules_for(
+    settings: Settings, file: HandoverFile, conv: Conversation, declared: WorkflowHandover | None = None
+) -> Rules:
+    """The rules for ``conv``: its workflow's layers (``declared`` is the workflow's own ``handover:``), its
+    channel's, the file's defaults, the environment."""
     layers: list[tuple[str, Scope]] = []
+    keys = channel_keys(conv)
+    if conv.workflow and declared is not None:
+        key = next((k for k in keys if k in declared.channels), None)
+        if key is not None:
+            layers.append((f"workflow {conv.workflow} in {key}", declared.channels[key]))
+        layers.append((f"workflow {conv.workflow}", declared))
     if conv.workflow and conv.workflow in file.workflows:
-        layers.append((f"workflow {conv.workflow}", file.workflows[conv.workflow]))
-    for key in channel_keys(conv):
-        if key in file.channels:
-            layers.append((f"channel {key}", file.channels[key]))
-            break
+        layers.append((f"file's workflow {conv.workflow}", file.workflows[conv.workflow]))
+    key = next((k for k in keys if k in file.channels), None)
+    if key is not None:
+        layers.append((f"channel {key}", file.channels[key]))
     layers.append(("defaults", file.defaults))
 
     def first(name: str) -> Any:

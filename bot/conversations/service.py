@@ -39,6 +39,8 @@ from bot.storage.conversations.store import ConversationStore
 from bot.storage.conversations.tables import conversations
 from cards.approval_card import hhmm
 from cards.conversation_card import assistant_reply, notice, relayed
+from engine.handover_spec import WorkflowHandover
+from engine.loader import WorkflowInvalid, WorkflowNotFound
 
 if TYPE_CHECKING:
     from bot.conversations.desk import Desk
@@ -154,7 +156,18 @@ class Conversations:
 
     def rules(self, conv: Conversation) -> Rules:
         """The hand-over rules of ``conv``'s workflow and channel, over the environment's defaults."""
-        return rules_for(self.settings, self.handover_file, conv)
+        return rules_for(self.settings, self.handover_file, conv, self._declared(conv.workflow))
+
+    def _declared(self, name: str | None) -> WorkflowHandover | None:
+        """The ``handover:`` of the workflow ``name`` as its file says now (read again only when changed)."""
+        if not name:
+            return None
+        try:
+            return self.catalog.workflow(name).spec.handover
+        except (WorkflowNotFound, WorkflowInvalid, OSError) as exc:
+            # Gone or broken since the assistant ran it: the file's and the environment's rules hold.
+            log.debug("hand-over rules of workflow %s not read: %s", name, exc)
+            return None
 
     def schedule_turn(self, conv_id: str, delay: float | None = None) -> None:
         """Run a turn after the quiet window; a message inside the window restarts it (debouncing)."""
@@ -259,6 +272,7 @@ class Conversations:
                 await preview.cancel()
             raise
         spent = time.monotonic() - began
+        conv = tools.conv  # a tool may have made it about a workflow: that workflow's rules apply below
         await self.store.add_usage(conv_id, result.usage.prompt_tokens, result.usage.completion_tokens, spent)
         outcome = result.outcome
         failures = conv.failures + 1 if result.failed else 0

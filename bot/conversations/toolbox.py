@@ -7,6 +7,7 @@ act once the conversation is no longer the assistant's.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.approval_requests import request_approval
@@ -97,12 +98,19 @@ class ConversationTools:
             return f"Error: not started; inputs of {loaded.spec.name}: {problems}"
         meta = {"origin": self.where.to_dict(), "who": self.who.to_dict(), "conversation": self.conv.id}
         started = await self.service.runtime.submit(loaded, args.inputs, started_by=self.who.ref, meta=meta)
-        async with self.service.engine.begin() as conn:  # the workflow's hand-over rules apply from now on
-            await self.service.store.touch(conn, self.conv.id, workflow=loaded.spec.name)
+        await self._about(loaded.spec.name)
         return (
             f"Started {loaded.spec.name} as run {started.run_id}. Its status card is posted in the chat; "
             "approval steps wait for their approvers."
         )
+
+    async def _about(self, workflow: str) -> None:
+        """The conversation is about ``workflow`` now: its hand-over rules apply from here on."""
+        if self.conv.workflow == workflow:
+            return
+        async with self.service.engine.begin() as conn:
+            await self.service.store.touch(conn, self.conv.id, workflow=workflow)
+        self.conv = replace(self.conv, workflow=workflow)
 
     async def _status(self, args: RunStatus) -> str:
         store = self.service.runtime.store
@@ -113,6 +121,7 @@ class ConversationTools:
         view = None if row is None else await view_from_store(store, row.id)
         if view is None:
             return f"Error: there is no run {args.run_id}."
+        await self._about(view.workflow)
         steps = ", ".join(f"{s.key}: {s.status}" for s in view.steps)
         tail = f" Error: {view.error}." if view.error else ""
         waiting = f" Waiting for: {view.waiting_for}." if view.waiting_for else ""
@@ -132,6 +141,7 @@ class ConversationTools:
         if problem is not None:
             return f"Error: run {row.id} cannot be rewound: {problem}."
         await runtime.rewind(row.id, by=self.who.ref, to=args.to)
+        await self._about(row.workflow)
         return (
             f"Rewinding run {row.id} to {args.to}: the steps after it are undone, newest first, then the run "
             "goes on from there. Its status card shows the progress."
