@@ -36,14 +36,11 @@ class LlmUsage:
 
 
 def usage_of(usage: Any) -> LlmUsage:
-    """One step's ``usage`` mapping as counts (a missing or malformed one counts nothing)."""
+    """One step's ``usage`` mapping as one call's counts (anything else: no call)."""
     if not isinstance(usage, Mapping):
         return LlmUsage()
-    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-    total = _count(usage.get("total_tokens"))
-    if not prompt and not completion and total:  # a server that reports only the total
-        completion = total
-    return LlmUsage(1 if prompt or completion else 0, prompt, completion)
+    # A call whose server reported no counts is still a call (its tokens are unknown, so not counted).
+    return LlmUsage(1, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
 
 
 def is_llm_step(workflow: Workflow, step_id: str) -> bool:

@@ -41,7 +41,7 @@ class Stats:
     completion_tokens: int = 0
     ai_seconds: float = 0.0  # in assistant turns
     with_ai: int = 0  # conversations the assistant took a turn in
-    runs: RunsUsage = field(default_factory=lambda: RunsUsage(0, {}))  # workflow runs' llm steps
+    runs: RunsUsage = field(default_factory=RunsUsage)  # the workflow runs' llm steps
     prices: Prices = field(default_factory=Prices)
 
     def report(self) -> dict[str, object]:
@@ -63,7 +63,7 @@ class Stats:
             "human_time_per_conversation_s": _per(sum(self.handles), len(self.handles)),
             "llm_tokens": self.prompt_tokens + self.completion_tokens,
             "runs": self.runs.runs,
-            "runs_with_llm": len(self.runs.by_run),
+            "runs_with_llm": self.runs.with_llm,
             "run_llm_tokens": self.runs.total.tokens,
             **self._costs(),
             "agents": {
@@ -83,7 +83,7 @@ class Stats:
             "human_cost_per_conversation": None if human is None else _per(human, len(self.handles), 4),
             # Per run whose llm steps made calls, as the assistant's is per conversation it spoke in.
             "run_ai_cost": None if on_runs is None else round(on_runs, 4),
-            "ai_cost_per_run": None if on_runs is None else _per(on_runs, len(self.runs.by_run), 4),
+            "ai_cost_per_run": None if on_runs is None else _per(on_runs, self.runs.with_llm, 4),
         }
 
 

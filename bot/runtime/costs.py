@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.storage.runs import RunStore
 from engine.spec import Workflow
-from engine.usage import LlmUsage, is_llm_step, usage_of
+from engine.usage import LlmUsage, is_llm_step
 
 log = logging.getLogger(__name__)
 
@@ -73,29 +73,27 @@ def money(amount: float, currency: str) -> str:
 class RunsUsage:
     """The LLM tokens of the runs created over a period."""
 
-    runs: int  # every run created in the period
-    by_run: dict[str, LlmUsage]  # the runs whose llm steps made calls
-
-    @property
-    def total(self) -> LlmUsage:
-        return sum(self.by_run.values(), LlmUsage())
+    runs: int = 0  # every run created in the period
+    with_llm: int = 0  # those whose llm steps made calls
+    total: LlmUsage = field(default_factory=LlmUsage)
 
 
 async def runs_usage(store: RunStore, since: float) -> RunsUsage:
-    """The tokens each run created since ``since`` spent in its ``llm`` steps, from their stored outputs."""
-    count, rows = await store.step_usages_since(since)
-    specs: dict[str, Workflow | None] = {}  # by digest: few versions, however many runs
-    by_run: dict[str, LlmUsage] = {}
-    for run_id, digest, step_id, usage in rows:
+    """The tokens the ``llm`` steps of the runs created since ``since`` spent, from their stored outputs.
+
+    Which steps are ``llm`` steps is read from each workflow version once; the sums are the database's.
+    """
+    count, pairs = await store.steps_since(since)
+    specs: dict[str, Workflow | None] = {}
+    llm_steps = []
+    for digest, step_id in pairs:
         if digest not in specs:
             specs[digest] = await _pinned(store, digest)
         spec = specs[digest]
-        if spec is None or not is_llm_step(spec, step_id):
-            continue
-        used = usage_of(usage)
-        if used.calls:
-            by_run[run_id] = by_run.get(run_id, LlmUsage()) + used
-    return RunsUsage(count, by_run)
+        if spec is not None and is_llm_step(spec, step_id):
+            llm_steps.append((digest, step_id))
+    calls, prompt, completion, with_llm = await store.usage_totals_since(since, llm_steps)
+    return RunsUsage(count, with_llm, LlmUsage(calls, prompt, completion))
 
 
 async def _pinned(store: RunStore, digest: str) -> Workflow | None:

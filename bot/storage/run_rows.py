@@ -125,20 +125,48 @@ class RunReads:
         async with self.engine.connect() as conn:
             return [_run_row(r) for r in (await conn.execute(query)).all()]
 
-    async def step_usages_since(self, since: float) -> tuple[int, list[tuple[str, str, str, Any]]]:
-        """How many runs were created since ``since``, and (run id, digest, step id, usage) of each of
-        their steps whose outputs carry ``usage`` (only that part of the outputs is read)."""
-        usage = step_runs.c.outputs["usage"]
+    async def steps_since(self, since: float) -> tuple[int, list[tuple[str, str]]]:
+        """How many runs were created since ``since``, and the (digest, step id) pairs their steps have
+        (few: one per step of each workflow version; no outputs are read)."""
         count = sa.select(sa.func.count()).select_from(runs).where(runs.c.created_at >= since)
-        query = (
-            sa.select(runs.c.id, runs.c.digest, step_runs.c.step_id, usage.label("usage"))
+        pairs = (
+            sa.select(runs.c.digest, step_runs.c.step_id)
             .select_from(runs.join(step_runs, step_runs.c.run_id == runs.c.id))
-            .where(runs.c.created_at >= since, usage.is_not(None))
+            .where(runs.c.created_at >= since)
+            .distinct()
         )
         async with self.engine.connect() as conn:
             total = int((await conn.execute(count)).scalar_one())
-            rows = (await conn.execute(query)).all()
-        return total, [(r.id, r.digest, r.step_id, r.usage) for r in rows]
+            found = [(r.digest, r.step_id) for r in (await conn.execute(pairs)).all()]
+        return total, found
+
+    async def usage_totals_since(
+        self, since: float, steps: list[tuple[str, str]]
+    ) -> tuple[int, int, int, int]:
+        """Over the runs created since ``since``, the steps named by (digest, step id) that stored a
+        ``usage`` in their outputs: (how many, prompt tokens, completion tokens, how many runs they are in),
+        summed by the database."""
+        if not steps:
+            return 0, 0, 0, 0
+        which = sa.or_(*(sa.and_(runs.c.digest == d, step_runs.c.step_id == s) for d, s in steps))
+        # Materialized, so each step's outputs (an answer's text comes before its usage) are read once.
+        used = (
+            sa.select(step_runs.c.run_id, step_runs.c.outputs["usage"].label("usage"))
+            .select_from(runs.join(step_runs, step_runs.c.run_id == runs.c.id))
+            .where(runs.c.created_at >= since, which)
+            .cte("used")
+            .prefix_with("MATERIALIZED")
+        )
+        usage = used.c.usage
+        query = sa.select(
+            sa.func.count(usage),
+            sa.func.coalesce(sa.func.sum(usage["prompt_tokens"].as_integer()), 0),
+            sa.func.coalesce(sa.func.sum(usage["completion_tokens"].as_integer()), 0),
+            sa.func.count(sa.distinct(used.c.run_id)),
+        ).where(usage.is_not(None))
+        async with self.engine.connect() as conn:
+            calls, prompts, completions, in_runs = (await conn.execute(query)).one()
+        return int(calls), int(prompts), int(completions), int(in_runs)
 
     async def count_runs(self, status: str) -> int:
         """How many runs have this status (``waiting``: parked on a timer or an approval)."""
