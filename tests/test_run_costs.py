@@ -163,3 +163,41 @@ async def test_the_run_page_and_the_figures_show_the_cost(
         finally:
             await context.close()
         assert problems == []
+
+
+# What is stored is what is counted: an llm step's declared outputs keep usage or drop it, and a step that
+# is no llm step is never counted, whatever its outputs say.
+MIXED = """
+name: mixed
+steps:
+  kept:
+    llm: {prompt: "one two three"}
+    outputs: {usage: "${{ result.usage }}"}
+  dropped:
+    llm: {prompt: "four five six"}
+    outputs: {text: "${{ result.text }}"}
+  pretend:
+    run: ["python3", "-c", "import json; print(json.dumps({'prompt_tokens': 10**6, 'completion_tokens': 10**6}))"]
+    outputs: {usage: "${{ fromJSON(result.stdout) }}"}
+"""
+
+
+async def test_only_the_usage_llm_steps_stored_counts(
+    make_runtime: Callable[..., Any], fake: FakeOpenAI, workflows_dir: Path
+) -> None:
+    runtime = await make_runtime(openai_api_key=SecretStr("k"), openai_base_url=fake.base_url)
+    fake.script(Text(ANSWER), Text(ANSWER))
+    flow = workflow(MIXED, workflows_dir)
+    row = await finished(runtime, (await runtime.submit(flow, {}, "console:alice")).run_id)
+    assert row.status == "succeeded", row.error
+    steps = {s.key: s for s in await runtime.store.step_rows(row.id)}
+    assert steps["pretend"].outputs["usage"]["prompt_tokens"] == 1_000_000  # stored, but no llm step
+    kept = steps["kept"].outputs["usage"]
+    want = LlmUsage(1, kept["prompt_tokens"], kept["completion_tokens"])
+    assert want.prompt_tokens == 3 and want.completion_tokens == len(ANSWER.split())
+    assert run_usage(flow.spec, steps.values()) == want
+    figures = (await stats(runtime.store.engine, prices=Prices(150.0, 600.0))).report()
+    assert (figures["runs"], figures["runs_with_llm"], figures["run_llm_tokens"]) == (1, 1, want.tokens)
+    assert figures["ai_cost_per_run"] == round(
+        (want.prompt_tokens * 150 + want.completion_tokens * 600) / 1e6, 4
+    )
