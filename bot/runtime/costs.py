@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.storage.runs import RunStore
-from engine.spec import Workflow
 from engine.usage import LlmUsage, is_llm_step
 
 log = logging.getLogger(__name__)
@@ -78,30 +77,37 @@ class RunsUsage:
     total: LlmUsage = field(default_factory=LlmUsage)
 
 
+# The llm steps of each workflow version, by digest: a digest names one text for good, so this is never
+# stale; bounded, since the stats page asks every few seconds and versions only accumulate.
+_LLM_STEPS: dict[str, frozenset[str]] = {}
+MAX_VERSIONS_KEPT = 1000
+
+
 async def runs_usage(store: RunStore, since: float) -> RunsUsage:
     """The tokens the ``llm`` steps of the runs created since ``since`` spent, from their stored outputs.
 
-    Which steps are ``llm`` steps is read from each workflow version once; the sums are the database's.
+    Which steps are ``llm`` steps is read from each workflow version (once per process); the sums are the
+    database's.
     """
     count, pairs = await store.steps_since(since)
-    specs: dict[str, Workflow | None] = {}
-    llm_steps = []
-    for digest, step_id in pairs:
-        if digest not in specs:
-            specs[digest] = await _pinned(store, digest)
-        spec = specs[digest]
-        if spec is not None and is_llm_step(spec, step_id):
-            llm_steps.append((digest, step_id))
+    llm_steps = [(digest, step_id) for digest, step_id in pairs if step_id in await _llm_steps(store, digest)]
     calls, prompt, completion, with_llm = await store.usage_totals_since(since, llm_steps)
     return RunsUsage(count, with_llm, LlmUsage(calls, prompt, completion))
 
 
-async def _pinned(store: RunStore, digest: str) -> Workflow | None:
+async def _llm_steps(store: RunStore, digest: str) -> frozenset[str]:
+    known = _LLM_STEPS.get(digest)
+    if known is not None:
+        return known
     from engine.loader import WorkflowInvalid, parse_stored  # YAML parsing is needed only here
 
     source, path = await store.source_of(digest)
     try:
-        return parse_stored(source, path)
+        spec = parse_stored(source, path)
     except WorkflowInvalid:  # a version that no longer parses: its steps' kinds are unknown
         log.warning("workflow version %s does not parse; its runs' LLM tokens are not counted", digest[:12])
-        return None
+        return frozenset()
+    if len(_LLM_STEPS) >= MAX_VERSIONS_KEPT:
+        _LLM_STEPS.clear()
+    found = _LLM_STEPS[digest] = frozenset(sid for sid in spec.steps if is_llm_step(spec, sid))
+    return found
