@@ -218,10 +218,15 @@ class Outbox:
             if item.message_ref is not None or sent is not None:
                 # Found after an earlier try: it shows the version of that try, so bring it up to date.
                 await adapter.update(sent or Sent(str(item.message_ref)), item.card)
-            elif item.parent_key is not None:
-                sent = await adapter.reply(await self._thread(adapter, item.parent_key), item.card, key)
             else:
-                sent = await adapter.post(item.channel, item.card, key)
+                if item.parent_key is not None:
+                    sent = await adapter.reply(await self._thread(adapter, item.parent_key), item.card, key)
+                else:
+                    sent = await adapter.post(item.channel, item.card, key)
+                if item.uncertain:
+                    # A re-send may be answered with the earlier try's message, as that try left it (Discord's
+                    # nonce): bring it up to this version.
+                    await adapter.update(sent, item.card)
             return sent
         if sent is not None:
             return sent

@@ -1,0 +1,88 @@
+"""kill -9 while an llm step streams into its run's thread: `switchboard run` against the fake Slack API
+and the fake OpenAI server is killed mid-answer and started again. The step runs again (attempt 2), and
+its text goes into the same thread message, which is edited, never posted a second time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bot.storage.database import create_engine
+from bot.storage.tables import chat_cards, runs
+from tests.fakes.openai_server import FakeOpenAI, Text
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_sender import SlackSender
+from tests.helpers import eventually, outbox_settled, workflow
+from tests.slack_bot_process import Bot
+from tests.test_outbox_crash import _key, slash
+
+FIRST = " ".join(f"first{n}" for n in range(200))  # 20 s of writing: the kill comes long before its end
+AGAIN = " ".join(f"again{n}" for n in range(20))
+NOTE = "name: note\nsteps:\n  write: {llm: {prompt: tell me everything}}\n"
+
+
+@pytest.fixture
+async def bot(
+    db_url: str, workflows_dir: Path
+) -> AsyncIterator[tuple[FakeSlack, FakeOpenAI, Bot, SlackSender]]:
+    workflow(NOTE, workflows_dir)
+    async with FakeSlack() as fake, FakeOpenAI(chunk_delay=0.1) as model:
+        fake.add_user("U0ALICE", "alice")
+        env = {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": model.base_url}
+        process = Bot(fake, db_url, workflows_dir, **env)
+        sender = SlackSender(fake, f"http://127.0.0.1:{process.port}/slack/events")
+        try:
+            yield fake, model, process, sender
+        finally:
+            process.stop()
+            await sender.close()
+
+
+async def llm_rows(engine: Any) -> list[Any]:
+    query = sa.select(chat_cards).where(chat_cards.c.key.startswith("llm:"))
+    async with engine.connect() as conn:
+        return list((await conn.execute(query)).all())
+
+
+async def test_a_step_killed_mid_answer_writes_again_into_the_same_message(bot: Any) -> None:
+    fake, model, process, sender = bot
+    model.script(Text(FIRST), Text(AGAIN))
+    engine = create_engine(process.db_url)
+    try:
+        await process.start()
+        await slash(sender, "run note")
+
+        async def edited() -> Any:
+            found = await llm_rows(engine)
+            return found[0] if found and found[0].message_ref and found[0].sent_version >= 2 else None
+
+        # The message is posted and edited at least once with part of the first answer.
+        before = await eventually(edited, 30, "the llm message posted and edited once")
+        run_id = before.key.split(":")[1]
+        process.kill()
+        await process.start()
+
+        async def done() -> bool:
+            async with engine.connect() as conn:
+                status = (await conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id))).scalar()
+            return status == "succeeded"
+
+        await eventually(done, 60, "the resumed run to succeed")
+        await eventually(lambda: outbox_settled(engine), 30, "the outbox to have nothing left to send")
+        [row] = await llm_rows(engine)
+    finally:
+        await engine.dispose()
+    assert row.key == f"llm:{run_id}:write:2" and row.message_ref == before.message_ref
+    messages = [m for m in fake.channel_messages("C0OPS") if _key(m).startswith("sb-card-llm:")]
+    assert len(messages) == 1, messages  # the interrupted attempt's message, taken over by the rerun
+    [message] = messages
+    assert f"C0OPS:{message['ts']}" == row.message_ref and message.get("thread_ts") != message["ts"]
+    assert message["text"] == AGAIN  # the whole second answer; nothing of the first is left
+    card = next(m for m in fake.channel_messages("C0OPS") if m["ts"] == message["thread_ts"])
+    assert _key(card) == f"sb-card-run:{run_id}"  # a reply under the run's status card
+    replies = [m.get("text", "") for m in fake.channel_messages("C0OPS") if m.get("thread_ts") == card["ts"]]
+    assert any("interrupted by a crash" in text for text in replies), replies
