@@ -2,6 +2,8 @@
 blocking a run; and outbound webhooks, its "webhook" item kind (``bot.delivery.webhooks``).
 
 Cards (edited in place) and posts (sent once) are rows written with the state change that caused them.
+A card or post with a ``parent_key`` goes into the thread of that card, once that card is posted (an llm
+step's message, edited as its text grows, lives in the thread of its run's status card).
 Delivery claims a row (compare-and-set, so several processes can share the work), takes a slot in its
 lane's pacing (shared by every process: ``bot.storage.pacing``), sends, and records the platform's
 message ref. A card's claim returns the row as it is now, so a card another process posted meanwhile is

@@ -231,9 +231,11 @@ class StatusCards:
     ) -> dict[str, Any]:
         card = run_card(view_from_state(state, now), dashboard_link(self.public_url, state.run_id))
         writing = [
-            f"✎ {w.step} is writing… see thread"
-            for (run_id, _), w in self._threads.items()
-            if run_id == state.run_id and w.text and _running(state, w.step)
+            f"✎ {key} is writing… see thread"
+            for key, step in state.steps.items()
+            if step.status == StepStatus.RUNNING
+            and (w := self._threads.get((state.run_id, key))) is not None
+            and w.text
         ]
         if writing:
             card = replace(card, context=(*card.context, *writing))
@@ -330,11 +332,6 @@ def _is_llm(state: RunState, key: str) -> bool:
     step = state.steps.get(key)
     spec = state.workflow.steps.get(step.step_id) if step is not None else None
     return spec is not None and spec.kind == "llm"
-
-
-def _running(state: RunState, step_id: str) -> bool:
-    step = state.steps.get(step_id)
-    return step is not None and step.status == StepStatus.RUNNING
 
 
 def _tail(stderr: Any, lines: int = 8) -> str:
