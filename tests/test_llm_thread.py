@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from bot.delivery.contract import Sent
 from bot.runtime.llm_threads import THREAD_EVERY
+from bot.storage.cards import card_row
 from bot.storage.tables import chat_cards
 from cards.model import Card
 from tests.fakes.openai_server import FakeOpenAI, Text
@@ -35,6 +36,7 @@ from tests.test_outbox_contract import (
 )
 
 WORDS = " ".join(f"word{n}" for n in range(40))  # about 2 s of writing, in 41 pieces
+CARD = Card(title="", text="never shown")
 FLOW = "name: note\nsteps:\n  write: {llm: {prompt: tell me everything}}\n"
 
 
@@ -131,3 +133,32 @@ async def test_a_thread_message_a_dead_process_posted_is_not_posted_again(
     assert done.message_ref == first.ref
     [shown] = await platform.messages(said)
     assert shown.ref == first.ref and later_text in shown.text and shown.parent == posted.message_ref
+
+
+async def test_a_thread_message_whose_card_is_never_posted_is_given_up_saying_why(
+    streaming: tuple[Platform, FakeOpenAI],
+) -> None:
+    platform, _ = streaming
+    app = platform.app
+    mark = token()
+    parent, key = f"run:{mark}", f"llm:{mark}:write:1"
+    async with app.engine.begin() as conn:
+        given_up = {"sent_version": 1, "error": "not_in_channel (invite the bot)"}
+        await conn.execute(
+            chat_cards.insert(), {**card_row(parent, platform.name, "C0GONE", CARD, 0.0), **given_up}
+        )
+        await conn.execute(
+            chat_cards.insert(), card_row(key, platform.name, platform.channel, CARD, 0.0, parent)
+        )
+    app.outbox.wake()
+
+    async def settled() -> Any:
+        [row] = await rows(platform, key)
+        return row if row.sent_version >= 1 else None
+
+    row = await eventually(settled, message="the thread message to be given up")
+    assert (
+        row.message_ref is None
+        and row.error == "its thread's card was not delivered: not_in_channel (invite the bot)"
+    )
+    assert await platform.messages("never shown") == []
