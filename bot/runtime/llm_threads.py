@@ -92,9 +92,8 @@ def ended_card(writing: Writing, event: dict[str, Any], outputs: Any) -> Card | 
         notes = [f"✎ {step}" + _usage(outputs) + _took(data)]
         if len(text) > THREAD_TEXT:
             notes.append(f"the whole text ({len(text):,} characters) is in the step's outputs")
-        return Card(
-            title="", text=clip(text, THREAD_TEXT), colour="neutral", context=tuple(notes), fallback=text
-        )
+        shown = clip(text, THREAD_TEXT)
+        return Card(title="", text=shown, colour="neutral", context=tuple(notes), fallback=shown)
     if not writing.stored and not writing.text:
         return None  # nothing was shown: the thread's failure reply says it all
     error = clip(str(data.get("error") or data.get("reason") or ""), 300)
