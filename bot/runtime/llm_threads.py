@@ -15,15 +15,21 @@ new attempt then writes a message of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.storage.cards import card_row
+from sqlalchemy.sql import Executable
+
+from bot.storage.cards import card_note, card_rekey, card_row
+from bot.storage.journal import Batch
 from cards.limits import ELLIPSIS, clip
 from cards.model import Card
+from engine.activities.base import StepCall
 from engine.durations import format_duration
 from engine.interrupts import interruption_text
 from engine.masking import mask
+from engine.state import RunState, StepStatus
 
 THREAD_EVERY = 1.0  # least seconds between two stored versions of an llm step's message while it writes
 THREAD_TEXT = 2900  # characters of the text a message shows (a Slack section holds 3,000)
@@ -65,6 +71,89 @@ class Writing:
 
     def masked(self, text: str | None = None) -> str:
         return str(mask(self.text if text is None else text, self.secrets))
+
+
+class LlmThreads:
+    """The llm steps of chat-started runs that this process drives, and the rows of their messages.
+
+    ``observe`` is given each commit's events (in the commit: a step's start, its end with the whole
+    text, a crash's note); ``due`` adds the versions whose text grew, at most one per ``THREAD_EVERY``
+    each, to a write of the caller's (``StatusCards`` keeps the timer).
+    """
+
+    def __init__(self, upsert_card: Executable) -> None:
+        self.upsert_card = upsert_card
+        self.note_card = card_note()
+        self.rekey_card = card_rekey()
+        self._writing: dict[tuple[str, str], Writing] = {}  # (run id, step key) -> its attempt here
+
+    def get(self, call: StepCall) -> Writing | None:
+        """The attempt ``call`` is, if it is a chat run's llm step that started here."""
+        writing = self._writing.get((call.run_id, call.step_key))
+        if writing is None or call.compensation or writing.attempt != call.attempt:
+            return None
+        return writing
+
+    def observe(self, batch: Batch, state: RunState, events: list[dict[str, Any]], now: float) -> None:
+        """The llm steps that start, end or were interrupted in this commit: their thread messages."""
+        for event in events:
+            kind, key, data = event["type"], event.get("step_key"), event["data"]
+            if not key or "[" in key or not _is_llm(state, key):
+                continue  # fan-out items keep their text in their outputs only
+            if kind == "step_started":
+                self._writing[(state.run_id, key)] = _start(state, key, int(data.get("attempt") or 1))
+            elif kind == "step_interrupted":
+                self._interrupted(batch, state.run_id, key, data, now)
+            elif kind in ENDS:
+                attempt = data.get("attempt")
+                writing = self._writing.get((state.run_id, key))
+                if writing is not None and attempt in (None, writing.attempt):
+                    del self._writing[(state.run_id, key)]
+                elif kind == "step_succeeded" and attempt is not None:
+                    writing = _start(state, key, int(attempt))  # started elsewhere: its whole text at once
+                else:
+                    continue
+                card = ended_card(writing, event, state.steps[key].outputs)
+                if card is not None:
+                    batch.add(self.upsert_card, writing.row(card, now))
+
+    def due(self, batch: Batch, clock: float, now: float, live: Callable[[str], bool]) -> list[Writing]:
+        """Add the messages whose text grew and whose last version is ``THREAD_EVERY`` old (by the
+        monotonic ``clock``) to ``batch``; those written (to mark dirty again if the write fails)."""
+        writes = [w for w in self._writing.values() if w.dirty and w.written <= clock - THREAD_EVERY]
+        written = []
+        for writing in writes:
+            writing.dirty = False
+            if not live(writing.run_id):
+                self._writing.pop((writing.run_id, writing.step), None)  # the run went elsewhere
+                continue
+            batch.add(self.upsert_card, writing.row(writing_card(writing), now))
+            writing.written = clock
+            written.append(writing)
+        return written
+
+    def dirty(self) -> list[float]:
+        """When each message with new text was last written (monotonic)."""
+        return [w.written for w in self._writing.values() if w.dirty]
+
+    def lines(self, state: RunState) -> list[str]:
+        """The status card's lines for the run's llm steps that are writing."""
+        return [
+            f"✎ {key} is writing… see thread"
+            for key, step in state.steps.items()
+            if step.status == StepStatus.RUNNING
+            and (writing := self._writing.get((state.run_id, key))) is not None
+            and writing.text
+        ]
+
+    def _interrupted(self, batch: Batch, run_id: str, key: str, data: dict[str, Any], now: float) -> None:
+        """A crash broke off an attempt: note it on its message, which the next attempt takes over."""
+        self._writing.pop((run_id, key), None)
+        attempt = int(data.get("attempt") or 0)
+        old = thread_key(run_id, key, attempt)
+        batch.add(self.note_card, {"_key": old, "_card": interrupted_card(key, data).to_dict(), "_at": now})
+        if data.get("action", "rerun") in ("rerun", "ask"):
+            batch.add(self.rekey_card, {"_key": old, "_new": thread_key(run_id, key, attempt + 1)})
 
 
 def writing_card(writing: Writing) -> Card:
@@ -129,3 +218,15 @@ def _usage(outputs: Any) -> str:
 def _took(data: dict[str, Any]) -> str:
     duration = data.get("duration")
     return f" · {format_duration(float(duration))}" if isinstance(duration, int | float) else ""
+
+
+def _start(state: RunState, key: str, attempt: int) -> Writing:
+    origin = state.meta["origin"]
+    secrets = tuple(state.secrets.values())
+    return Writing(state.run_id, key, attempt, origin["platform"], origin["channel"], secrets)
+
+
+def _is_llm(state: RunState, key: str) -> bool:
+    step = state.steps.get(key)
+    spec = state.workflow.steps.get(step.step_id) if step is not None else None
+    return spec is not None and spec.kind == "llm"

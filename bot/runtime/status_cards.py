@@ -28,17 +28,9 @@ from typing import Any
 from sqlalchemy.sql import Executable
 
 from bot.runtime.dag_posts import dag_card, dashboard_link
-from bot.runtime.llm_threads import (
-    ENDS,
-    THREAD_EVERY,
-    Writing,
-    ended_card,
-    interrupted_card,
-    thread_key,
-    writing_card,
-)
+from bot.runtime.llm_threads import THREAD_EVERY, LlmThreads
 from bot.runtime.run_views import view_from_state
-from bot.storage.cards import card_note, card_rekey, card_row, post_insert, post_row
+from bot.storage.cards import card_row, post_insert, post_row
 from bot.storage.journal import Batch, Journal
 from cards.limits import clip
 from cards.model import Card
@@ -46,7 +38,7 @@ from cards.run_card import run_card
 from engine.activities.base import StepCall
 from engine.durations import format_duration
 from engine.interrupts import interruption_text
-from engine.state import RunState, RunStatus, StepStatus
+from engine.state import RunState, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +74,13 @@ class StatusCards:
         self.clock = clock
         self.upsert_card = upsert_card
         self.insert_post = post_insert()
-        self.note_card = card_note()
-        self.rekey_card = card_rekey()
         self.interval = interval
         self.live = live
         self._shown: dict[str, _Shown] = {}  # running runs whose card this process has written
         self._flusher: asyncio.Task[None] | None = None
         self._due = asyncio.Event()
         self._closed = False  # after close(), every commit draws its card
-        self._threads: dict[tuple[str, str], Writing] = {}  # (run id, step key) -> its llm attempt here
+        self.threads = LlmThreads(upsert_card)  # the llm steps' messages in their runs' threads
 
     def __call__(self, batch: Batch, state: RunState, events: list[dict[str, Any]], now: float) -> None:
         origin = state.meta.get("origin")
@@ -98,7 +88,7 @@ class StatusCards:
             return  # CLI runs have no chat origin; sub-workflows report through their parent's steps
         platform, channel = origin["platform"], origin["channel"]
         key = f"run:{state.run_id}"
-        self._llm_steps(batch, state, events, now)
+        self.threads.observe(batch, state, events, now)
         replies = [(event, reply) for event in events if (reply := thread_reply(event)) is not None]
         shown = self._shown.get(state.run_id)
         if (
@@ -134,8 +124,8 @@ class StatusCards:
         """An llm step's text so far (``ActivityContext.on_text``): its message in the run's thread is
         written at most once per ``THREAD_EVERY``, however often this is called; the run's card is
         drawn once more, when the text starts, to say that the step is writing."""
-        writing = self._threads.get((call.run_id, call.step_key))
-        if writing is None or call.compensation or writing.attempt != call.attempt:
+        writing = self.threads.get(call)
+        if writing is None:
             return  # not a chat run's llm step that started here
         starts = not writing.text
         writing.text = text
@@ -146,53 +136,14 @@ class StatusCards:
             if not self._closed:
                 self._wake()
 
-    def _llm_steps(self, batch: Batch, state: RunState, events: list[dict[str, Any]], now: float) -> None:
-        """The llm steps that start, end or were interrupted in this commit: their thread messages."""
-        for event in events:
-            kind, key, data = event["type"], event.get("step_key"), event["data"]
-            if not key or "[" in key or not _is_llm(state, key):
-                continue  # fan-out items keep their text in their outputs only
-            if kind == "step_started":
-                self._threads[(state.run_id, key)] = _writing(state, key, int(data.get("attempt") or 1))
-            elif kind == "step_interrupted":
-                self._interrupted(batch, state.run_id, key, data, now)
-            elif kind in ENDS:
-                attempt = data.get("attempt")
-                writing = self._threads.get((state.run_id, key))
-                if writing is not None and attempt in (None, writing.attempt):
-                    del self._threads[(state.run_id, key)]
-                elif kind == "step_succeeded" and attempt is not None:
-                    writing = _writing(state, key, int(attempt))  # started elsewhere: its whole text at once
-                else:
-                    continue
-                card = ended_card(writing, event, state.steps[key].outputs)
-                if card is not None:
-                    batch.add(self.upsert_card, writing.row(card, now))
-
-    def _interrupted(self, batch: Batch, run_id: str, key: str, data: dict[str, Any], now: float) -> None:
-        """A crash broke off an attempt: note it on its message, which the next attempt takes over."""
-        self._threads.pop((run_id, key), None)
-        attempt = int(data.get("attempt") or 0)
-        old = thread_key(run_id, key, attempt)
-        batch.add(self.note_card, {"_key": old, "_card": interrupted_card(key, data).to_dict(), "_at": now})
-        if data.get("action", "rerun") in ("rerun", "ask"):
-            batch.add(self.rekey_card, {"_key": old, "_new": thread_key(run_id, key, attempt + 1)})
-
     async def flush(self, all_dirty: bool = True) -> None:
         """Write the dirty cards whose interval is up (``all_dirty``: every dirty card) in one commit,
         and the llm messages whose text grew, each at most once per ``THREAD_EVERY``."""
         clock = time.monotonic()
         ready = clock - self.interval
         due = [(i, s) for i, s in self._shown.items() if s.dirty and (all_dirty or s.written <= ready)]
-        writes = [w for w in self._threads.values() if w.dirty and w.written <= clock - THREAD_EVERY]
         batch = Batch()
-        for writing in writes:
-            writing.dirty = False
-            if not self.live(writing.run_id):
-                self._threads.pop((writing.run_id, writing.step), None)
-                continue
-            batch.add(self.upsert_card, writing.row(writing_card(writing), self.clock()))
-            writing.written = clock
+        writes = self.threads.due(batch, clock, self.clock(), self.live)
         for run_id, shown in due:
             shown.dirty = False
             if not self.live(run_id):
@@ -230,13 +181,7 @@ class StatusCards:
         channel: str,
     ) -> dict[str, Any]:
         card = run_card(view_from_state(state, now), dashboard_link(self.public_url, state.run_id))
-        writing = [
-            f"✎ {key} is writing… see thread"
-            for key, step in state.steps.items()
-            if step.status == StepStatus.RUNNING
-            and (w := self._threads.get((state.run_id, key))) is not None
-            and w.text
-        ]
+        writing = self.threads.lines(state)
         if writing:
             card = replace(card, context=(*card.context, *writing))
         row = card_row(f"run:{state.run_id}", platform, channel, card, now)
@@ -256,7 +201,7 @@ class StatusCards:
             await self._due.wait()
             self._due.clear()
             dirty = [s.written + self.interval for s in self._shown.values() if s.dirty]
-            dirty += [w.written + THREAD_EVERY for w in self._threads.values() if w.dirty]
+            dirty += [written + THREAD_EVERY for written in self.threads.dirty()]
             if not dirty:
                 continue
             await asyncio.sleep(max(min(dirty) - time.monotonic(), 0.0))
@@ -265,7 +210,7 @@ class StatusCards:
             except Exception:
                 log.exception("status cards: writing a run's card failed; trying again")
                 await asyncio.sleep(max(self.interval, 1.0))
-            if any(s.dirty for s in self._shown.values()) or any(w.dirty for w in self._threads.values()):
+            if any(s.dirty for s in self._shown.values()) or self.threads.dirty():
                 self._due.set()
 
 
@@ -320,18 +265,6 @@ def thread_reply(event: dict[str, Any]) -> Card | None:
         colour = "success" if status in ("succeeded", "compensated") else "danger"
         return Card(title=f"Run {status}", text=text, colour=colour, fallback=f"Run {status}")  # type: ignore[arg-type]
     return None
-
-
-def _writing(state: RunState, key: str, attempt: int) -> Writing:
-    origin = state.meta["origin"]
-    secrets = tuple(state.secrets.values())
-    return Writing(state.run_id, key, attempt, origin["platform"], origin["channel"], secrets)
-
-
-def _is_llm(state: RunState, key: str) -> bool:
-    step = state.steps.get(key)
-    spec = state.workflow.steps.get(step.step_id) if step is not None else None
-    return spec is not None and spec.kind == "llm"
 
 
 def _tail(stderr: Any, lines: int = 8) -> str:
