@@ -1,9 +1,11 @@
 """kill -9 while an llm step streams into its run's thread: `switchboard run` against the fake Slack API
-and the fake OpenAI server is killed mid-answer and started again. The step runs again (attempt 2), and
-its text goes into the same thread message, which is edited, never posted a second time."""
+(or the fake Discord) and the fake OpenAI server is killed mid-answer and started again. The step runs
+again (attempt 2), and its text goes into the same thread message, which is edited, never posted a
+second time."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ import sqlalchemy as sa
 
 from bot.storage.database import create_engine
 from bot.storage.tables import chat_cards, runs
+from tests import bot_process
+from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_sender import SlackSender
@@ -48,6 +52,18 @@ async def llm_rows(engine: Any) -> list[Any]:
         return list((await conn.execute(query)).all())
 
 
+async def edited(engine: Any) -> Any:
+    """The llm message once it is posted and edited at least once (part of the first answer shown)."""
+    found = await llm_rows(engine)
+    return found[0] if found and found[0].message_ref and found[0].sent_version >= 2 else None
+
+
+async def succeeded(engine: Any, run_id: str) -> bool:
+    async with engine.connect() as conn:
+        status = (await conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id))).scalar()
+    return status == "succeeded"
+
+
 async def test_a_step_killed_mid_answer_writes_again_into_the_same_message(bot: Any) -> None:
     fake, model, process, sender = bot
     model.script(Text(FIRST), Text(AGAIN))
@@ -56,22 +72,11 @@ async def test_a_step_killed_mid_answer_writes_again_into_the_same_message(bot: 
         await process.start()
         await slash(sender, "run note")
 
-        async def edited() -> Any:
-            found = await llm_rows(engine)
-            return found[0] if found and found[0].message_ref and found[0].sent_version >= 2 else None
-
-        # The message is posted and edited at least once with part of the first answer.
-        before = await eventually(edited, 30, "the llm message posted and edited once")
+        before = await eventually(lambda: edited(engine), 30, "the llm message posted and edited once")
         run_id = before.key.split(":")[1]
         process.kill()
         await process.start()
-
-        async def done() -> bool:
-            async with engine.connect() as conn:
-                status = (await conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id))).scalar()
-            return status == "succeeded"
-
-        await eventually(done, 60, "the resumed run to succeed")
+        await eventually(lambda: succeeded(engine, run_id), 60, "the resumed run to succeed")
         await eventually(lambda: outbox_settled(engine), 30, "the outbox to have nothing left to send")
         [row] = await llm_rows(engine)
     finally:
@@ -86,3 +91,52 @@ async def test_a_step_killed_mid_answer_writes_again_into_the_same_message(bot: 
     assert _key(card) == f"sb-card-run:{run_id}"  # a reply under the run's status card
     replies = [m.get("text", "") for m in fake.channel_messages("C0OPS") if m.get("thread_ts") == card["ts"]]
     assert any("interrupted by a crash" in text for text in replies), replies
+
+
+async def test_on_discord_too_the_rerun_edits_the_message_the_killed_process_posted(
+    db_url: str, workflows_dir: Path
+) -> None:
+    workflow(NOTE, workflows_dir)
+    fake = FakeDiscord()
+    await fake.start()
+    engine = create_engine(db_url)
+    try:
+        async with FakeOpenAI(chunk_delay=0.1) as model:
+            model.script(Text(FIRST), Text(AGAIN))
+            env = {
+                "DISCORD_TOKEN": fake.token,
+                "SWITCHBOARD_DISCORD_API_URL": fake.api_url,
+                "SWITCHBOARD_DISCORD_GATEWAY_URL": fake.gateway_url,
+                "OPENAI_API_KEY": "k",
+                "OPENAI_BASE_URL": model.base_url,
+            }
+            process = bot_process.Bot(db_url, workflows_dir, **env)
+            try:
+                await process.start()
+                await eventually(lambda: fake.identified, 30, "the bot on the gateway")
+                await fake.slash("run", name="note")
+                before = await eventually(
+                    lambda: edited(engine), 30, "the llm message posted and edited once"
+                )
+                run_id = before.key.split(":")[1]
+                process.kill()
+                await process.start()
+                await eventually(lambda: succeeded(engine, run_id), 60, "the resumed run to succeed")
+                await eventually(
+                    lambda: outbox_settled(engine), 30, "the outbox to have nothing left to send"
+                )
+                [row] = await llm_rows(engine)
+            finally:
+                process.close()
+    finally:
+        await engine.dispose()
+        await fake.stop()
+    assert row.key == f"llm:{run_id}:write:2" and row.message_ref == before.message_ref
+    written = [m for m in fake.messages.values() if ("first0" in json.dumps(m) or "again0" in json.dumps(m))]
+    written = [m for m in written if "Outputs" not in json.dumps(m)]  # the run's outcome lists its outputs
+    assert len(written) == 1, written  # one message, posted by the killed process, edited by the rerun
+    [message] = written
+    assert row.message_ref == f"{message['channel_id']}:{message['id']}"
+    assert AGAIN in json.dumps(message) and "first0" not in json.dumps(message)
+    starters = {str(t["id"]) for t in fake.threads.values()}
+    assert str(message["channel_id"]) in starters  # in the thread of the run's status card
