@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 
 from bot.storage.database import create_engine
-from bot.storage.tables import chat_cards, runs
+from bot.storage.tables import chat_cards, console_messages, runs
 from tests import bot_process
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI, Text
@@ -140,3 +141,57 @@ async def test_on_discord_too_the_rerun_edits_the_message_the_killed_process_pos
     assert AGAIN in json.dumps(message) and "first0" not in json.dumps(message)
     starters = {str(t["id"]) for t in fake.threads.values()}
     assert str(message["channel_id"]) in starters  # in the thread of the run's status card
+
+
+async def test_on_the_console_too_the_rerun_edits_the_message_the_killed_process_posted(
+    db_url: str, workflows_dir: Path
+) -> None:
+    workflow(NOTE, workflows_dir)
+    engine = create_engine(db_url)
+    try:
+        async with FakeOpenAI(chunk_delay=0.1) as model:
+            model.script(Text(FIRST), Text(AGAIN))
+            env = {"SWITCHBOARD_CONSOLE": "true", "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": model.base_url}
+            process = bot_process.Bot(db_url, workflows_dir, **env)
+            try:
+                await process.start()
+                url = f"http://127.0.0.1:{process.port}"
+                async with aiohttp.ClientSession(url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+                    async with session.post("/auth/dev", json={"user": "alice"}) as res:
+                        assert res.status == 200, await res.text()
+                    async with session.get("/api/state") as res:
+                        csrf = (await res.json())["csrf"]
+                    command = {"channel": "ops", "text": "/workflow run note"}
+                    async with session.post(
+                        "/api/command", json=command, headers={"X-CSRF-Token": csrf}
+                    ) as res:
+                        assert res.status == 200, await res.text()
+                before = await eventually(
+                    lambda: edited(engine), 30, "the llm message posted and edited once"
+                )
+                run_id = before.key.split(":")[1]
+                process.kill()
+                await process.start()
+                await eventually(lambda: succeeded(engine, run_id), 60, "the resumed run to succeed")
+                await eventually(
+                    lambda: outbox_settled(engine), 30, "the outbox to have nothing left to send"
+                )
+                [row] = await llm_rows(engine)
+                async with engine.connect() as conn:
+                    shown = (await conn.execute(sa.select(console_messages))).all()
+            finally:
+                process.close()
+    finally:
+        await engine.dispose()
+    assert row.key == f"llm:{run_id}:write:2" and row.message_ref == before.message_ref
+    written = [
+        m for m in shown if m.card and ("first0" in json.dumps(m.card) or "again0" in json.dumps(m.card))
+    ]
+    written = [
+        m for m in written if "Outputs" not in json.dumps(m.card)
+    ]  # the run's outcome lists its outputs
+    assert len(written) == 1, written  # one message, posted by the killed process, edited by the rerun
+    [message] = written
+    assert row.message_ref == str(message.id) and message.card["text"] == AGAIN
+    [card] = [m for m in shown if m.key == f"sb-card-run:{run_id}"]
+    assert message.thread_id == card.id  # in the thread of the run's status card
