@@ -152,7 +152,7 @@ class Outbox:
 
     async def _take(self, adapter: ChatAdapter, item: Item) -> None:
         orphan: str | None = None
-        if item.parent_key and not item.is_edit:
+        if item.parent_key and (item.kind == "post" or not item.is_edit):
             parent = await self.rows.card(item.parent_key)
             if parent is None or parent.message_ref is None:
                 if item.kind == "post" or not _given_up(parent):
