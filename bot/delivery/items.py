@@ -20,7 +20,7 @@ class Item:
     card: Card
     version: int = 0
     message_ref: str | None = None
-    parent_key: str | None = None
+    parent_key: str | None = None  # the card whose thread this post (or card) goes into
     thread_ref: str | None = None  # a post into the thread of this platform message
     attempts: int = 0
     uncertain: bool = False  # an earlier try may have reached the platform: look for it before sending
@@ -57,6 +57,7 @@ def card_item(row: Any) -> Item:
         Card.from_dict(row.card),
         row.version,
         row.message_ref,
+        parent_key=row.parent_key,  # a card in the thread of that card (an llm step's text)
         thread_ref=row.thread_ref,
         attempts=row.attempts,
         claimed_by=row.claimed_by,

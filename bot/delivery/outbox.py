@@ -2,6 +2,8 @@
 blocking a run; and outbound webhooks, its "webhook" item kind (``bot.delivery.webhooks``).
 
 Cards (edited in place) and posts (sent once) are rows written with the state change that caused them.
+A card or post with a ``parent_key`` goes into the thread of that card, once that card is posted (an llm
+step's message, edited as its text grows, lives in the thread of its run's status card).
 Delivery claims a row (compare-and-set, so several processes can share the work), takes a slot in its
 lane's pacing (shared by every process: ``bot.storage.pacing``), sends, and records the platform's
 message ref. A card's claim returns the row as it is now, so a card another process posted meanwhile is
@@ -149,11 +151,20 @@ class Outbox:
         self.wake()  # anything that became due meanwhile (a reply whose card is now posted)
 
     async def _take(self, adapter: ChatAdapter, item: Item) -> None:
-        if item.kind == "post" and item.parent_key and await self._parent(item.parent_key) is None:
-            return  # the thread's card is not posted yet; this post waits for it
+        orphan: str | None = None
+        if item.parent_key and (item.kind == "post" or not item.is_edit):
+            parent = await self.rows.card(item.parent_key)
+            if parent is None or parent.message_ref is None:
+                if item.kind == "post" or not _given_up(parent):
+                    return  # the thread's card is not posted yet; this waits for it
+                # A card in the thread of a card that will not be posted: give this version up too.
+                orphan = "its thread's card was not delivered" + (f": {parent.error}" if parent else "")
         claimed = await self._claim(item)
         if claimed is None:
             return  # another process has it, or sent it meanwhile
+        if orphan is not None:
+            await self._failed(claimed, DeliveryError(orphan, permanent=True))
+            return
         name, rate = lane(adapter, claimed)
         if rate.every > 0:
             try:
@@ -210,7 +221,14 @@ class Outbox:
                 # Found after an earlier try: it shows the version of that try, so bring it up to date.
                 await adapter.update(sent or Sent(str(item.message_ref)), item.card)
             else:
-                sent = await adapter.post(item.channel, item.card, key)
+                if item.parent_key is not None:
+                    sent = await adapter.reply(await self._thread(adapter, item.parent_key), item.card, key)
+                else:
+                    sent = await adapter.post(item.channel, item.card, key)
+                if item.uncertain:
+                    # A re-send may be answered with the earlier try's message, as that try left it (Discord's
+                    # nonce): bring it up to this version.
+                    await adapter.update(sent, item.card)
             return sent
         if sent is not None:
             return sent
@@ -303,3 +321,9 @@ class Outbox:
                     "next_at": self.clock() + delay,
                 },
             )
+
+
+def _given_up(card: Any) -> bool:
+    """A card row that is not posted and will not be until it changes: absent, or its newest version
+    given up (``_failed`` marks that version sent, with the error)."""
+    return card is None or (card.sent_version >= card.version and card.error is not None)

@@ -9,6 +9,10 @@ write of its own once the interval is up. A run's first commit in this process, 
 (waiting, finished...) and a commit with a thread reply render it at once, so the card is never behind
 a reply in its thread, and a card a killed process left behind is brought up to date by the first
 commit of the process that resumes the run.
+
+An llm step writes into the run's thread: a message of its own, written at most once a second while the
+text comes and once more with the whole text (``bot.runtime.llm_threads``); the card itself only says
+"✎ step is writing… see thread".
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from sqlalchemy.sql import Executable
 
 from bot.runtime.dag_posts import dag_card, dashboard_link
+from bot.runtime.llm_threads import THREAD_EVERY, LlmThreads
 from bot.runtime.run_views import view_from_state
 from bot.storage.cards import card_row, post_insert, post_row
 from bot.storage.journal import Batch, Journal
@@ -33,10 +38,9 @@ from cards.run_card import run_card
 from engine.activities.base import StepCall
 from engine.durations import format_duration
 from engine.interrupts import interruption_text
-from engine.state import RunState, RunStatus, StepStatus
+from engine.state import RunState, RunStatus
 
 log = logging.getLogger(__name__)
-WRITING_TAIL = 300  # characters of a streaming llm step's text shown on its run's card
 
 
 @dataclass
@@ -76,7 +80,7 @@ class StatusCards:
         self._flusher: asyncio.Task[None] | None = None
         self._due = asyncio.Event()
         self._closed = False  # after close(), every commit draws its card
-        self._writing: dict[str, tuple[str, str]] = {}  # run id -> (llm step, its text so far)
+        self.threads = LlmThreads(upsert_card)  # the llm steps' messages in their runs' threads
 
     def __call__(self, batch: Batch, state: RunState, events: list[dict[str, Any]], now: float) -> None:
         origin = state.meta.get("origin")
@@ -84,6 +88,7 @@ class StatusCards:
             return  # CLI runs have no chat origin; sub-workflows report through their parent's steps
         platform, channel = origin["platform"], origin["channel"]
         key = f"run:{state.run_id}"
+        self.threads.observe(batch, state, events, now)
         replies = [(event, reply) for event in events if (reply := thread_reply(event)) is not None]
         shown = self._shown.get(state.run_id)
         if (
@@ -116,21 +121,29 @@ class StatusCards:
             batch.add(self.insert_post, post_row(platform, channel, key, picture, now))
 
     def progress(self, call: StepCall, text: str) -> None:
-        """An llm step's text so far (``ActivityContext.on_text``): shown on the run's card, which is
-        drawn no more often than the card interval, however often this is called."""
-        shown = self._shown.get(call.run_id)
-        if shown is None or call.compensation:
-            return  # a card this process does not keep drawing (no interval, or not running here)
-        self._writing[call.run_id] = (call.step_id, text)
-        if not shown.dirty:
+        """An llm step's text so far (``ActivityContext.on_text``): its message in the run's thread is
+        written at most once per ``THREAD_EVERY``, however often this is called; the run's card is
+        drawn once more, when the text starts, to say that the step is writing."""
+        writing = self.threads.get(call)
+        if writing is None:
+            return  # not a chat run's llm step that started here
+        starts = not writing.text
+        writing.text = text
+        if starts and (shown := self._shown.get(call.run_id)) is not None:
             shown.dirty = True
-            self._wake()
+        if not writing.dirty:
+            writing.dirty = True
+            if not self._closed:
+                self._wake()
 
     async def flush(self, all_dirty: bool = True) -> None:
-        """Write the dirty cards whose interval is up (``all_dirty``: every dirty card) in one commit."""
-        ready = time.monotonic() - self.interval
+        """Write the dirty cards whose interval is up (``all_dirty``: every dirty card) in one commit,
+        and the llm messages whose text grew, each at most once per ``THREAD_EVERY``."""
+        clock = time.monotonic()
+        ready = clock - self.interval
         due = [(i, s) for i, s in self._shown.items() if s.dirty and (all_dirty or s.written <= ready)]
         batch = Batch()
+        writes = self.threads.due(batch, clock, self.clock(), self.live)
         for run_id, shown in due:
             shown.dirty = False
             if not self.live(run_id):
@@ -146,6 +159,8 @@ class StatusCards:
         except Exception:
             for _, shown in due:
                 shown.dirty = True  # drawn at the next try, or by the run's next commit
+            for writing in writes:
+                writing.dirty = True
             raise
 
     async def close(self) -> None:
@@ -166,19 +181,14 @@ class StatusCards:
         channel: str,
     ) -> dict[str, Any]:
         card = run_card(view_from_state(state, now), dashboard_link(self.public_url, state.run_id))
-        writing = self._writing.get(state.run_id)
-        if writing is not None and _running(state, writing[0]):
-            step, text = writing
-            line = f"✎ {step} is writing: {clip(text[-WRITING_TAIL:], WRITING_TAIL + 1)}…"
-            card = replace(card, context=(*card.context, line))
-        else:
-            self._writing.pop(state.run_id, None)
+        writing = self.threads.lines(state)
+        if writing:
+            card = replace(card, context=(*card.context, *writing))
         row = card_row(f"run:{state.run_id}", platform, channel, card, now)
         if state.status in (RunStatus.RUNNING, RunStatus.COMPENSATING) and self.interval > 0:
             self._shown[state.run_id] = _Shown(state.status, time.monotonic(), state)
         else:
             self._shown.pop(state.run_id, None)  # waiting or finished: the next commit draws it again
-            self._writing.pop(state.run_id, None)
         return row
 
     def _wake(self) -> None:
@@ -190,16 +200,17 @@ class StatusCards:
         while True:
             await self._due.wait()
             self._due.clear()
-            dirty = [s.written for s in self._shown.values() if s.dirty]
+            dirty = [s.written + self.interval for s in self._shown.values() if s.dirty]
+            dirty += [written + THREAD_EVERY for written in self.threads.dirty()]
             if not dirty:
                 continue
-            await asyncio.sleep(max(min(dirty) + self.interval - time.monotonic(), 0.0))
+            await asyncio.sleep(max(min(dirty) - time.monotonic(), 0.0))
             try:
                 await self.flush(all_dirty=False)
             except Exception:
                 log.exception("status cards: writing a run's card failed; trying again")
                 await asyncio.sleep(max(self.interval, 1.0))
-            if any(s.dirty for s in self._shown.values()):
+            if any(s.dirty for s in self._shown.values()) or self.threads.dirty():
                 self._due.set()
 
 
@@ -254,11 +265,6 @@ def thread_reply(event: dict[str, Any]) -> Card | None:
         colour = "success" if status in ("succeeded", "compensated") else "danger"
         return Card(title=f"Run {status}", text=text, colour=colour, fallback=f"Run {status}")  # type: ignore[arg-type]
     return None
-
-
-def _running(state: RunState, step_id: str) -> bool:
-    step = state.steps.get(step_id)
-    return step is not None and step.status == StepStatus.RUNNING
 
 
 def _tail(stderr: Any, lines: int = 8) -> str:

@@ -32,10 +32,17 @@ def card_upsert(engine: AsyncEngine) -> Executable:
     )
 
 
-def card_row(key: str, platform: str, channel: str, card: Card, now: float) -> dict[str, Any]:
-    """The parameters of ``card_upsert`` for a card that is new or changed."""
+def card_row(
+    key: str, platform: str, channel: str, card: Card, now: float, parent_key: str | None = None
+) -> dict[str, Any]:
+    """The parameters of ``card_upsert`` for a card that is new or changed.
+
+    With ``parent_key`` the card lives in the thread of that card (posted there as a reply once the
+    parent is posted, then edited in place like any card); without it, it is posted in ``channel``.
+    """
     return {
         "key": key,
+        "parent_key": parent_key,
         "platform": platform,
         "channel": channel,
         "card": card.to_dict(),
@@ -105,3 +112,34 @@ async def add_post(conn: AsyncConnection, row: dict[str, Any]) -> None:
 def post_insert() -> Executable:
     """The statement that queues a post (parameters from ``post_row``), for a batch to reuse."""
     return chat_posts.insert()
+
+
+def card_note() -> Executable:
+    """Replace the card of a row that exists (nothing when it does not) and bump its version.
+
+    Parameters: ``_key``, ``_card`` (a card dict) and ``_at``. For a note on a card whose writer is gone
+    (an llm step's message that a crash broke off), where posting a new message would say nothing.
+    """
+    return (
+        chat_cards.update()
+        .where(chat_cards.c.key == sa.bindparam("_key"))
+        .values(
+            card=sa.bindparam("_card", type_=chat_cards.c.card.type),
+            version=chat_cards.c.version + 1,
+            updated_at=sa.bindparam("_at", type_=sa.Float),
+        )
+    )
+
+
+def card_rekey() -> Executable:
+    """Move a posted card row to a new key (``_key`` to ``_new``), keeping its message, which later
+    versions under the new key edit. A row not posted yet keeps its key: the outbox may have to find its
+    message by that key after a crash mid-post."""
+    new: sa.BindParameter[str] = sa.bindparam("_new", type_=sa.String)
+    taken = chat_cards.alias("taken")
+    free = ~sa.exists().where(taken.c.key == new)  # never onto a row that exists: that would fail the commit
+    return (
+        chat_cards.update()
+        .where(chat_cards.c.key == sa.bindparam("_key"), chat_cards.c.message_ref.is_not(None), free)
+        .values(key=new)
+    )

@@ -177,7 +177,7 @@ approval_audit = sa.Table(
 chat_cards = sa.Table(
     "chat_cards",
     metadata,
-    sa.Column("key", sa.String(200), primary_key=True),  # "run:<id>"
+    sa.Column("key", sa.String(200), primary_key=True),  # "run:<id>", "llm:<run id>:<step>:<attempt>"
     sa.Column("platform", sa.String(20), nullable=False),
     sa.Column("channel", sa.String(200), nullable=False),
     sa.Column("card", sa.JSON, nullable=False),
@@ -193,6 +193,8 @@ chat_cards = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     # How often the first post was tried: above one, an earlier try may have reached the platform.
     sa.Column("post_tries", sa.Integer, nullable=False, default=0, server_default="0"),
+    # A card that lives in the thread of this card (an llm step's text under its run's status card).
+    sa.Column("parent_key", sa.String(200)),
     sa.Index("ix_chat_cards_due", "next_at"),
     sa.Index("ix_chat_cards_message", "message_ref"),  # a reply in a card's thread finds its card
 )

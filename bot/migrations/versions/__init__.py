@@ -1,3 +1,3 @@
 """Migration scripts; HEAD names the newest, so start-up can skip Alembic when the database is current."""
 
-HEAD = "0024"
+HEAD = "0025"

@@ -133,8 +133,9 @@ class DiscordAdapter:
     async def post(self, channel: str, card: Card, key: str) -> Sent:
         """Send a card; the nonce (enforced) makes a re-send within minutes return the first message."""
         target = self.bot.get_partial_messageable(await self._resolve(channel))
-        # Handover cards' keys share their first 25 chars but for 4 of the id's: cut short, they could clash.
-        digest = channel.startswith(DM) or key.startswith("sb-card-conversation:")
+        # Handover cards' keys share their first 25 chars but for 4 of the id's, and the llm messages of
+        # one run all of them ("sb-card-llm:<run>:<step>:<attempt>"): cut short, they would clash.
+        digest = channel.startswith(DM) or key.startswith(("sb-card-conversation:", "sb-card-llm:"))
         nonce = _nonce(key) if digest else key[:25]
         message = await self._call(
             channel, lambda: target.send(nonce=nonce, **card_message(None, card), **_attachment(card))
