@@ -12,13 +12,14 @@ from bot.process import start_app, stop_app
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.test_console import send
 from tests.test_console_conversations import act_as, browser, settings
+from tests.test_console_reading import shots
 
 __all__ = ["browser"]  # the fixture, used by name below
-WORDS = " ".join(f"word{n}" for n in range(20))
+WORDS = "Your last deploy to staging ran at 14:02 UTC and passed its smoke tests; shall I start the same one on prod, okay?"
 
 # True once a bot message shows the start of the answer, still being written, without its end.
 PARTIAL = """() => [...document.querySelectorAll("#messages .msg--bot")].some(
-  (m) => m.innerText.includes("word0") && m.innerText.includes("…") && !m.innerText.includes("word19"))"""
+  (m) => m.innerText.includes("Your last") && m.innerText.includes("…") && !m.innerText.includes("okay?"))"""
 
 
 async def test_the_page_shows_the_answer_while_it_is_written(
@@ -33,11 +34,13 @@ async def test_the_page_shows_the_answer_while_it_is_written(
             fake.script(Text(WORDS))
             await send(page, "tell me everything")
             await page.wait_for_function(PARTIAL, timeout=15_000)  # part of it, live
-            answer = page.locator("#messages .msg--bot", has_text="word19")
+            await page.screenshot(path=shots(tmp_path) / "console-streaming.png")
+            answer = page.locator("#messages .msg--bot", has_text="okay?")
             await expect(answer).to_have_count(1, timeout=15_000)
             await expect(answer.locator("button", has_text="Talk to a human")).to_have_count(1)
             await expect(answer).not_to_contain_text("…")
             await expect(page.locator("#messages .msg--bot")).to_have_count(1)  # the preview became it
+            await page.screenshot(path=shots(tmp_path) / "console-streamed.png")
         finally:
             await page.close()
             await stop_app(app, grace=0.5, flush=0.5)
