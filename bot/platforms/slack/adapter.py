@@ -104,7 +104,9 @@ class SlackAdapter:
         ctx.directories["slack"] = self.directory.identity  # a web sign-in with Slack gets the same groups
         self.listeners = SlackListeners(ctx, self.client, self.directory, self.session)
         self.listeners.register(self.bolt)
-        self.requests = make_request_guard(ctx.engine, settings.redis_url)
+        self.requests = make_request_guard(
+            ctx.engine, settings.redis_url, ctx.router.services.runtime.store.journal
+        )
         if secret is not None:  # a replayed signed request is acked and ignored (Socket Mode signs nothing)
             self.bolt.use(OnceOnly(self.requests, ctx.clock))
         self._socket: AsyncSocketModeHandler | None = None
