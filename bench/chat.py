@@ -9,13 +9,17 @@ Web API (tests/fakes/slack_api.py) served by this process, which also sends the 
 
 Figures (targets from the chat-layer issue):
   ack    signed slash commands at 200/s (`/workflow help`, plus a few `run`s): HTTP answer latency
-         p50 and p99 (target p99 <= 50 ms)
+         p50 and p99 (target p99 <= 50 ms). The requests are sent on schedule (open loop) by a load
+         process of its own, so that sending them and serving the bot's calls to the fake Slack API do
+         not share one event loop (`--load-here` sends them from this process, as before); how late
+         the sends were is printed beside the figure, and so is the bot's CPU time a command
   card   slash command -> first status card received by the fake Slack API, idle (target p50 <= 100 ms)
   edits  chat.update calls for one card during a 50-step run (target <= 1 per second)
   console
          the local console's /api/command at 300/s (`/workflow help` from five signed-in users in
-         dev mode, plus a few `run`s), over HTTP: answer latency p50 and p99 (target p99 <= 100 ms);
-         `--rate` sets the rate here too when given
+         dev mode, plus a few `run`s), over HTTP: answer latency p50 and p99 (target p99 <= 100 ms)
+         and the bot's CPU time a command; `--rate` sets the rate here too when given. Both figures
+         warm up with a run and a few commands first, unmeasured
   chat-vs-cli
          a 500-step chain of no-op steps started from chat (a run with a chat origin, so its status card
          and thread are written with its commits) against the same chain started from the CLI, in one
