@@ -10,11 +10,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.storage.database import create_engine, migrate
-from bot.storage.dedupe import DatabaseDedupe, Dedupe, RedisDedupe
+from bot.storage.dedupe import DatabaseDedupe, Dedupe, JournalDedupe, RedisDedupe
+from bot.storage.journal import Journal
 from tests.helpers import REDIS_URL
 
 
-@pytest.fixture(params=["redis", "database"])
+@pytest.fixture(params=["redis", "database", "journal"])
 async def dedupe(request: pytest.FixtureRequest, db_url: str) -> AsyncIterator[Dedupe]:
     if request.param == "redis":
         client = aioredis.from_url(REDIS_URL)
@@ -27,7 +28,13 @@ async def dedupe(request: pytest.FixtureRequest, db_url: str) -> AsyncIterator[D
         return
     engine = create_engine(db_url)
     await migrate(engine)
-    yield DatabaseDedupe(engine)
+    if request.param == "journal":
+        journal = Journal(engine)
+        journal.start()
+        yield JournalDedupe(engine, journal)
+        await journal.close()
+    else:
+        yield DatabaseDedupe(engine)
     await engine.dispose()
 
 
@@ -46,3 +53,22 @@ async def test_the_database_forgets_a_key_after_its_time(db_url: str) -> None:
     assert not await dedupe.first("Ev1", 1000.0 + 60)
     assert await dedupe.first("Ev1", 1000.0 + 4000)
     await engine.dispose()
+
+
+async def test_through_the_journal_a_key_marked_before_a_restart_is_still_refused(db_url: str) -> None:
+    engine = create_engine(db_url)
+    await migrate(engine)
+    journal = Journal(engine)
+    journal.start()
+    try:
+        before = JournalDedupe(engine, journal)
+        assert await before.first("Ev1", 1000.0)
+        after = JournalDedupe(engine, journal)  # a new process: it remembers nothing, the database does
+        concurrent = await asyncio.gather(*(after.first("Ev1", 1000.0 + 60) for _ in range(5)))
+        assert concurrent == [False] * 5
+        assert await after.first("Ev2", 1000.0 + 60)
+        assert await after.first("Ev1", 1000.0 + 4000)  # expired: it counts as new again
+        assert not await JournalDedupe(engine, journal).first("Ev1", 1000.0 + 4001)
+    finally:
+        await journal.close()
+        await engine.dispose()

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.process import App, start_app, stop_app
 from bot.storage.database import create_engine, migrate
 from bot.storage.dedupe import REQUEST_TTL, make_request_guard
+from bot.storage.journal import Journal
 from bot.storage.tables import runs, seen_requests
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_sender import SlackSender
@@ -112,11 +113,16 @@ async def test_a_replayed_slash_command_starts_one_run_sent_in_turn_or_five_at_o
     assert len(slack.answered("U0ALICE")) == 2
 
 
-async def test_the_database_keeps_a_request_for_ten_minutes_and_prunes_it_after(db_url: str) -> None:
+@pytest.mark.parametrize("through", ["own transaction", "journal"])
+async def test_the_database_keeps_a_request_for_ten_minutes_and_prunes_it_after(
+    db_url: str, through: str
+) -> None:
     engine = create_engine(db_url)
+    journal = Journal(engine)
+    journal.start()
     try:
         await migrate(engine)
-        guard = make_request_guard(engine, None)
+        guard = make_request_guard(engine, None, journal if through == "journal" else None)
         assert await guard.first("slack:1800000000:v0=abc", 1000.0)
         assert not await guard.first("slack:1800000000:v0=abc", 1000.0 + REQUEST_TTL - 1)
         assert await guard.first("slack:1800000001:v0=def", 1000.0 + REQUEST_TTL + 1)  # prunes the old one
@@ -124,4 +130,5 @@ async def test_the_database_keeps_a_request_for_ten_minutes_and_prunes_it_after(
             keys = (await conn.execute(sa.select(seen_requests.c.key))).scalars().all()
         assert keys == ["slack:1800000001:v0=def"]
     finally:
+        await journal.close()
         await engine.dispose()

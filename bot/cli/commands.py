@@ -47,7 +47,7 @@ async def serve(settings: Settings, args: argparse.Namespace) -> int:
         log.warning(
             "the workflows folder %s does not exist; set SWITCHBOARD_WORKFLOWS_DIR", settings.workflows_dir
         )
-    starting = asyncio.ensure_future(start_app(settings))
+    starting = asyncio.ensure_future(start_app(settings, settle_heap=True))
     try:
         app = await asyncio.shield(starting)
     except asyncio.CancelledError:

@@ -7,16 +7,19 @@ outbox's ``key``, so a post retried after a crash is found instead of shown twic
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.storage.journal import Batch, Journal
 from bot.storage.tables import console_messages as table
 from cards.model import Card
 
 HISTORY = 500  # messages a page loads at start; older ones stay stored
+INSERT = table.insert()  # one statement object, so the journal's sqlite3 path compiles it once
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,22 @@ class Message:
 
 
 class ConsoleStore:
-    """Reads and writes console messages."""
+    """Reads and writes console messages.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Given the runtime's ``journal`` on SQLite, a new message's id is handed out here (one more than the
+    last, the newest id being read once) and its row joins the journal's group commit, shared with the
+    action log and the runs' steps, instead of taking the write lock in a transaction of its own to
+    learn the id from the database. That is safe because one process alone writes a SQLite file
+    (``bot.storage.file_lock``), and ids stay in the order messages were added: the journal commits
+    queued rows in order. ``add`` still returns only once the row is committed. On PostgreSQL, where
+    several processes may share the table, the database numbers each row (INSERT ... RETURNING).
+    """
+
+    def __init__(self, engine: AsyncEngine, journal: Journal | None = None) -> None:
         self.engine = engine
+        self.journal = journal if journal is not None and engine.dialect.name == "sqlite" else None
+        self._last_id: int | None = None  # the newest id handed out (journal mode)
+        self._id_lock = asyncio.Lock()
 
     async def add(
         self,
@@ -79,8 +94,13 @@ class ConsoleStore:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.engine.begin() as conn:
-            new_id = (await conn.execute(table.insert().values(**values).returning(table.c.id))).scalar_one()
+        if self.journal is not None:
+            new_id = await self._add_journaled(values)
+        else:
+            async with self.engine.begin() as conn:
+                new_id = (
+                    await conn.execute(table.insert().values(**values).returning(table.c.id))
+                ).scalar_one()
         return Message(
             id=int(new_id),
             channel=channel,
@@ -93,6 +113,37 @@ class ConsoleStore:
             visible_to=visible_to,
             key=key,
         )
+
+    async def _add_journaled(self, values: dict[str, Any]) -> int:
+        assert self.journal is not None
+        for attempt in (1, 2):
+            row = {"id": await self._next_id(), **values}
+            batch = Batch()
+            batch.add(INSERT, row)
+            try:
+                await self.journal.write(batch)
+                return int(row["id"])
+            except sa.exc.IntegrityError:
+                # The key's own uniqueness (a post sent before) is the caller's to handle; an id taken
+                # by a row this process did not add (written to the file while it ran) is read again.
+                if attempt == 2 or (values["key"] is not None and await self._key_taken(values["key"])):
+                    raise
+                self._last_id = None
+        raise AssertionError("unreachable")
+
+    async def _next_id(self) -> int:
+        if self._last_id is None:
+            async with self._id_lock:
+                if self._last_id is None:
+                    async with self.engine.connect() as conn:
+                        newest = (await conn.execute(sa.select(sa.func.max(table.c.id)))).scalar()
+                    self._last_id = int(newest or 0)
+        new_id = (self._last_id or 0) + 1
+        self._last_id = new_id
+        return new_id
+
+    async def _key_taken(self, key: str) -> bool:
+        return await self._one(table.c.key == key) is not None
 
     async def edit(self, message_id: int, card: Card, now: float) -> Message | None:
         """Replace a message's card (a status card moving on); None when there is no such message."""

@@ -310,6 +310,9 @@ class Journal:
 def _failed(exc: Exception) -> None:
     if isinstance(exc, LeaseLost):
         log.warning("journal commit refused: %s", exc)  # the run's driver stops; nothing was written
+    elif isinstance(exc, sa.exc.IntegrityError):
+        # A row already there (a dedupe mark, a console post sent before): its writer decides.
+        log.info("journal commit refused by a constraint: %s", exc.orig)
     else:
         log.exception("journal commit failed")
 

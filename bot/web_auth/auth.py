@@ -20,6 +20,8 @@ from bot.web_auth.oidc import OidcClient
 from bot.web_auth.people import Directory, console_user
 from bot.web_auth.sessions import CSRF_HEADER, SESSION_COOKIE, Session, Signer
 
+CHECKED_COOKIES = 4096  # decoded session cookies kept; then forgotten all at once
+
 
 class SignInRequired(SwitchboardError):
     """No valid session: the page signs in (dev: the picker; oidc: the provider) and tries again."""
@@ -42,6 +44,7 @@ class WebAuth:
         self.mode = settings.auth
         self.oidc = OidcClient(settings) if self.mode == "oidc" else None
         self._signer: Signer | None = None
+        self._checked: dict[str, Session] = {}  # session cookies whose signature was good, decoded
         self._lock = asyncio.Lock()
         # Called with a session as it signs out (the console closes that session's websockets).
         self.on_sign_out: list[Callable[[Session], Awaitable[None]]] = []
@@ -70,13 +73,22 @@ class WebAuth:
         return session
 
     async def session(self, request: web.Request) -> Session | None:
-        data = (await self.signer()).unsign("session", request.cookies.get(SESSION_COOKIE))
-        if data is None:
-            return None
-        try:
-            session = Session.from_dict(data)
-        except (KeyError, TypeError, ValueError):
-            return None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        # A cookie checked once is the same bytes next time: its HMAC, base64 and JSON (most of a
+        # console request's own work) are not done again. Expiry and groups are still read per request.
+        session = self._checked.get(cookie) if cookie else None
+        if session is None:
+            data = (await self.signer()).unsign("session", cookie)
+            if data is None:
+                return None
+            try:
+                session = Session.from_dict(data)
+            except (KeyError, TypeError, ValueError):
+                return None
+            if len(self._checked) >= CHECKED_COOKIES:
+                self._checked.clear()
+            assert cookie is not None
+            self._checked[cookie] = session
         if session.expires < self.clock() or session.mode != self.mode:
             return None
         if session.who.platform == "console":

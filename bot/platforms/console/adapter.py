@@ -56,7 +56,7 @@ class ConsoleAdapter:
     def __init__(self, ctx: PlatformContext) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
-        self.store = ConsoleStore(ctx.engine)
+        self.store = ConsoleStore(ctx.engine, ctx.router.services.runtime.store.journal)
         self.hub = Hub(lambda who, msg: may_see(self.settings, who, msg), ctx.clock)
         self.auth = WebAuth(ctx.settings, ctx.engine, ctx.clock, ctx.directories)
         self.auth.on_sign_out.append(lambda session: self.hub.end_session(session.csrf))

@@ -96,13 +96,13 @@ class Hub:
 
     async def publish(self, msg: Message, event: str = "message") -> None:
         """Send a new or edited message to every page whose person may see it."""
-        payload = {"type": event, "message": message_json(msg)}
         now = self.clock()
         for ws in [ws for ws, r in self.sockets.items() if r.until < now]:
             self.leave(ws)
             await ws.close(code=4401, message=b"session ended")
         targets = [ws for ws, r in self.sockets.items() if self.can_see(r.who, msg)]
-        if targets:
+        if targets:  # drawn only for someone to see it
+            payload = {"type": event, "message": message_json(msg)}
             await asyncio.gather(*(self._send_one(ws, payload) for ws in targets))
 
     async def _send_one(self, ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from bot.delivery.contract import DeliveryError, Rate, Sent
 from bot.identity import Identity
 from bot.platforms.slack.errors import hint_for, refused, slack_error
 from bot.platforms.slack.identity import SlackDirectory
-from bot.platforms.slack.listeners import SlackListeners
+from bot.platforms.slack.listeners import SlackListeners, ack_commands_now
 from bot.platforms.slack.live import SlackLive
 from bot.platforms.slack.replays import OnceOnly
 from bot.platforms.slack.retries import ShortRateLimitRetryHandler
@@ -104,9 +104,12 @@ class SlackAdapter:
         ctx.directories["slack"] = self.directory.identity  # a web sign-in with Slack gets the same groups
         self.listeners = SlackListeners(ctx, self.client, self.directory, self.session)
         self.listeners.register(self.bolt)
-        self.requests = make_request_guard(ctx.engine, settings.redis_url)
+        self.requests = make_request_guard(
+            ctx.engine, settings.redis_url, ctx.router.services.runtime.store.journal
+        )
         if secret is not None:  # a replayed signed request is acked and ignored (Socket Mode signs nothing)
             self.bolt.use(OnceOnly(self.requests, ctx.clock))
+        self.bolt.use(ack_commands_now)  # after the replay check
         self._socket: AsyncSocketModeHandler | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._stopping = False

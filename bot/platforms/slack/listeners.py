@@ -13,12 +13,15 @@ import dataclasses
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -41,6 +44,22 @@ SUBMIT_BUDGET = 2.5  # seconds a modal submit may take before it is acked withou
 # Where chat.postEphemeral cannot reach (the bot is not in the channel, or it is a DM with someone
 # else), a command's response_url still can: it works in any conversation for 30 minutes.
 UNREACHABLE = {"channel_not_found", "not_in_channel", "is_archived", "user_not_in_channel"}
+
+
+async def ack_commands_now(
+    req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+) -> BoltResponse | None:
+    """Our slash commands' 200 is decided before their listener runs: an empty ack (``on_command``).
+
+    Bolt starts the listener as a task and then looks at the ack every 10 ms until there is one, so
+    each command's answer waited at least one of those sleeps after the listener had acked. Acked
+    here, after the signature and replay checks (global middleware runs in order), Bolt finds the
+    ack at its first look; ``on_command`` acks again, as it must in Socket Mode too, which changes
+    nothing. Buttons, modals and events keep their own acks.
+    """
+    if req.body.get("command") in COMMANDS:
+        await req.context.ack()
+    return await next()
 
 
 @dataclass(frozen=True)
