@@ -229,12 +229,13 @@ class Runtime:
         where: dict[str, Any] | None = None,
         background: bool = True,
         link: str | None = None,
+        exact: bool = False,
     ) -> Outcome:
         """Decide an approval (``ApprovalStore.decide``); its cards go out now, and a request that settled
         wakes its run: in the background by default, so a click is answered first; before returning
         with ``background=False``, for a caller that follows the run next."""
         outcome = await self.approvals.decide(
-            approval_id, actor, decision, comment, groups, source, values, aliases, name, where, link
+            approval_id, actor, decision, comment, groups, source, values, aliases, name, where, link, exact
         )
         for hook in self.after_commit:
             hook()  # the outbox: the cards' new versions are committed
