@@ -76,7 +76,11 @@ async def read_view(conn: Any, approval_id: str, now: float, on: str | None = No
     found = await rows.request_and_run(conn, approval_id)
     if found is None:
         return None
-    row, run = found
+    return await view_for(conn, *found, now, on)
+
+
+async def view_for(conn: Any, row: Any, run: Any, now: float, on: str | None = None) -> Stored:
+    """``read_view`` of a request whose row and run summary were read already (``rows.request_and_run``)."""
     votes = await rows.votes_in_card_order(conn, row.id)
     previous = await rows.previous_feedback(conn, row) if row.revision > 1 else None
     known = await names(conn, [v.actor for v in votes] + ([previous.actor] if previous else []))

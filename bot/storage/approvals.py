@@ -213,12 +213,6 @@ async def status_of(conn: AsyncConnection, approval_id: str) -> Any:
     return (await conn.execute(query)).one()
 
 
-async def approvers_of(conn: AsyncConnection, approval_id: str) -> list[str]:
-    """The request's approvers as they are now."""
-    query = sa.select(approvals.c.approvers).where(approvals.c.id == approval_id)
-    return list((await conn.execute(query)).scalar_one() or [])
-
-
 async def signal_run(conn: AsyncConnection, run_id: str, payload: dict[str, Any], now: float) -> None:
     """Put the decision in the run's inbox: the runtime applies it to the run (every process is told at
     commit, so one with room claims the parked run)."""
