@@ -35,6 +35,9 @@ class ApprovalStore(ApprovalWithdrawal):
         # later change (vote, expiry, escalation) inside the transaction that made it.
         self.on_request: list[Callable[[Batch, dict[str, Any], RunState, float], None]] = []
         self.on_change: list[Callable[[Any, str, str, dict[str, Any]], Awaitable[None]]] = []
+        # The run a decision settled, told inside the deciding transaction once its signal is written
+        # (the runtime claims the run there, to resume it here as soon as the decision commits).
+        self.on_settled: list[Callable[[AsyncConnection, str], Awaitable[None]]] = []
 
     def add_request(
         self, batch: Batch, state: RunState, req: RequestApproval, now: float, parent: str | None = None
@@ -239,6 +242,8 @@ class ApprovalStore(ApprovalWithdrawal):
         payload["outputs"]["approver_names"] = [display(a, known) for a in approved]
         await rows.signal_run(conn, row.run_id, payload, now)
         await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
+        for hook in self.on_settled:
+            await hook(conn, row.run_id)
         return Outcome(f"{policy.VERBS[final]} by {shown}; the run continues", row.run_id, True)
 
     async def check(
@@ -275,7 +280,7 @@ class ApprovalStore(ApprovalWithdrawal):
     ) -> tuple[Exception | None, list[Any]]:
         """Why ``actor`` may not decide now (late, not an approver, already voted), audited, else None;
         with the votes cast so far (read once, under the row's lock, in the order cast)."""
-        started_by = await rows.run_starter(conn, row.run_id)
+        started_by = str(row.run_started_by)  # read with the row's lock
         if row.status != "pending":
             detail = {"decision": decision, **(where or {})}
             await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "late", detail, source, now))

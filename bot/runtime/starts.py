@@ -118,6 +118,7 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
     that a driver started after it asked (and so read the mail it was asked for) and is done already.
     """
     asked = rt.drivers_started
+    decided = rt.decided.pop(run_id, None)  # claimed and read by the decision that settled it
     if run_id in rt.live:
         rt.live[run_id].poke()
         return True
@@ -134,9 +135,13 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
             return True  # driven here since this load was asked for, and parked again: nothing left to read
         now = rt.clock()
         # The claim's transaction reads the run back too (its row, steps and mail): one round of the
-        # database between a click's decision and the run's next step, not four.
+        # database between a click's decision and the run's next step, not four; none when the
+        # decision's own transaction claimed it.
         until = now + rt.settings.lease_seconds
-        loaded = await rt.store.claim_loaded(run_id, rt.owner, now, until, dead or [])
+        if decided is not None and rt.driver_starts.get(run_id, -1) <= decided[1]:
+            loaded: Loaded | None = decided[0]  # no driver of it started here since: still as read
+        else:
+            loaded = await rt.store.claim_loaded(run_id, rt.owner, now, until, dead or [])
         if loaded is None:
             return False
         return await _rebuild(rt, loaded.claimed, loaded)

@@ -101,18 +101,15 @@ async def voted_on(engine: AsyncEngine, actor: str, approval_ids: list[str]) -> 
 
 
 async def lock(conn: AsyncConnection, approval_id: str) -> Any:
-    """The request's row, read after a write to it, or None.
+    """The request's row, read after a write to it (with ``run_started_by``), or None.
 
     The write comes first: it takes SQLite's write lock (PostgreSQL's row lock) before anything is read,
     so concurrent clicks queue here, and a transaction that reads before it writes cannot fail at once.
     """
     stmt = approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
-    return (await conn.execute(stmt.returning(*approvals.c))).first()  # one round trip: written, then read
-
-
-async def run_starter(conn: AsyncConnection, run_id: str) -> str:
-    """Who started the run (``platform:user_id``)."""
-    return str((await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == run_id))).scalar_one())
+    # One round trip: written, then read, with who started its run (``run_started_by``) for the gate.
+    starter = sa.select(runs.c.started_by).where(runs.c.id == approvals.c.run_id).scalar_subquery()
+    return (await conn.execute(stmt.returning(*approvals.c, starter.label("run_started_by")))).first()
 
 
 async def votes(conn: AsyncConnection, approval_id: str) -> list[Any]:

@@ -99,17 +99,23 @@ class RunLeases:
     ) -> Loaded | None:
         """``claim``, and in its transaction what a load reads next: the run's row, its steps and its
         unread mail (one transaction instead of four, on the path from a click to the run's next step)."""
-        where = sa.and_(runs.c.id == run_id, _free(owner, now, dead), admitted())
         async with self.engine.connect() as conn:
             if conn.dialect.name != "postgresql":
                 conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
             async with conn.begin():
-                found = await self._claim_in(conn, where, owner, until, 1, skip_locked=False)
-                if not found:
-                    return None
-                row = await read_run(conn, run_id)
-                steps = await read_steps(conn, run_id) if row is not None else []
-                mail = await read_mail(conn, run_id) if row is not None else []
+                return await self.claim_loaded_in(conn, run_id, owner, now, until, dead)
+
+    async def claim_loaded_in(
+        self, conn: AsyncConnection, run_id: str, owner: str, now: float, until: float, dead: list[str]
+    ) -> Loaded | None:
+        """``claim_loaded`` in the caller's transaction (one that has written already, on SQLite)."""
+        where = sa.and_(runs.c.id == run_id, _free(owner, now, dead), admitted())
+        found = await self._claim_in(conn, where, owner, until, 1, skip_locked=False)
+        if not found:
+            return None
+        row = await read_run(conn, run_id)
+        steps = await read_steps(conn, run_id) if row is not None else []
+        mail = await read_mail(conn, run_id) if row is not None else []
         return Loaded(found[0], row, steps, mail)
 
     async def claim_batch(
