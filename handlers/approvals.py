@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.approvals.store import Outcome
-from bot.approvals.views import Stored, acting, read_view
+from bot.approvals.views import Request, acting, read_request, read_view
 from bot.errors import BadInput, Conflict, NotFound
 from bot.identity import Identity, matches
 from bot.storage.approvals import Approval
@@ -130,15 +130,16 @@ def _relabel(button: Button, labels: dict[str, str]) -> Button:
     return Button(labels.get(choice, button.label), button.action_id, button.style, button.confirm)
 
 
-async def _read(svc: Services, approval_id: str) -> Stored:
+async def _read(svc: Services, approval_id: str) -> Request:
+    """The request behind a button or a form (an exact id) and its run, in one query."""
     async with svc.runtime.approvals.engine.connect() as conn:
-        stored = await read_view(conn, approval_id, svc.now())
+        stored = await read_request(conn, approval_id)
     if stored is None:
         raise NotFound(f"There is no approval request {approval_id}; /approvals lists those waiting for you.")
     return stored
 
 
-def _still_open(stored: Stored) -> None:
+def _still_open(stored: Request) -> None:
     """A request whose run has ended (cancelled while it waited) takes no more decisions."""
     closed_with_run = stored.row.status == "cancelled"  # closed because its run ended
     if (stored.row.status == "pending" or closed_with_run) and stored.run.status in FINISHED:
@@ -148,7 +149,7 @@ def _still_open(stored: Stored) -> None:
 
 
 async def _check(
-    svc: Services, who: Identity, stored: Stored, decision: str, source: str | None = None
+    svc: Services, who: Identity, stored: Request, decision: str, source: str | None = None
 ) -> None:
     _still_open(stored)
     await svc.runtime.approvals.check(
@@ -158,13 +159,14 @@ async def _check(
         groups=tuple(sorted(who.groups)),
         source=source or who.platform,
         aliases=(who.user_id, who.name),
+        exact=True,
     )
 
 
 async def _decide(
     svc: Services,
     who: Identity,
-    stored: Stored,
+    stored: Request,
     decision: str,
     comment: str | None = None,
     values: dict[str, Any] | None = None,
@@ -177,7 +179,7 @@ async def _decide(
 async def _record(
     svc: Services,
     who: Identity,
-    stored: Stored,
+    stored: Request,
     decision: str,
     comment: str | None,
     values: dict[str, Any] | None,
@@ -197,6 +199,7 @@ async def _record(
             aliases=(who.user_id, who.name),
             name=f"@{who.name}",
             where=where,
+            exact=True,  # the id was just read: no second look-up by prefix
         )
     return outcome
 

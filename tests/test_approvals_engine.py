@@ -61,6 +61,28 @@ steps:
 """
 
 
+async def test_a_decision_through_the_runtime_claims_its_run_in_its_own_transaction(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = await make_runtime(clock=FakeClock())
+    run_id, approval_id = await waiting_request(runtime, QUORUM)
+    await runtime.decide(approval_id, "carol", "approve")
+    assert runtime.decided == {}  # a vote that does not settle the request claims nothing
+    started = runtime.drivers_started
+    outcome = await runtime.decide(approval_id, "dave", "approve")
+    # Committed with the decision, before its wake has run: the run is this process's, read back.
+    assert outcome.resolved and list(runtime.decided) == [run_id]
+    loaded, _ = runtime.decided[run_id]
+    assert [kind for _, kind, _ in loaded.mail] == ["approval"]
+    row = await finished(runtime, run_id)
+    assert row.status == "succeeded"
+    assert runtime.drivers_started == started + 1  # resumed once, from what the decision read
+    assert runtime.decided == {}
+    with pytest.raises(Conflict, match="Already approved"):
+        await runtime.decide(approval_id, "erin", "approve", groups=("release-managers",))
+    assert runtime.decided == {}  # a refused decision claims nothing
+
+
 async def test_two_of_n_resumes_the_run_exactly_once(make_runtime: MakeRuntime) -> None:
     runtime = await make_runtime(clock=FakeClock())
     run_id, approval_id = await waiting_request(runtime, QUORUM)

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.approvals.views import Stored, asked_by, display, read_view, view_of
-from bot.storage.approvals import approvers_of
+from bot.approvals.views import Stored, asked_by, display, view_for, view_of
+from bot.storage.approvals import request_and_run
 from bot.storage.cards import add_post, card_places, card_row, card_upsert, post_row, redraw
 from bot.storage.journal import Batch
 from cards.approval_card import ApprovalView, Vote, approval_card
@@ -160,7 +160,9 @@ class ApprovalChat:
     async def on_change(self, conn: Any, approval_id: str, event: str, detail: dict[str, Any]) -> None:
         """Redraw the request's cards after a vote, decision, escalation or expiry; remind in the thread."""
         key = f"approval:{approval_id}"
-        approvers = await approvers_of(conn, approval_id)
+        found = await request_and_run(conn, approval_id)  # its approvers as they are now, and its run
+        assert found is not None, f"approval {approval_id} changed but cannot be read"
+        approvers = found[0].approvers or []
         # Every card the request can have, by exact key: primary-key lookups, however big the table.
         keys = [key, *(f"{key}:dm:{e.partition(':')[2]}" for e in approvers if e.startswith("user:"))]
         cards = await card_places(conn, keys)
@@ -168,8 +170,7 @@ class ApprovalChat:
             return  # the request has no chat presence (its run was started from the CLI)
         now = self.clock()
         platform = cards[0].platform
-        stored = await read_view(conn, approval_id, now, platform)
-        assert stored is not None, f"approval {approval_id} changed but cannot be read"
+        stored = await view_for(conn, *found, now, platform)
         origin = (stored.run.meta or {}).get("origin") or {}
         home = stored.row.channel or origin.get("channel") or cards[0].channel
         wanted, note = targets(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -34,6 +35,9 @@ class ApprovalStore(ApprovalWithdrawal):
         # later change (vote, expiry, escalation) inside the transaction that made it.
         self.on_request: list[Callable[[Batch, dict[str, Any], RunState, float], None]] = []
         self.on_change: list[Callable[[Any, str, str, dict[str, Any]], Awaitable[None]]] = []
+        # The run a decision settled, told inside the deciding transaction once its signal is written
+        # (the runtime claims the run there, to resume it here as soon as the decision commits).
+        self.on_settled: list[Callable[[AsyncConnection, str], Awaitable[None]]] = []
 
     def add_request(
         self, batch: Batch, state: RunState, req: RequestApproval, now: float, parent: str | None = None
@@ -136,9 +140,7 @@ class ApprovalStore(ApprovalWithdrawal):
         """One request by id (or unique prefix)."""
         found = await rows.by_prefix(self.engine, approval_id)
         if len(found) != 1:
-            raise NotFound(
-                f"No approval request {approval_id!r}; `switchboard approvals list` shows those waiting"
-            )
+            raise _missing(approval_id)
         return found[0]
 
     async def voted_on(self, actor: str, approval_ids: list[str]) -> set[str]:
@@ -158,21 +160,23 @@ class ApprovalStore(ApprovalWithdrawal):
         name: str | None = None,
         where: dict[str, Any] | None = None,
         link: str | None = None,
+        exact: bool = False,
     ) -> Outcome:
         """Record ``actor``'s vote (approve, reject or changes); when it settles the request, signal the run.
 
         Everything happens in one transaction that starts by writing the request's row, so concurrent
         clicks queue on it: a compare-and-set on the row decides, and each person counts once. ``link``
         is the id of the e-mail link that casts the vote: its use commits with the vote, so it counts once.
+        With ``exact``, ``approval_id`` is a whole id (a button's), not a prefix to look up first.
         """
         if decision not in policy.DECISIONS:
             raise Conflict(f"'{decision}' is not a decision; use approve, reject or changes")
-        request = await self.get(approval_id)
+        full_id = approval_id if exact else (await self.get(approval_id)).id
         async with self.engine.begin() as conn:
             # Refusals are audited too, so the block commits and the refusal is raised after it.
             result = await self._decide(
                 conn,
-                request.id,
+                full_id,
                 actor,
                 decision,
                 comment,
@@ -206,9 +210,11 @@ class ApprovalStore(ApprovalWithdrawal):
         now = self.clock()
         shown = name or actor  # how the person reads their own outcome
         row = await rows.lock(conn, approval_id)
+        if row is None:
+            return _missing(approval_id)
         if link is not None and (used := await email_links.use_of(conn, link)) is not None:
             return Conflict(f"This link was used already: {used.decision} at {hhmm(used.used_at)}")
-        refused = await self._gate(conn, row, actor, decision, groups, source, aliases, now, where=where)
+        refused, earlier = await self._gate(conn, row, actor, decision, groups, source, aliases, now, where)
         if refused is not None:
             return refused
         vote = {"approval_id": row.id, "actor": actor, "decision": decision, "comment": comment}
@@ -217,7 +223,8 @@ class ApprovalStore(ApprovalWithdrawal):
             await email_links.record_use(conn, link, row.id, actor, decision, now)
         detail = {"comment": comment, **({"values": values} if values else {}), **(where or {})}
         await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, decision, detail, source, now))
-        cast = await rows.votes(conn, row.id)
+        # The votes read under the row's lock, and this one: every vote there is now, in the order cast.
+        cast = [*earlier, SimpleNamespace(**vote)]
         approved = [v.actor for v in cast if v.decision == "approve"]
         rejected = [v.actor for v in cast if v.decision == "reject"]
         final = policy.settles(row, decision, len(approved), len(rejected))
@@ -235,6 +242,8 @@ class ApprovalStore(ApprovalWithdrawal):
         payload["outputs"]["approver_names"] = [display(a, known) for a in approved]
         await rows.signal_run(conn, row.run_id, payload, now)
         await self._changed(conn, row.id, "decided", {"actor": actor, "status": final})
+        for hook in self.on_settled:
+            await hook(conn, row.run_id)
         return Outcome(f"{policy.VERBS[final]} by {shown}; the run continues", row.run_id, True)
 
     async def check(
@@ -245,12 +254,15 @@ class ApprovalStore(ApprovalWithdrawal):
         groups: tuple[str, ...] = (),
         source: str = "cli",
         aliases: tuple[str, ...] = (),
+        exact: bool = False,
     ) -> None:
         """Raise now what ``decide`` would refuse (audited alike), without voting: before a form opens."""
-        request = await self.get(approval_id)
+        full_id = approval_id if exact else (await self.get(approval_id)).id
         async with self.engine.begin() as conn:
-            row = await rows.lock(conn, request.id)  # an audit row may follow the reads
-            refused = await self._gate(conn, row, actor, decision, groups, source, aliases, self.clock())
+            row = await rows.lock(conn, full_id)  # an audit row may follow the reads
+            if row is None:
+                raise _missing(approval_id)
+            refused, _ = await self._gate(conn, row, actor, decision, groups, source, aliases, self.clock())
         if refused is not None:
             raise refused
 
@@ -265,23 +277,29 @@ class ApprovalStore(ApprovalWithdrawal):
         aliases: tuple[str, ...],
         now: float,
         where: dict[str, Any] | None = None,
-    ) -> Exception | None:
-        """Why ``actor`` may not decide now (late, not an approver, already voted), audited; else None."""
-        started_by = await rows.run_starter(conn, row.run_id)
+    ) -> tuple[Exception | None, list[Any]]:
+        """Why ``actor`` may not decide now (late, not an approver, already voted), audited, else None;
+        with the votes cast so far (read once, under the row's lock, in the order cast)."""
+        started_by = str(row.run_started_by)  # read with the row's lock
         if row.status != "pending":
             detail = {"decision": decision, **(where or {})}
             await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "late", detail, source, now))
-            return Conflict(await settled_text(conn, row))
+            return Conflict(await settled_text(conn, row)), []
         refusal = policy.refusal(row, actor, groups, started_by, aliases)
         if refusal is None and decision == "changes" and not row.can_revise:
             refusal = "This request cannot send the work back for changes (its step has no 'revise:')"
         if refusal:
             detail = {"decision": decision, "why": refusal, **(where or {})}
             await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "denied", detail, source, now))
-            return NotPermitted(refusal)
-        vote = await rows.vote_of(conn, row.id, actor)
+            return NotPermitted(refusal), []
+        cast = await rows.votes(conn, row.id)
+        vote = next((v for v in cast if v.actor == actor), None)
         if vote is not None:
             detail = {"decision": decision, "first": vote.decision, **(where or {})}
             await rows.add_audit(conn, audit_row(row.id, row.run_id, actor, "repeated", detail, source, now))
-            return Conflict(f"You already decided this request: {vote.decision} at {hhmm(vote.at)}")
-        return None
+            return Conflict(f"You already decided this request: {vote.decision} at {hhmm(vote.at)}"), cast
+        return None, cast
+
+
+def _missing(approval_id: str) -> NotFound:
+    return NotFound(f"No approval request {approval_id!r}; `switchboard approvals list` shows those waiting")

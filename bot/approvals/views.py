@@ -73,16 +73,20 @@ class Stored:
 async def read_view(conn: Any, approval_id: str, now: float, on: str | None = None) -> Stored | None:
     """One request read for its card (None when there is no such id); ``on`` is the platform the card is
     drawn for, whose own users it names with mentions."""
-    row = await rows.request_row(conn, approval_id)
-    if row is None:
+    found = await rows.request_and_run(conn, approval_id)
+    if found is None:
         return None
-    run = await rows.run_summary(conn, row.run_id)
+    return await view_for(conn, *found, now, on)
+
+
+async def view_for(conn: Any, row: Any, run: Any, now: float, on: str | None = None) -> Stored:
+    """``read_view`` of a request whose row and run summary were read already (``rows.request_and_run``)."""
     votes = await rows.votes_in_card_order(conn, row.id)
     previous = await rows.previous_feedback(conn, row) if row.revision > 1 else None
     known = await names(conn, [v.actor for v in votes] + ([previous.actor] if previous else []))
     auto_at = await rows.auto_approve_due(conn, row) if row.status == "pending" else None
     view = view_of(
-        SimpleNamespace(**row._mapping, auto_at=auto_at),
+        SimpleNamespace(**vars(row), auto_at=auto_at),
         workflow=run.workflow,
         asked=asked_by(run.meta or {}, run.started_by, on),
         votes=tuple(Vote(display(v.actor, known, on), v.decision, v.comment) for v in votes),
@@ -91,6 +95,21 @@ async def read_view(conn: Any, approval_id: str, now: float, on: str | None = No
         on=on,
     )
     return Stored(row, run, view, tuple(v.actor for v in votes), known)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request's row and its run's summary (``id``, ``workflow``, ``meta``, ``started_by``, ``status``),
+    read in one query: what a click needs before it decides, without the card's view."""
+
+    row: Any
+    run: Any
+
+
+async def read_request(conn: Any, approval_id: str) -> Request | None:
+    """The request ``approval_id`` (an exact id) and its run, or None when there is no such id."""
+    found = await rows.request_and_run(conn, approval_id)
+    return Request(*found) if found is not None else None
 
 
 def view_of(

@@ -3,6 +3,7 @@ layout (``dag_layout``) drawn with Pillow, in the dashboard's colours, at twice 
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping
 
@@ -73,6 +74,7 @@ def render_png(steps: Mapping[str, HasNeeds], nodes: Mapping[str, Node], title: 
     return out.getvalue()
 
 
+@functools.cache
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     # Pillow's own font (no system fonts needed): scalable when Pillow has FreeType, as its wheels do.
     return ImageFont.load_default(size=size * SCALE)

@@ -98,7 +98,10 @@ async def drive(rt: Runtime, live: LiveRun) -> None:
 
 
 async def _read_inbox(rt: Runtime, live: LiveRun) -> None:
-    for inbox_id, kind, payload in await rt.store.inbox_for(live.run_id, live.inbox_seen):
+    mail, live.mailed = live.mailed, None
+    if mail is None:
+        mail = await rt.store.inbox_for(live.run_id, live.inbox_seen)
+    for inbox_id, kind, payload in mail:
         live.inbox_seen = max(live.inbox_seen, inbox_id)
         live.consumed.append(inbox_id)
         signal = await inbox_signal(rt.approvals, live.run_id, kind, payload)

@@ -25,6 +25,9 @@ class LiveRun:
     mail: bool = True  # the inbox may hold signals for this run
     inbox_seen: int = 0
     consumed: list[int] = field(default_factory=list)
+    # The unread mail as a load read it with its claim: the driver's first look at the inbox, unless a
+    # poke since then asks for a fresh read (which reads it all again, from ``inbox_seen``).
+    mailed: list[tuple[int, str, dict[str, Any]]] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     driver: asyncio.Task[None] | None = None
     lost: bool = False
@@ -45,6 +48,7 @@ class LiveRun:
 
     def poke(self) -> None:
         """Tell the run to read its inbox."""
+        self.mailed = None
         self.mail = True
         self.wake.set()
 

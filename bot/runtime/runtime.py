@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from bot.approvals.store import ApprovalStore, Outcome
@@ -35,7 +36,7 @@ from bot.runtime.starts import Started, new_run_id
 from bot.runtime.subworkflows import ChildStarter
 from bot.runtime.watch import OwnerWatch
 from bot.storage.journal import Batch
-from bot.storage.leases import Claimed
+from bot.storage.leases import Claimed, Loaded
 from bot.storage.run_queue import queued_card_upsert
 from bot.storage.run_rows import RunRow
 from bot.storage.runner_jobs import RunnerJobs
@@ -49,9 +50,13 @@ from engine.spec import Workflow
 from engine.state import RunState, StepStatus
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from engine.loader import LoadedWorkflow
 
 log = logging.getLogger(__name__)
+# A decision being made through ``Runtime.decide``: the runs its transaction claimed (``_claim_decided``).
+_CLAIMING: ContextVar[dict[str, Loaded] | None] = ContextVar("switchboard_claiming", default=None)
 Clock = Callable[[], float]
 # Adds rows to a run's batch so they commit with its state change: (batch, state, event rows, now).
 Observer = Callable[[Batch, RunState, list[dict[str, Any]], float], None]
@@ -79,6 +84,10 @@ class Runtime:
         self.work_waiting = False  # set when runs may be claimable (the bell, or capacity freed): claim
         self.hub = EventHub()
         self.approvals = ApprovalStore(store.engine, clock)
+        self.approvals.on_settled.append(self._claim_decided)
+        # Runs claimed in the transaction of the decision that settled them, with what it read of them
+        # and ``drivers_started`` then: the wake that follows the commit loads from this (starts.load).
+        self.decided: dict[str, tuple[Loaded, int]] = {}
         self.alarm = AlarmClock(self)
         self.children = ChildStarter(self)
         self.processes = StepProcesses(store.engine)
@@ -229,13 +238,22 @@ class Runtime:
         where: dict[str, Any] | None = None,
         background: bool = True,
         link: str | None = None,
+        exact: bool = False,
     ) -> Outcome:
         """Decide an approval (``ApprovalStore.decide``); its cards go out now, and a request that settled
         wakes its run: in the background by default, so a click is answered first; before returning
         with ``background=False``, for a caller that follows the run next."""
-        outcome = await self.approvals.decide(
-            approval_id, actor, decision, comment, groups, source, values, aliases, name, where, link
-        )
+        claimed: dict[str, Loaded] = {}
+        token = _CLAIMING.set(claimed)  # the decision's transaction may claim its run (_claim_decided)
+        try:
+            outcome = await self.approvals.decide(
+                approval_id, actor, decision, comment, groups, source, values, aliases, name, where,
+                link, exact,
+            )  # fmt: skip
+        finally:
+            _CLAIMING.reset(token)
+        if outcome.run_id in claimed:  # committed: the run's lease is this process's now
+            self.decided[outcome.run_id] = (claimed[outcome.run_id], self.drivers_started)
         for hook in self.after_commit:
             hook()  # the outbox: the cards' new versions are committed
         if outcome.resolved and background:
@@ -243,6 +261,20 @@ class Runtime:
         elif outcome.resolved:
             await self.wake(outcome.run_id)
         return outcome
+
+    async def _claim_decided(self, conn: AsyncConnection, run_id: str) -> None:
+        """In a decision's transaction (made through ``decide``): claim the run it settled when this
+        process would load it anyway, so its wake skips a transaction of its own (see ``decided``)."""
+        claiming = _CLAIMING.get()
+        if claiming is None or run_id in self.live or self.stopping:
+            return
+        if not self.drives(run_id) or claims.room(self) == 0:
+            return  # left to whoever claims it, as a wake would leave it
+        now = self.clock()
+        until = now + self.settings.lease_seconds
+        loaded = await self.store.claim_loaded_in(conn, run_id, self.owner, now, until, [])
+        if loaded is not None:
+            claiming[run_id] = loaded
 
     async def withdraw(
         self, approval_id: str, actor: str, reason: str | None, source: str = "cli"

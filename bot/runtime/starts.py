@@ -15,7 +15,7 @@ from bot.runtime.quarantine import crashed_too_often, quarantine
 from bot.runtime.queue_cards import capacity_card, draw_queue
 from bot.storage import redaction
 from bot.storage.journal import Batch
-from bot.storage.leases import Claimed
+from bot.storage.leases import Claimed, Loaded
 from engine.core import Core
 from engine.inputs import resolve_inputs
 from engine.signals import Interruption, Resume, Start
@@ -118,6 +118,7 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
     that a driver started after it asked (and so read the mail it was asked for) and is done already.
     """
     asked = rt.drivers_started
+    decided = rt.decided.pop(run_id, None)  # claimed and read by the decision that settled it
     if run_id in rt.live:
         rt.live[run_id].poke()
         return True
@@ -133,10 +134,17 @@ async def load(rt: Runtime, run_id: str, dead: list[str] | None = None) -> bool:
         if rt.driver_starts.get(run_id, -1) > asked:
             return True  # driven here since this load was asked for, and parked again: nothing left to read
         now = rt.clock()
-        claimed = await rt.store.claim(run_id, rt.owner, now, now + rt.settings.lease_seconds, dead or [])
-        if claimed is None:
+        # The claim's transaction reads the run back too (its row, steps and mail): one round of the
+        # database between a click's decision and the run's next step, not four; none when the
+        # decision's own transaction claimed it.
+        until = now + rt.settings.lease_seconds
+        if decided is not None and rt.driver_starts.get(run_id, -1) <= decided[1]:
+            loaded: Loaded | None = decided[0]  # no driver of it started here since: still as read
+        else:
+            loaded = await rt.store.claim_loaded(run_id, rt.owner, now, until, dead or [])
+        if loaded is None:
             return False
-        return await _rebuild(rt, claimed)
+        return await _rebuild(rt, loaded.claimed, loaded)
 
 
 async def adopt_claimed(rt: Runtime, claimed: Claimed, since: int | None = None) -> bool:
@@ -165,11 +173,12 @@ async def adopt_claimed(rt: Runtime, claimed: Claimed, since: int | None = None)
         return await _rebuild(rt, claimed)
 
 
-async def _rebuild(rt: Runtime, claimed: Claimed) -> bool:
+async def _rebuild(rt: Runtime, claimed: Claimed, loaded: Loaded | None = None) -> bool:
+    """Rebuild a claimed run's state from storage (read already when ``loaded``) and drive it here."""
     run_id = claimed.run_id
     if claimed.taken_over(rt.owner):
         rt.metrics.lease_takeovers.inc()
-    row = await rt.store.run_row(run_id)
+    row = loaded.row if loaded is not None else await rt.store.run_row(run_id)
     if row is None:
         return False
     spec = await _spec(rt, row.digest)
@@ -190,7 +199,7 @@ async def _rebuild(rt: Runtime, claimed: Claimed) -> bool:
         finish_counter=row.finish_counter,
         failed_step=row.failed_step,
     )
-    for step in await rt.store.step_rows(run_id):
+    for step in loaded.steps if loaded is not None else await rt.store.step_rows(run_id):
         state.steps[step.key] = step
     for parent in [s for s in state.steps.values() if s.items is not None]:
         for key in state.item_keys(parent.step_id):
@@ -215,6 +224,8 @@ async def _rebuild(rt: Runtime, claimed: Claimed) -> bool:
         attached=attached,
     )
     rt.live[run_id].attempts = row.load_attempts
+    if loaded is not None:
+        rt.live[run_id].mailed = loaded.mail  # read in the claim's transaction: the driver's first look
     return True
 
 

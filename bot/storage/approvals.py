@@ -7,6 +7,7 @@ and the run's signal commit together or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -100,28 +101,15 @@ async def voted_on(engine: AsyncEngine, actor: str, approval_ids: list[str]) -> 
 
 
 async def lock(conn: AsyncConnection, approval_id: str) -> Any:
-    """The request's row, read after a write to it, or None.
+    """The request's row, read after a write to it (with ``run_started_by``), or None.
 
     The write comes first: it takes SQLite's write lock (PostgreSQL's row lock) before anything is read,
     so concurrent clicks queue here, and a transaction that reads before it writes cannot fail at once.
     """
-    await conn.execute(
-        approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
-    )
-    return (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
-
-
-async def run_starter(conn: AsyncConnection, run_id: str) -> str:
-    """Who started the run (``platform:user_id``)."""
-    return str((await conn.execute(sa.select(runs.c.started_by).where(runs.c.id == run_id))).scalar_one())
-
-
-async def vote_of(conn: AsyncConnection, approval_id: str, actor: str) -> Any:
-    """``actor``'s vote on the request, or None."""
-    query = sa.select(approval_votes).where(
-        approval_votes.c.approval_id == approval_id, approval_votes.c.actor == actor
-    )
-    return (await conn.execute(query)).first()
+    stmt = approvals.update().where(approvals.c.id == approval_id).values(version=approvals.c.version)
+    # One round trip: written, then read, with who started its run (``run_started_by``) for the gate.
+    starter = sa.select(runs.c.started_by).where(runs.c.id == approvals.c.run_id).scalar_subquery()
+    return (await conn.execute(stmt.returning(*approvals.c, starter.label("run_started_by")))).first()
 
 
 async def votes(conn: AsyncConnection, approval_id: str) -> list[Any]:
@@ -222,12 +210,6 @@ async def status_of(conn: AsyncConnection, approval_id: str) -> Any:
     return (await conn.execute(query)).one()
 
 
-async def approvers_of(conn: AsyncConnection, approval_id: str) -> list[str]:
-    """The request's approvers as they are now."""
-    query = sa.select(approvals.c.approvers).where(approvals.c.id == approval_id)
-    return list((await conn.execute(query)).scalar_one() or [])
-
-
 async def signal_run(conn: AsyncConnection, run_id: str, payload: dict[str, Any], now: float) -> None:
     """Put the decision in the run's inbox: the runtime applies it to the run (every process is told at
     commit, so one with room claims the parked run)."""
@@ -276,12 +258,29 @@ async def request_row(conn: AsyncConnection, approval_id: str) -> Any:
     return (await conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))).first()
 
 
+RUN_SUMMARY = (runs.c.id, runs.c.workflow, runs.c.meta, runs.c.started_by, runs.c.status)
+
+
+async def request_and_run(conn: AsyncConnection, approval_id: str) -> tuple[Any, Any] | None:
+    """The request's row and its run's summary (as ``run_summary`` reads it) in one query, or None."""
+    run_columns = [c.label(f"of_run_{c.name}") for c in RUN_SUMMARY]
+    query = (
+        sa.select(approvals, *run_columns)
+        .select_from(approvals.join(runs, runs.c.id == approvals.c.run_id))
+        .where(approvals.c.id == approval_id)
+    )
+    found = (await conn.execute(query)).first()
+    if found is None:
+        return None
+    values = found._mapping
+    row = SimpleNamespace(**{c.name: values[c] for c in approvals.c})
+    run = SimpleNamespace(**{c.name: values[f"of_run_{c.name}"] for c in RUN_SUMMARY})
+    return row, run
+
+
 async def run_summary(conn: AsyncConnection, run_id: str) -> Any:
     """What an approval card shows of its run: ``id``, ``workflow``, ``meta``, ``started_by``, ``status``."""
-    query = sa.select(runs.c.id, runs.c.workflow, runs.c.meta, runs.c.started_by, runs.c.status).where(
-        runs.c.id == run_id
-    )
-    return (await conn.execute(query)).one()
+    return (await conn.execute(sa.select(*RUN_SUMMARY).where(runs.c.id == run_id))).one()
 
 
 async def votes_in_card_order(conn: AsyncConnection, approval_id: str) -> list[Any]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.tables import inbox
 from bot.storage.timer_bell import notify_work
+
+Mail = list[tuple[int, str, dict[str, Any]]]  # (inbox id, kind, payload), oldest first
 
 
 class RunInbox:
@@ -26,18 +28,23 @@ class RunInbox:
             )
             await notify_work(conn, [run_id])
 
-    async def inbox_for(self, run_id: str, after_id: int = 0) -> list[tuple[int, str, dict[str, Any]]]:
+    async def inbox_for(self, run_id: str, after_id: int = 0) -> Mail:
         """A run's unconsumed signals, oldest first."""
-        query = (
-            sa.select(inbox.c.id, inbox.c.kind, inbox.c.payload)
-            .where(inbox.c.run_id == run_id, inbox.c.consumed_at.is_(None), inbox.c.id > after_id)
-            .order_by(inbox.c.id)
-        )
         async with self.engine.connect() as conn:
-            return [(r.id, r.kind, r.payload) for r in (await conn.execute(query)).all()]
+            return await read_mail(conn, run_id, after_id)
 
     async def runs_with_mail(self) -> list[str]:
         """Runs that have unconsumed signals."""
         query = sa.select(inbox.c.run_id).where(inbox.c.consumed_at.is_(None)).distinct()
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).scalars())
+
+
+async def read_mail(conn: AsyncConnection, run_id: str, after_id: int = 0) -> Mail:
+    """A run's unconsumed signals after ``after_id``, oldest first, in the caller's transaction."""
+    query = (
+        sa.select(inbox.c.id, inbox.c.kind, inbox.c.payload)
+        .where(inbox.c.run_id == run_id, inbox.c.consumed_at.is_(None), inbox.c.id > after_id)
+        .order_by(inbox.c.id)
+    )
+    return [(r.id, r.kind, r.payload) for r in (await conn.execute(query)).all()]

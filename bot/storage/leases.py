@@ -15,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.storage.run_rows import ACTIVE, UNFINISHED
+from bot.storage.inbox import Mail, read_mail
+from bot.storage.run_rows import ACTIVE, UNFINISHED, RunRow, read_run, read_steps
 from bot.storage.tables import inbox, runs
 from bot.storage.timer_bell import notify_work
-from engine.state import RunStatus
+from engine.state import RunStatus, StepState
 
 RENEW_CHUNK = 500  # ids per renewal statement: bounded statements whatever the number of runs held
 
@@ -35,6 +36,16 @@ class Claimed:
     def taken_over(self, owner: str) -> bool:
         """Whether the claim took the run from another process."""
         return self.was is not None and self.was != owner
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A run claimed with what was read in the claim's transaction (``row`` None: it is gone)."""
+
+    claimed: Claimed
+    row: RunRow | None
+    steps: list[StepState]
+    mail: Mail
 
 
 def _free(owner: str, now: float, dead: list[str]) -> sa.ColumnElement[bool]:
@@ -83,6 +94,30 @@ class RunLeases:
         found = await self._claim(where, owner, until, limit=1, skip_locked=False)
         return found[0] if found else None
 
+    async def claim_loaded(
+        self, run_id: str, owner: str, now: float, until: float, dead: list[str]
+    ) -> Loaded | None:
+        """``claim``, and in its transaction what a load reads next: the run's row, its steps and its
+        unread mail (one transaction instead of four, on the path from a click to the run's next step)."""
+        async with self.engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                return await self.claim_loaded_in(conn, run_id, owner, now, until, dead)
+
+    async def claim_loaded_in(
+        self, conn: AsyncConnection, run_id: str, owner: str, now: float, until: float, dead: list[str]
+    ) -> Loaded | None:
+        """``claim_loaded`` in the caller's transaction (one that has written already, on SQLite)."""
+        where = sa.and_(runs.c.id == run_id, _free(owner, now, dead), admitted())
+        found = await self._claim_in(conn, where, owner, until, 1, skip_locked=False)
+        if not found:
+            return None
+        row = await read_run(conn, run_id)
+        steps = await read_steps(conn, run_id) if row is not None else []
+        mail = await read_mail(conn, run_id) if row is not None else []
+        return Loaded(found[0], row, steps, mail)
+
     async def claim_batch(
         self,
         owner: str,
@@ -108,32 +143,43 @@ class RunLeases:
     async def _claim(
         self, where: sa.ColumnElement[bool], owner: str, until: float, limit: int, skip_locked: bool
     ) -> list[Claimed]:
+        async with self.engine.connect() as conn:
+            if conn.dialect.name != "postgresql":  # SQLite: read and write under the one write lock
+                conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                return await self._claim_in(conn, where, owner, until, limit, skip_locked)
+
+    async def _claim_in(
+        self,
+        conn: AsyncConnection,
+        where: sa.ColumnElement[bool],
+        owner: str,
+        until: float,
+        limit: int,
+        skip_locked: bool,
+    ) -> list[Claimed]:
+        """The claim's statements, in the caller's transaction (on SQLite, one begun IMMEDIATE)."""
         picked = (
             sa.select(runs.c.id, runs.c.lease_owner.label("was"))
             .where(where)
             .order_by(runs.c.created_at, runs.c.id)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            if conn.dialect.name != "postgresql":  # SQLite: read and write under the one write lock
-                conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
-                async with conn.begin():
-                    found = [Claimed(r.id, r.was) for r in (await conn.execute(picked)).all()]
-                    if found:
-                        await conn.execute(self._take([c.run_id for c in found], owner, until))
-                return found
-            locked = picked.with_for_update(skip_locked=skip_locked, of=runs).subquery("picked")
-            taken_over = sa.and_(locked.c.was.is_not(None), locked.c.was != owner)
-            attempts = sa.case((taken_over, runs.c.load_attempts + 1), else_=runs.c.load_attempts)
-            stmt = (
-                runs.update()
-                .where(runs.c.id == locked.c.id)
-                .values(lease_owner=owner, lease_until=until, load_attempts=attempts)
-                .returning(runs.c.id, locked.c.was)
-            )
-            async with conn.begin():
-                rows = (await conn.execute(stmt)).all()
-        return [Claimed(r[0], r[1]) for r in rows]
+        if conn.dialect.name != "postgresql":
+            found = [Claimed(r.id, r.was) for r in (await conn.execute(picked)).all()]
+            if found:
+                await conn.execute(self._take([c.run_id for c in found], owner, until))
+            return found
+        locked = picked.with_for_update(skip_locked=skip_locked, of=runs).subquery("picked")
+        taken_over = sa.and_(locked.c.was.is_not(None), locked.c.was != owner)
+        attempts = sa.case((taken_over, runs.c.load_attempts + 1), else_=runs.c.load_attempts)
+        stmt = (
+            runs.update()
+            .where(runs.c.id == locked.c.id)
+            .values(lease_owner=owner, lease_until=until, load_attempts=attempts)
+            .returning(runs.c.id, locked.c.was)
+        )
+        return [Claimed(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
 
     @staticmethod
     def _take(run_ids: list[str], owner: str, until: float) -> sa.Update:

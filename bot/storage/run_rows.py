@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.tables import events, runs, step_runs, workflow_versions
 from engine.state import RunStatus, StepState, StepStatus
@@ -89,29 +89,7 @@ class RunReads:
     async def step_rows(self, run_id: str) -> list[StepState]:
         """Every stored step state of a run."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(step_runs).where(step_runs.c.run_id == run_id))).all()
-        return [
-            StepState(
-                key=r.key,
-                step_id=r.step_id,
-                index=r.idx,
-                status=StepStatus(r.status),
-                attempt=r.attempt,
-                started_at=r.started_at,
-                finished_at=r.finished_at,
-                outputs=r.outputs,
-                error=r.error,
-                error_kind=r.error_kind,
-                tolerated=r.tolerated,
-                waiting_on=r.waiting_on,
-                wake_at=r.wake_at,
-                finish_seq=r.finish_seq,
-                compensation=r.compensation,
-                items=r.items,
-                revision=r.revision,
-            )
-            for r in rows
-        ]
+            return await read_steps(conn, run_id)
 
     async def list_runs(
         self, limit: int = 20, status: str | None = None, workflow: str | None = None
@@ -193,6 +171,39 @@ class RunReads:
         )
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+
+async def read_run(conn: AsyncConnection, run_id: str) -> RunRow | None:
+    """One run's row by its exact id, in the caller's transaction."""
+    row = (await conn.execute(_select_runs().where(runs.c.id == run_id))).first()
+    return _run_row(row) if row else None
+
+
+async def read_steps(conn: AsyncConnection, run_id: str) -> list[StepState]:
+    """Every stored step state of a run, in the caller's transaction."""
+    rows = (await conn.execute(sa.select(step_runs).where(step_runs.c.run_id == run_id))).all()
+    return [
+        StepState(
+            key=r.key,
+            step_id=r.step_id,
+            index=r.idx,
+            status=StepStatus(r.status),
+            attempt=r.attempt,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            outputs=r.outputs,
+            error=r.error,
+            error_kind=r.error_kind,
+            tolerated=r.tolerated,
+            waiting_on=r.waiting_on,
+            wake_at=r.wake_at,
+            finish_seq=r.finish_seq,
+            compensation=r.compensation,
+            items=r.items,
+            revision=r.revision,
+        )
+        for r in rows
+    ]
 
 
 def _select_runs() -> sa.Select[Any]:
