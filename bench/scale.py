@@ -140,8 +140,9 @@ def spawn(url: str, work: Path, port: int, max_runs: int, slack: FakeSlack) -> s
         SWITCHBOARD_CONSOLE="false",
         SWITCHBOARD_LOG_LEVEL="WARNING",
         SWITCHBOARD_MAX_RUNS=str(max_runs),
-        SWITCHBOARD_DB_POOL_SIZE="5",  # PostgreSQL's 100 connections are shared with whatever else runs
-        SWITCHBOARD_DB_MAX_OVERFLOW="5",
+        # PostgreSQL's 100 connections are shared with whatever else runs (BENCH_POOL: pool size = overflow)
+        SWITCHBOARD_DB_POOL_SIZE=os.environ.get("BENCH_POOL", "5"),
+        SWITCHBOARD_DB_MAX_OVERFLOW=os.environ.get("BENCH_POOL", "5"),
         PORT=str(port),
         PYTHONPATH=str(ROOT),
         SLACK_BOT_TOKEN=slack.token,

@@ -54,7 +54,7 @@ async def fire(rt: Runtime, due: list[DueTimer]) -> int:
         if won:
             rt.metrics.timer_fired(timer.kind, timer.due_at, rt.clock())
     if for_runs:
-        won_here = await rt.store.fire_run_timers(for_runs, rt.clock())
+        won_here = await rt.store.fire_run_timers(for_runs, rt.clock(), rt.alarm.engine)
         fired += len(won_here)
         now = rt.clock()
         for timer in won_here:

@@ -309,12 +309,12 @@ class Runtime:
         fired = 0
         while True:
             now, lease = self.clock(), self.settings.lease_seconds
-            due = await claim_due(self.store.engine, self.owner, now, lease, TIMER_BATCH, kinds(self))
+            due = await claim_due(self.alarm.engine, self.owner, now, lease, TIMER_BATCH, kinds(self))
             try:
                 fired += await fire(self, due)
             except Exception:
                 # Give the batch back now rather than when its claims lapse; the alarm tries again soon.
-                await release_claims(self.store.engine, self.owner, [t.id for t in due])
+                await release_claims(self.alarm.engine, self.owner, [t.id for t in due])
                 raise
             if len(due) < TIMER_BATCH:
                 return fired

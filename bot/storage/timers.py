@@ -134,13 +134,15 @@ class RunTimers:
         async with self.engine.connect() as conn:
             return [(r.id, r.due_at, r.kind, r.ref) for r in (await conn.execute(query)).all()]
 
-    async def fire_run_timers(self, due: list[DueTimer], now: float) -> list[DueTimer]:
-        """Mark run timers fired (compare-and-set) and post each to its run's inbox, in one transaction;
-        returns the timers this call fired."""
+    async def fire_run_timers(
+        self, due: list[DueTimer], now: float, engine: AsyncEngine | None = None
+    ) -> list[DueTimer]:
+        """Mark run timers fired (compare-and-set) and post each to its run's inbox, in one transaction
+        (through ``engine``, the alarm's own, when given); returns the timers this call fired."""
         if not due:
             return []
         ids = [t.id for t in due]
-        async with self.engine.begin() as conn:
+        async with (engine or self.engine).begin() as conn:
             won = set(
                 (
                     await conn.execute(
