@@ -8,8 +8,10 @@ unclaimed at once, as `workflow run --detach` does, and the bots share them (cla
 NOTIFY). Each run fans out over three items, retries a step that fails once, waits 1 s, and waits on an
 approval that this client decides as soon as it appears: another process than the one driving the run.
 It prints runs/s from the first start to the last finish, timer lateness (p50, p99), how the runs spread
-over the processes, the steps started twice (must be 0), and the load
-average beside them: a loaded machine stretches every figure.
+over the processes, and the load average beside them: a loaded machine stretches every figure. At the end
+of each round it counts what happened twice (each must be 0; see ``duplicates``): steps started, timers
+fired, votes applied, cards and posts on Slack; and the most posts that went into one channel in any 1 s
+window over the whole round, with the closest two (Slack allows about one a second per channel).
 
 Two more phases on the same bots, after the burst:
 - chat: ``--chat-runs`` runs started from Slack's #ops (the fake Slack Web API of tests/fakes, served by
@@ -38,6 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -50,7 +53,7 @@ from bot.owners import parse_owner  # noqa: E402
 from bot.runtime.runtime import Runtime  # noqa: E402
 from bot.storage.database import create_engine, migrate  # noqa: E402
 from bot.storage.runs import RunStore  # noqa: E402
-from bot.storage.tables import approvals, events, runs, step_runs, timers  # noqa: E402
+from bot.storage.tables import approval_audit, approvals, events, inbox, runs, step_runs, timers  # noqa: E402
 from engine.loader import load_text  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -137,8 +140,9 @@ def spawn(url: str, work: Path, port: int, max_runs: int, slack: FakeSlack) -> s
         SWITCHBOARD_CONSOLE="false",
         SWITCHBOARD_LOG_LEVEL="WARNING",
         SWITCHBOARD_MAX_RUNS=str(max_runs),
-        SWITCHBOARD_DB_POOL_SIZE="5",  # PostgreSQL's 100 connections are shared with whatever else runs
-        SWITCHBOARD_DB_MAX_OVERFLOW="5",
+        # PostgreSQL's 100 connections are shared with whatever else runs (BENCH_POOL: pool size = overflow)
+        SWITCHBOARD_DB_POOL_SIZE=os.environ.get("BENCH_POOL", "5"),
+        SWITCHBOARD_DB_MAX_OVERFLOW=os.environ.get("BENCH_POOL", "5"),
         PORT=str(port),
         PYTHONPATH=str(ROOT),
         SLACK_BOT_TOKEN=slack.token,
@@ -177,6 +181,82 @@ def busiest_second(times: list[float]) -> int:
             first += 1
         most = max(most, last - first + 1)
     return most
+
+
+async def duplicates(engine: sa.ext.asyncio.AsyncEngine, slack: FakeSlack) -> dict[str, int]:
+    """What happened more than once, counted from the database and from the fake Slack's own messages.
+
+    - steps: a step attempt started twice (two ``step_started`` events of one run, step and attempt);
+    - timers: a timer's mail to its run beyond one per timer (a timer armed twice, or fired twice: the
+      mail is what the run acts on), matched by run, step, kind and due time;
+    - votes: a decision applied twice (two ``approval_decided`` events of one run and step), or one
+      person's vote, decision or request recorded twice in the audit;
+    - cards: a card's message posted twice on Slack (by its key in the message metadata, every channel);
+    - posts: a post's message on Slack twice.
+    """
+    async with engine.connect() as conn:
+        started = (
+            await conn.execute(
+                sa.select(events.c.run_id, events.c.step_key, events.c.data).where(
+                    events.c.type == "step_started"
+                )
+            )
+        ).all()
+        fired = (
+            await conn.execute(
+                sa.select(timers.c.run_id, timers.c.step_key, timers.c.kind, timers.c.due_at).where(
+                    timers.c.fired_at.is_not(None)
+                )
+            )
+        ).all()
+        mail = (
+            await conn.execute(sa.select(inbox.c.run_id, inbox.c.payload).where(inbox.c.kind == "timer"))
+        ).all()
+        decided = (
+            await conn.execute(
+                sa.select(events.c.run_id, events.c.step_key).where(events.c.type == "approval_decided")
+            )
+        ).all()
+        audit = (
+            await conn.execute(
+                sa.select(approval_audit.c.approval_id, approval_audit.c.actor, approval_audit.c.action)
+            )
+        ).all()
+
+    def extra(counts: Counter[Any]) -> int:
+        return sum(n - 1 for n in counts.values() if n > 1)
+
+    logical = {(t.run_id, t.step_key, t.kind, round(t.due_at, 3)) for t in fired}
+    by_timer = Counter((m.run_id, m.payload.get("key"), m.payload.get("kind")) for m in mail)
+    armed = Counter((run_id, key, kind) for run_id, key, kind, _ in logical)
+    keys = Counter(
+        str(((m.get("metadata") or {}).get("event_payload") or {}).get("key", ""))
+        for messages in slack.messages.values()
+        for m in messages
+    )
+    return {
+        "steps": extra(Counter((r.run_id, r.step_key, r.data.get("attempt")) for r in started)),
+        "timers": sum(max(0, n - armed[k]) for k, n in by_timer.items()),
+        "votes": extra(Counter(decided)) + extra(Counter(audit)),
+        "cards": sum(n - 1 for k, n in keys.items() if k.startswith("sb-card-") and n > 1),
+        "posts": sum(n - 1 for k, n in keys.items() if k.startswith("sb-post-") and n > 1),
+    }
+
+
+def busiest_channel(slack: FakeSlack) -> tuple[int, str, float]:
+    """The most posts into one channel in any 1 s window over the whole bench, that channel, and the
+    closest two posts into one channel (seconds), from the fake Slack's records of every accepted post."""
+    by_channel: dict[str, list[float]] = {}
+    for call in slack.delivered("chat.postMessage"):
+        by_channel.setdefault(str(call.params.get("channel")), []).append(call.at)
+    if not by_channel:
+        return 0, "-", float("nan")
+    most, channel = max((busiest_second(times), name) for name, times in by_channel.items())
+    closest = min(
+        (b - a for times in by_channel.values() for a, b in itertools.pairwise(sorted(times))),
+        default=float("nan"),
+    )
+    return most, channel, closest
 
 
 async def until_quiet(engine: sa.ext.asyncio.AsyncEngine, timeout: float = 300) -> None:
@@ -344,19 +424,15 @@ async def scale(total: int, processes: int, max_runs: int, chat_runs: int, kills
                 )
             )
             fired = (await conn.execute(sa.select(timers.c.due_at, timers.c.fired_at))).all()
-            started_rows = (
-                await conn.execute(
-                    sa.select(events.c.run_id, events.c.step_key, events.c.data).where(
-                        events.c.type == "step_started"
-                    )
-                )
-            ).all()
             last_steps = (
                 await conn.execute(sa.select(step_runs.c.outputs).where(step_runs.c.key == "done"))
             ).scalars()
             by_process = Counter(str((o or {}).get("stdout", "")).strip() for o in last_steps)
         chat = await chat_phase(client, engine, slack, chat_runs)
         takeover = await takeover_phase(client, engine, procs, respawn, kills)
+        await until_quiet(engine)  # the takeover runs' cancellations are on their cards too
+        twice = await duplicates(engine, slack)
+        most, channel, closest = busiest_channel(slack)
     finally:
         stop.set()
         for proc in procs:
@@ -371,15 +447,14 @@ async def scale(total: int, processes: int, max_runs: int, chat_runs: int, kills
         await drop_schema(schema)
         await slack.__aexit__(None, None, None)
     late = [f.fired_at - f.due_at for f in fired if f.fired_at is not None]
-    twice = sum(
-        n - 1 for n in Counter((r.run_id, r.step_key, r.data.get("attempt")) for r in started_rows).values()
-    )
     shares = "/".join(str(n) for _pid, n in by_process.most_common()) or "?"
     return (
         f"{processes} process(es): {total} runs in {elapsed:.1f} s = {total / elapsed:.2f} runs/s "
         f"({dict(statuses)}; done steps by process {shares}); timers late p50 {pct(late, 0.5):.3f} s, "
-        f"p99 {pct(late, 0.99):.3f} s; steps started twice {twice}; {load()}\n  {chat}; {load()}"
-        f"\n  {takeover}; {load()}"
+        f"p99 {pct(late, 0.99):.3f} s; {load()}\n  {chat}; {load()}\n  {takeover}; {load()}"
+        f"\n  duplicated (each must be 0): steps {twice['steps']}, timers {twice['timers']}, votes "
+        f"{twice['votes']}, cards {twice['cards']}, posts {twice['posts']}; most posts into one channel in "
+        f"any 1 s: {most} ({channel}; closest two posts into one channel {closest:.3f} s apart)"
     )
 
 

@@ -8,6 +8,7 @@ one file in ``test_pacing.py``, and the hung post with one process here.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,7 +31,9 @@ from tests.slack_bot_process import Bot
 
 SECOND_TOKEN = "xoxb-fake-token-second-process"  # the fake tells the two processes apart by token
 ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # one SQLite file, one process
-JITTER = 0.25  # the bot reads its clock, then the request crosses the loopback and two event loops
+# Two posts into one channel are at least 1 s apart when they leave, less the bound on a slot's take
+# (``LATE_TAKE``); the fake notes each a moment later, after the loopback and its own event loop.
+TOLERANCE = 0.1
 
 
 @pytest.fixture(params=["database", "redis"])
@@ -57,10 +60,10 @@ async def pair(
             await engine.dispose()
 
 
-def busiest_second(calls: list[Call]) -> int:
-    """The most posts the fake took within one second (less the jitter a paced sender cannot control)."""
+def gaps(calls: list[Call]) -> list[float]:
+    """The time between each post the fake took and the next, in order."""
     times = sorted(c.at for c in calls)
-    return max(sum(1 for t in times if start <= t < start + 1.0 - JITTER) for start in times)
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def posts_in(fake: FakeSlack, channel: str) -> list[Call]:
@@ -88,7 +91,7 @@ async def test_two_processes_post_at_most_once_a_second_into_one_channel(pair: A
     posts = posts_in(fake, channel)
     assert sorted(str(c.params["text"]) for c in posts) == sorted(f"note {i}" for i in range(10))  # once each
     assert {c.token for c in posts} == {fake.token, SECOND_TOKEN}, "both processes took a share"
-    assert busiest_second(posts) == 1
+    assert min(gaps(posts)) >= 1.0 - TOLERANCE, [round(g, 3) for g in gaps(posts)]
 
 
 @ON_POSTGRES

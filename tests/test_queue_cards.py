@@ -7,14 +7,30 @@ real runtime on SQLite and PostgreSQL: three prod deploys of one exclusion group
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
+from bot.process import start_app, stop_app
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_sender import SlackSender
 from tests.helpers import eventually, status_is, workflow
-from tests.test_slack import Harness, ephemeral_texts, slack, started_run
+from tests.test_slack import Harness, ephemeral_texts, settings_with, started_run
 from tests.test_slack_approvals import keyed
 
-__all__ = ["slack"]  # the harness's fixture, used by name below
+
+@pytest.fixture
+async def slack(tmp_path: Path, workflows_dir: Path, db_url: str) -> AsyncIterator[Harness]:
+    """The Slack harness of ``test_slack`` on each database (``db_url``: SQLite, then PostgreSQL)."""
+    async with FakeSlack() as fake:
+        app = await start_app(settings_with(fake, tmp_path, workflows_dir, database_url=db_url))
+        harness = Harness(fake, app, SlackSender(fake, f"{app.url}/slack/events"), workflows_dir)
+        try:
+            yield harness
+        finally:
+            await harness.send.close()
+            await stop_app(harness.app, grace=0.5, flush=0.5)
 
 
 def card_of(fake: FakeSlack, run_id: str) -> dict[str, object] | None:

@@ -14,7 +14,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bot.runtime.firing import kinds
+from bot.storage.database import companion
 from bot.storage.timer_bell import TimerBell
 from bot.storage.timers import next_due_at, release_claims
 
@@ -45,6 +48,10 @@ class AlarmClock:
         self.loads = asyncio.Semaphore(LOADS)
         self._bell: TimerBell | None = None
         self._key = runtime.store.engine.url.render_as_string(hide_password=False)
+        # The alarm's claims, firings and looks at the table go through this engine: on PostgreSQL one
+        # connection of its own (from ``start``), so they never queue for the shared pool behind a burst
+        # of runs' commits (a pass that waited there made every timer due meanwhile late by as long).
+        self.engine: AsyncEngine = runtime.store.engine
 
     @property
     def running(self) -> bool:
@@ -61,6 +68,7 @@ class AlarmClock:
             rt = self.runtime
             self._bell = TimerBell(rt.store.engine, self._heard, rt.owner, work=rt.work_told)
             await self._bell.start()
+            self.engine = companion(rt.store.engine, 1) or rt.store.engine
         else:
             _NEIGHBOURS.setdefault(self._key, set()).add(self)
         self._task = asyncio.create_task(self._loop(), name="alarm")
@@ -77,9 +85,12 @@ class AlarmClock:
             self._bell = None
         if release:
             try:
-                await release_claims(self.runtime.store.engine, self.runtime.owner)
+                await release_claims(self.engine, self.runtime.owner)
             except Exception:
                 log.warning("could not release timer claims; they lapse after the lease", exc_info=True)
+        if self.engine is not self.runtime.store.engine:
+            await self.engine.dispose()
+            self.engine = self.runtime.store.engine
 
     def arm(self, due_at: float) -> None:
         """A timer due at ``due_at`` was stored (committed): ring by then. Other processes heard of it at
@@ -116,7 +127,7 @@ class AlarmClock:
             try:
                 self.fired += await self.runtime.claim_and_fire()
                 now = self.runtime.clock()
-                self.next_at = await next_due_at(self.runtime.store.engine, now, kinds(self.runtime))
+                self.next_at = await next_due_at(self.engine, now, kinds(self.runtime))
                 failures = 0
             except asyncio.CancelledError:
                 raise

@@ -32,6 +32,33 @@ def kinds(rt: Runtime) -> Kinds:
     return Kinds((*RUN_KINDS, *rt.timer_kinds), (ESCALATE,), scope)
 
 
+def run_kinds(rt: Runtime) -> Kinds:
+    """The run timers among ``kinds``: fired at once, without a claim first (``fire_due_run_timers``)."""
+    scope = None if rt.scope is None else tuple(rt.scope)
+    return Kinds(RUN_KINDS, (), scope)
+
+
+def other_kinds(rt: Runtime) -> Kinds:
+    """The rest of ``kinds``: claimed in a batch, then fired each by its handler."""
+    scope = None if rt.scope is None else tuple(rt.scope)
+    return Kinds(tuple(k for k in rt.timer_kinds if k not in RUN_KINDS), (ESCALATE,), scope)
+
+
+async def fire_run_timers_now(rt: Runtime, now: float) -> list[DueTimer]:
+    """Fire a batch of due run timers (one transaction on the alarm's connection) and wake their runs."""
+    won = await rt.store.fire_due_run_timers(rt.owner, now, TIMER_BATCH, run_kinds(rt), rt.alarm.engine)
+    _woken(rt, won)
+    return won
+
+
+def _woken(rt: Runtime, won: list[DueTimer]) -> None:
+    now = rt.clock()
+    for timer in won:
+        rt.metrics.timer_fired(timer.kind, timer.due_at, now)  # lateness: fired now, due at due_at
+    for run_id in dict.fromkeys(t.run_id for t in won):
+        rt.spawn(_wake(rt, run_id))
+
+
 async def fire(rt: Runtime, due: list[DueTimer]) -> int:
     """Fire claimed timers; returns how many this process fired (a timer fired elsewhere first is skipped)."""
     fired = 0
@@ -54,13 +81,9 @@ async def fire(rt: Runtime, due: list[DueTimer]) -> int:
         if won:
             rt.metrics.timer_fired(timer.kind, timer.due_at, rt.clock())
     if for_runs:
-        won_here = await rt.store.fire_run_timers(for_runs, rt.clock())
+        won_here = await rt.store.fire_run_timers(for_runs, rt.clock(), rt.alarm.engine)
         fired += len(won_here)
-        now = rt.clock()
-        for timer in won_here:
-            rt.metrics.timer_fired(timer.kind, timer.due_at, now)  # lateness: fired now, due at due_at
-        for run_id in dict.fromkeys(t.run_id for t in won_here):
-            rt.spawn(_wake(rt, run_id))
+        _woken(rt, won_here)
     return fired
 
 

@@ -2,8 +2,9 @@
 
 Work is claimed in batches (``claims.py``) when the bell says there is some, when a run of ours leaves
 (capacity freed), and in a full pass every ``FULL_PASS_TICKS`` ticks (lapsed leases of other hosts).
-Takeover of a dead process's runs on this host happens at the next tick (every ``poll_interval``,
-at most 1 s), or at once when its pidfd reports the exit; other hosts wait for the lease to lapse.
+Takeover of a dead process's runs on this host happens at once when its pidfd reports the exit, or at
+the next listing of the holders (every ``HOLDER_TICK``) for a holder not watched yet; other hosts wait for
+the lease to lapse.
 A process that cannot renew its leases for most of a lease stops driving its runs (another process
 may take them); when the database is back, the resume pass picks them up again.
 """
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FULL_PASS_TICKS = 10  # a full resume pass (lapsed leases, runs never picked up) every this many ticks
-TICK = 1.0  # the liveness check of local lease holders runs at least this often
+TICK = 1.0  # mail is looked for (without a bell), and the full pass counted, at least this often
+# The lease holders are listed, and the local ones checked, this often. A holder the pidfd watch knows is
+# taken over at once when it exits; one it does not know yet (it took its first lease since the last
+# listing, and died) is found dead by the next listing. So this bounds a same-host takeover (with the
+# claim's own time); a listing is one query on the indexed ``lease_owner``.
+HOLDER_TICK = 0.2
 
 
 async def resume_all(rt: Runtime, dead: list[str] | None = None) -> list[str]:
@@ -44,20 +50,25 @@ async def _dead_owners(rt: Runtime) -> list[str]:
 
 
 async def poll_loop(rt: Runtime) -> None:
-    """Signals other processes left, dead local holders' runs (each tick), and a full resume pass."""
+    """Signals other processes left, dead local holders' runs (every ``HOLDER_TICK``), and a full resume
+    pass."""
     ticks = 0
     interval = min(rt.settings.poll_interval, TICK)
+    last_tick = time.monotonic()
     while True:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(rt.nudge.wait(), interval)
+            await asyncio.wait_for(rt.nudge.wait(), min(interval, HOLDER_TICK))
         rt.nudge.clear()
         try:
-            if not rt.alarm.bell_listening:  # SQLite, or the bell reconnecting: mail is not told, look
+            tick = time.monotonic() - last_tick >= interval
+            if tick:
+                last_tick = time.monotonic()
+                ticks += 1
+            if tick and not rt.alarm.bell_listening:  # SQLite, or the bell reconnecting: mail is not told
                 for run_id in await rt.store.runs_with_mail():
                     if rt.drives(run_id):
                         await rt.wake(run_id)
-            ticks += 1
-            full = ticks % FULL_PASS_TICKS == 0 or rt.reconnected
+            full = (tick and ticks % FULL_PASS_TICKS == 0) or rt.reconnected
             if rt.scope is not None:
                 if full or rt.work_waiting:
                     await claim_pass(rt, [])

@@ -29,7 +29,7 @@ from bot.owners import new_owner
 from bot.runtime import claims, leases, orphans, rewinds, starts
 from bot.runtime.alarm import AlarmClock
 from bot.runtime.events import EventHub
-from bot.runtime.firing import TIMER_BATCH, fire, kinds
+from bot.runtime.firing import TIMER_BATCH, fire, fire_run_timers_now, other_kinds
 from bot.runtime.job_watch import JobWatch
 from bot.runtime.live import LiveRun, RunLocks
 from bot.runtime.starts import Started, new_run_id
@@ -336,17 +336,20 @@ class Runtime:
             return self.alarm.fired - before
 
     async def claim_and_fire(self) -> int:
-        """Claim every due timer in batches and fire each (exactly once across processes); returns how many
-        fired here. The alarm's one pass."""
+        """Fire every due timer in batches (exactly once across processes): run timers at once, the other
+        kinds claimed, then fired by their handlers; returns how many fired here. The alarm's one pass."""
         fired = 0
+        while len(batch := await fire_run_timers_now(self, self.clock())) == TIMER_BATCH:
+            fired += len(batch)
+        fired += len(batch)
         while True:
             now, lease = self.clock(), self.settings.lease_seconds
-            due = await claim_due(self.store.engine, self.owner, now, lease, TIMER_BATCH, kinds(self))
+            due = await claim_due(self.alarm.engine, self.owner, now, lease, TIMER_BATCH, other_kinds(self))
             try:
                 fired += await fire(self, due)
             except Exception:
                 # Give the batch back now rather than when its claims lapse; the alarm tries again soon.
-                await release_claims(self.store.engine, self.owner, [t.id for t in due])
+                await release_claims(self.alarm.engine, self.owner, [t.id for t in due])
                 raise
             if len(due) < TIMER_BATCH:
                 return fired

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,23 @@ def create_engine(url: str, pool: PoolSettings | None = None) -> AsyncEngine:
         connect_args=connect_args,
     )
     redaction.install(engine)
+    _MADE[engine] = (url, pool)
     return engine
+
+
+# How each PostgreSQL engine was made, so a part that needs connections of its own can have an engine to
+# the same database (schema, PgBouncer mode and timeouts included) with another pool size.
+_MADE: weakref.WeakKeyDictionary[AsyncEngine, tuple[str, PoolSettings]] = weakref.WeakKeyDictionary()
+
+
+def companion(engine: AsyncEngine, size: int) -> AsyncEngine | None:
+    """Another engine to ``engine``'s PostgreSQL database (the same application name: the same process)
+    with a pool of exactly ``size`` connections; None for SQLite, or an engine not made here."""
+    made = _MADE.get(engine)
+    if made is None:
+        return None
+    url, pool = made
+    return create_engine(url, dataclasses.replace(pool, size=size, overflow=0))
 
 
 def _statement_name() -> str:

@@ -1,10 +1,12 @@
 """Timers: every deadline is a row here (waits, retry back-offs, run timeouts, approval timeouts and
 escalation rungs, conversation deadlines).
 
-A process's alarm claims due timers in batches (``claim_due``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
-write lock on SQLite), then fires each with the one compare-and-set (``claim_timer``) in the transaction that
-acts on it, so a timer fires exactly once whichever alarm gets there. A claim lapses after the lease, so a
-timer claimed by a process that died is fired by another.
+A process's alarm fires due run timers in batches, each batch one transaction (``fire_due_run_timers``:
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite) that marks them fired and posts them to
+their runs. Other kinds are claimed in batches (``claim_due``), then each is fired with the one
+compare-and-set (``claim_timer``) in the transaction that acts on it, so a timer fires exactly once
+whichever alarm gets there. A claim lapses after the lease, so a timer claimed by a process that died is
+fired by another.
 """
 
 from __future__ import annotations
@@ -134,13 +136,15 @@ class RunTimers:
         async with self.engine.connect() as conn:
             return [(r.id, r.due_at, r.kind, r.ref) for r in (await conn.execute(query)).all()]
 
-    async def fire_run_timers(self, due: list[DueTimer], now: float) -> list[DueTimer]:
-        """Mark run timers fired (compare-and-set) and post each to its run's inbox, in one transaction;
-        returns the timers this call fired."""
+    async def fire_run_timers(
+        self, due: list[DueTimer], now: float, engine: AsyncEngine | None = None
+    ) -> list[DueTimer]:
+        """Mark run timers fired (compare-and-set) and post each to its run's inbox, in one transaction
+        (through ``engine``, the alarm's own, when given); returns the timers this call fired."""
         if not due:
             return []
         ids = [t.id for t in due]
-        async with self.engine.begin() as conn:
+        async with (engine or self.engine).begin() as conn:
             won = set(
                 (
                     await conn.execute(
@@ -151,20 +155,55 @@ class RunTimers:
                     )
                 ).scalars()
             )
-            mail = [
-                {
-                    "run_id": t.run_id,
-                    "kind": "timer",
-                    "payload": {"key": t.step_key, "kind": t.kind, "ref": t.ref},
-                    "created_at": now,
-                }
-                for t in due
-                if t.id in won
-            ]
-            if mail:
-                await conn.execute(self.insert_inbox, mail)
-                await notify_work(conn, [str(m["run_id"]) for m in mail])
-        return [t for t in due if t.id in won]
+            fired = [t for t in due if t.id in won]
+            await self._post(conn, fired, now)
+        return fired
+
+    async def fire_due_run_timers(
+        self, owner: str, now: float, limit: int, kinds: Kinds, engine: AsyncEngine | None = None
+    ) -> list[DueTimer]:
+        """Fire up to ``limit`` due run timers of ``kinds`` nobody holds, earliest first, in one transaction:
+        each marked fired (``FOR UPDATE SKIP LOCKED``, so two alarms never take one) and posted to its run's
+        inbox. A run timer needs no claim first: its firing is this one statement and the mail, so a claim
+        would only add a commit to every pass of the alarm."""
+        pick = (
+            sa.select(timers.c.id)
+            .where(_claimable(now, kinds))
+            .order_by(timers.c.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            timers.update()
+            .where(timers.c.id.in_(pick.scalar_subquery()), _claimable(now, kinds))
+            .values(fired_at=now, claimed_by=owner)  # who fired it
+            .returning(
+                timers.c.id, timers.c.run_id, timers.c.step_key, timers.c.kind, timers.c.ref, timers.c.due_at
+            )
+        )
+        async with (engine or self.engine).begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+            fired = sorted(
+                (DueTimer(r.id, r.run_id, r.step_key, r.kind, r.ref, r.due_at) for r in rows),
+                key=lambda t: (t.due_at, t.id),
+            )
+            await self._post(conn, fired, now)
+        return fired
+
+    async def _post(self, conn: AsyncConnection, fired: list[DueTimer], now: float) -> None:
+        """Each fired timer's mail to its run, and the work bell for those runs."""
+        mail = [
+            {
+                "run_id": t.run_id,
+                "kind": "timer",
+                "payload": {"key": t.step_key, "kind": t.kind, "ref": t.ref},
+                "created_at": now,
+            }
+            for t in fired
+        ]
+        if mail:
+            await conn.execute(self.insert_inbox, mail)
+            await notify_work(conn, [str(m["run_id"]) for m in mail])
 
 
 async def arm_earliest(conn: AsyncConnection, owner: str, kind: str, due_at: float) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.activities.base import ActivityContext, StepCall, StepFailure
-from engine.activities.processes import Spawned, die_with_parent, start_ticks
+from engine.activities.processes import Spawned, bound, start_ticks
 
 _POLL = 0.05  # seconds between checks of a process group, which nothing in asyncio can wait on
 _ORPHAN_WAIT = 1.0  # how long a background child may hold stdout/stderr after the program exited
@@ -139,15 +139,16 @@ async def _start(
 ) -> asyncio.subprocess.Process:
     program = argv[0]
     try:
+        spawned, preexec = bound(argv, env, cwd)  # SIGKILL when the bot dies; its group is killed on resume
         return await asyncio.create_subprocess_exec(
-            *argv,
+            *spawned,
             stdin=asyncio.subprocess.DEVNULL,  # a program that reads stdin must not wait on the bot's
             stdout=stdout,
             stderr=stderr,
             env=env,
             cwd=cwd,
             start_new_session=True,  # its own process group, so cancel can signal its children too
-            preexec_fn=die_with_parent(),  # SIGKILL when the bot dies; its group is killed on resume
+            preexec_fn=preexec,
         )
     except FileNotFoundError:
         if cwd is not None and not os.path.isdir(cwd):
