@@ -165,6 +165,20 @@ class Outbox:
         if orphan is not None:
             await self._failed(claimed, DeliveryError(orphan, permanent=True))
             return
+        thread: str | None = None
+        if claimed.parent_key is not None and not claimed.is_edit:
+            # The thread is looked up before the slot is taken, so the post follows its slot at once (a
+            # look-up after it could put two posts into the channel less than a second apart).
+            try:
+                async with asyncio.timeout(self.timeout):
+                    thread = await self._thread(adapter, claimed.parent_key)
+            except TimeoutError:
+                late = f"{adapter.platform} did not open the card's thread within {self.timeout:g} s"
+                await self._failed(claimed, DeliveryError(late))
+                return
+            except DeliveryError as exc:
+                await self._failed(claimed, exc)
+                return
         name, rate = lane(adapter, claimed)
         if rate.every > 0:
             try:
@@ -174,7 +188,7 @@ class Outbox:
                 await self._failed(claimed, DeliveryError(f"pacing unavailable: {exc!r}"))
                 return
             await asyncio.sleep(wait)
-        task = asyncio.create_task(self._send(adapter, claimed), name=f"send {item.kind} {item.key}")
+        task = asyncio.create_task(self._send(adapter, claimed, thread), name=f"send {item.kind} {item.key}")
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
@@ -187,11 +201,11 @@ class Outbox:
         won = await self.rows.claim_post(int(item.key), item.status, self.owner, item.claimed_by, now, stale)
         return item if won else None
 
-    async def _send(self, adapter: ChatAdapter, item: Item) -> None:
+    async def _send(self, adapter: ChatAdapter, item: Item, thread: str | None = None) -> None:
         try:
             try:
                 async with asyncio.timeout(self.timeout):
-                    sent = await self._call(adapter, item)
+                    sent = await self._call(adapter, item, thread)
             except TimeoutError:
                 # The platform may have taken it and not answered yet: the retry looks for it first.
                 error = f"{adapter.platform} did not answer within {self.timeout:g} s"
@@ -210,8 +224,9 @@ class Outbox:
         except Exception:
             log.exception("outbox: delivering %s %s failed unexpectedly", item.kind, item.key)
 
-    async def _call(self, adapter: ChatAdapter, item: Item) -> Sent | None:
-        """The platform calls for one item: what was posted (None for an edit)."""
+    async def _call(self, adapter: ChatAdapter, item: Item, thread: str | None = None) -> Sent | None:
+        """The platform calls for one item: what was posted (None for an edit); ``thread`` is the parent
+        card's thread when it was looked up already."""
         key = f"sb-{item.kind}-{item.key}"
         sent: Sent | None = None
         if item.uncertain and not item.is_edit:
@@ -222,7 +237,9 @@ class Outbox:
                 await adapter.update(sent or Sent(str(item.message_ref)), item.card)
             else:
                 if item.parent_key is not None:
-                    sent = await adapter.reply(await self._thread(adapter, item.parent_key), item.card, key)
+                    sent = await adapter.reply(
+                        thread or await self._thread(adapter, item.parent_key), item.card, key
+                    )
                 else:
                     sent = await adapter.post(item.channel, item.card, key)
                 if item.uncertain:
@@ -243,7 +260,7 @@ class Outbox:
                     raise
                 log.info("outbox: post %s: its preview cannot be edited (%s); posting it", item.key, exc)
         if item.parent_key is not None:
-            return await adapter.reply(await self._thread(adapter, item.parent_key), item.card, key)
+            return await adapter.reply(thread or await self._thread(adapter, item.parent_key), item.card, key)
         if item.thread_ref is not None:
             return await adapter.reply(await adapter.thread(Sent(item.thread_ref)), item.card, key)
         return await adapter.post(item.channel, item.card, key)
