@@ -382,7 +382,9 @@ async def test_a_step_times_out_on_the_runner_or_waiting_for_one(server: Server,
         server.workflows, "lonely", "  deploy:\n    runs_on: [gpu]\n    timeout: 2s\n    run: ['true']\n"
     )
     lonely = await server.start_run("lonely")
-    await server.runner("deploy", "A")
+    runner = await server.runner("deploy", "A")
+    # Registered before the 3 s start counting: a loaded machine can take that long to start a runner.
+    await eventually(lambda: "registered as" in runner.output(), 60, "the runner to register")
     run = await server.finished(await server.start_run("slow"))
     assert run["status"] == "failed"
     assert run["steps"][0]["error"].startswith("timed out after 3")  # as a local step says it

@@ -92,7 +92,10 @@ async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
                     result = await activity(effect.kind)(call, rt.activity)
         signal = StepCompleted(effect.key, effect.attempt, result, effect.compensation)
     except remote.RunnerLost as exc:
-        signal = StepLost(effect.key, effect.attempt, f"runner {exc.runner}", exc.started)
+        if effect.compensation:  # no on_interrupt for a compensation: it fails, saying why
+            signal = StepFailed(effect.key, effect.attempt, "action", remote.lost_compensation(exc), {}, True)
+        else:
+            signal = StepLost(effect.key, effect.attempt, f"runner {exc.runner}", exc.started)
     except StepFailure as exc:
         signal = StepFailed(
             effect.key, effect.attempt, exc.kind, exc.message, exc.result, effect.compensation
