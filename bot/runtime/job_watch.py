@@ -2,10 +2,9 @@
 
 Each waiting step asks for the next change of its job (its status moved on, or its lease ran out). The
 watcher looks when told to: a job ended (the job bell rings, in this process or by NOTIFY from another),
-a step started waiting on a job that may have ended since it was read, or the earliest lease it watches
-runs out; else every ``job_bell.FALLBACK``
-seconds, should a wake-up be lost. Each look reads every awaited job in one query, so a hundred remote
-steps in flight cost what one does.
+a step started waiting on a job that may have changed since it was read, or the earliest lease it
+watches runs out; else every ``job_bell.FALLBACK`` seconds, should a wake-up be lost. Each look reads
+every awaited job in one query, so a hundred remote steps in flight cost what one does.
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ class JobWatch:
         self.looks = 0  # reads of the table (for tests and the bench)
         self._waiting: dict[str, list[tuple[str, asyncio.Future[Job]]]] = {}
         self._wake = asyncio.Event()
-        self._read_at: dict[str, int] = {}  # job -> rung() when the last look that read it began
+        # job -> (rung() when the last look that read it began, the status it read)
+        self._read_at: dict[str, tuple[int, str]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def rung(self) -> int:
@@ -48,8 +48,8 @@ class JobWatch:
         future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
         entry = (job.status, future)
         self._waiting.setdefault(job.id, []).append(entry)
-        read_at = since if since is not None else self._read_at.get(job.id)
-        if read_at is None or read_at != self.rung():
+        read_at, status = (since, job.status) if since is not None else self._read_at.get(job.id, (None, ""))
+        if read_at != self.rung() or status != job.status:
             self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._watch(), name="runner-job-watch")
@@ -82,7 +82,7 @@ class JobWatch:
                     await asyncio.sleep(1.0)
                     continue
                 self.looks += 1
-                self._read_at = dict.fromkeys(found, rung)
+                self._read_at = {job_id: (rung, job.status) for job_id, job in found.items()}
                 delay = self._resolve(found)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
