@@ -85,7 +85,7 @@ async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
     try:
         if effect.runs_on:  # a runner does the work; waiting for it takes no slot of this process
             async with asyncio.timeout(effect.timeout):
-                result = await remote.run_remote(rt, call, effect.runs_on)
+                result = await remote.run_remote(rt, call, effect.runs_on, not effect.reattach)
         else:
             async with rt.slots:
                 async with asyncio.timeout(effect.timeout):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from bot.storage.job_bell import FALLBACK
 from bot.storage.runner_jobs import LEASED, Job, RunnerJobs
@@ -34,6 +34,7 @@ class JobWatch:
         # job -> (rung() when the last look that read it began, the status it read)
         self._read_at: dict[str, tuple[int, str]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._next_at = 0.0  # when the watch looks next without being told (clock time)
 
     def rung(self) -> int:
         """How often the bell rang for jobs that ended: read it before reading a job for ``change``."""
@@ -49,9 +50,12 @@ class JobWatch:
         entry = (job.status, future)
         self._waiting.setdefault(job.id, []).append(entry)
         read_at, status = (since, job.status) if since is not None else self._read_at.get(job.id, (None, ""))
-        if read_at != self.rung() or status != job.status:
+        lapses_first = job.status == LEASED and (job.lease_until or 0) < self._next_at
+        if read_at != self.rung() or status != job.status or lapses_first:
             self._wake.set()
         if self._task is None or self._task.done():
+            # Its first look waits like the others: the caller's reading is fresh unless told otherwise.
+            self._next_at = self._due([job], self.clock())
             self._task = asyncio.create_task(self._watch(), name="runner-job-watch")
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -73,33 +77,43 @@ class JobWatch:
     async def _watch(self) -> None:
         with self.jobs.bell.ended.listen(self._wake):
             while self._waiting:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(self._next_at - self.clock(), 0.0)):
+                        await self._wake.wait()
                 self._wake.clear()  # before the read: a ring during it makes the next look come at once
                 rung = self.rung()
                 try:
                     found = {j.id: j for j in await self.jobs.get_many(list(self._waiting))}
                 except Exception:
                     log.warning("could not read runner jobs; trying again", exc_info=True)
-                    await asyncio.sleep(1.0)
+                    self._next_at = self.clock() + 1.0
                     continue
                 self.looks += 1
                 self._read_at = {job_id: (rung, job.status) for job_id, job in found.items()}
-                delay = self._resolve(found)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
+                now = self.clock()
+                self._resolve(found, now)
+                self._next_at = self._due(found.values(), now)
 
-    def _resolve(self, found: dict[str, Job]) -> float:
-        """Wake the waiters whose job changed; return how long until the next look is due anyway."""
-        now = self.clock()
-        delay = FALLBACK
+    def _resolve(self, found: dict[str, Job], now: float) -> None:
+        """Wake the waiters whose job changed."""
         for job_id, waiters in list(self._waiting.items()):
             job = found.get(job_id)
             if job is None:
                 continue
-            lapsed = job.status == LEASED and (job.lease_until or 0) < now
+            lapsed = _lapsed(job, now)
             for seen, future in waiters:
                 if (job.status != seen or lapsed) and not future.done():
                     future.set_result(job)
-            if job.status == LEASED and not lapsed:
-                delay = min(delay, (job.lease_until or now) - now + LAPSE_MARGIN)
-        return max(delay, 0.0)
+
+    @staticmethod
+    def _due(jobs: Iterable[Job], now: float) -> float:
+        """When to look without being told: the earliest lease to run out, at most ``FALLBACK`` away."""
+        due = now + FALLBACK
+        for job in jobs:
+            if job.status == LEASED and not _lapsed(job, now):
+                due = min(due, (job.lease_until or now) + LAPSE_MARGIN)
+        return due
+
+
+def _lapsed(job: Job, now: float) -> bool:
+    return job.status == LEASED and (job.lease_until or 0) < now

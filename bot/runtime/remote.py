@@ -62,6 +62,7 @@ def queue_job(rt: Runtime, batch: Batch, state: RunState, effect: StartStep) -> 
     )
     row["secret_nonce"] = nonce
     batch.add(rt.jobs.insert, row)
+    rt.jobs.queued_here(row)
     told = rt.jobs.queued_notice()
     if told is not None:
         batch.add(told)
@@ -73,11 +74,22 @@ def waiting_text(labels: tuple[str, ...]) -> str:
     return f"waiting for a runner labelled {named}"
 
 
-async def run_remote(rt: Runtime, call: StepCall, labels: tuple[str, ...]) -> dict[str, Any]:
-    """Wait for the attempt's job to end on a runner; its result, or a ``StepFailure`` as a local run's."""
+async def run_remote(
+    rt: Runtime, call: StepCall, labels: tuple[str, ...], fresh: bool = True
+) -> dict[str, Any]:
+    """Wait for the attempt's job to end on a runner; its result, or a ``StepFailure`` as a local run's.
+
+    ``fresh``: its job was queued by this process in the commit that started the step (not reattached).
+    """
     rt.jobs.bell.queued.ring()  # its start (and the job) is committed: this process's long-polls look now
-    read_at: int | None = rt.job_watch.rung()
-    job = await rt.jobs.find(call.run_id, call.step_key, call.attempt, call.compensation)
+    kept = rt.jobs.take_queued(call.run_id, call.step_key, call.attempt)
+    job: Job | None
+    read_at: int | None
+    if kept is not None and fresh and not call.compensation:
+        job, read_at = kept
+    else:
+        read_at = rt.job_watch.rung()
+        job = await rt.jobs.find(call.run_id, call.step_key, call.attempt, call.compensation)
     if job is None:  # stored with the step's start: only a bug gets here
         raise StepFailure("action", f"the job of step {call.step_key} attempt {call.attempt} was not stored")
     said_waiting = False

@@ -26,6 +26,7 @@ QUEUED, LEASED, DONE, LOST, CANCELLED = "queued", "leased", "done", "lost", "can
 OPEN = (QUEUED, LEASED)
 OUTPUT_KEPT = 64 * 1024  # characters of streamed output kept per job (the tail)
 CLAIM_SCAN = 200  # queued jobs looked at per claim, oldest first
+QUEUED_KEPT = 1000  # rows queued here kept for their step's wait (one whose commit failed is dropped later)
 _RESET = (
     "kind",
     "labels",
@@ -75,6 +76,13 @@ class Job:
     finished_at: float | None
 
 
+@dataclass(frozen=True)
+class _Row:
+    """A row as written, shaped as one read back (``_mapping``)."""
+
+    _mapping: dict[str, Any]
+
+
 def _job(row: Any) -> Job:
     data = dict(row._mapping)
     data["labels"] = tuple(data["labels"])
@@ -96,6 +104,8 @@ class RunnerJobs:
         self.engine = engine
         self.owner = owner  # this process (its own notifications are not heard back)
         self.bell = bell_for(engine)
+        # Jobs this process queued, until the step's wait takes them: it need not read back what it wrote.
+        self._queued_here: dict[tuple[str, str, int], tuple[Job, int]] = {}
         # An upsert: a compensation retried with the same attempt number queues over its last job.
         up = dialect_insert(engine.dialect.name)(table)
         self.insert = up.on_conflict_do_update(
@@ -144,6 +154,23 @@ class RunnerJobs:
             "taken_at": None,
             "finished_at": None,
         }
+
+    def queued_here(self, row: dict[str, Any]) -> None:
+        """Remember a job row added to a batch here, for ``take_queued`` once the batch committed.
+
+        Not a compensation's: its row may be stored over an earlier one, which keeps that one's id.
+        """
+        if row["compensation"]:
+            return
+        if len(self._queued_here) >= QUEUED_KEPT:
+            self._queued_here.pop(next(iter(self._queued_here)))
+        key = (row["run_id"], row["step"], row["attempt"])
+        self._queued_here[key] = (_job(_Row(row)), self.bell.ended.rung)
+
+    def take_queued(self, run_id: str, step: str, attempt: int) -> tuple[Job, int] | None:
+        """The row this process queued for an attempt, as written, with the ended bell's count then (it
+        cannot have ended before): its step's wait need not read back what was just written."""
+        return self._queued_here.pop((run_id, step, attempt), None)
 
     async def find(self, run_id: str, step: str, attempt: int, compensation: bool) -> Job | None:
         """The job of one attempt."""
