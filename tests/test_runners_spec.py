@@ -194,3 +194,22 @@ def test_the_thread_says_a_step_waits_for_a_runner_and_shows_its_output() -> Non
     shown = {"type": "step_progress", "step_key": "deploy", "data": {"text": "compiling\nlinking"}}
     card = thread_reply(shown)
     assert card is not None and card.text == "… *deploy* on its runner:\n```compiling\nlinking```"
+
+
+async def test_a_runner_takes_only_jobs_whose_labels_it_has_all_of_oldest_first(runtime: Runtime) -> None:
+    now = runtime.clock()
+    async with runtime.store.engine.begin() as conn:
+        for step, labels, at in (
+            ("a", ("deploy", "linux"), 1.0),
+            ("b", ("deploy",), 2.0),
+            ("c", ("gpu",), 0.5),
+        ):
+            row = runtime.jobs.row("r1", step, 1, False, "run", labels, {}, None, now - 60 + at)
+            await conn.execute(runtime.jobs.insert, row)
+    deploy_only = frozenset({"deploy"})
+    taken = await runtime.jobs.claim("x", "d-1", deploy_only, 4, now, 15.0)
+    assert taken is not None and taken.step == "b"  # "a" wants linux too; "c" is older but gpu's
+    assert await runtime.jobs.claim("x", "d-1", deploy_only, 4, now, 15.0) is None
+    both = await runtime.jobs.claim("y", "d-2", frozenset({"deploy", "linux", "arm"}), 4, now, 15.0)
+    assert both is not None and (both.step, both.runner_name, both.status) == ("a", "d-2", "leased")
+    assert both.lease_until == now + 15.0 and both.taken_at == now
