@@ -14,7 +14,7 @@ from bot.runtime import job_watch
 from bot.runtime.runtime import Runtime
 from bot.storage import job_bell
 from bot.storage.job_bell import ENDED, QUEUED, notify_jobs
-from bot.storage.runner_jobs import DONE, LEASED, LOST, Job
+from bot.storage.runner_jobs import DONE, LEASED, LOST, Job, RunnerJobs
 from bot.storage.timer_bell import TimerBell
 from tests.helpers import eventually
 
@@ -87,6 +87,12 @@ async def test_other_processes_hear_jobs_queued_and_ended_by_notify(runtime: Run
         async with runtime.store.engine.begin() as conn:
             await conn.execute(job_bell.notice(ENDED, "other"))
         await eventually(lambda: heard == [QUEUED, ENDED], 30, "both notifications")
+        # A result stored by another process notifies in the same statement, only when it was taken.
+        job = await leased_job(runtime, "deploy")
+        elsewhere = RunnerJobs(runtime.store.engine, owner="other")
+        assert not await elsewhere.finish(job.id, "another-runner", {"ok": True}, runtime.clock())
+        assert await elsewhere.finish(job.id, "runner-1", {"ok": True}, runtime.clock())
+        await eventually(lambda: heard == [QUEUED, ENDED, ENDED], 30, "the result's notification")
     finally:
         await bell.stop()
 

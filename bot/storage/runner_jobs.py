@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage import job_bell
-from bot.storage.job_bell import ENDED, bell_for, notice, notify_jobs
+from bot.storage.job_bell import ENDED, bell_for, notice, notice_call, notify_jobs
 from bot.storage.runs import _dialect_insert as dialect_insert
 from bot.storage.tables import runner_jobs as table
 
@@ -311,27 +311,28 @@ class RunnerJobs:
 
     async def finish(self, job_id: str, runner_id: str, outcome: dict[str, Any], now: float) -> bool:
         """Store the runner's result, only while it still holds the lease; the params are erased."""
-        async with self.engine.begin() as conn:
-            done = await conn.execute(
-                table.update()
-                .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
-                .values(status=DONE, outcome=outcome, params=None, finished_at=now)
-            )
-            if done.rowcount == 1:
-                await notify_jobs(conn, ENDED, self.owner)
-        return self._ended(done.rowcount == 1)
+        return await self._end(job_id, runner_id, status=DONE, outcome=outcome, params=None, finished_at=now)
 
     async def hand_back(self, job_id: str, runner_id: str, now: float) -> bool:
         """A stopping runner gives a job up: it is lost at once, as a lapsed lease would make it."""
+        return await self._end(job_id, runner_id, status=LOST, params=None, finished_at=now)
+
+    async def _end(self, job_id: str, runner_id: str, **values: Any) -> bool:
+        """End a job its runner still holds, telling the process waiting for it (True: it ended here)."""
+        end = (
+            table.update()
+            .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
+            .values(**values)
+        )
+        if self.engine.dialect.name == "postgresql":
+            # One statement committed by itself: the update, and the notification only if it updated.
+            ended = end.returning(table.c.id).cte("ended")
+            told = sa.select(notice_call(ENDED, self.owner)).select_from(ended)
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return self._ended(len((await conn.execute(told)).all()) == 1)
         async with self.engine.begin() as conn:
-            lost = await conn.execute(
-                table.update()
-                .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
-                .values(status=LOST, params=None, finished_at=now)
-            )
-            if lost.rowcount == 1:
-                await notify_jobs(conn, ENDED, self.owner)
-        return self._ended(lost.rowcount == 1)
+            return self._ended((await conn.execute(end)).rowcount == 1)
 
     def _ended(self, ended: bool) -> bool:
         if ended:  # committed: the run waiting in this process looks now
