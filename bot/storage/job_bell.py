@@ -76,12 +76,6 @@ def notice(what: str, sender: str) -> sa.TextClause:
     return _NOTIFY.bindparams(prefix=PREFIX, what=f"{what} {sender}".strip())
 
 
-def notice_call(what: str, sender: str) -> sa.ColumnElement[object]:
-    """``pg_notify`` of ``what`` as an expression, for a statement that notifies only for rows it selects."""
-    channel = sa.func.left(sa.literal(PREFIX) + sa.func.current_schema(), 63)
-    return sa.func.pg_notify(channel, sa.literal(f"{what} {sender}".strip()))
-
-
 async def notify_jobs(conn: AsyncConnection, what: str, sender: str) -> None:
     """In ``conn``'s transaction, tell the other processes (at commit) that jobs were queued or ended."""
     if conn.dialect.name == "postgresql":

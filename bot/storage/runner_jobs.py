@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage import job_bell
-from bot.storage.job_bell import ENDED, bell_for, notice, notice_call, notify_jobs
+from bot.storage.job_bell import ENDED, bell_for, notice, notify_jobs
 from bot.storage.runs import _dialect_insert as dialect_insert
 from bot.storage.tables import runner_jobs as table
 
@@ -207,13 +206,11 @@ class RunnerJobs:
     ) -> Job | None:
         """Lease the oldest queued job whose labels the runner has all of, if it has room for one more.
 
-        PostgreSQL: one statement, committed by itself, since every round trip is on the path from a job
+        PostgreSQL: one transaction on one connection, since every round trip is on the path from a job
         queued to its runner starting it. SQLite: a plain read first, so an idle look takes no write
         lock; then the read and the write again under the write lock (a transaction that reads before
         it writes must take it first, or it fails when another commit came in between).
         """
-        if self.engine.dialect.name == "postgresql":
-            return await self._claim_pg(runner_id, name, labels, room, now, lease)
         held = (
             sa.select(sa.func.count())
             .select_from(leased := table.alias("held"))
@@ -226,11 +223,14 @@ class RunnerJobs:
             .order_by(table.c.created_at)
             .limit(CLAIM_SCAN)
         )
+        sqlite = self.engine.dialect.name != "postgresql"
+        if sqlite:
+            async with self.engine.connect() as conn:
+                if not _fitting((await conn.execute(looked)).all(), labels, room):
+                    return None
         async with self.engine.connect() as conn:
-            if not _fitting((await conn.execute(looked)).all(), labels, room):
-                return None
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            if sqlite:
+                conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
             async with conn.begin():
                 for job_id in _fitting((await conn.execute(looked)).all(), labels, room):
                     taken = await conn.execute(
@@ -244,42 +244,6 @@ class RunnerJobs:
                     if row is not None:
                         return _job(row)
         return None
-
-    async def _claim_pg(
-        self, runner_id: str, name: str, labels: frozenset[str], room: int, now: float, lease: float
-    ) -> Job | None:
-        # The labels test is JSON containment (the job's labels within the runner's); SKIP LOCKED lets
-        # two runners claiming at once take two jobs, and the status test keeps it a compare-and-set.
-        held = sa.alias(table, "held")
-        oldest = (
-            sa.select(table.c.id)
-            .where(
-                table.c.status == QUEUED,
-                table.c.cancel_requested.is_(False),
-                sa.cast(table.c.labels, JSONB).contained_by(sa.bindparam("labels", sorted(labels), JSONB)),
-            )
-            .order_by(table.c.created_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        holds = (
-            sa.select(sa.func.count())
-            .select_from(held)
-            .where(held.c.runner_id == runner_id, held.c.status == LEASED)
-            .scalar_subquery()
-        )
-        take = (
-            table.update()
-            .where(table.c.id == oldest, table.c.status == QUEUED, holds < room)
-            .values(status=LEASED, runner_id=runner_id, runner_name=name)
-            .values(lease_until=now + lease, taken_at=now)
-            .returning(*table.c)
-        )
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            row = (await conn.execute(take)).first()
-        return _job(row) if row is not None else None
 
     async def renew(
         self, runner_id: str, job_ids: list[str], now: float, lease: float, sweep: bool = True
@@ -311,28 +275,27 @@ class RunnerJobs:
 
     async def finish(self, job_id: str, runner_id: str, outcome: dict[str, Any], now: float) -> bool:
         """Store the runner's result, only while it still holds the lease; the params are erased."""
-        return await self._end(job_id, runner_id, status=DONE, outcome=outcome, params=None, finished_at=now)
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                table.update()
+                .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
+                .values(status=DONE, outcome=outcome, params=None, finished_at=now)
+            )
+            if done.rowcount == 1:
+                await notify_jobs(conn, ENDED, self.owner)
+        return self._ended(done.rowcount == 1)
 
     async def hand_back(self, job_id: str, runner_id: str, now: float) -> bool:
         """A stopping runner gives a job up: it is lost at once, as a lapsed lease would make it."""
-        return await self._end(job_id, runner_id, status=LOST, params=None, finished_at=now)
-
-    async def _end(self, job_id: str, runner_id: str, **values: Any) -> bool:
-        """End a job its runner still holds, telling the process waiting for it (True: it ended here)."""
-        end = (
-            table.update()
-            .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
-            .values(**values)
-        )
-        if self.engine.dialect.name == "postgresql":
-            # One statement committed by itself: the update, and the notification only if it updated.
-            ended = end.returning(table.c.id).cte("ended")
-            told = sa.select(notice_call(ENDED, self.owner)).select_from(ended)
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return self._ended(len((await conn.execute(told)).all()) == 1)
         async with self.engine.begin() as conn:
-            return self._ended((await conn.execute(end)).rowcount == 1)
+            lost = await conn.execute(
+                table.update()
+                .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
+                .values(status=LOST, params=None, finished_at=now)
+            )
+            if lost.rowcount == 1:
+                await notify_jobs(conn, ENDED, self.owner)
+        return self._ended(lost.rowcount == 1)
 
     def _ended(self, ended: bool) -> bool:
         if ended:  # committed: the run waiting in this process looks now
