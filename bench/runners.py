@@ -2,6 +2,7 @@
 
     python bench/runners.py                    # 40 runs per runner count, lease 4 s
     python bench/runners.py --runs 100 --lease 3
+    python bench/runners.py --dispatch-only --steps 40   # the one-step-at-a-time figures only
 
 A real `switchboard run` server on a fresh PostgreSQL schema and real `switchboard runner` processes
 (concurrency 4 each). Every run has one no-op step (`true`) with `runs_on: [bench]`. From the job rows:
@@ -239,6 +240,8 @@ async def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--lease", type=float, default=4.0)
+    parser.add_argument("--steps", type=int, default=20, help="steps one at a time for the dispatch figures")
+    parser.add_argument("--dispatch-only", action="store_true", help="only the one-step-at-a-time figures")
     args = parser.parse_args()
     schema = f"bench_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(PG_DSN)
@@ -253,10 +256,11 @@ async def main() -> None:
         try:
             await bench.start()
             print(f"remote runners on localhost, {args.runs} runs per row; {load()}")
-            await one_at_a_time(bench, 20)
-            for count in (1, 2, 4):
-                await throughput(bench, count, args.runs)
-            await redispatch(bench)
+            await one_at_a_time(bench, args.steps)
+            if not args.dispatch_only:
+                for count in (1, 2, 4):
+                    await throughput(bench, count, args.runs)
+                await redispatch(bench)
         finally:
             bench.close()
             await bench.engine.dispose()

@@ -109,7 +109,14 @@ class Saga:
             core.emit("compensation_step_started", step.key, kind=comp.kind)
             core.decision.effects.append(
                 StartStep(
-                    step.key, step.step_id, comp.kind, step.attempt, params, comp.timeout, compensation=True
+                    step.key,
+                    step.step_id,
+                    comp.kind,
+                    step.attempt,
+                    params,
+                    comp.timeout,
+                    compensation=True,
+                    runs_on=tuple(comp.runs_on or ()),
                 )
             )
             return

@@ -55,8 +55,9 @@ _DOCS = {
         "RUN --to NAME' can undo what came after (through compensate, newest first) and go on from here."
     ),
     "runs_on": (
-        "Runner labels: the step (run, http or action) runs on a `switchboard runner` that has every one "
-        "of them, and waits for one up to its timeout. Without it, the step runs where its run is."
+        "Runner labels: the step or its compensation (run, http or action; background too) runs on a "
+        "`switchboard runner` that has every one of them, and waits for one up to its timeout. Without it, "
+        "it runs where its run is; a compensation does not take its step's runs_on."
     ),
     "background": (
         "Run this run, http, action or llm step in the background (it needs a 'timeout:'): steps "

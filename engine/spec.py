@@ -296,6 +296,39 @@ def _wrap_wait(value: Any) -> Any:
     return {"for": value} if isinstance(value, str | int | float) and not isinstance(value, bool) else value
 
 
+def _runner_labels_list(_cls: Any, value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _runner_labels(_cls: Any, value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if not value:
+        raise ValueError("'runs_on' needs at least one runner label, e.g. [deploy]")
+    if len(value) > MAX_RUNNER_LABELS:
+        raise ValueError(f"'runs_on' lists {len(value)} labels; the limit is {MAX_RUNNER_LABELS}")
+    for label in value:
+        if not RUNNER_LABEL.match(label):
+            raise ValueError(
+                f"runner label {label!r}: use 1-63 letters, digits, '.', '_' or '-', starting with one"
+            )
+    return sorted(set(value))
+
+
+def remote_problem(kind: str, what: str) -> str | None:
+    """Why a ``what`` (a step, a compensation) of ``kind`` cannot have ``runs_on``, or None when it can."""
+    if kind in REMOTE_KINDS:
+        return None
+    why = {
+        "llm": "the model's client and its key stay with the server, and the answer streams from there",
+        "notify": "its message is posted by the server",
+    }.get(kind, "the server is what it waits on")
+    return (
+        f"'runs_on' applies to {', '.join(REMOTE_KINDS)} steps and compensations only; "
+        f"{'an' if kind[0] in 'aeiou' or kind == 'llm' else 'a'} {kind} {what} runs where its run is ({why})"
+    )
+
+
 class CompensateSpec(Strict):
     run: list[str] | None = None
     env: dict[str, str] = {}
@@ -305,10 +338,17 @@ class CompensateSpec(Strict):
     with_: dict[str, Any] = Field(default={}, alias="with")
     notify: Annotated[NotifySpec | None, BeforeValidator(_wrap_text)] = None
     timeout: Duration | None = None
+    runs_on: list[str] | None = None  # runner labels: it runs on a runner, not where the run is
+
+    _labels_list = field_validator("runs_on", mode="before")(classmethod(_runner_labels_list))
+    _labels = field_validator("runs_on")(classmethod(_runner_labels))
 
     @model_validator(mode="after")
     def _one_kind(self) -> CompensateSpec:
         _check_one_kind(self, COMPENSATE_KINDS)
+        problem = remote_problem(self.kind, "compensation") if self.runs_on is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property
@@ -403,36 +443,14 @@ class Step(Strict):
             )
         return self
 
-    @field_validator("runs_on", mode="before")
-    @classmethod
-    def _labels_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("runs_on")
-    @classmethod
-    def _labels(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("'runs_on' needs at least one runner label, e.g. [deploy]")
-        if len(value) > MAX_RUNNER_LABELS:
-            raise ValueError(f"'runs_on' lists {len(value)} labels; the limit is {MAX_RUNNER_LABELS}")
-        for label in value:
-            if not RUNNER_LABEL.match(label):
-                raise ValueError(
-                    f"runner label {label!r}: use 1-63 letters, digits, '.', '_' or '-', starting with one"
-                )
-        return sorted(set(value))
+    _labels_list = field_validator("runs_on", mode="before")(classmethod(_runner_labels_list))
+    _labels = field_validator("runs_on")(classmethod(_runner_labels))
 
     @model_validator(mode="after")
     def _remote_kind(self) -> Step:
-        if self.runs_on is not None and self.kind not in REMOTE_KINDS:
-            raise ValueError(
-                f"'runs_on' applies to {', '.join(REMOTE_KINDS)} steps only; a {self.kind} step runs "
-                "where its run is"
-            )
-        if self.runs_on is not None and self.background:
-            raise ValueError("a step with 'runs_on' cannot be a background step (yet)")
+        problem = remote_problem(self.kind, "step") if self.runs_on is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")

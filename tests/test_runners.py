@@ -1,7 +1,8 @@
 """Remote runners end to end: real `switchboard runner` processes against a real `switchboard run` server.
 
 Steps append lines to a log file, so the assertions count which runner ran what, how often and with
-which idempotency key. PostgreSQL only: several processes share the database.
+which idempotency key. On SQLite and PostgreSQL alike: the runners never touch the database, so the
+server is the one process using it (SQLite serves one), besides this test reading its rows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bot.tokens import acting_as, parse_scopes
 from tests.bot_process import ROOT, Bot
 from tests.helpers import eventually
 
-pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 LEASE = "4"  # seconds: a killed runner's jobs lapse this long after its last heartbeat (2 cores, loaded)
 
 
@@ -116,7 +117,7 @@ class Server:
     async def finished(self, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
         async def done() -> dict[str, Any] | None:
             run = await self.api("GET", f"/runs/{run_id}")
-            return run if run["status"] in ("succeeded", "failed", "cancelled") else None
+            return run if run["status"] in ("succeeded", "failed", "cancelled", "compensated") else None
 
         return await eventually(done, timeout, f"run {run_id} to finish", interval=0.1)
 
@@ -382,7 +383,9 @@ async def test_a_step_times_out_on_the_runner_or_waiting_for_one(server: Server,
         server.workflows, "lonely", "  deploy:\n    runs_on: [gpu]\n    timeout: 2s\n    run: ['true']\n"
     )
     lonely = await server.start_run("lonely")
-    await server.runner("deploy", "A")
+    runner = await server.runner("deploy", "A")
+    # Registered before the 3 s start counting: a loaded machine can take that long to start a runner.
+    await eventually(lambda: "registered as" in runner.output(), 60, "the runner to register")
     run = await server.finished(await server.start_run("slow"))
     assert run["status"] == "failed"
     assert run["steps"][0]["error"].startswith("timed out after 3")  # as a local step says it
@@ -426,3 +429,58 @@ async def test_a_runner_stopped_with_sigterm_stops_its_program_and_hands_the_job
     async with server.engine.connect() as conn:
         [status] = (await conn.execute(sa.select(runner_jobs.c.status))).scalars().all()
     assert status == "lost"
+
+
+async def test_a_background_step_runs_on_a_runner_while_the_steps_after_it_go_on(
+    server: Server, tmp_path: Path
+) -> None:
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    tail = f'echo "tail $MARK" >> {log}; while [ ! -e {gate} ]; do sleep 0.1; done; echo "tail done" >> {log}'
+    workflow(
+        server.workflows,
+        "watched",
+        f"""  tail:
+    runs_on: [deploy]
+    background: true
+    timeout: 60s
+    run: {shell(tail)}
+  deploy:
+    needs: tail
+    run: {shell(f"echo deploy >> {log}; touch {gate}")}
+""",
+    )
+    await server.runner("deploy", "A")
+    run = await server.finished(await server.start_run("watched"))
+    assert run["status"] == "succeeded", run
+    # deploy started once the background step had (not when it ended: the step waited for deploy's gate)
+    got = lines(log)
+    assert sorted(got) == ["deploy", "tail A", "tail done"] and got[-1] == "tail done"
+    async with server.engine.connect() as conn:
+        [(runner, status)] = (
+            await conn.execute(sa.select(runner_jobs.c.runner_name, runner_jobs.c.status))
+        ).all()
+    assert (runner, status) == ("A", "done")
+
+
+async def test_a_compensation_with_runs_on_runs_on_a_runner(server: Server, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    undo = f'echo "undo $MARK $SWITCHBOARD_IDEMPOTENCY_KEY" >> {log}'
+    (server.workflows / "undone.yaml").write_text(
+        f"""name: undone
+on_failure: compensate
+steps:
+  deploy:
+    runs_on: [deploy]
+    run: {shell(f'echo "deploy $MARK" >> {log}')}
+    compensate: {{runs_on: [deploy], run: {shell(undo)}}}
+  verify:
+    needs: deploy
+    run: ["false"]
+"""
+    )
+    await server.runner("deploy", "A")
+    run_id = await server.start_run("undone")
+    run = await server.finished(run_id)
+    assert run["status"] == "compensated", run
+    # $MARK is the runner's: the server's environment has none, so a local undo would write "undo  ..."
+    assert lines(log) == ["deploy A", f"undo A {run_id}:deploy:compensate"]

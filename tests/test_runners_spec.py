@@ -13,7 +13,7 @@ from bot.runtime.runtime import Runtime
 from bot.runtime.status_cards import thread_reply
 from bot.storage.gauges import read_figures
 from engine.core import Core
-from engine.signals import StartStep, StepCompleted, StepLost
+from engine.signals import StartStep, StepCompleted, StepFailed, StepLost
 from engine.spec import Workflow
 from engine.state import RunState, RunStatus, StepState, StepStatus
 from handlers.runners import runners_command
@@ -40,12 +40,50 @@ def test_runs_on_takes_labels_on_run_http_and_action_steps() -> None:
     assert workflow({"action": "m:f", "runs_on": ["d"], "on_interrupt": "fail"}).steps["deploy"]
 
 
+def test_runs_on_on_a_background_step_and_on_a_compensation() -> None:
+    step = workflow({"run": ["tail-logs"], "runs_on": ["deploy"], "background": True, "timeout": "10m"})
+    assert step.steps["deploy"].runs_on == ["deploy"] and step.steps["deploy"].background
+    undo = {"run": ["./undeploy.sh"], "runs_on": "deploy"}
+    spec = workflow({"run": ["./deploy.sh"], "runs_on": ["deploy"], "compensate": undo})
+    compensate = spec.steps["deploy"].compensate
+    assert compensate is not None and compensate.runs_on == ["deploy"]
+    local = workflow({"run": ["./deploy.sh"], "runs_on": ["deploy"], "compensate": {"run": ["./undo"]}})
+    assert local.steps["deploy"].compensate is not None
+    assert local.steps["deploy"].compensate.runs_on is None  # not the step's: where the run is
+
+
+def test_a_compensation_with_runs_on_starts_with_its_labels() -> None:
+    undo = {"run": ["./undeploy.sh"], "runs_on": ["deploy", "linux"]}
+    spec = Workflow.model_validate(
+        {
+            "name": "t",
+            "on_failure": "compensate",
+            "steps": {"deploy": {"run": ["./deploy.sh"], "compensate": undo}, "verify": {"run": ["false"]}},
+        }
+    )
+    state = RunState("r1", spec, {}, status=RunStatus.RUNNING)
+    c = Core(state)
+    from engine.signals import Start
+
+    c.advance(Start(), T)
+    c.advance(StepCompleted("deploy", 1, {"exit_code": 0}), T + 1)
+    d = c.advance(StepFailed("verify", 1, "command", "exited with code 1", {}), T + 2)
+    [undo_start] = [e for e in d.effects if isinstance(e, StartStep) and e.compensation]
+    assert (undo_start.key, undo_start.runs_on) == ("deploy", ("deploy", "linux"))
+
+
 @pytest.mark.parametrize(
     ("step", "message"),
     [
         ({"run": ["true"], "runs_on": []}, "at least one runner label"),
         ({"run": ["true"], "runs_on": ["has space"]}, "runner label 'has space'"),
-        ({"notify": "hi", "runs_on": ["deploy"]}, "'runs_on' applies to run, http, action steps only"),
+        ({"notify": "hi", "runs_on": ["deploy"]}, "'runs_on' applies to run, http, action steps and comp"),
+        ({"llm": {"prompt": "hi"}, "runs_on": ["deploy"]}, "an llm step runs where its run is .the model"),
+        (
+            {"run": ["true"], "compensate": {"notify": "undone", "runs_on": ["deploy"]}},
+            "a notify compensation runs where its run is",
+        ),
+        ({"run": ["true"], "compensate": {"run": ["undo"], "runs_on": []}}, "at least one runner label"),
         ({"run": ["true"], "runs_on": [f"l{i}" for i in range(17)]}, "the limit is 16"),
     ],
 )
@@ -156,3 +194,22 @@ def test_the_thread_says_a_step_waits_for_a_runner_and_shows_its_output() -> Non
     shown = {"type": "step_progress", "step_key": "deploy", "data": {"text": "compiling\nlinking"}}
     card = thread_reply(shown)
     assert card is not None and card.text == "… *deploy* on its runner:\n```compiling\nlinking```"
+
+
+async def test_a_runner_takes_only_jobs_whose_labels_it_has_all_of_oldest_first(runtime: Runtime) -> None:
+    now = runtime.clock()
+    async with runtime.store.engine.begin() as conn:
+        for step, labels, at in (
+            ("a", ("deploy", "linux"), 1.0),
+            ("b", ("deploy",), 2.0),
+            ("c", ("gpu",), 0.5),
+        ):
+            row = runtime.jobs.row("r1", step, 1, False, "run", labels, {}, None, now - 60 + at)
+            await conn.execute(runtime.jobs.insert, row)
+    deploy_only = frozenset({"deploy"})
+    taken = await runtime.jobs.claim("x", "d-1", deploy_only, 4, now, 15.0)
+    assert taken is not None and taken.step == "b"  # "a" wants linux too; "c" is older but gpu's
+    assert await runtime.jobs.claim("x", "d-1", deploy_only, 4, now, 15.0) is None
+    both = await runtime.jobs.claim("y", "d-2", frozenset({"deploy", "linux", "arm"}), 4, now, 15.0)
+    assert both is not None and (both.step, both.runner_name, both.status) == ("a", "d-2", "leased")
+    assert both.lease_until == now + 15.0 and both.taken_at == now

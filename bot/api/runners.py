@@ -9,6 +9,7 @@ that the job is leased to this runner, so another runner's token can neither rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -20,12 +21,14 @@ from bot.api.routing import Call, Route
 from bot.errors import BadInput, Conflict, NotFound, NotPermitted
 from bot.runtime import job_secrets
 from bot.runtime.runtime import Runtime
+from bot.storage.job_bell import FALLBACK
 from bot.storage.runner_jobs import LEASED, Job
 from bot.storage.runner_registry import RunnerRow
 from engine.spec import RUNNER_LABEL
 
 MAX_WAIT = 25.0  # seconds one long-poll may hold a request open
-POLL = 0.02  # seconds between looks for a job while a long-poll waits (a read; one poll per runner)
+SEEN_EVERY = 1.0  # seconds: a long-poll stores the runner's last_seen at most this often
+KNOWN_RUNNERS = 10_000  # registrations kept in memory (a restarting runner registers anew each time)
 MAX_LINES = 500  # output lines per upload
 MAX_LINE = 2000  # characters kept of one line
 Label = Field(pattern=RUNNER_LABEL.pattern, max_length=63)
@@ -99,6 +102,10 @@ class RunnerEndpoints:
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
         self.svc = ctx.services
+        # Registrations read here: what the calls check (the token, the labels, the room) never changes
+        # after registering, so a job's path does not read the runner's row again on every call.
+        self._known: dict[str, RunnerRow] = {}
+        self._seen_at: dict[str, float] = {}  # runner -> when a long-poll here last stored last_seen
 
     @property
     def rt(self) -> Runtime:
@@ -145,15 +152,25 @@ class RunnerEndpoints:
         runner = await self._runner(call)
         lease, labels = self.rt.settings.runner_lease, frozenset(runner.labels)
         deadline = self.svc.now() + min(body.wait, MAX_WAIT)
-        await self.rt.runners.seen(runner.id, runner.busy, self.svc.now())
-        while True:
-            now = self.svc.now()
-            job = await self.rt.jobs.claim(runner.id, runner.name, labels, runner.concurrency, now, lease)
-            if job is not None:
-                return Next(job=self._offer(job))
-            if now >= deadline:
-                return Next(job=None)
-            await asyncio.sleep(POLL)
+        if self.svc.now() - self._seen_at.get(runner.id, 0.0) >= SEEN_EVERY:  # heartbeats store it too
+            if len(self._seen_at) >= KNOWN_RUNNERS:
+                self._seen_at.clear()
+            self._seen_at[runner.id] = self.svc.now()
+            await self.rt.runners.touch(runner.id, self.svc.now())
+        # Woken when a job is queued (in this process, or by NOTIFY from another on PostgreSQL); the
+        # slow fallback look is there should a wake-up be lost.
+        with self.rt.jobs.bell.queued.listen() as queued:
+            while True:
+                queued.clear()  # before the claim: a job queued during it makes the next one come at once
+                now = self.svc.now()
+                job = await self.rt.jobs.claim(runner.id, runner.name, labels, runner.concurrency, now, lease)
+                if job is not None:
+                    return Next(job=self._offer(job))
+                if now >= deadline:
+                    return Next(job=None)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(FALLBACK, deadline - now)):
+                        await queued.wait()
 
     async def output(self, call: Call) -> Accepted:
         body: Output = call.body
@@ -180,7 +197,9 @@ class RunnerEndpoints:
 
     async def _runner(self, call: Call) -> RunnerRow:
         caller = _runner_token(call.who)
-        runner = await self.rt.runners.get(call.path["runner_id"])
+        runner = self._known.get(call.path["runner_id"]) or await self.rt.runners.get(call.path["runner_id"])
+        if runner is not None and len(self._known) < KNOWN_RUNNERS:
+            self._known[runner.id] = runner
         if runner is None or runner.token_id != caller.token_id:
             raise NotFound(
                 f"No runner {call.path['runner_id']!r} registered with this token: register again."

@@ -1,6 +1,7 @@
 """The dashboard's pages on the shared aiohttp server: ``/dashboard`` (the runs),
 ``/dashboard/runs/ID`` (one run: its DAG, steps, outputs, approvals and events), the small JSON
-state that a run's page polls while the run goes on, and ``/dashboard/conversations`` (the figures).
+state that a run's page polls while the run goes on, ``/dashboard/conversations`` (the figures),
+``/dashboard/workflows`` and ``/dashboard/runners`` (the remote runners and the jobs they hold).
 
 Same sign-in as the console (``bot.web_auth``): a page asked without a session signs in as the console
 does (dev mode: the picker's remembered or first user; oidc: the provider), then comes back. Dev mode's
@@ -27,6 +28,7 @@ from bot.dashboard.approvals_page import load_approvals
 from bot.dashboard.conversations_page import load_conversations
 from bot.dashboard.queries import RunFilter, runs_page
 from bot.dashboard.run_page import RunPage, event_summary, load_run
+from bot.dashboard.runners_page import load_runners
 from bot.dashboard.workflows_page import FIGURES_OVER, load_workflows
 from bot.errors import BadInput, NotPermitted, SwitchboardError, log_unexpected
 from bot.identity import describe
@@ -92,6 +94,7 @@ class Dashboard:
         app.router.add_get("/dashboard/approvals", self._page(self.approvals))
         app.router.add_get("/dashboard/conversations", self._page(self.conversations))
         app.router.add_get("/dashboard/workflows", self._page(self.workflows))
+        app.router.add_get("/dashboard/runners", self._page(self.runners))
         Actions(self.auth, self.svc).attach(app)
         app.router.add_static("/dashboard/static/", HERE / "static", append_version=False)
 
@@ -147,6 +150,10 @@ class Dashboard:
     async def workflows(self, request: web.Request, session: Session) -> web.StreamResponse:
         lines = await load_workflows(self.svc, session.who, PLACE)
         return self._html("workflows.html", session, lines=lines, over=FIGURES_OVER)
+
+    async def runners(self, request: web.Request, session: Session) -> web.StreamResponse:
+        found = await load_runners(self.svc, self.clock())
+        return self._html("runners.html", session, found=found, now=self.clock())
 
     async def state(self, request: web.Request) -> web.StreamResponse:
         """What a run's page redraws each second while the run goes on: node states and fragments."""

@@ -88,6 +88,7 @@ class Runner:
         if status != 200:
             raise RuntimeError(f"registering failed ({status}): {data}")
         self.runner_id, self.lease = data["runner_id"], float(data["lease_seconds"])
+        self.api.backoff_max = min(self.api.backoff_max, self.lease / 3)
         log.info(
             "runner %s registered as %s for labels %s (concurrency %d, lease %ss)",
             o.name,

@@ -29,6 +29,9 @@ class Api:
         self.session = session
         self.away_since: float | None = None  # loop time the server became unreachable, while it is
         self.said_at = 0.0  # loop time of the last "still unreachable" line
+        # At most this long between attempts: the agent lowers it to a third of the lease, so that a
+        # server that comes back hears from this runner within the one lease it gives its jobs.
+        self.backoff_max = BACKOFF_MAX
 
     async def call(self, path: str, body: dict[str, Any], wait: float = 0.0) -> tuple[int, dict[str, Any]]:
         """POST until the server answers; a 401 or 403 raises ``Refused``; other statuses are returned."""
@@ -50,7 +53,7 @@ class Api:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self._away(problem, delay)
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
-            delay = min(delay * 2, BACKOFF_MAX)
+            delay = min(delay * 2, self.backoff_max)
 
     def _away(self, problem: str, delay: float) -> None:
         loop = asyncio.get_running_loop()

@@ -66,7 +66,9 @@ class AlarmClock:
         """Listen for other processes' timers (PostgreSQL), then start ringing (due timers fire at once)."""
         if self._is_postgres:
             rt = self.runtime
-            self._bell = TimerBell(rt.store.engine, self._heard, rt.owner, work=rt.work_told)
+            self._bell = TimerBell(
+                rt.store.engine, self._heard, rt.owner, work=rt.work_told, jobs=rt.jobs.bell.heard
+            )
             await self._bell.start()
             self.engine = companion(rt.store.engine, 1) or rt.store.engine
         else:

@@ -85,14 +85,17 @@ async def _activity(rt: Runtime, live: LiveRun, effect: StartStep) -> None:
     try:
         if effect.runs_on:  # a runner does the work; waiting for it takes no slot of this process
             async with asyncio.timeout(effect.timeout):
-                result = await remote.run_remote(rt, call, effect.runs_on)
+                result = await remote.run_remote(rt, call, effect.runs_on, not effect.reattach)
         else:
             async with rt.slots:
                 async with asyncio.timeout(effect.timeout):
                     result = await activity(effect.kind)(call, rt.activity)
         signal = StepCompleted(effect.key, effect.attempt, result, effect.compensation)
     except remote.RunnerLost as exc:
-        signal = StepLost(effect.key, effect.attempt, f"runner {exc.runner}", exc.started)
+        if effect.compensation:  # no on_interrupt for a compensation: it fails, saying why
+            signal = StepFailed(effect.key, effect.attempt, "action", remote.lost_compensation(exc), {}, True)
+        else:
+            signal = StepLost(effect.key, effect.attempt, f"runner {exc.runner}", exc.started)
     except StepFailure as exc:
         signal = StepFailed(
             effect.key, effect.attempt, exc.kind, exc.message, exc.result, effect.compensation

@@ -38,6 +38,14 @@ class RunnerLost(Exception):
         self.started = started
 
 
+def lost_compensation(exc: RunnerLost) -> str:
+    """The error of a compensation whose runner stopped heart-beating."""
+    return (
+        f"interrupted: runner {exc.runner} stopped heart-beating while it ran the compensation (a "
+        "compensation is not run again by itself; undo by hand what it had not)"
+    )
+
+
 def queue_job(rt: Runtime, batch: Batch, state: RunState, effect: StartStep) -> None:
     """Add the job of a remote step's attempt to the batch that stores its start (secrets as markers)."""
     nonce = job_secrets.new_nonce()
@@ -54,6 +62,10 @@ def queue_job(rt: Runtime, batch: Batch, state: RunState, effect: StartStep) -> 
     )
     row["secret_nonce"] = nonce
     batch.add(rt.jobs.insert, row)
+    rt.jobs.queued_here(row)
+    told = rt.jobs.queued_notice()
+    if told is not None:
+        batch.add(told)
 
 
 def waiting_text(labels: tuple[str, ...]) -> str:
@@ -62,9 +74,22 @@ def waiting_text(labels: tuple[str, ...]) -> str:
     return f"waiting for a runner labelled {named}"
 
 
-async def run_remote(rt: Runtime, call: StepCall, labels: tuple[str, ...]) -> dict[str, Any]:
-    """Wait for the attempt's job to end on a runner; its result, or a ``StepFailure`` as a local run's."""
-    job = await rt.jobs.find(call.run_id, call.step_key, call.attempt, call.compensation)
+async def run_remote(
+    rt: Runtime, call: StepCall, labels: tuple[str, ...], fresh: bool = True
+) -> dict[str, Any]:
+    """Wait for the attempt's job to end on a runner; its result, or a ``StepFailure`` as a local run's.
+
+    ``fresh``: its job was queued by this process in the commit that started the step (not reattached).
+    """
+    rt.jobs.bell.queued.ring()  # its start (and the job) is committed: this process's long-polls look now
+    kept = rt.jobs.take_queued(call.run_id, call.step_key, call.attempt)
+    job: Job | None
+    read_at: int | None
+    if kept is not None and fresh and not call.compensation:
+        job, read_at = kept
+    else:
+        read_at = rt.job_watch.rung()
+        job = await rt.jobs.find(call.run_id, call.step_key, call.attempt, call.compensation)
     if job is None:  # stored with the step's start: only a bug gets here
         raise StepFailure("action", f"the job of step {call.step_key} attempt {call.attempt} was not stored")
     said_waiting = False
@@ -97,7 +122,8 @@ async def run_remote(rt: Runtime, call: StepCall, labels: tuple[str, ...]) -> di
                         live.push(StepWaiting(call.step_key, call.attempt, waiting_text(labels)))
             if job.status == LEASED and rt.clock() - shown_at >= PROGRESS_EVERY:
                 shown_at, shown = rt.clock(), await _progress(rt, call, job, shown)
-            job = await rt.job_watch.change(job, WAITING_NOTE_AFTER) or job
+            job = await rt.job_watch.change(job, WAITING_NOTE_AFTER, read_at) or job
+            read_at = None  # from here on the job is the watch's own reading
     except asyncio.CancelledError:
         # A cancel, the step's timeout or this process stopping: tell the runner to stop the program.
         # Shielded, so the request is stored even though this task is being cancelled.

@@ -91,7 +91,7 @@ class Runtime:
         self.alarm = AlarmClock(self)
         self.children = ChildStarter(self)
         self.processes = StepProcesses(store.engine)
-        self.jobs, self.runners = RunnerJobs(store.engine), RunnerRegistry(store.engine)
+        self.jobs, self.runners = RunnerJobs(store.engine, self.owner), RunnerRegistry(store.engine)
         self.job_watch = JobWatch(self.jobs, clock)
         self.queued_card = queued_card_upsert(store.engine)  # the card of a run waiting its turn
         self.host, self.boot_id = socket.gethostname(), boot_id()  # where step programs run

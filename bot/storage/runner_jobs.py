@@ -3,18 +3,22 @@
 A job is one attempt of one step. It moves ``queued`` → ``leased`` (one runner took it; the lease is
 renewed by that runner's heartbeats) → ``done`` (the runner reported), or → ``lost`` (the lease lapsed:
 the step follows its ``on_interrupt``) or ``cancelled``. Every move is a compare-and-set on the status,
-so two runners never hold one job and a result reported after the lease was lost is refused.
+so two runners never hold one job and a result reported after the lease was lost is refused. A job that
+ends here rings the bell of its database (``job_bell.py``), so the run waiting for it looks at once.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.storage import job_bell
+from bot.storage.job_bell import ENDED, bell_for, notice, notify_jobs
 from bot.storage.runs import _dialect_insert as dialect_insert
 from bot.storage.tables import runner_jobs as table
 
@@ -22,6 +26,7 @@ QUEUED, LEASED, DONE, LOST, CANCELLED = "queued", "leased", "done", "lost", "can
 OPEN = (QUEUED, LEASED)
 OUTPUT_KEPT = 64 * 1024  # characters of streamed output kept per job (the tail)
 CLAIM_SCAN = 200  # queued jobs looked at per claim, oldest first
+QUEUED_KEPT = 1000  # rows queued here kept for their step's wait (one whose commit failed is dropped later)
 _RESET = (
     "kind",
     "labels",
@@ -71,23 +76,46 @@ class Job:
     finished_at: float | None
 
 
+@dataclass(frozen=True)
+class _Row:
+    """A row as written, shaped as one read back (``_mapping``)."""
+
+    _mapping: dict[str, Any]
+
+
 def _job(row: Any) -> Job:
     data = dict(row._mapping)
     data["labels"] = tuple(data["labels"])
     return Job(**data)
 
 
+def _fitting(rows: Sequence[Any], labels: frozenset[str], room: int) -> list[str]:
+    """Of the queued jobs looked at (id, labels, jobs the runner holds), those a runner with ``labels``
+    may take, oldest first; none when it has no room."""
+    if not rows or int(rows[0][2] or 0) >= room:
+        return []
+    return [job_id for job_id, wanted, _ in rows if set(wanted) <= labels]
+
+
 class RunnerJobs:
     """The ``runner_jobs`` table."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, owner: str = "") -> None:
         self.engine = engine
+        self.owner = owner  # this process (its own notifications are not heard back)
+        self.bell = bell_for(engine)
+        # Jobs this process queued, until the step's wait takes them: it need not read back what it wrote.
+        self._queued_here: dict[tuple[str, str, int], tuple[Job, int]] = {}
         # An upsert: a compensation retried with the same attempt number queues over its last job.
         up = dialect_insert(engine.dialect.name)(table)
         self.insert = up.on_conflict_do_update(
             index_elements=[table.c.run_id, table.c.step, table.c.attempt, table.c.compensation],
             set_={name: up.excluded[name] for name in _RESET},
         )
+
+    def queued_notice(self) -> sa.TextClause | None:
+        """What a batch that queues jobs adds so other processes' long-polls hear of them (PostgreSQL)."""
+        return notice(job_bell.QUEUED, self.owner) if self.engine.dialect.name == "postgresql" else None
 
     @staticmethod
     def row(
@@ -127,6 +155,23 @@ class RunnerJobs:
             "finished_at": None,
         }
 
+    def queued_here(self, row: dict[str, Any]) -> None:
+        """Remember a job row added to a batch here, for ``take_queued`` once the batch committed.
+
+        Not a compensation's: its row may be stored over an earlier one, which keeps that one's id.
+        """
+        if row["compensation"]:
+            return
+        if len(self._queued_here) >= QUEUED_KEPT:
+            self._queued_here.pop(next(iter(self._queued_here)))
+        key = (row["run_id"], row["step"], row["attempt"])
+        self._queued_here[key] = (_job(_Row(row)), self.bell.ended.rung)
+
+    def take_queued(self, run_id: str, step: str, attempt: int) -> tuple[Job, int] | None:
+        """The row this process queued for an attempt, as written, with the ended bell's count then (it
+        cannot have ended before): its step's wait need not read back what was just written."""
+        return self._queued_here.pop((run_id, step, attempt), None)
+
     async def find(self, run_id: str, step: str, attempt: int, compensation: bool) -> Job | None:
         """The job of one attempt."""
         query = sa.select(table).where(
@@ -159,35 +204,45 @@ class RunnerJobs:
     async def claim(
         self, runner_id: str, name: str, labels: frozenset[str], room: int, now: float, lease: float
     ) -> Job | None:
-        """Lease the oldest queued job whose labels the runner has all of, if it has room for one more."""
-        async with self.engine.connect() as conn:  # a read first: an idle long-poll writes nothing
-            queued = await conn.execute(
-                sa.select(table.c.id, table.c.labels)
-                .where(table.c.status == QUEUED, table.c.cancel_requested.is_(False))
-                .order_by(table.c.created_at)
-                .limit(CLAIM_SCAN)
-            )
-            fitting = [job_id for job_id, wanted in queued.all() if set(wanted) <= labels]
-        if not fitting:
-            return None
-        async with self.engine.begin() as conn:
-            held = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(table)
-                .where(table.c.runner_id == runner_id, table.c.status == LEASED)
-            )
-            if int(held or 0) >= room:
-                return None
-            for job_id in fitting:
-                taken = await conn.execute(
-                    table.update()
-                    .where(table.c.id == job_id, table.c.status == QUEUED)
-                    .values(status=LEASED, runner_id=runner_id, runner_name=name)
-                    .values(lease_until=now + lease, taken_at=now)
-                )
-                if taken.rowcount == 1:
-                    row = (await conn.execute(sa.select(table).where(table.c.id == job_id))).first()
-                    return _job(row)
+        """Lease the oldest queued job whose labels the runner has all of, if it has room for one more.
+
+        PostgreSQL: one transaction on one connection, since every round trip is on the path from a job
+        queued to its runner starting it. SQLite: a plain read first, so an idle look takes no write
+        lock; then the read and the write again under the write lock (a transaction that reads before
+        it writes must take it first, or it fails when another commit came in between).
+        """
+        held = (
+            sa.select(sa.func.count())
+            .select_from(leased := table.alias("held"))
+            .where(leased.c.runner_id == runner_id, leased.c.status == LEASED)
+            .scalar_subquery()
+        )
+        looked = (
+            sa.select(table.c.id, table.c.labels, held)
+            .where(table.c.status == QUEUED, table.c.cancel_requested.is_(False))
+            .order_by(table.c.created_at)
+            .limit(CLAIM_SCAN)
+        )
+        sqlite = self.engine.dialect.name != "postgresql"
+        if sqlite:
+            async with self.engine.connect() as conn:
+                if not _fitting((await conn.execute(looked)).all(), labels, room):
+                    return None
+        async with self.engine.connect() as conn:
+            if sqlite:
+                conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                for job_id in _fitting((await conn.execute(looked)).all(), labels, room):
+                    taken = await conn.execute(
+                        table.update()
+                        .where(table.c.id == job_id, table.c.status == QUEUED)
+                        .values(status=LEASED, runner_id=runner_id, runner_name=name)
+                        .values(lease_until=now + lease, taken_at=now)
+                        .returning(*table.c)
+                    )
+                    row = taken.first()
+                    if row is not None:
+                        return _job(row)
         return None
 
     async def renew(
@@ -195,21 +250,28 @@ class RunnerJobs:
     ) -> list[Job]:
         """Extend the leases the runner still holds; return every job it named, as it stands now."""
         async with self.engine.begin() as conn:
+            swept = 0
             if sweep:
-                await conn.execute(  # leases no live run process watches lapse here (a long-gone runner)
+                swept = (
+                    await conn.execute(  # leases no live run process watches lapse here (a long-gone runner)
+                        table.update()
+                        .where(table.c.status == LEASED, table.c.lease_until < now - 4 * lease)
+                        .values(status=LOST, params=None, finished_at=now)
+                    )
+                ).rowcount
+                if swept:
+                    await notify_jobs(conn, ENDED, self.owner)
+            found: list[Job] = []
+            if job_ids:
+                await conn.execute(
                     table.update()
-                    .where(table.c.status == LEASED, table.c.lease_until < now - 4 * lease)
-                    .values(status=LOST, params=None, finished_at=now)
+                    .where(table.c.id.in_(job_ids), table.c.runner_id == runner_id, table.c.status == LEASED)
+                    .values(lease_until=now + lease)
                 )
-            if not job_ids:
-                return []
-            await conn.execute(
-                table.update()
-                .where(table.c.id.in_(job_ids), table.c.runner_id == runner_id, table.c.status == LEASED)
-                .values(lease_until=now + lease)
-            )
-            rows = await conn.execute(sa.select(table).where(table.c.id.in_(job_ids)))
-            return [_job(r) for r in rows]
+                found = [_job(r) for r in await conn.execute(sa.select(table).where(table.c.id.in_(job_ids)))]
+        if swept:
+            self.bell.ended.ring()
+        return found
 
     async def finish(self, job_id: str, runner_id: str, outcome: dict[str, Any], now: float) -> bool:
         """Store the runner's result, only while it still holds the lease; the params are erased."""
@@ -219,7 +281,9 @@ class RunnerJobs:
                 .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
                 .values(status=DONE, outcome=outcome, params=None, finished_at=now)
             )
-        return done.rowcount == 1
+            if done.rowcount == 1:
+                await notify_jobs(conn, ENDED, self.owner)
+        return self._ended(done.rowcount == 1)
 
     async def hand_back(self, job_id: str, runner_id: str, now: float) -> bool:
         """A stopping runner gives a job up: it is lost at once, as a lapsed lease would make it."""
@@ -229,7 +293,14 @@ class RunnerJobs:
                 .where(table.c.id == job_id, table.c.runner_id == runner_id, table.c.status == LEASED)
                 .values(status=LOST, params=None, finished_at=now)
             )
-        return lost.rowcount == 1
+            if lost.rowcount == 1:
+                await notify_jobs(conn, ENDED, self.owner)
+        return self._ended(lost.rowcount == 1)
+
+    def _ended(self, ended: bool) -> bool:
+        if ended:  # committed: the run waiting in this process looks now
+            self.bell.ended.ring()
+        return ended
 
     async def append_output(self, job_id: str, runner_id: str, text: str) -> bool:
         """Add streamed lines to the job's kept tail (bounded), while the runner holds the job."""
@@ -274,6 +345,16 @@ class RunnerJobs:
         """Note that the run has taken the outcome in."""
         async with self.engine.begin() as conn:
             await conn.execute(table.update().where(table.c.id == job_id).values(consumed=True))
+
+    async def leased(self) -> list[Job]:
+        """Every job a runner holds now, oldest lease first (without its parameters)."""
+        query = (
+            sa.select(*(c for c in table.c if c.name != "params"), sa.null().label("params"))
+            .where(table.c.status == LEASED)
+            .order_by(table.c.taken_at)
+        )
+        async with self.engine.connect() as conn:
+            return [_job(r) for r in await conn.execute(query)]
 
     async def counts(self) -> dict[str, int]:
         """Jobs by status, for metrics and ``runners list``."""

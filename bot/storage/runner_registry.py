@@ -27,11 +27,13 @@ class RunnerRow:
     registered_at: float
     last_seen: float
 
-    def state(self, alive_since: float) -> str:
-        """``offline`` when not heard from since ``alive_since``, else ``busy N/M`` or ``idle``."""
+    def state(self, alive_since: float, busy: int | None = None) -> str:
+        """``offline`` when not heard from since ``alive_since``, else ``busy N/M`` or ``idle`` (N: ``busy``,
+        or the count its last heartbeat gave)."""
         if self.last_seen < alive_since:
             return "offline"
-        return f"busy {self.busy}/{self.concurrency}" if self.busy else "idle"
+        busy = self.busy if busy is None else busy
+        return f"busy {busy}/{self.concurrency}" if busy else "idle"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict for ``runners list --json`` and the API."""
@@ -88,6 +90,11 @@ class RunnerRegistry:
     async def seen(self, runner_id: str, busy: int, now: float) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(table.update().where(table.c.id == runner_id).values(last_seen=now, busy=busy))
+
+    async def touch(self, runner_id: str, now: float) -> None:
+        """Heard from, with its busy count left as its last heartbeat said."""
+        async with self.engine.begin() as conn:
+            await conn.execute(table.update().where(table.c.id == runner_id).values(last_seen=now))
 
     async def list(self, since: float = 0.0) -> list[RunnerRow]:
         """Runners heard from since ``since``, most recent first."""

@@ -7,7 +7,8 @@ it reads its mail. PostgreSQL delivers a notification at commit, and only then: 
 after committing has still told the others. An alarm that hears of an earlier timer looks at the table
 again. The channels are named after the schema, so several Switchboards sharing one database (or tests,
 each in its own schema) do not wake each other. Nothing depends on a notification arriving: the tables
-stay the truth, and a lost connection is reopened with everyone told to look again.
+stay the truth, and a lost connection is reopened with everyone told to look again. Runner jobs: a
+third topic, for jobs queued or ended (``job_bell.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.storage.job_bell import PREFIX as JOBS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +59,13 @@ class TimerBell:
         heard: Callable[[float | None], None],
         owner: str = "",
         work: Callable[[list[str] | None], None] | None = None,
+        jobs: Callable[[str | None], None] | None = None,
     ) -> None:
         self.engine = engine
         self.heard = heard
         self.work = work
+        self.jobs = jobs
+        self.jobs_channel = ""
         self.owner = owner
         self.channel = ""
         self.work_channel = ""
@@ -97,6 +103,11 @@ class TimerBell:
         if self.work is not None:
             self.work(payload.split())
 
+    def _on_jobs(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        what, _, sender = payload.partition(" ")
+        if self.jobs is not None and not (sender and sender == self.owner):  # its own: rung directly
+            self.jobs(what)
+
     @property
     def listening(self) -> bool:
         """Whether notifications arrive now (else the caller polls)."""
@@ -119,6 +130,7 @@ class TimerBell:
             await sa_conn.rollback()  # hold no transaction open on the bell's connection
             self.channel = f"{PREFIX}{schema}"[:63]
             self.work_channel = f"{WORK_PREFIX}{schema}"[:63]
+            self.jobs_channel = f"{JOBS_PREFIX}{schema}"[:63]
             raw = await sa_conn.get_raw_connection()
             pg: Any = raw.driver_connection
             lost = asyncio.Event()
@@ -130,10 +142,14 @@ class TimerBell:
             await pg.add_listener(self.channel, self._on_notify)
             if self.work is not None:
                 await pg.add_listener(self.work_channel, self._on_work)
+            if self.jobs is not None:
+                await pg.add_listener(self.jobs_channel, self._on_jobs)
             self._listening.set()
             self.heard(None)  # (re)connected: whatever was told meanwhile, look again
             if self.work is not None:
                 self.work(None)
+            if self.jobs is not None:
+                self.jobs(None)
             try:
                 await lost.wait()
             finally:
@@ -142,5 +158,7 @@ class TimerBell:
                     await pg.remove_listener(self.channel, self._on_notify)
                     if self.work is not None:
                         await pg.remove_listener(self.work_channel, self._on_work)
+                    if self.jobs is not None:
+                        await pg.remove_listener(self.jobs_channel, self._on_jobs)
             await sa_conn.invalidate()  # a dead connection must not go back to the pool for others
             raise ConnectionError("the database closed the connection")

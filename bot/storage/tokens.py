@@ -98,19 +98,24 @@ class TokenStore:
     async def revoke(self, name_or_id: str, now: float) -> TokenRecord:
         """Revoke a token by name or id; it stops verifying at once."""
         column = api_tokens.c.id if looks_like_id(name_or_id) else api_tokens.c.name
-        async with self.engine.begin() as conn:
-            found = await self._find(conn, column == name_or_id)
-            if found is None:
-                raise NotFound(
-                    f"No token named or with id {name_or_id!r}; `switchboard tokens list` shows them"
+        async with self.engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                # SQLite: it reads before it writes, so it takes the write lock first; deferred, it failed
+                # at once ("database is locked") when the running server committed in between.
+                conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                found = await self._find(conn, column == name_or_id)
+                if found is None:
+                    raise NotFound(
+                        f"No token named or with id {name_or_id!r}; `switchboard tokens list` shows them"
+                    )
+                if found.revoked_at is not None:
+                    raise Conflict(f"Token {found.name!r} ({found.id}) is already revoked")
+                await conn.execute(
+                    api_tokens.update()
+                    .where(api_tokens.c.id == found.id, api_tokens.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
                 )
-            if found.revoked_at is not None:
-                raise Conflict(f"Token {found.name!r} ({found.id}) is already revoked")
-            await conn.execute(
-                api_tokens.update()
-                .where(api_tokens.c.id == found.id, api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
         return replace(found, revoked_at=now)
 
     async def verify(self, text: str, now: float, scope: str | None = None) -> TokenIdentity | None:
