@@ -146,12 +146,14 @@ class Subscriptions:
         sub_id = "wh_" + secrets.token_hex(6)
         sub = Subscription(sub_id, check_url(url), events, new_secret(), created_by, now)
         async with self.engine.begin() as conn:
+            # Written first, counted after: on SQLite a read that turns into a write fails at once with
+            # "database is locked" when another commit lands in between; a first write waits its turn.
+            await conn.execute(webhook_subscriptions.insert(), sub.__dict__)
             count = sa.select(sa.func.count()).select_from(webhook_subscriptions)
-            if (await conn.execute(count)).scalar_one() >= MAX_SUBSCRIPTIONS:
+            if (await conn.execute(count)).scalar_one() > MAX_SUBSCRIPTIONS:
                 raise BadInput(
                     f"At most {MAX_SUBSCRIPTIONS} webhooks; remove one first (`switchboard webhooks list`)"
                 )
-            await conn.execute(webhook_subscriptions.insert(), sub.__dict__)
             await conn.execute(
                 webhook_filters.insert(), [{"subscription_id": sub.id, "pattern": p} for p in patterns]
             )
