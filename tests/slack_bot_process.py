@@ -22,11 +22,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Bot:
-    """`switchboard run` in a child process, with Slack pointed at the fake."""
+class ChildBot:
+    """`switchboard run` in a child process: a clean environment (no SWITCHBOARD_, Slack, Discord or Redis
+    settings of the caller's), the database, the workflows folder, a free port, and ``env`` on top."""
 
-    def __init__(self, fake: FakeSlack, db_url: str, workflows: Path, **env: str) -> None:
+    def __init__(self, db_url: str, workflows: Path, **env: str) -> None:
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **{
                 k: v
@@ -37,11 +39,6 @@ class Bot:
             "SWITCHBOARD_WORKFLOWS_DIR": str(workflows),
             "PYTHONPATH": str(ROOT),
             "PORT": str(self.port),
-            "SWITCHBOARD_CONSOLE": "false",
-            "SLACK_BOT_TOKEN": fake.token,
-            "SLACK_SIGNING_SECRET": fake.signing_secret,
-            "SWITCHBOARD_SLACK_API_URL": fake.base_url,
-            "SWITCHBOARD_POLL_INTERVAL": "0.1",
             **env,
         }
         self.db_url = db_url
@@ -73,3 +70,17 @@ class Bot:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
+
+
+class Bot(ChildBot):
+    """`switchboard run` in a child process, with Slack pointed at the fake."""
+
+    def __init__(self, fake: FakeSlack, db_url: str, workflows: Path, **env: str) -> None:
+        slack = {
+            "SWITCHBOARD_CONSOLE": "false",
+            "SLACK_BOT_TOKEN": fake.token,
+            "SLACK_SIGNING_SECRET": fake.signing_secret,
+            "SWITCHBOARD_SLACK_API_URL": fake.base_url,
+            "SWITCHBOARD_POLL_INTERVAL": "0.1",
+        }
+        super().__init__(db_url, workflows, **{**slack, **env})

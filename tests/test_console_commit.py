@@ -8,11 +8,7 @@ next message after them.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,57 +19,15 @@ from bot.platforms.console.adapter import ConsoleAdapter
 from bot.process import App, start_app, stop_app
 from bot.storage.database import create_engine
 from bot.storage.tables import console_messages
-from tests.helpers import eventually
-from tests.slack_bot_process import ROOT, free_port
+from tests.slack_bot_process import ChildBot
 from tests.test_console_api import Client, console_settings, write_workflows
 
 
-class ConsoleBot:
+class ConsoleBot(ChildBot):
     """`switchboard run` with the console only, in a child process on a SQLite file."""
 
     def __init__(self, db: Path, workflows: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("SWITCHBOARD_", "SLACK_", "DISCORD_", "REDIS_URL"))
-            },
-            "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-            "SWITCHBOARD_WORKFLOWS_DIR": str(workflows),
-            "PYTHONPATH": str(ROOT),
-            "PORT": str(self.port),
-            "SWITCHBOARD_CONSOLE": "true",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli.main", "run"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        await eventually(self._healthy, 30, "the bot to listen on its port")
-
-    async def _healthy(self) -> bool:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
-            return False
-        writer.close()
-        return True
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+        super().__init__(f"sqlite+aiosqlite:///{db}", workflows, SWITCHBOARD_CONSOLE="true")
 
 
 def stored(db: Path) -> dict[int, tuple[str, str, str]]:
